@@ -1,0 +1,234 @@
+"""The small adapters moto needs to run this project offline (moto version pinned in requirements-dev.txt).
+
+Each adapter is a context manager that patches one named place in moto and undoes it on exit:
+
+* ``in_process_lambdas``: moto runs Lambda functions in Docker; here the handler is imported
+  and called in this process. A handler error comes back as ``{"errorType", "errorMessage"}``
+  with the function-error flag set, exactly as Lambda reports it, so Step Functions names the
+  error after the exception class and ``Retry``/``Catch`` match it.
+* ``atomic_dynamodb_writes``: moto's ``put_item``/``update_item`` read, check the condition and
+  write without a lock, so two threads can both pass one condition. One lock around the
+  backend's item operations makes each request atomic, as DynamoDB's are.
+* ``scaled_waits``: ASL ``Wait`` states and ``Retry`` intervals really sleep; this scales both by
+  a factor so tests keep real timings in the ASL and still run fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from moto.awslambda.models import LambdaFunction
+from moto.dynamodb.models import DynamoDBBackend
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+Handler = Callable[[Any, Any], Any]
+# An interceptor wraps a handler call: interceptor(handler, event, context) -> result.
+Interceptor = Callable[[Handler, Any, Any], Any]
+
+_IMPORT_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------- Lambda, in process
+def load_handler(code_uri: Path, handler: str) -> Handler:
+    """Import ``handler`` ("module.function") from ``code_uri`` as Lambda would, freshly and in isolation.
+
+    The function's folder is the import root, as in the Lambda runtime. Modules loaded from it are
+    kept out of ``sys.modules`` afterwards, so two functions may both have an ``app.py`` and each
+    stack gets module-level state (clients, settings read from the environment) of its own.
+    """
+    module_name, _, function_name = handler.rpartition(".")
+    local_names = {
+        path.stem if path.suffix == ".py" else path.name
+        for path in code_uri.iterdir()
+        if path.suffix == ".py" or (path / "__init__.py").exists()
+    }
+
+    def is_local(name: str) -> bool:
+        return name.split(".", 1)[0] in local_names
+
+    with _IMPORT_LOCK:
+        shadowed = {name: module for name, module in sys.modules.items() if is_local(name)}
+        for name in shadowed:
+            del sys.modules[name]
+        sys.path.insert(0, str(code_uri))
+        try:
+            module = importlib.import_module(module_name)
+        finally:
+            sys.path.remove(str(code_uri))
+            for name in [name for name in sys.modules if is_local(name)]:
+                del sys.modules[name]
+            sys.modules.update(shadowed)
+    return getattr(module, function_name)
+
+
+@dataclass
+class LambdaContext:
+    """The parts of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = f"offline/{self.aws_request_id}"
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class InProcessFunction:
+    logical_id: str
+    handler: Handler
+    interceptors: list[Interceptor] = field(default_factory=list)
+
+
+class LambdaRegistry:
+    """The functions of a deployed stack, by function name, and how often each was invoked."""
+
+    def __init__(self) -> None:
+        self._functions: dict[str, InProcessFunction] = {}
+        self._by_logical_id: dict[str, InProcessFunction] = {}
+        self._invocations: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def register(self, function_name: str, logical_id: str, handler: Handler) -> None:
+        entry = InProcessFunction(logical_id, handler)
+        self._functions[function_name] = entry
+        self._by_logical_id[logical_id] = entry
+
+    def invocations(self, logical_id: str) -> int:
+        """How many times the function with this template logical id was invoked."""
+        with self._lock:
+            return self._invocations[logical_id]
+
+    @contextlib.contextmanager
+    def intercept(self, logical_id: str, interceptor: Interceptor) -> Iterator[None]:
+        """Route calls of one function through ``interceptor`` (to hold, observe or fail them)."""
+        entry = self._by_logical_id[logical_id]
+        entry.interceptors.append(interceptor)
+        try:
+            yield
+        finally:
+            entry.interceptors.remove(interceptor)
+
+    def invoke(self, function: LambdaFunction, event: Any) -> tuple[str, bool, str]:
+        """Replacement for ``LambdaFunction._invoke_lambda``: returns ``(payload, errored, logs)``."""
+        entry = self._functions.get(function.function_name)
+        if entry is None:
+            raise RuntimeError(f"Lambda function {function.function_name} is not part of the offline stack")
+        with self._lock:
+            self._invocations[entry.logical_id] += 1
+        if isinstance(event, (str, bytes)):
+            event = json.loads(event or "{}")
+        context = LambdaContext(
+            function_name=function.function_name,
+            invoked_function_arn=function.function_arn,
+            memory_limit_in_mb=int(function.memory_size),
+            timeout_seconds=int(function.timeout),
+        )
+        call: Handler = entry.handler
+        for interceptor in entry.interceptors:
+            call = _wrap(interceptor, call)
+        try:
+            result = call(event, context)
+        except Exception as error:  # noqa: BLE001 - every handler error is reported, as Lambda does
+            # Lambda's stackTrace starts in the handler: drop this adapter's own frame.
+            frames = traceback.format_tb(error.__traceback__.tb_next) if error.__traceback__ else []
+            return _error_payload(type(error).__name__, str(error), frames), True, ""
+        try:
+            return json.dumps(result), False, ""
+        except (TypeError, ValueError) as error:
+            return _error_payload("Runtime.MarshalError", f"Unable to marshal response: {error}", []), True, ""
+
+
+def _wrap(interceptor: Interceptor, inner: Handler) -> Handler:
+    return lambda event, context: interceptor(inner, event, context)
+
+
+def _error_payload(error_type: str, message: str, frames: list[str]) -> str:
+    return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": frames})
+
+
+@contextlib.contextmanager
+def in_process_lambdas(registry: LambdaRegistry) -> Iterator[LambdaRegistry]:
+    """Run every Lambda invocation of moto through ``registry`` instead of Docker."""
+
+    def invoke(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        return registry.invoke(self, event)
+
+    with mock.patch.object(LambdaFunction, "_invoke_lambda", invoke):
+        yield registry
+
+
+# --------------------------------------------------------------------------- DynamoDB, atomic
+_ITEM_OPERATIONS = ("put_item", "update_item", "delete_item", "get_item", "transact_write_items")
+
+
+@contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[threading.RLock]:
+    """Serialize moto's DynamoDB item operations so each conditional write is atomic."""
+    lock = threading.RLock()
+
+    def locked(original: Callable[..., Any]) -> Callable[..., Any]:
+        def operation(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return operation
+
+    with contextlib.ExitStack() as patches:
+        for name in _ITEM_OPERATIONS:
+            patches.enter_context(mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name))))
+        yield lock
+
+
+# --------------------------------------------------------------------------- Wait and Retry, scaled
+class _ScaledSleep:
+    """Stands in for the ``time`` module inside moto's retrier: ``sleep`` is scaled, the rest is real."""
+
+    def __init__(self, scale: float) -> None:
+        self._scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self._scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextlib.contextmanager
+def scaled_waits(scale: float) -> Iterator[None]:
+    """Make ASL ``Wait`` states and ``Retry`` intervals last ``scale`` times their declared seconds."""
+
+    def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+        # One wait on the execution's event, so StopExecution still interrupts it; no re-wait loop
+        # (moto's own loop truncates to whole seconds and would wait again for the scaled-away rest).
+        if wait_seconds > 0:
+            env.program_state_event.wait(wait_seconds * scale)
+
+    with (
+        mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
+        mock.patch.object(retrier_decl, "time", _ScaledSleep(scale)),
+    ):
+        yield

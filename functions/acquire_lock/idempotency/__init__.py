@@ -1,0 +1,1 @@
+"""The idempotency envelope's record logic: key computation and the DynamoDB record."""

@@ -1,0 +1,30 @@
+"""Named errors of the idempotency envelope.
+
+Step Functions reports a Lambda error under the exception's class name, so each class name
+here is an ASL error name a caller sees on the failed execution (``error`` in
+``DescribeExecution``) and can match in a ``Retry`` or ``Catch``. Keep the names stable.
+"""
+
+
+class IdempotencyError(Exception):
+    """Base class of every error the envelope raises on purpose."""
+
+
+class IdempotencyInputNotObjectError(IdempotencyError):
+    """The execution input is not a JSON object."""
+
+
+class IdempotencyKeyExpressionError(IdempotencyError):
+    """``idempotencyKeyJmespath`` is not a string, or is not a valid JMESPath expression."""
+
+
+class IdempotencyKeyEmptyError(IdempotencyError):
+    """The key expression selected nothing (null, an empty string/list/object, or only nulls)."""
+
+
+class IdempotencyWaitTimeoutError(IdempotencyError):
+    """Another execution held the record for longer than the configured wait bound."""
+
+
+class IdempotencyRecordStateError(IdempotencyError):
+    """The stored record is in a state the envelope cannot act on (edited by hand, or corrupt)."""

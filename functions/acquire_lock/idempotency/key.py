@@ -1,0 +1,90 @@
+"""Compute the idempotency key of an execution input.
+
+The key is the lowercase hex SHA-256 of the canonical JSON of the selected value: object keys
+sorted at every level, no insignificant whitespace, UTF-8. By default the whole input is the
+selected value; ``idempotencyKeyJmespath`` narrows it to what identifies the request.
+
+This module imports nothing heavier than ``jmespath`` so that it stays cheap to load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+from idempotency.errors import IdempotencyInputNotObjectError, IdempotencyKeyEmptyError, IdempotencyKeyExpressionError
+
+KEY_EXPRESSION_FIELD = "idempotencyKeyJmespath"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Serialize ``value`` so that equal JSON values give equal bytes, whatever their key order."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+def select_key_value(payload: Any) -> Any:
+    """Return the part of ``payload`` the key is computed from.
+
+    Raises:
+        IdempotencyInputNotObjectError: ``payload`` is not a JSON object.
+        IdempotencyKeyExpressionError: the expression is not a non-empty string, is not valid
+            JMESPath, or fails when evaluated (for example a function given the wrong type).
+        IdempotencyKeyEmptyError: the expression selected nothing.
+    """
+    if not isinstance(payload, dict):
+        raise IdempotencyInputNotObjectError(
+            f"The execution input must be a JSON object, got {_json_type_name(payload)}."
+        )
+    if KEY_EXPRESSION_FIELD not in payload:
+        return payload
+
+    expression = payload[KEY_EXPRESSION_FIELD]
+    if not isinstance(expression, str) or not expression.strip():
+        raise IdempotencyKeyExpressionError(
+            f"{KEY_EXPRESSION_FIELD} must be a non-empty JMESPath string, got {_json_type_name(expression)}."
+        )
+    try:
+        selected = jmespath.search(expression, payload)
+    except JMESPathError as error:
+        # The library's message names the position of the problem; keep it for the user.
+        raise IdempotencyKeyExpressionError(
+            f"{KEY_EXPRESSION_FIELD} {expression!r} is not a valid JMESPath expression: {error}"
+        ) from error
+    if _selects_nothing(selected):
+        raise IdempotencyKeyEmptyError(
+            f"{KEY_EXPRESSION_FIELD} {expression!r} selected nothing from the input ({json.dumps(selected)}); "
+            "point it at the fields that identify the request."
+        )
+    return selected
+
+
+def compute_idempotency_key(payload: Any) -> str:
+    """Return the idempotency key (lowercase hex SHA-256) of an execution input."""
+    selected = select_key_value(payload)
+    try:
+        encoded = canonical_json(selected)
+    except ValueError as error:  # NaN or Infinity: not JSON, so no canonical form
+        raise IdempotencyKeyExpressionError(f"The selected value is not valid JSON: {error}") from error
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _selects_nothing(value: Any) -> bool:
+    # False and 0 identify a request as well as any other value; only absence does not.
+    if value is None or value == "":
+        return True
+    if isinstance(value, list):
+        return all(item is None for item in value)
+    if isinstance(value, dict):
+        return all(item is None for item in value.values())
+    return False
+
+
+def _json_type_name(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
