@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -43,14 +44,13 @@ _IMPORT_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- Lambda, in process
-def load_handler(code_uri: Path, handler: str) -> Handler:
-    """Import ``handler`` ("module.function") from ``code_uri`` as Lambda would, freshly and in isolation.
+def load_module(code_uri: Path, module_name: str) -> ModuleType:
+    """Import ``module_name`` from a function's ``code_uri`` as Lambda would, freshly and in isolation.
 
     The function's folder is the import root, as in the Lambda runtime. Modules loaded from it are
     kept out of ``sys.modules`` afterwards, so two functions may both have an ``app.py`` and each
     stack gets module-level state (clients, settings read from the environment) of its own.
     """
-    module_name, _, function_name = handler.rpartition(".")
     local_names = {
         path.stem if path.suffix == ".py" else path.name
         for path in code_uri.iterdir()
@@ -66,13 +66,18 @@ def load_handler(code_uri: Path, handler: str) -> Handler:
             del sys.modules[name]
         sys.path.insert(0, str(code_uri))
         try:
-            module = importlib.import_module(module_name)
+            return importlib.import_module(module_name)
         finally:
             sys.path.remove(str(code_uri))
             for name in [name for name in sys.modules if is_local(name)]:
                 del sys.modules[name]
             sys.modules.update(shadowed)
-    return getattr(module, function_name)
+
+
+def load_handler(code_uri: Path, handler: str) -> Handler:
+    """Import the ``handler`` of a template function ("module.function", as in ``Handler:``)."""
+    module_name, _, function_name = handler.rpartition(".")
+    return getattr(load_module(code_uri, module_name), function_name)
 
 
 @dataclass

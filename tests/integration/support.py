@@ -1,0 +1,51 @@
+"""Helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from emulator import OfflineStack
+from emulator.adapters import load_module
+from emulator.template import PROJECT_ROOT
+
+QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
+
+_key_module = load_module(PROJECT_ROOT / "functions" / "acquire_lock", "idempotency.key")
+compute_idempotency_key: Callable[[Any], str] = _key_module.compute_idempotency_key
+
+
+def business_step_calls(stack: OfflineStack) -> int:
+    """How many times the business steps' functions have been invoked so far."""
+    return sum(stack.lambdas.invocations(name) for name in BUSINESS_STEP_FUNCTIONS)
+
+
+class Gate:
+    """Holds every call of a function until opened, and tells when the first call arrived."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self._open = threading.Event()
+
+    def __call__(self, handler: Any, event: Any, context: Any) -> Any:
+        self.arrived.set()
+        if not self._open.wait(timeout=30):
+            raise TimeoutError("gate was never opened")
+        return handler(event, context)
+
+    def open(self) -> None:
+        self._open.set()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, message: str = "condition") -> None:
+    """Poll ``condition`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {message}")
+        time.sleep(0.01)

@@ -1,0 +1,212 @@
+"""The contract's behaviours, executed by the real state machine on the offline emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+from emulator import OfflineStack
+from tests.integration.support import QUIET, BUSINESS_STEP_FUNCTIONS, business_step_calls, compute_idempotency_key
+
+EXPECTED_OUTPUT = {
+    "step1": {"result": "Output of step 1"},
+    "step2": {"result": "Output of step 2"},
+    "step3": {"result": "Output of step 3"},
+    "step4": {"result": "Output of step 4"},
+    "randomFailureFunc": "All good",
+}
+
+
+def test_fresh_run_executes_every_step_once_and_stores_the_result(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False, "nested": {"key1": "value1"}}
+    calls_before = {name: stack.lambdas.invocations(name) for name in BUSINESS_STEP_FUNCTIONS}
+
+    result = stack.run(execution_input)
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output == EXPECTED_OUTPUT
+    assert stack.lambdas.invocations("ExampleStepFunction") - calls_before["ExampleStepFunction"] == 4
+    assert stack.lambdas.invocations("RandomFailureFunction") - calls_before["RandomFailureFunction"] == 1
+    assert "Run the business steps" in result.states_entered
+
+    record = stack.get_record(compute_idempotency_key(execution_input))
+    assert record is not None
+    assert record["executionstatus"] == "SUCCESS"
+    assert json.loads(record["executionresult"]) == result.output
+    assert record["executionid"] == result.execution_arn
+    datetime.fromisoformat(record["starttime"].replace("Z", "+00:00"))  # ISO 8601
+    assert "error" not in record and "cause" not in record
+
+
+def test_repeat_returns_the_stored_result_without_running_any_step(stack: OfflineStack, unique: str) -> None:
+    first = stack.run({"orderId": unique, "forceFailure": False, "nested": {"a": 1, "b": [1, 2]}})
+    calls_after_first = business_step_calls(stack)
+
+    # Same JSON value, other key order and whitespace: the same key.
+    repeat = stack.run(
+        input_json=f'{{ "nested": {{"b": [1, 2], "a": 1}},\n  "forceFailure": false, "orderId": "{unique}" }}'
+    )
+
+    assert repeat.status == "SUCCEEDED"
+    assert repeat.output == first.output
+    assert business_step_calls(stack) == calls_after_first
+    assert repeat.lambda_tasks == 1
+    assert "Run the business steps" not in repeat.states_entered
+    assert repeat.states_entered[-1] == "Return the stored result"
+    record = stack.get_record(compute_idempotency_key({"orderId": unique, "forceFailure": False, "nested": {"a": 1, "b": [1, 2]}}))
+    assert record is not None and record["executionid"] == first.execution_arn  # the hit did not take the record
+
+
+def test_failed_steps_are_recorded_and_a_later_execution_runs_them_again(stack: OfflineStack, unique: str) -> None:
+    # The key is the order id only, so the same request can be retried with the failure switched off.
+    failing = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
+    key = compute_idempotency_key(failing)
+
+    failed = stack.run(failing)
+
+    assert failed.status == "FAILED"
+    assert failed.error == "SimulatedStepFailure"
+    assert "The example step failed" in (failed.cause or "")
+    record = stack.get_record(key)
+    assert record is not None
+    assert record["executionstatus"] == "FAILED"
+    assert record["error"] == "SimulatedStepFailure"
+    assert record["cause"] == failed.cause
+    assert "executionresult" not in record
+
+    calls_before_retry = business_step_calls(stack)
+    retried = stack.run({**failing, "forceFailure": False})
+
+    assert retried.status == "SUCCEEDED", retried.cause
+    assert retried.output == EXPECTED_OUTPUT
+    assert business_step_calls(stack) - calls_before_retry == len(EXPECTED_OUTPUT)
+    record = stack.get_record(key)
+    assert record is not None
+    assert record["executionstatus"] == "SUCCESS"
+    assert record["executionid"] == retried.execution_arn
+
+
+def test_a_failure_repeated_runs_the_steps_each_time(stack: OfflineStack, unique: str) -> None:
+    failing = {"orderId": unique, "forceFailure": True}
+    first = stack.run(failing)
+    calls_between = business_step_calls(stack)
+    second = stack.run(failing)
+
+    assert (first.status, second.status) == ("FAILED", "FAILED")
+    assert second.error == first.error == "SimulatedStepFailure"
+    assert business_step_calls(stack) - calls_between == len(EXPECTED_OUTPUT)
+
+
+def test_jmespath_key_makes_unrelated_fields_irrelevant(stack: OfflineStack, unique: str) -> None:
+    expression = "[nested.key1, nested.key2]"
+    first = stack.run(
+        {"top": "one", "nested": {"key1": unique, "key2": "v2", "other": 1}, "idempotencyKeyJmespath": expression, "forceFailure": False}
+    )
+    calls = business_step_calls(stack)
+
+    same_key = stack.run(
+        {"top": "two", "nested": {"key2": "v2", "key1": unique, "other": 2}, "idempotencyKeyJmespath": expression, "forceFailure": False}
+    )
+    assert same_key.status == "SUCCEEDED"
+    assert same_key.output == first.output
+    assert business_step_calls(stack) == calls
+
+    other_key = stack.run(
+        {"top": "one", "nested": {"key1": unique, "key2": "v3"}, "idempotencyKeyJmespath": expression, "forceFailure": False}
+    )
+    assert other_key.status == "SUCCEEDED"
+    assert business_step_calls(stack) == calls + len(EXPECTED_OUTPUT)
+
+
+def test_the_business_steps_receive_the_input_unchanged(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False, "idempotencyKeyJmespath": "orderId", "deep": {"x": [1, {"y": None}]}}
+    seen: list[object] = []
+
+    def record_input(handler, event, context):  # type: ignore[no-untyped-def]
+        seen.append(event["input"])
+        return handler(event, context)
+
+    with stack.lambdas.intercept("ExampleStepFunction", record_input):
+        assert stack.run(execution_input).status == "SUCCEEDED"
+
+    assert seen == [execution_input] * 4
+
+
+def test_an_expired_record_counts_as_absent(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    # A SUCCESS record whose ttl has passed but that DynamoDB has not deleted yet.
+    stack.dynamodb.put_item(
+        TableName=stack.table_name,
+        Item={
+            "id": {"S": key},
+            "executionstatus": {"S": "SUCCESS"},
+            "executionresult": {"S": json.dumps({"stale": True})},
+            "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:old:old"},
+            "starttime": {"S": "2026-01-01T00:00:00Z"},
+            "ttl": {"N": str(int(time.time()) - 1)},
+        },
+    )
+    calls = business_step_calls(stack)
+
+    result = stack.run(execution_input)
+
+    assert result.status == "SUCCEEDED"
+    assert result.output == EXPECTED_OUTPUT
+    assert business_step_calls(stack) == calls + len(EXPECTED_OUTPUT)
+    record = stack.get_record(key)
+    assert record is not None and record["executionid"] == result.execution_arn
+
+
+def test_an_abandoned_lock_is_taken_over_once_its_lease_expires(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    now = int(time.time())
+    # The owner crashed (or was stopped) mid-steps: IN_PROGRESS, lease expired, ttl far ahead.
+    stack.dynamodb.put_item(
+        TableName=stack.table_name,
+        Item={
+            "id": {"S": key},
+            "executionstatus": {"S": "IN_PROGRESS"},
+            "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:crashed:crashed"},
+            "starttime": {"S": "2026-01-01T00:00:00Z"},
+            "ttl": {"N": str(now + 86400)},
+            "leaseexpiry": {"N": str(now - 1)},
+        },
+    )
+
+    result = stack.run(execution_input)
+
+    assert result.status == "SUCCEEDED"
+    assert "Wait for the other execution to finish" not in result.states_entered
+    record = stack.get_record(key)
+    assert record is not None
+    assert (record["executionstatus"], record["executionid"]) == ("SUCCESS", result.execution_arn)
+
+
+def test_ttl_is_the_record_ttl_parameter_after_the_start() -> None:
+    with OfflineStack({"RecordTtlSeconds": 120}, environment=QUIET) as stack:
+        execution_input = {"orderId": "ttl", "forceFailure": False}
+        before = int(time.time())
+        assert stack.run(execution_input).status == "SUCCEEDED"
+        after = int(time.time())
+
+        record = stack.get_record(compute_idempotency_key(execution_input))
+
+    assert record is not None
+    assert before + 120 <= record["ttl"] <= after + 120
+
+
+def test_default_ttl_is_the_template_default(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    before = int(time.time())
+    stack.run(execution_input)
+    after = int(time.time())
+
+    record = stack.get_record(compute_idempotency_key(execution_input))
+    ttl_seconds = int(stack.parameters["RecordTtlSeconds"])
+
+    assert ttl_seconds == 24 * 3600
+    assert record is not None
+    assert before + ttl_seconds <= record["ttl"] <= after + ttl_seconds
