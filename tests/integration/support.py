@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
+from moto.dynamodb.exceptions import DynamodbException
+from moto.dynamodb.models import DynamoDBBackend
 
 from emulator import OfflineStack
 from emulator.adapters import load_module
@@ -49,3 +53,26 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0, message: st
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {message}")
         time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def failing_dynamodb(operation: str, error_code: str, times: int) -> Iterator[list[int]]:
+    """Make the next ``times`` calls of a DynamoDB backend operation fail with ``error_code``.
+
+    Yields a one-item list holding how many injected failures are still to come.
+    """
+    original = getattr(DynamoDBBackend, operation)
+    remaining = [times]
+    lock = threading.Lock()
+
+    def faulty(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            inject = remaining[0] > 0
+            if inject:
+                remaining[0] -= 1
+        if inject:
+            raise DynamodbException(error_code, f"Injected {error_code} for a test")
+        return original(self, *args, **kwargs)
+
+    with mock.patch.object(DynamoDBBackend, operation, faulty):
+        yield remaining
