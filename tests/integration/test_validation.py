@@ -1,0 +1,150 @@
+"""The ASL validation of ``make validate`` (scripts/validate_asl.py) accepts the real definition and
+rejects broken ones, and each of its two validators catches mistakes the other lets through.
+
+Broken definitions are made in a copy of the template and the ASL file under ``tmp_path``: the
+mutations work on the parsed definition (placeholders kept), so they follow the real file as it
+changes instead of depending on its exact text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, Template
+from scripts.validate_asl import (
+    main,
+    moto_parser_problems,
+    statelint_problems,
+    substituted_definitions,
+    validate_template,
+)
+
+Mutation = Callable[[dict[str, Any]], None]
+
+_UNQUOTED_PLACEHOLDER = re.compile(r":\s*\$\{(\w+)\}")
+_SENTINEL = re.compile(r'"__unquoted_placeholder_(\w+)__"')
+
+
+def _state_machine_uri() -> str:
+    (resource,) = Template.load(TEMPLATE_PATH).resources_of_type("AWS::Serverless::StateMachine").values()
+    return resource["Properties"]["DefinitionUri"]
+
+
+def _top_level_states(definition: dict[str, Any], state_type: str | None = None, having: str | None = None) -> list[str]:
+    return [
+        name
+        for name, state in definition["States"].items()
+        if (state_type is None or state["Type"] == state_type) and (having is None or having in state)
+    ]
+
+
+def broken_copy(tmp_path: Path, mutate: Mutation) -> Path:
+    """Copy template.yaml and its ASL file into ``tmp_path``, apply ``mutate`` to the ASL, return the template."""
+    uri = _state_machine_uri()
+    shutil.copy(TEMPLATE_PATH, tmp_path / "template.yaml")
+    source = (PROJECT_ROOT / uri).read_text(encoding="utf-8")
+    # Numeric placeholders stand unquoted (": ${Name}"): park them in strings to edit the JSON.
+    definition = json.loads(_UNQUOTED_PLACEHOLDER.sub(r': "__unquoted_placeholder_\1__"', source))
+    mutate(definition)
+    target = tmp_path / uri
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(_SENTINEL.sub(r"${\1}", json.dumps(definition, indent=2)), encoding="utf-8")
+    return tmp_path / "template.yaml"
+
+
+def dangling_next(definition: dict[str, Any]) -> None:
+    definition["States"][_top_level_states(definition, having="Next")[0]]["Next"] = "No such state"
+
+
+def unknown_service_integration(definition: dict[str, Any]) -> None:
+    name = next(
+        name
+        for name in _top_level_states(definition, "Task")
+        if definition["States"][name]["Resource"].startswith("arn:aws:states:::")
+    )
+    definition["States"][name]["Resource"] += "Typo"
+
+
+def misspelt_type(definition: dict[str, Any]) -> None:
+    definition["States"][_top_level_states(definition, "Task")[0]]["Type"] = "Taks"
+
+
+def unsubstituted_placeholder(definition: dict[str, Any]) -> None:
+    definition["Comment"] = "Uses ${NoSuchSubstitution}"
+
+
+def _only_definition(template: Path) -> str:
+    ((_, definition),) = substituted_definitions(template).values()
+    return definition
+
+
+def test_the_real_definition_passes_both_validators() -> None:
+    checks = validate_template(TEMPLATE_PATH)
+
+    assert checks, "the template has no state machine to validate"
+    assert all(check.ok for check in checks), [check.problems for check in checks]
+
+
+def test_the_real_definition_is_checked_with_every_placeholder_substituted() -> None:
+    definition = _only_definition(TEMPLATE_PATH)
+
+    assert "${" not in definition
+    parsed = json.loads(definition)
+    assert isinstance(parsed["TimeoutSeconds"], int)
+
+
+def test_statelint_catches_a_dangling_next_that_moto_accepts(tmp_path: Path) -> None:
+    definition = _only_definition(broken_copy(tmp_path, dangling_next))
+
+    assert any("No such state" in problem for problem in statelint_problems(definition))
+    # Why statelint is needed: moto's parser (and create_state_machine) accepts this definition.
+    assert moto_parser_problems(definition) == []
+
+
+def test_moto_catches_an_unknown_service_integration_that_statelint_accepts(tmp_path: Path) -> None:
+    definition = _only_definition(broken_copy(tmp_path, unknown_service_integration))
+
+    assert any("Typo" in problem for problem in moto_parser_problems(definition))
+    # Why moto's parser is needed: statelint only checks that Resource is a URI.
+    assert statelint_problems(definition) == []
+
+
+def test_both_catch_a_misspelt_state_type(tmp_path: Path) -> None:
+    definition = _only_definition(broken_copy(tmp_path, misspelt_type))
+
+    assert statelint_problems(definition)
+    assert moto_parser_problems(definition)
+
+
+@pytest.mark.parametrize(
+    "mutation", [dangling_next, unknown_service_integration, misspelt_type, unsubstituted_placeholder]
+)
+def test_validation_fails_on_a_broken_definition(tmp_path: Path, mutation: Mutation) -> None:
+    checks = validate_template(broken_copy(tmp_path, mutation))
+
+    assert not all(check.ok for check in checks)
+
+
+def test_a_placeholder_without_substitution_is_named(tmp_path: Path) -> None:
+    (check,) = validate_template(broken_copy(tmp_path, unsubstituted_placeholder))
+
+    assert any("NoSuchSubstitution" in problem for problem in check.problems)
+
+
+def test_the_command_exits_non_zero_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--template", str(broken_copy(tmp_path, dangling_next))]) == 1
+
+    assert "No such state" in capsys.readouterr().err
+
+
+def test_the_command_exits_zero_on_the_real_template(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+
+    assert "ASL OK" in capsys.readouterr().out
