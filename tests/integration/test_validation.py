@@ -1,5 +1,8 @@
-"""The ASL validation of ``make validate`` (scripts/validate_asl.py) accepts the real definition and
-rejects broken ones, and each of its two validators catches mistakes the other lets through.
+"""The checks around the workflow's definition and samples.
+
+* The ASL validation of ``make validate`` (scripts/validate_asl.py) accepts the real definition and
+  rejects broken ones, and each of its two validators catches mistakes the other lets through.
+* The sample events in ``events/`` fit what they are for, and ``make demo`` meets its own checks.
 
 Broken definitions are made in a copy of the template and the ASL file under ``tmp_path``: the
 mutations work on the parsed definition (placeholders kept), so they follow the real file as it
@@ -15,8 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from emulator import OfflineStack
+from emulator.demo import main as demo_main
 from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, Template
 from scripts.validate_asl import (
     main,
@@ -148,3 +154,40 @@ def test_the_command_exits_zero_on_the_real_template(capsys: pytest.CaptureFixtu
     assert main([]) == 0
 
     assert "ASL OK" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- samples and demo
+EVENTS = PROJECT_ROOT / "events"
+QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+
+
+def test_every_function_has_a_sample_event_its_handler_accepts() -> None:
+    """``events/<CodeUri folder>.json`` is what ``sam local invoke <Function> -e`` would send."""
+    functions = Template.load(TEMPLATE_PATH).resources_of_type("AWS::Serverless::Function")
+    with OfflineStack(environment=QUIET) as stack:
+        client = boto3.client("lambda", region_name="us-east-1")
+        for logical_id, resource in functions.items():
+            event_path = EVENTS / f"{Path(resource['Properties']['CodeUri']).name}.json"
+            assert event_path.is_file(), f"{logical_id} has no sample event {event_path.relative_to(PROJECT_ROOT)}"
+
+            response = client.invoke(FunctionName=stack.physical_id(logical_id), Payload=event_path.read_bytes())
+
+            payload = json.loads(response["Payload"].read())
+            assert "FunctionError" not in response, f"{logical_id} rejected {event_path.name}: {payload}"
+
+
+@pytest.mark.parametrize(
+    ("event", "force_failure"),
+    [("execution_fresh.json", False), ("execution_jmespath_key.json", False), ("execution_forced_failure.json", True)],
+)
+def test_execution_samples_are_objects_that_say_whether_the_step_fails(event: str, force_failure: bool) -> None:
+    execution_input = json.loads((EVENTS / event).read_text(encoding="utf-8"))
+
+    assert isinstance(execution_input, dict)
+    assert execution_input["forceFailure"] is force_failure
+
+
+def test_the_demo_meets_its_own_expectations(capsys: pytest.CaptureFixture[str]) -> None:
+    assert demo_main([]) == 0, capsys.readouterr().err
+
+    assert "Demo OK" in capsys.readouterr().out
