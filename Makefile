@@ -3,7 +3,7 @@
 #   make demo    set up, then run the workflow on the in-process emulator (moto)
 #   make test    set up, then run every check: validate + the test suite
 #
-# Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/requirements.txt;
+# Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt;
 # it is redone only when one of those files changes.
 
 PYTHON ?= python3
@@ -18,7 +18,7 @@ PYTEST_DIST ?= loadfile
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
-REQUIREMENTS := requirements-dev.txt $(sort $(wildcard functions/*/requirements.txt))
+REQUIREMENTS := requirements-dev.txt $(sort $(wildcard functions/*/requirements.txt layers/*/requirements.txt))
 
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

@@ -24,7 +24,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -44,16 +44,20 @@ _IMPORT_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- Lambda, in process
-def load_module(code_uri: Path, module_name: str) -> ModuleType:
-    """Import ``module_name`` from a function's ``code_uri`` as Lambda would, freshly and in isolation.
+def load_module(import_roots: Path | Sequence[Path], module_name: str) -> ModuleType:
+    """Import ``module_name`` as Lambda would: freshly, in isolation, from a function's import roots.
 
-    The function's folder is the import root, as in the Lambda runtime. Modules loaded from it are
-    kept out of ``sys.modules`` afterwards, so two functions may both have an ``app.py`` and each
-    stack gets module-level state (clients, settings read from the environment) of its own.
+    ``import_roots`` is the function's ``CodeUri`` folder followed by the content of its layers
+    (Lambda puts a Python layer's content on ``sys.path`` after the function's own code). Modules
+    loaded from them are kept out of ``sys.modules`` afterwards, so two functions may both have an
+    ``app.py`` and each stack gets module-level state (clients, settings read from the
+    environment) of its own.
     """
+    roots = [import_roots] if isinstance(import_roots, Path) else list(import_roots)
     local_names = {
         path.stem if path.suffix == ".py" else path.name
-        for path in code_uri.iterdir()
+        for root in roots
+        for path in root.iterdir()
         if path.suffix == ".py" or (path / "__init__.py").exists()
     }
 
@@ -64,20 +68,20 @@ def load_module(code_uri: Path, module_name: str) -> ModuleType:
         shadowed = {name: module for name, module in sys.modules.items() if is_local(name)}
         for name in shadowed:
             del sys.modules[name]
-        sys.path.insert(0, str(code_uri))
+        sys.path[:0] = [str(root) for root in roots]
         try:
             return importlib.import_module(module_name)
         finally:
-            sys.path.remove(str(code_uri))
+            del sys.path[: len(roots)]
             for name in [name for name in sys.modules if is_local(name)]:
                 del sys.modules[name]
             sys.modules.update(shadowed)
 
 
-def load_handler(code_uri: Path, handler: str) -> Handler:
+def load_handler(import_roots: Path | Sequence[Path], handler: str) -> Handler:
     """Import the ``handler`` of a template function ("module.function", as in ``Handler:``)."""
     module_name, _, function_name = handler.rpartition(".")
-    return getattr(load_module(code_uri, module_name), function_name)
+    return getattr(load_module(import_roots, module_name), function_name)
 
 
 @dataclass

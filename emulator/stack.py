@@ -38,8 +38,9 @@ ACCOUNT_ID = "123456789012"
 TABLE = "AWS::DynamoDB::Table"
 FUNCTION = "AWS::Serverless::Function"
 STATE_MACHINE = "AWS::Serverless::StateMachine"
+LAYER = "AWS::Serverless::LayerVersion"
 # Created in this order: each kind may refer to the kinds before it.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE)
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER)
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _DESERIALIZE = TypeDeserializer().deserialize
 
@@ -160,6 +161,9 @@ class OfflineStack:
             raise UnsupportedTemplateFeature(f"Resource types not emulated: {', '.join(sorted(unsupported))}")
         for logical_id in self.template.resources_of_type(TABLE):
             self._create_table(logical_id)
+        for logical_id in self.template.resources_of_type(LAYER):
+            # Functions import a layer's code from its ContentUri (Template.import_roots); only its ARN is needed here.
+            self._resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"
         role_arn = boto3.client("iam", region_name=REGION).create_role(
             RoleName=f"{self.stack_name}-role-{self._suffix}",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
@@ -172,8 +176,7 @@ class OfflineStack:
         # Handlers read their settings from the environment when imported, as on Lambda.
         exit_stack.enter_context(mock.patch.dict(os.environ, environment))
         for logical_id in functions:
-            properties = self.template.function_properties(logical_id)
-            handler = load_handler(self.template.root / properties["CodeUri"], properties["Handler"])
+            handler = load_handler(self.template.import_roots(logical_id), self.template.function_properties(logical_id)["Handler"])
             self.lambdas.register(self.physical_id(logical_id), logical_id, handler)
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
             self._create_state_machine(logical_id, role_arn)

@@ -109,6 +109,22 @@ class Template:
         return merged
 
 
+    def import_roots(self, logical_id: str) -> list[Path]:
+        """Where a function's code is imported from: its ``CodeUri``, then each layer's ``ContentUri``.
+
+        Only layers of this template (``!Ref`` to an ``AWS::Serverless::LayerVersion``) can be
+        emulated; a layer given by ARN is refused rather than silently left out.
+        """
+        properties = self.function_properties(logical_id)
+        roots = [self.root / properties["CodeUri"]]
+        for layer in properties.get("Layers", []):
+            layer_id = layer.get("Ref") if isinstance(layer, dict) else None
+            resource = self.resources.get(layer_id or "", {})
+            if resource.get("Type") != "AWS::Serverless::LayerVersion":
+                raise UnsupportedTemplateFeature(f"{logical_id}: only layers of this template can be emulated, not {layer!r}")
+            roots.append(self.root / resource["Properties"]["ContentUri"])
+        return roots
+
 @dataclass
 class Resolver:
     """Resolves intrinsic functions against parameter values and deployed resources."""

@@ -20,7 +20,7 @@ from emulator.template import PROJECT_ROOT
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
 BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
 
-_key_module = load_module(PROJECT_ROOT / "functions" / "acquire_lock", "idempotency.key")
+_key_module = load_module(PROJECT_ROOT / "layers" / "idempotency", "idempotency.key")
 compute_idempotency_key: Callable[[Any], str] = _key_module.compute_idempotency_key
 
 
