@@ -9,8 +9,8 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``atomic_dynamodb_writes``: moto's ``put_item``/``update_item`` read, check the condition and
   write without a lock, so two threads can both pass one condition. One lock around the
   backend's item operations makes each request atomic, as DynamoDB's are.
-* ``scaled_waits``: ASL ``Wait`` states and ``Retry`` intervals really sleep; this scales both by
-  a factor so tests keep real timings in the ASL and still run fast.
+* ``scaled_waits``: ASL ``Wait`` states, ``Retry`` intervals and timeouts really take their time;
+  this scales them by a factor so tests keep real timings in the ASL and still run fast.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ from unittest import mock
 from moto.awslambda.models import LambdaFunction
 from moto.dynamodb.models import DynamoDBBackend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.utils import TMP_THREADS
 
 Handler = Callable[[Any, Any], Any]
 # An interceptor wraps a handler call: interceptor(handler, event, context) -> result.
@@ -228,7 +232,9 @@ class _ScaledSleep:
 
 @contextlib.contextmanager
 def scaled_waits(scale: float) -> Iterator[None]:
-    """Make ASL ``Wait`` states and ``Retry`` intervals last ``scale`` times their declared seconds."""
+    """Make ASL time ``scale`` times its declared seconds: ``Wait`` states, ``Retry`` intervals, task
+    timeouts (``TimeoutSeconds``/``TimeoutSecondsPath``, which end a ``.waitForTaskToken`` wait) and the
+    state machine's own ``TimeoutSeconds``. The history still shows the declared values' scaled form."""
 
     def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
         # One wait on the execution's event, so StopExecution still interrupts it; no re-wait loop
@@ -236,8 +242,26 @@ def scaled_waits(scale: float) -> Iterator[None]:
         if wait_seconds > 0:
             env.program_state_event.wait(wait_seconds * scale)
 
+    def task_timeout(self: Timeout, env: Any) -> None:
+        seconds = self._eval_seconds(env=env)
+        # The default (99999999 s) stands for "no timeout" and stays as it is.
+        env.stack.append(seconds if self.is_default_value() else seconds * scale)
+
+    def program_eval(self: Program, env: Any) -> None:
+        # Program.eval of the pinned moto, with the execution timeout scaled.
+        timeout = self.timeout_seconds.timeout_seconds * scale if self.timeout_seconds else None
+        env.next_state_name = self.start_at.start_at_name
+        worker_thread = threading.Thread(target=EvalComponent.eval, args=(self, env), daemon=True)
+        TMP_THREADS.append(worker_thread)
+        worker_thread.start()
+        worker_thread.join(timeout=timeout)
+        if worker_thread.is_alive():
+            env.set_timed_out()
+
     with (
         mock.patch.object(WaitFunction, "_wait_interval", wait_interval),
         mock.patch.object(retrier_decl, "time", _ScaledSleep(scale)),
+        mock.patch.object(Timeout, "_eval_body", task_timeout),
+        mock.patch.object(Program, "eval", program_eval),
     ):
         yield

@@ -31,6 +31,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
 from emulator.adapters import LambdaRegistry, atomic_dynamodb_writes, in_process_lambdas, load_handler, scaled_waits
+from emulator.events import EventBus, execution_status_events
 from emulator.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
 
 REGION = "us-east-1"
@@ -81,7 +82,8 @@ class OfflineStack:
     Args:
         parameters: template parameter overrides (names as in ``template.yaml``).
         time_scale: factor applied to ASL ``Wait`` seconds and ``Retry`` intervals.
-        stack_name: prefix of the generated resource names, as CloudFormation uses the stack name.
+        stack_name: the stack's name (``AWS::StackName``); by default ``idempotent-workflow-<random>``,
+            unique like every name CloudFormation derives from it, so two stacks can coexist.
         template_path: the SAM template to deploy.
         environment: extra environment variables for the functions (e.g. ``POWERTOOLS_LOG_LEVEL``).
     """
@@ -91,24 +93,25 @@ class OfflineStack:
         parameters: Mapping[str, Any] | None = None,
         *,
         time_scale: float = 0.01,
-        stack_name: str = "idempotent-workflow",
+        stack_name: str | None = None,
         template_path: Path = TEMPLATE_PATH,
         environment: Mapping[str, str] | None = None,
     ) -> None:
         self.template = Template.load(template_path)
         self.parameters = self.template.parameter_values(parameters)
         self.time_scale = time_scale
-        self.stack_name = stack_name
+        self._suffix = uuid.uuid4().hex[:8].upper()
+        self.stack_name = stack_name or f"idempotent-workflow-{self._suffix.lower()}"
         self.lambdas = LambdaRegistry()
+        self.events = EventBus(region=REGION, account_id=ACCOUNT_ID)
         self.outputs: dict[str, str] = {}
         self._environment = dict(environment or {})
-        self._suffix = uuid.uuid4().hex[:8].upper()
         self._resolver = Resolver(
             parameters=self.parameters,
             pseudo={
                 "AWS::Region": REGION,
                 "AWS::AccountId": ACCOUNT_ID,
-                "AWS::StackName": stack_name,
+                "AWS::StackName": self.stack_name,
                 "AWS::Partition": "aws",
                 "AWS::URLSuffix": "amazonaws.com",
             },
@@ -124,6 +127,7 @@ class OfflineStack:
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale))
+            exit_stack.enter_context(execution_status_events(self.events))
             self.sfn = boto3.client("stepfunctions", region_name=REGION)
             self.dynamodb = boto3.client("dynamodb", region_name=REGION)
             self._deploy(exit_stack)
@@ -180,6 +184,8 @@ class OfflineStack:
             self.lambdas.register(self.physical_id(logical_id), logical_id, handler)
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
             self._create_state_machine(logical_id, role_arn)
+        for logical_id in functions:
+            self._create_event_rules(logical_id)
         self.outputs = {
             name: str(self._resolver.resolve(output["Value"]))
             for name, output in self.template.body.get("Outputs", {}).items()
@@ -201,7 +207,9 @@ class OfflineStack:
         self._resolver.attributes[(logical_id, "Arn")] = table["TableArn"]
 
     def _create_function(self, logical_id: str, role_arn: str, environment: Mapping[str, str]) -> dict[str, str]:
-        properties = self._resolver.resolve(self.template.function_properties(logical_id))
+        # Events name resources created later (the state machine); they are wired in _create_event_rules.
+        own = {name: value for name, value in self.template.function_properties(logical_id).items() if name != "Events"}
+        properties = self._resolver.resolve(own)
         variables = {name: str(value) for name, value in properties.get("Environment", {}).get("Variables", {}).items()}
         clashes = sorted(name for name, value in variables.items() if environment.get(name, value) != value)
         if clashes:
@@ -223,14 +231,22 @@ class OfflineStack:
         self._resolver.attributes[(logical_id, "Arn")] = function["FunctionArn"]
         return variables
 
+    def _create_event_rules(self, logical_id: str) -> None:
+        events = self.template.function_properties(logical_id).get("Events", {})
+        for event_id, event in events.items():
+            if event.get("Type") != "EventBridgeRule":
+                raise UnsupportedTemplateFeature(f"{logical_id}: event source {event.get('Type')} is not emulated")
+            pattern = self._resolver.resolve(event["Properties"]["Pattern"])
+            self.events.add_rule(f"{logical_id}{event_id}", pattern, self.physical_id(logical_id))
+
     def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
         properties = self.template.resources[logical_id]["Properties"]
+        name = str(self._resolver.resolve(properties["Name"])) if "Name" in properties else self._physical_name(logical_id)
         definition = substitute_definition(
             (self.template.root / properties["DefinitionUri"]).read_text(encoding="utf-8"),
             self._resolver.resolve(properties.get("DefinitionSubstitutions", {})),
         )
         json.loads(definition)  # a JSON error here names the line, unlike create_state_machine's
-        name = self._physical_name(logical_id)
         arn = self.sfn.create_state_machine(
             name=name, definition=definition, roleArn=role_arn, type=properties.get("Type", "STANDARD")
         )["stateMachineArn"]
@@ -283,10 +299,12 @@ class OfflineStack:
         return [{name: _DESERIALIZE(value) for name, value in item.items()} for item in items]
 
     def _stop_running_executions(self) -> None:
-        # A still-running execution would send its AWS calls to the real endpoints once moto is gone.
+        # A still-running execution, or an event still being delivered, would send its AWS calls to
+        # the real endpoints once moto is gone.
         for execution in self.sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")["executions"]:
             self.sfn.stop_execution(executionArn=execution["executionArn"])
         time.sleep(0.05)
+        self.events.wait_until_delivered()
 
 
 @contextlib.contextmanager

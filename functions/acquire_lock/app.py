@@ -2,8 +2,9 @@
 
 It computes the key of the execution input and tries to take the record with one conditional
 write. The state machine branches on the outcome: ``ACQUIRED`` (run the steps), ``COMPLETED``
-(return the stored ``result``) or ``BUSY`` (wait ``PollIntervalSeconds`` and call again with
-``polls``). A waiter that has waited ``WaitTimeoutSeconds`` fails with
+(return the stored ``result``), ``BUSY`` (wait for the owner, at most ``recheckAfterSeconds``
+before looking again) or, for a waiter whose policy is ``WaitersOnFailure=Fail``, ``FAILED``
+(fail with the owner's ``error`` and ``cause``). A waiter whose wait is used up fails with
 ``IdempotencyWaitTimeoutError``.
 """
 
@@ -19,25 +20,37 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from idempotency.errors import IdempotencyWaitTimeoutError
 from idempotency.key import compute_idempotency_key
 from idempotency.record import BUSY, Owner, acquire_lock
-from idempotency.settings import Settings
+from idempotency.settings import FAIL, SDK_CONFIG, Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 logger = Logger()
 settings = Settings.from_environment()
-dynamodb = boto3.client("dynamodb")
+dynamodb = boto3.client("dynamodb", config=SDK_CONFIG)
+
+# The error Step Functions puts in the result of a Task state that timed out.
+_TIMEOUT_ERROR = "States.Timeout"
 
 
 def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings, now: int) -> dict[str, Any]:
     """Compute the key of ``event["input"]`` and take, or look at, its record.
 
     ``event`` is what the state machine sends: ``input`` (the execution input), ``executionId``,
-    ``startTime`` and, after a wait, ``polls`` (how many poll intervals this execution has waited).
+    ``startTime`` and, when looking again after waiting, ``waiting`` (this function's previous
+    ``BUSY`` output) and ``wakeUp`` (what ended the wait: a wake-up message or a timeout).
     """
     key = compute_idempotency_key(event["input"])
     logger.append_keys(idempotency_key=key)
-    polls = int(event.get("polls", 0))
+    waiting: dict[str, Any] | None = event.get("waiting")
+    rechecks, waited_seconds = 0, 0
+    if waiting:
+        rechecks, waited_seconds = int(waiting["rechecks"]), int(waiting["waitedSeconds"])
+        wake_up = event.get("wakeUp") or {}
+        if wake_up.get("Error") == _TIMEOUT_ERROR:
+            # Only time spent without any news counts against the wait bound.
+            rechecks += 1
+            waited_seconds += int(waiting["recheckAfterSeconds"])
     outcome = acquire_lock(
         client,
         config.table_name,
@@ -46,16 +59,18 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
         now=now,
         record_ttl_seconds=config.record_ttl_seconds,
         lease_seconds=config.lease_seconds,
+        may_take_failed=not (waiting and config.waiter_failure_policy == FAIL),
     )
-    logger.info("Idempotency record looked at", extra={"outcome": outcome.outcome, "polls": polls})
+    logger.info("Idempotency record looked at", extra={"outcome": outcome.outcome, "waited_seconds": waited_seconds})
     output = outcome.as_output()
     if outcome.outcome == BUSY:
-        if polls >= config.max_polls:
+        recheck_after = config.recheck_after(rechecks, waited_seconds)
+        if recheck_after == 0:
             raise IdempotencyWaitTimeoutError(
-                f"Record {key} is still IN_PROGRESS, held by {outcome.held_by}, after waiting {polls} x "
-                f"{config.poll_interval_seconds}s (WaitTimeoutSeconds={config.wait_timeout_seconds})."
+                f"Record {key} is still IN_PROGRESS, held by {outcome.held_by}, after waiting {waited_seconds}s "
+                f"(WaitTimeoutSeconds={config.wait_timeout_seconds})."
             )
-        output["polls"] = polls + 1
+        output.update(rechecks=rechecks, waitedSeconds=waited_seconds, recheckAfterSeconds=recheck_after)
     return output
 
 

@@ -1,11 +1,18 @@
-"""Transient DynamoDB faults are retried under the error names the integrations really report."""
+"""Transient DynamoDB faults are retried under the error names the functions really report.
+
+Every DynamoDB call of the envelope is made by its Lambda functions, whose SDK retries are off
+(``settings.SDK_CONFIG``): a fault surfaces as the SDK's exception class, which Step Functions
+reports as the error name (``ThrottlingException``, ...), and the ASL's Retry handles it.
+"""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import compute_idempotency_key, failing_dynamodb
+from tests.integration.support import QUIET, compute_idempotency_key, failing_dynamodb, wait_until
 
 TRANSIENT_ERRORS = ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"]
 
@@ -22,7 +29,7 @@ def test_saving_the_result_is_retried_on_transient_errors(stack: OfflineStack, u
 
     assert remaining == [0]
     assert result.status == "SUCCEEDED", result.cause
-    assert _task_failures(result.history) == [f"DynamoDB.{error_code}"] * 2
+    assert _task_failures(result.history) == [error_code] * 2
     record = stack.get_record(compute_idempotency_key(execution_input))
     assert record is not None and record["executionstatus"] == "SUCCESS"
 
@@ -38,28 +45,49 @@ def test_recording_a_failure_is_retried_on_throttling(stack: OfflineStack, uniqu
     assert record is not None and record["executionstatus"] == "FAILED"
 
 
-def test_taking_the_record_is_retried_by_the_sdk_on_throttling(stack: OfflineStack, unique: str) -> None:
+def test_taking_the_record_is_retried_on_throttling(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     with failing_dynamodb("put_item", "ProvisionedThroughputExceededException", times=2) as remaining:
         result = stack.run(execution_input)
 
     assert remaining == [0]
     assert result.status == "SUCCEEDED", result.cause
-    assert stack.lambdas.invocations("AcquireLockFunction") >= 1
+    assert _task_failures(result.history) == ["ProvisionedThroughputExceededException"] * 2
     record = stack.get_record(compute_idempotency_key(execution_input))
     assert record is not None and record["executionstatus"] == "SUCCESS"
 
 
-def test_a_save_that_keeps_failing_leaves_a_leased_record_for_a_later_execution(stack: OfflineStack, unique: str) -> None:
+def test_a_save_that_keeps_failing_is_released_when_the_execution_fails(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
     with failing_dynamodb("update_item", "ThrottlingException", times=100):
         result = stack.run(execution_input)
+        # The failed execution's status-change event reaches the release function.
+        wait_until(lambda: stack.get_record(key) is None, message="the release function to free the record")
 
     assert result.status == "FAILED"
-    assert result.error == "DynamoDB.ThrottlingException"
-    record = stack.get_record(compute_idempotency_key(execution_input))
-    # Still IN_PROGRESS under a lease: once the lease expires the next execution takes it over.
-    assert record is not None
-    assert record["executionstatus"] == "IN_PROGRESS"
-    assert record["executionid"] == result.execution_arn
-    assert record["leaseexpiry"] > 0
+    assert result.error == "ThrottlingException"
+    rerun = stack.run(execution_input)
+    assert rerun.status == "SUCCEEDED"
+    assert "Run the business steps" in rerun.states_entered
+
+
+def test_a_save_and_a_release_that_keep_failing_leave_a_lease_that_expires() -> None:
+    with OfflineStack({"LockLeaseSeconds": 1}, environment=QUIET) as stack:
+        execution_input = {"orderId": "unlucky", "forceFailure": False}
+        key = compute_idempotency_key(execution_input)
+        with failing_dynamodb("update_item", "ThrottlingException", times=100), failing_dynamodb(
+            "delete_item", "InternalServerError", times=100
+        ):
+            result = stack.run(execution_input)
+            deliveries = stack.events.wait_until_delivered()
+        held = stack.get_record(key)
+        time.sleep(2.1)  # DynamoDB's clock is real: let the 1-second lease expire
+        rerun = stack.run(execution_input)
+
+    assert result.status == "FAILED"
+    assert [delivery.errored for delivery in deliveries] == [True]  # the release failed too
+    assert held is not None
+    assert (held["executionstatus"], held["executionid"]) == ("IN_PROGRESS", result.execution_arn)
+    assert rerun.status == "SUCCEEDED"
+    assert "Run the business steps" in rerun.states_entered

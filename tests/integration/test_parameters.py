@@ -6,7 +6,9 @@ import json
 import time
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, Gate, compute_idempotency_key
+from tests.integration.support import QUIET, Gate, compute_idempotency_key, wait_until
+
+WAIT_STATE = "Wait for the other execution to finish"
 
 
 def test_lock_lease_parameter_sets_the_lease_of_an_in_progress_record() -> None:
@@ -29,26 +31,45 @@ def test_lock_lease_parameter_sets_the_lease_of_an_in_progress_record() -> None:
     assert saved is not None and "leaseexpiry" not in saved  # a finished record holds no lease
 
 
-def test_execution_timeout_parameter_bounds_the_execution() -> None:
-    # Real seconds: the timeout is not scaled like Wait and Retry.
-    with OfflineStack({"ExecutionTimeoutSeconds": 1, "LockLeaseSeconds": 1}, environment=QUIET) as stack:
+def test_execution_timeout_parameter_bounds_the_execution_and_frees_the_record() -> None:
+    # 60 s declared, 0.6 s here: the emulator scales ASL time, the execution's own timeout included.
+    with OfflineStack({"ExecutionTimeoutSeconds": 60}, environment=QUIET) as stack:
         definition = json.loads(stack.sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"])
+        execution_input = {"orderId": "slow", "forceFailure": False}
+        key = compute_idempotency_key(execution_input)
         gate = Gate()
         with stack.lambdas.intercept("ExampleStepFunction", gate):
-            arn = stack.start_execution({"orderId": "slow", "forceFailure": False})
+            arn = stack.start_execution(execution_input)
             assert gate.arrived.wait(10)
             timed_out = stack.wait_for(arn, timeout=10)
+            # The TIMED_OUT event reaches the release function, which frees the key at once.
+            wait_until(lambda: stack.get_record(key) is None, message="the timed-out owner's record to be released")
             gate.open()
 
-    assert definition["TimeoutSeconds"] == 1
+    assert definition["TimeoutSeconds"] == 60
     assert timed_out.status == "TIMED_OUT"
 
 
-def test_poll_interval_parameter_is_the_wait_between_looks() -> None:
+def test_poll_interval_parameter_is_the_first_wait_before_looking_again() -> None:
     with OfflineStack({"PollIntervalSeconds": 7}, environment=QUIET) as stack:
-        definition = json.loads(stack.sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"])
+        execution_input = {"orderId": "poll", "forceFailure": False}
+        gate = Gate()
+        with stack.lambdas.intercept("ExampleStepFunction", gate):
+            owner_arn = stack.start_execution(execution_input)
+            assert gate.arrived.wait(10)
+            waiter_arn = stack.start_execution(execution_input)
+            wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") >= 1, message="the waiter to register")
+            gate.open()
+            stack.wait_for(owner_arn)
+            waiter = stack.wait_for(waiter_arn)
 
-    assert definition["States"]["Wait for the other execution to finish"]["Seconds"] == 7
+    declared = [
+        json.loads(event["stateEnteredEventDetails"]["input"])["idempotency"]["recheckAfterSeconds"]
+        for event in waiter.history
+        if event["type"] == "TaskStateEntered" and event["stateEnteredEventDetails"]["name"] == WAIT_STATE
+    ]
+    # The first look on its own is due after PollIntervalSeconds (test_waiting checks the waits last that long).
+    assert declared[0] == 7
 
 
 def test_failure_probability_parameter_drives_the_random_step() -> None:

@@ -1,9 +1,11 @@
-"""Executions that find the record IN_PROGRESS: they wait, look again, and stop at the bound."""
+"""Executions that find the record IN_PROGRESS: woken by the owner, looking again on their own, bounded."""
 
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -11,31 +13,72 @@ from emulator import OfflineStack
 from tests.integration.support import QUIET, Gate, business_step_calls, compute_idempotency_key, wait_until
 
 WAIT_STATE = "Wait for the other execution to finish"
+LOOK_AGAIN = "Look at the record again"
 STEP_COUNT = 5
+WOKEN_PATH = [
+    "Take the idempotency record",
+    "Is the work done, ours to do, or running elsewhere?",
+    WAIT_STATE,
+    "Did the other execution finish?",
+    "Return the result it saved",
+]
 
 
-def test_waiter_returns_the_owners_result_without_running_any_step(stack: OfflineStack, unique: str) -> None:
-    execution_input = {"orderId": unique, "forceFailure": False}
+def _held_owner_and_waiter(stack: OfflineStack, execution_input: dict[str, Any], held_function: str = "ExampleStepFunction"):
+    """Start an owner held inside its steps and a waiter that has registered on its record."""
     gate = Gate()
-    calls_before = business_step_calls(stack)
-    with stack.lambdas.intercept("ExampleStepFunction", gate):
+    interception = stack.lambdas.intercept(held_function, gate)
+    interception.__enter__()
+    owner_arn = stack.start_execution(execution_input)
+    assert gate.arrived.wait(10), "the owner never reached its steps"
+    registered_before = stack.lambdas.invocations("WaitForOwnerFunction")
+    waiter_arn = stack.start_execution(execution_input)
+    wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered_before, message="the waiter to register")
+    return gate, interception, owner_arn, waiter_arn
+
+
+def test_waiter_is_woken_by_the_owner_and_returns_its_result_at_once() -> None:
+    # A 300 s fallback (3 s here) would make a waiter that was not woken visibly late.
+    with OfflineStack({"PollIntervalSeconds": 300}, environment=QUIET) as stack:
+        execution_input = {"orderId": "woken", "forceFailure": False}
+        gate, interception, owner_arn, waiter_arn = _held_owner_and_waiter(stack, execution_input)
+        gate.open()
+        owner = stack.wait_for(owner_arn)
+        owner_finished = time.monotonic()
+        waiter = stack.wait_for(waiter_arn)
+        waiter_latency = time.monotonic() - owner_finished
+        interception.__exit__(None, None, None)
+
+    assert owner.status == waiter.status == "SUCCEEDED"
+    assert waiter.output == owner.output
+    assert waiter.states_entered == WOKEN_PATH
+    assert waiter.lambda_tasks == 2  # one look, one registration: no polling
+    assert waiter_latency < 1.0
+
+
+def test_a_lost_wake_up_costs_latency_not_correctness(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+
+    def lose_the_token(handler: Any, event: Any, context: Any) -> Any:
+        return {"registered": False}  # as if the token never reached the record
+
+    gate = Gate()
+    with stack.lambdas.intercept("ExampleStepFunction", gate), stack.lambdas.intercept("WaitForOwnerFunction", lose_the_token):
         owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10), "the owner never reached its steps"
-        looks_before = stack.lambdas.invocations("AcquireLockFunction")
+        assert gate.arrived.wait(10)
         waiter_arn = stack.start_execution(execution_input)
-        # Let the waiter find the record IN_PROGRESS and look again at least twice.
-        wait_until(lambda: stack.lambdas.invocations("AcquireLockFunction") >= looks_before + 3, message="waiter polls")
+        # The fallback (10 s, 0.1 s here) lets the waiter look again on its own, more than once.
+        wait_until(
+            lambda: stack.lambdas.invocations("WaitForOwnerFunction") >= 2, message="the waiter to look again on its own"
+        )
         gate.open()
         owner = stack.wait_for(owner_arn)
         waiter = stack.wait_for(waiter_arn)
 
     assert owner.status == waiter.status == "SUCCEEDED"
     assert waiter.output == owner.output
-    assert waiter.states_entered.count(WAIT_STATE) >= 2
+    assert LOOK_AGAIN in waiter.states_entered
     assert "Run the business steps" not in waiter.states_entered
-    assert business_step_calls(stack) - calls_before == STEP_COUNT
-    record = stack.get_record(compute_idempotency_key(execution_input))
-    assert record is not None and record["executionid"] == owner_arn
 
 
 def test_waiter_takes_the_record_when_the_owner_fails(stack: OfflineStack, unique: str) -> None:
@@ -46,9 +89,9 @@ def test_waiter_takes_the_record_when_the_owner_fails(stack: OfflineStack, uniqu
     with stack.lambdas.intercept("RandomFailureFunction", gate):
         owner_arn = stack.start_execution(owner_input)
         assert gate.arrived.wait(10)
-        looks_before = stack.lambdas.invocations("AcquireLockFunction")
+        registered_before = stack.lambdas.invocations("WaitForOwnerFunction")
         waiter_arn = stack.start_execution(waiter_input)
-        wait_until(lambda: stack.lambdas.invocations("AcquireLockFunction") >= looks_before + 2, message="waiter polls")
+        wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered_before, message="registration")
         gate.open()
         owner = stack.wait_for(owner_arn)
         waiter = stack.wait_for(waiter_arn)
@@ -62,8 +105,55 @@ def test_waiter_takes_the_record_when_the_owner_fails(stack: OfflineStack, uniqu
     assert (record["executionstatus"], record["executionid"]) == ("SUCCESS", waiter_arn)
 
 
-@pytest.mark.parametrize(("poll_interval", "expected_waits"), [(10, 3), (5, 6)])
-def test_a_wait_that_runs_out_fails_with_a_named_error(poll_interval: int, expected_waits: int) -> None:
+def test_many_waiters_of_a_failed_owner_run_the_steps_again_only_once(stack: OfflineStack, unique: str) -> None:
+    owner_input = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
+    waiter_input = {**owner_input, "forceFailure": False}
+    gate = Gate()
+    with stack.lambdas.intercept("RandomFailureFunction", gate):
+        owner_arn = stack.start_execution(owner_input)
+        assert gate.arrived.wait(10)
+        registered_before = stack.lambdas.invocations("WaitForOwnerFunction")
+        waiter_arns = [stack.start_execution(waiter_input) for _ in range(10)]
+        wait_until(
+            lambda: stack.lambdas.invocations("WaitForOwnerFunction") >= registered_before + 10, message="all to register"
+        )
+        calls_before = business_step_calls(stack)
+        gate.open()
+        owner = stack.wait_for(owner_arn)
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            waiters = list(pool.map(stack.wait_for, waiter_arns))
+
+    assert owner.status == "FAILED"
+    assert [waiter.status for waiter in waiters] == ["SUCCEEDED"] * 10
+    assert sum("Run the business steps" in waiter.states_entered for waiter in waiters) == 1
+    # The owner's held call was counted when it arrived; after it, one waiter runs the five steps.
+    assert business_step_calls(stack) - calls_before == STEP_COUNT
+    assert all(waiter.output == waiters[0].output for waiter in waiters)
+
+
+def test_with_policy_fail_waiters_fail_with_the_owners_error() -> None:
+    with OfflineStack({"WaitersOnFailure": "Fail"}, environment=QUIET) as stack:
+        owner_input = {"orderId": "fails", "idempotencyKeyJmespath": "orderId", "forceFailure": True}
+        waiter_input = {**owner_input, "forceFailure": False}
+        gate, interception, owner_arn, waiter_arn = _held_owner_and_waiter(stack, owner_input, "RandomFailureFunction")
+        # The waiter's own input would succeed: it fails only because it follows the owner.
+        gate.open()
+        owner = stack.wait_for(owner_arn)
+        waiter = stack.wait_for(waiter_arn)
+        interception.__exit__(None, None, None)
+        later = stack.run(waiter_input)
+
+    assert owner.status == waiter.status == "FAILED"
+    assert waiter.error == owner.error == "SimulatedStepFailure"
+    assert waiter.cause == owner.cause
+    assert "Run the business steps" not in waiter.states_entered
+    # A later execution (not a waiter) still takes the FAILED record and runs the steps.
+    assert later.status == "SUCCEEDED"
+    assert "Run the business steps" in later.states_entered
+
+
+@pytest.mark.parametrize(("poll_interval", "expected_waits"), [(10, [10, 20]), (5, [5, 10, 15])])
+def test_a_wait_that_runs_out_fails_with_a_named_error(poll_interval: int, expected_waits: list[int]) -> None:
     parameters = {"PollIntervalSeconds": poll_interval, "WaitTimeoutSeconds": 30}
     time_scale = 0.01
     with OfflineStack(parameters, time_scale=time_scale, environment=QUIET) as stack:
@@ -81,19 +171,40 @@ def test_a_wait_that_runs_out_fails_with_a_named_error(poll_interval: int, expec
     assert waiter.status == "FAILED"
     assert waiter.error == "IdempotencyWaitTimeoutError"
     assert "WaitTimeoutSeconds=30" in json.loads(waiter.cause or "{}")["errorMessage"]
-    # The bound is WaitTimeoutSeconds / PollIntervalSeconds waits, each PollIntervalSeconds long.
-    assert waiter.states_entered.count(WAIT_STATE) == expected_waits
-    for waited in _wait_durations(waiter.history):
-        assert waited >= poll_interval * time_scale * 0.9
+    # Each look on its own comes after twice the previous wait, and the waits add up to the bound.
+    assert _recheck_intervals(waiter.history) == expected_waits
+    for declared, waited in zip(expected_waits, _wait_durations(waiter.history), strict=True):
+        assert waited >= declared * time_scale * 0.9
     assert owner.status == "SUCCEEDED"
     assert record is not None and record["executionid"] == owner_arn  # the waiter left the record alone
 
 
-def test_concurrent_executions_with_one_input_run_the_steps_once(stack: OfflineStack, unique: str) -> None:
-    execution_input = {"orderId": unique, "forceFailure": False}
+def test_a_long_wait_keeps_a_short_history() -> None:
+    # One hour of waiting, scaled to under four seconds; the seed's design would log ~1,000 events.
+    parameters = {"PollIntervalSeconds": 10, "WaitTimeoutSeconds": 3600, "ExecutionTimeoutSeconds": 100_000}
+    with OfflineStack(parameters, time_scale=0.001, environment=QUIET) as stack:
+        execution_input = {"orderId": "long", "forceFailure": False}
+        gate = Gate()
+        with stack.lambdas.intercept("ExampleStepFunction", gate):
+            owner_arn = stack.start_execution(execution_input)
+            assert gate.arrived.wait(10)
+            waiter = stack.run(execution_input, timeout=30)
+            gate.open()
+            stack.wait_for(owner_arn)
+
+    assert waiter.error == "IdempotencyWaitTimeoutError"
+    assert sum(_recheck_intervals(waiter.history)) == 3600
+    assert len(waiter.states_entered) < 50
+    assert len(waiter.history) < 250  # Step Functions' limit is 25,000
+
+
+@pytest.mark.parametrize("round_number", range(3))
+def test_concurrent_executions_with_one_input_run_the_steps_once(stack: OfflineStack, unique: str, round_number: int) -> None:
+    execution_input = {"orderId": unique, "round": round_number, "forceFailure": False}
     calls_before = business_step_calls(stack)
 
-    arns = [stack.start_execution(execution_input) for _ in range(25)]
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        arns = list(pool.map(lambda _: stack.start_execution(execution_input), range(25)))
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(stack.wait_for, arns))
 
@@ -103,7 +214,26 @@ def test_concurrent_executions_with_one_input_run_the_steps_once(stack: OfflineS
     assert sum("Run the business steps" in result.states_entered for result in results) == 1
 
 
+def _recheck_intervals(history: list[dict]) -> list[int]:
+    """The ``recheckAfterSeconds`` each wait was given, from the input of the wait state."""
+    return [
+        json.loads(event["stateEnteredEventDetails"]["input"])["idempotency"]["recheckAfterSeconds"]
+        for event in history
+        if event["type"] == "TaskStateEntered" and event["stateEnteredEventDetails"]["name"] == WAIT_STATE
+    ]
+
+
 def _wait_durations(history: list[dict]) -> list[float]:
-    entered = [event["timestamp"] for event in history if event["type"] == "WaitStateEntered"]
-    exited = [event["timestamp"] for event in history if event["type"] == "WaitStateExited"]
+    entered = [
+        event["timestamp"]
+        for event in history
+        if event["type"] == "TaskStateEntered" and event["stateEnteredEventDetails"]["name"] == WAIT_STATE
+    ]
+    exited = [
+        event["timestamp"]
+        for event in history
+        if event["type"].endswith("StateExited") and event["stateExitedEventDetails"]["name"] == WAIT_STATE
+    ]
+    if len(exited) < len(entered):  # a wait that timed out leaves by its Catch, with no StateExited
+        exited = [event["timestamp"] for event in history if event["type"] == "TaskTimedOut"]
     return [(end - start).total_seconds() for start, end in zip(entered, exited, strict=True)]

@@ -28,3 +28,15 @@ class IdempotencyWaitTimeoutError(IdempotencyError):
 
 class IdempotencyRecordStateError(IdempotencyError):
     """The stored record is in a state the envelope cannot act on (edited by hand, or corrupt)."""
+
+
+class IdempotencyInputNotJsonSafeError(IdempotencyError):
+    """The selected value cannot be written as canonical JSON (NaN or Infinity, a lone surrogate, nesting too deep)."""
+
+
+class IdempotencyRecordLostError(IdempotencyError):
+    """The record is no longer owned by the execution saving its outcome (lease expired and taken over, or released)."""
+
+
+class IdempotencyResultTooLargeError(IdempotencyError):
+    """The steps' result is too large to be stored in the record and returned to later executions."""

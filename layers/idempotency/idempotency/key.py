@@ -16,7 +16,12 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from idempotency.errors import IdempotencyInputNotObjectError, IdempotencyKeyEmptyError, IdempotencyKeyExpressionError
+from idempotency.errors import (
+    IdempotencyInputNotJsonSafeError,
+    IdempotencyInputNotObjectError,
+    IdempotencyKeyEmptyError,
+    IdempotencyKeyExpressionError,
+)
 
 KEY_EXPRESSION_FIELD = "idempotencyKeyJmespath"
 
@@ -69,8 +74,12 @@ def compute_idempotency_key(payload: Any) -> str:
     selected = select_key_value(payload)
     try:
         encoded = canonical_json(selected)
-    except ValueError as error:  # NaN or Infinity: not JSON, so no canonical form
-        raise IdempotencyKeyExpressionError(f"The selected value is not valid JSON: {error}") from error
+    except (ValueError, RecursionError) as error:
+        # ValueError: NaN or Infinity (e.g. 1e400), or a lone surrogate that UTF-8 cannot encode.
+        raise IdempotencyInputNotJsonSafeError(
+            f"The value the key is computed from has no canonical JSON form ({type(error).__name__}: {error}); "
+            "use finite numbers, valid Unicode strings and less deeply nested objects."
+        ) from error
     return hashlib.sha256(encoded).hexdigest()
 
 

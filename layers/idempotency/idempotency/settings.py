@@ -1,15 +1,30 @@
-"""Deployment settings of the envelope, read from the function's environment.
+"""Deployment settings of the envelope, read from the functions' environment.
 
 Each value comes from a template parameter (``template.yaml``), so the parameter is the one
-place to change it.
+place to change it. A function reads only the variables it is given.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from botocore.config import Config
+
+# Waiters' policy when the execution they waited for failed (template parameter WaitersOnFailure).
+TAKE_OVER = "TakeOver"  # one waiter takes the record and runs the steps again; the others keep waiting
+FAIL = "Fail"  # every waiter fails with the error the owner failed with
+WAITER_FAILURE_POLICIES = (TAKE_OVER, FAIL)
+
+# A waiter is woken by the owner's task token; it also looks again on its own, in case a wake-up
+# was lost. Those looks back off exponentially from the poll interval up to this cap, so a long
+# wait costs a few transitions, not three per poll interval.
+MAX_RECHECK_INTERVAL_SECONDS = 600
+
+# The state machine retries every task with named errors and backoff (see the ASL); the SDK's own
+# retries would hide the fault from it and multiply the attempts.
+SDK_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=5)
 
 
 @dataclass(frozen=True)
@@ -19,18 +34,27 @@ class Settings:
     lease_seconds: int
     poll_interval_seconds: int
     wait_timeout_seconds: int
+    waiter_failure_policy: str
 
-    @property
-    def max_polls(self) -> int:
-        """How many times a waiter waits one poll interval before giving up."""
-        return math.ceil(self.wait_timeout_seconds / self.poll_interval_seconds)
+    def recheck_after(self, rechecks: int, waited_seconds: int) -> int:
+        """Seconds a waiter waits for a wake-up before its next own look, or 0 when its wait is used up."""
+        remaining = self.wait_timeout_seconds - waited_seconds
+        if remaining <= 0:
+            return 0
+        backoff = self.poll_interval_seconds * 2 ** min(rechecks, 16)
+        return max(1, min(backoff, MAX_RECHECK_INTERVAL_SECONDS, remaining))
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Read the settings from the variables the template gives every envelope function."""
+        policy = environ["WAITERS_ON_FAILURE"]
+        if policy not in WAITER_FAILURE_POLICIES:
+            raise ValueError(f"WAITERS_ON_FAILURE must be one of {', '.join(WAITER_FAILURE_POLICIES)}, got {policy!r}")
         return cls(
             table_name=environ["IDEMPOTENCY_TABLE_NAME"],
             record_ttl_seconds=int(environ["RECORD_TTL_SECONDS"]),
             lease_seconds=int(environ["LOCK_LEASE_SECONDS"]),
             poll_interval_seconds=int(environ["POLL_INTERVAL_SECONDS"]),
             wait_timeout_seconds=int(environ["WAIT_TIMEOUT_SECONDS"]),
+            waiter_failure_policy=policy,
         )

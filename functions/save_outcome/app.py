@@ -1,0 +1,64 @@
+"""Lambda handler that closes the idempotency envelope: stores the outcome and wakes the waiters.
+
+Called with ``result`` after the steps succeeded (the record becomes SUCCESS) or with ``failure``
+(``Error`` and ``Cause``, as a Catch gives them) after they failed (the record becomes FAILED).
+The write is conditional on this execution still owning the record; if it does not, the
+execution fails with ``IdempotencyRecordLostError`` and the newer owner's record is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from idempotency.errors import IdempotencyResultTooLargeError
+from idempotency.record import MAX_RESULT_BYTES, save_outcome
+from idempotency.settings import SDK_CONFIG, Settings
+from idempotency.wakeup import wake_up_message, wake_waiters
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+logger = Logger()
+settings = Settings.from_environment()
+dynamodb = boto3.client("dynamodb", config=SDK_CONFIG)
+stepfunctions = boto3.client("stepfunctions", config=SDK_CONFIG)
+
+
+def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient, config: Settings) -> dict[str, Any]:
+    """Store the outcome in ``event`` on the record of ``event["key"]``, then wake its waiters."""
+    key, owner = event["key"], event["executionId"]
+    logger.append_keys(idempotency_key=key)
+    failure = event.get("failure")
+    too_large: IdempotencyResultTooLargeError | None = None
+    if failure is None:
+        size = len(json.dumps(event.get("result"), separators=(",", ":")).encode("utf-8"))
+        if size > MAX_RESULT_BYTES:
+            # Recorded as a failure, so the lock is not left behind and a later execution may retry.
+            too_large = IdempotencyResultTooLargeError(
+                f"The steps' result is {size} bytes as JSON; at most {MAX_RESULT_BYTES} can be stored and returned "
+                "(Step Functions' payload limit). Return less from the steps, for example a reference to S3."
+            )
+            failure = {"Error": type(too_large).__name__, "Cause": str(too_large)}
+    if failure is None:
+        saved = save_outcome(client, config.table_name, key, owner, result=event.get("result"))
+        message = wake_up_message(saved, result=event.get("result"))
+    else:
+        error, cause = str(failure.get("Error", "")), str(failure.get("Cause", ""))
+        saved = save_outcome(client, config.table_name, key, owner, error=error, cause=cause)
+        message = wake_up_message(saved, error=error, cause=cause)
+    woken = wake_waiters(sfn, saved.waiters, message)
+    logger.info("Outcome saved", extra={"status": saved.status, "waiters": len(saved.waiters), "woken": woken})
+    if too_large is not None:
+        raise too_large
+    return {"status": saved.status, "wokenWaiters": woken}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return save_and_wake(event, dynamodb, stepfunctions, settings)

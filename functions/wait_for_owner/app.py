@@ -1,0 +1,48 @@
+"""Lambda handler behind the waiter's ``lambda:invoke.waitForTaskToken`` Task state.
+
+It leaves the waiter's task token on the record, so the owner wakes the waiter as soon as it
+saves. If the record changed since the waiter looked (saved, released, taken over, expired),
+nobody would send that token: the handler sends it itself, and the waiter looks again at once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from idempotency.record import register_waiter
+from idempotency.settings import SDK_CONFIG, Settings
+from idempotency.wakeup import RECORD_CHANGED, wake_waiters
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+logger = Logger()
+settings = Settings.from_environment()
+dynamodb = boto3.client("dynamodb", config=SDK_CONFIG)
+stepfunctions = boto3.client("stepfunctions", config=SDK_CONFIG)
+
+
+def wait_for_owner(
+    event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient, config: Settings, now: int
+) -> dict[str, Any]:
+    """Register ``event["taskToken"]`` on the record of ``event["key"]``, held by ``event["heldBy"]``."""
+    key, token = event["key"], event["taskToken"]
+    logger.append_keys(idempotency_key=key)
+    registered = register_waiter(
+        client, config.table_name, key, held_by=event["heldBy"], waiter=event["executionId"], task_token=token, now=now
+    )
+    if not registered:
+        wake_waiters(sfn, {event["executionId"]: token}, {"outcome": RECORD_CHANGED, "key": key})
+    logger.info("Waiting for the record's owner", extra={"registered": registered, "held_by": event["heldBy"]})
+    return {"registered": registered}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return wait_for_owner(event, dynamodb, stepfunctions, settings, now=int(time.time()))
