@@ -8,15 +8,13 @@ execution fails with ``IdempotencyRecordLostError`` and the newer owner's record
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from idempotency.errors import IdempotencyResultTooLargeError
-from idempotency.record import MAX_RESULT_BYTES, save_outcome
+from idempotency.record import save_outcome
 from idempotency.settings import SDK_CONFIG, Settings
 from idempotency.wakeup import wake_up_message, wake_waiters
 
@@ -35,16 +33,6 @@ def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient,
     key, owner = event["key"], event["executionId"]
     logger.append_keys(idempotency_key=key)
     failure = event.get("failure")
-    too_large: IdempotencyResultTooLargeError | None = None
-    if failure is None:
-        size = len(json.dumps(event.get("result"), separators=(",", ":")).encode("utf-8"))
-        if size > MAX_RESULT_BYTES:
-            # Recorded as a failure, so the lock is not left behind and a later execution may retry.
-            too_large = IdempotencyResultTooLargeError(
-                f"The steps' result is {size} bytes as JSON; at most {MAX_RESULT_BYTES} can be stored and returned "
-                "(Step Functions' payload limit). Return less from the steps, for example a reference to S3."
-            )
-            failure = {"Error": type(too_large).__name__, "Cause": str(too_large)}
     if failure is None:
         saved = save_outcome(client, config.table_name, key, owner, result=event.get("result"))
         message = wake_up_message(saved, result=event.get("result"))
@@ -54,8 +42,6 @@ def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient,
         message = wake_up_message(saved, error=error, cause=cause)
     woken = wake_waiters(sfn, saved.waiters, message)
     logger.info("Outcome saved", extra={"status": saved.status, "waiters": len(saved.waiters), "woken": woken})
-    if too_large is not None:
-        raise too_large
     return {"status": saved.status, "wokenWaiters": woken}
 
 

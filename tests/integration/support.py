@@ -20,8 +20,9 @@ from emulator.template import PROJECT_ROOT
 QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
 BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
 
-_key_module = load_module(PROJECT_ROOT / "layers" / "idempotency", "idempotency.key")
-compute_idempotency_key: Callable[[Any], str] = _key_module.compute_idempotency_key
+# The layer's key module, loaded as the functions load it (one implementation of the key).
+key_module = load_module(PROJECT_ROOT / "layers" / "idempotency", "idempotency.key")
+compute_idempotency_key: Callable[[Any], str] = key_module.compute_idempotency_key
 
 
 def business_step_calls(stack: OfflineStack) -> int:

@@ -1,28 +1,55 @@
-"""Bad input fails the execution with a named error and leaves nothing behind."""
+"""Bad input fails the execution with a named error and a clear cause, and leaves nothing behind."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from emulator import OfflineStack
-from tests.integration.support import business_step_calls
+from tests.integration.support import business_step_calls, compute_idempotency_key, key_module
+
+MAX_INPUT_BYTES: int = key_module.MAX_INPUT_BYTES
+MAX_NESTING_DEPTH: int = key_module.MAX_NESTING_DEPTH
+
+
+def _nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def _padded(total_bytes: int) -> str:
+    """An input (whose steps succeed) with canonical JSON exactly ``total_bytes`` long."""
+    overhead = len('{"data":"","forceFailure":false}')
+    return json.dumps({"data": "x" * (total_bytes - overhead), "forceFailure": False}, separators=(",", ":"))
+
 
 BAD_INPUTS = [
     # (case, raw execution input, error name, words the cause must contain)
     ("array", "[1, 2]", "IdempotencyInputNotObjectError", "must be a JSON object, got an array"),
     ("string", '"order-42"', "IdempotencyInputNotObjectError", "must be a JSON object, got a string"),
     ("number", "42", "IdempotencyInputNotObjectError", "must be a JSON object, got a number"),
+    ("boolean", "true", "IdempotencyInputNotObjectError", "must be a JSON object, got a boolean"),
     ("null", "null", "IdempotencyInputNotObjectError", "must be a JSON object, got null"),
-    ("syntax error", '{"idempotencyKeyJmespath": "orders[", "a": 1}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
-    ("not a string", '{"idempotencyKeyJmespath": 7, "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string"),
-    ("blank", '{"idempotencyKeyJmespath": "  ", "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string"),
-    ("type error", '{"idempotencyKeyJmespath": "abs(a)", "a": "x"}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
+    ("expression syntax error", '{"idempotencyKeyJmespath": "orders[", "a": 1}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
+    ("expression is a number", '{"idempotencyKeyJmespath": 7, "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string, got a number"),
+    ("expression is null", '{"idempotencyKeyJmespath": null, "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string, got null"),
+    ("expression is a list", '{"idempotencyKeyJmespath": ["a"], "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string, got an array"),
+    ("expression is blank", '{"idempotencyKeyJmespath": "  ", "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string"),
+    ("expression type error", '{"idempotencyKeyJmespath": "abs(a)", "a": "x"}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
+    ("unicode field unquoted", '{"idempotencyKeyJmespath": "\\u043a\\u043b\\u044e\\u0447", "\\u043a\\u043b\\u044e\\u0447": 1}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
     ("selects null", '{"idempotencyKeyJmespath": "orderId", "a": 1}', "IdempotencyKeyEmptyError", "selected nothing"),
     ("selects only nulls", '{"idempotencyKeyJmespath": "[x, y]", "a": 1}', "IdempotencyKeyEmptyError", "selected nothing"),
     ("selects empty string", '{"idempotencyKeyJmespath": "a", "a": ""}', "IdempotencyKeyEmptyError", "selected nothing"),
+    ("selects empty list", '{"idempotencyKeyJmespath": "a", "a": []}', "IdempotencyKeyEmptyError", "selected nothing"),
     ("selects empty object", '{"idempotencyKeyJmespath": "a", "a": {}}', "IdempotencyKeyEmptyError", "selected nothing"),
+    ("number out of range", '{"amount": 1e400}', "IdempotencyInputNotJsonSafeError", "finite numbers"),
+    ("NaN", '{"amount": NaN}', "IdempotencyInputNotJsonSafeError", "finite numbers"),
+    ("negative infinity", '{"amount": -Infinity}', "IdempotencyInputNotJsonSafeError", "finite numbers"),
+    ("lone surrogate", '{"name": "\\ud800"}', "IdempotencyInputNotJsonSafeError", "valid Unicode strings"),
+    ("nested too deep", _nested(MAX_NESTING_DEPTH + 1), "IdempotencyInputTooDeepError", f"at most {MAX_NESTING_DEPTH}"),
+    ("one byte too large", _padded(MAX_INPUT_BYTES + 1), "IdempotencyInputTooLargeError", f"at most {MAX_INPUT_BYTES}"),
 ]
 
 
@@ -36,5 +63,47 @@ def test_bad_input_gets_a_named_error_and_leaves_no_record(stack: OfflineStack, 
     assert result.error == error
     assert explanation in json.loads(result.cause or "{}")["errorMessage"]
     assert business_step_calls(stack) == calls
-    assert stack.records() == []  # this module's stack only ever sees bad input
-    assert "Record the failure" not in result.states_entered
+    assert stack.records() == []  # this module's stack only ever keeps bad input's records, so none
+    assert result.states_entered == ["Take the idempotency record"]
+
+
+def test_the_catalog_is_large_and_names_every_error_of_the_input() -> None:
+    named = {case[2] for case in BAD_INPUTS}
+    input_errors = {name for name in dir(key_module) if name.startswith("Idempotency") and name.endswith("Error")}
+
+    assert len(BAD_INPUTS) >= 15
+    assert input_errors <= named, f"no catalog case for {input_errors - named}"
+
+
+def test_input_that_is_not_json_is_refused_at_the_start(stack: OfflineStack) -> None:
+    with pytest.raises(ClientError):
+        stack.start_execution(input_json="not json")
+
+    assert stack.records() == []
+
+
+@pytest.mark.parametrize(
+    "execution_input",
+    [
+        json.loads(_padded(MAX_INPUT_BYTES)),
+        json.loads(_nested(MAX_NESTING_DEPTH)),
+        {"ключ": "значение", "emoji 🎉": [1, 2], "idempotencyKeyJmespath": '"ключ"'},
+        {"amount": 12345678901234567890123, "ratio": 0.1},
+    ],
+    ids=["largest accepted", "deepest accepted", "unicode field quoted", "big and decimal numbers"],
+)
+def test_input_at_the_limits_is_accepted_and_leaves_no_record_behind(stack: OfflineStack, execution_input: dict[str, Any]) -> None:
+    execution_input = {**execution_input, "forceFailure": False}
+    try:
+        result = stack.run(execution_input)
+        repeat = stack.run(execution_input)
+        key = compute_idempotency_key(execution_input)
+        record = stack.get_record(key)
+    finally:
+        for item in stack.records():  # the catalog test above expects this module's table empty
+            stack.dynamodb.delete_item(TableName=stack.table_name, Key={"id": {"S": item["id"]}})
+
+    assert result.status == repeat.status == "SUCCEEDED", result.cause
+    assert repeat.output == result.output
+    assert "Run the business steps" not in repeat.states_entered
+    assert record is not None and record["executionstatus"] == "SUCCESS"

@@ -8,6 +8,7 @@ reports as the error name (``ThrottlingException``, ...), and the ASL's Retry ha
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -89,5 +90,26 @@ def test_a_save_and_a_release_that_keep_failing_leave_a_lease_that_expires() -> 
     assert [delivery.errored for delivery in deliveries] == [True]  # the release failed too
     assert held is not None
     assert (held["executionstatus"], held["executionid"]) == ("IN_PROGRESS", result.execution_arn)
+    assert rerun.status == "SUCCEEDED"
+    assert "Run the business steps" in rerun.states_entered
+
+
+def test_a_result_over_the_payload_limit_fails_the_execution_and_the_record_is_released(
+    stack: OfflineStack, unique: str
+) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+
+    def huge_result(handler: Any, event: Any, context: Any) -> Any:
+        return {"blob": "x" * 70_000}  # x4 steps: over Step Functions' 256 KiB payload limit
+
+    with stack.lambdas.intercept("ExampleStepFunction", huge_result):
+        result = stack.run(execution_input)
+        # States.DataLimitExceeded cannot be caught; the FAILED event's release frees the key.
+        wait_until(lambda: stack.get_record(key) is None, message="the release of the oversized run's record")
+    rerun = stack.run(execution_input)
+
+    assert result.status == "FAILED"
+    assert result.error == "States.DataLimitExceeded"
     assert rerun.status == "SUCCEEDED"
     assert "Run the business steps" in rerun.states_entered

@@ -31,12 +31,16 @@ class IdempotencyRecordStateError(IdempotencyError):
 
 
 class IdempotencyInputNotJsonSafeError(IdempotencyError):
-    """The selected value cannot be written as canonical JSON (NaN or Infinity, a lone surrogate, nesting too deep)."""
+    """The input cannot be written as canonical JSON: NaN or Infinity (such as 1e400), or a lone surrogate."""
+
+
+class IdempotencyInputTooLargeError(IdempotencyError):
+    """The execution input is too large to travel through the envelope under the 256 KiB payload limit."""
+
+
+class IdempotencyInputTooDeepError(IdempotencyError):
+    """The execution input nests objects and arrays deeper than the envelope accepts."""
 
 
 class IdempotencyRecordLostError(IdempotencyError):
     """The record is no longer owned by the execution saving its outcome (lease expired and taken over, or released)."""
-
-
-class IdempotencyResultTooLargeError(IdempotencyError):
-    """The steps' result is too large to be stored in the record and returned to later executions."""

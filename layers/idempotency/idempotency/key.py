@@ -19,11 +19,18 @@ from jmespath.exceptions import JMESPathError
 from idempotency.errors import (
     IdempotencyInputNotJsonSafeError,
     IdempotencyInputNotObjectError,
+    IdempotencyInputTooDeepError,
+    IdempotencyInputTooLargeError,
     IdempotencyKeyEmptyError,
     IdempotencyKeyExpressionError,
 )
 
 KEY_EXPRESSION_FIELD = "idempotencyKeyJmespath"
+# The input travels in the state with the envelope's own fields (the record's outcome, the owner's
+# ARN, a wake-up message): keep 4 KiB of Step Functions' 256 KiB payload limit for them.
+MAX_INPUT_BYTES = 256 * 1024 - 4 * 1024
+# Deeper inputs are refused before they reach recursive code (JSON parsers, JMESPath).
+MAX_NESTING_DEPTH = 100
 
 
 def canonical_json(value: Any) -> bytes:
@@ -70,17 +77,53 @@ def select_key_value(payload: Any) -> Any:
 
 
 def compute_idempotency_key(payload: Any) -> str:
-    """Return the idempotency key (lowercase hex SHA-256) of an execution input."""
+    """Return the idempotency key (lowercase hex SHA-256) of an execution input.
+
+    Raises:
+        IdempotencyInputNotObjectError, IdempotencyKeyExpressionError, IdempotencyKeyEmptyError:
+            see ``select_key_value``.
+        IdempotencyInputTooDeepError: the input nests objects/arrays deeper than ``MAX_NESTING_DEPTH``.
+        IdempotencyInputNotJsonSafeError: the input has NaN or Infinity, or a lone surrogate.
+        IdempotencyInputTooLargeError: the input leaves the envelope no room under the payload limit.
+    """
+    depth = nesting_depth(payload)
+    if depth > MAX_NESTING_DEPTH:
+        raise IdempotencyInputTooDeepError(
+            f"The execution input is nested {depth} levels deep; at most {MAX_NESTING_DEPTH} are accepted."
+        )
+    whole = _canonical_or_error(payload)
+    if len(whole) > MAX_INPUT_BYTES:
+        raise IdempotencyInputTooLargeError(
+            f"The execution input is {len(whole)} bytes as JSON; at most {MAX_INPUT_BYTES} are accepted, leaving the "
+            "envelope room under Step Functions' 256 KiB payload limit. Pass a reference (e.g. an S3 URI) instead."
+        )
     selected = select_key_value(payload)
+    return hashlib.sha256(whole if selected is payload else _canonical_or_error(selected)).hexdigest()
+
+
+def nesting_depth(value: Any) -> int:
+    """How many levels of objects and arrays ``value`` nests (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        children = current.values() if isinstance(current, dict) else current if isinstance(current, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_NESTING_DEPTH:  # deeper than the limit is already an error: stop counting
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _canonical_or_error(value: Any) -> bytes:
     try:
-        encoded = canonical_json(selected)
-    except (ValueError, RecursionError) as error:
-        # ValueError: NaN or Infinity (e.g. 1e400), or a lone surrogate that UTF-8 cannot encode.
+        return canonical_json(value)
+    except ValueError as error:
+        # NaN or Infinity (e.g. 1e400 parses as Infinity), or a lone surrogate UTF-8 cannot encode.
         raise IdempotencyInputNotJsonSafeError(
-            f"The value the key is computed from has no canonical JSON form ({type(error).__name__}: {error}); "
-            "use finite numbers, valid Unicode strings and less deeply nested objects."
+            f"The execution input has no canonical JSON form ({type(error).__name__}: {error}); "
+            "use finite numbers and valid Unicode strings."
         ) from error
-    return hashlib.sha256(encoded).hexdigest()
 
 
 def _selects_nothing(value: Any) -> bool:

@@ -36,10 +36,6 @@ CAUSE = "cause"
 # Map of execution ARN -> task token of the executions waiting for this record's owner.
 WAITERS = "waiters"
 
-# The largest result stored: Step Functions' payload limit, since a later execution returns the
-# stored result as its own output (a DynamoDB item may hold up to 400 KB).
-MAX_RESULT_BYTES = 262_144
-
 # Values of STATUS.
 IN_PROGRESS = "IN_PROGRESS"
 SUCCESS = "SUCCESS"
