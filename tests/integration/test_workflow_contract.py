@@ -6,6 +6,8 @@ import json
 import time
 from datetime import datetime
 
+import pytest
+
 from emulator import OfflineStack
 from tests.integration.support import QUIET, BUSINESS_STEP_FUNCTIONS, business_step_calls, compute_idempotency_key
 
@@ -133,19 +135,28 @@ def test_the_business_steps_receive_the_input_unchanged(stack: OfflineStack, uni
     assert seen == [execution_input] * 4
 
 
-def test_an_expired_record_counts_as_absent(stack: OfflineStack, unique: str) -> None:
+EXPIRED_RECORDS = {
+    # status: the attributes that make an unexpired record of that status block or answer a run
+    "SUCCESS": {"executionresult": {"S": json.dumps({"stale": True})}},
+    "FAILED": {"error": {"S": "OldError"}, "cause": {"S": "old"}},
+    "IN_PROGRESS": {"leaseexpiry": {"N": str(int(time.time()) + 86400)}, "waiters": {"M": {}}},
+}
+
+
+@pytest.mark.parametrize("status", EXPIRED_RECORDS)
+def test_an_expired_record_counts_as_absent(stack: OfflineStack, unique: str, status: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    # A SUCCESS record whose ttl has passed but that DynamoDB has not deleted yet.
+    # A record whose ttl has passed but that DynamoDB has not deleted yet (it may take days).
     stack.dynamodb.put_item(
         TableName=stack.table_name,
         Item={
             "id": {"S": key},
-            "executionstatus": {"S": "SUCCESS"},
-            "executionresult": {"S": json.dumps({"stale": True})},
+            "executionstatus": {"S": status},
             "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:old:old"},
             "starttime": {"S": "2026-01-01T00:00:00Z"},
             "ttl": {"N": str(int(time.time()) - 1)},
+            **EXPIRED_RECORDS[status],
         },
     )
     calls = business_step_calls(stack)
@@ -154,6 +165,7 @@ def test_an_expired_record_counts_as_absent(stack: OfflineStack, unique: str) ->
 
     assert result.status == "SUCCEEDED"
     assert result.output == EXPECTED_OUTPUT
+    assert "Wait for the other execution to finish" not in result.states_entered
     assert business_step_calls(stack) == calls + len(EXPECTED_OUTPUT)
     record = stack.get_record(key)
     assert record is not None and record["executionid"] == result.execution_arn
