@@ -230,6 +230,9 @@ class _ScaledSleep:
         return getattr(time, name)
 
 
+MIN_TASK_TIMEOUT_SECONDS = 0.5
+
+
 @contextlib.contextmanager
 def scaled_waits(scale: float) -> Iterator[None]:
     """Make ASL time ``scale`` times its declared seconds: ``Wait`` states, ``Retry`` intervals, task
@@ -244,8 +247,13 @@ def scaled_waits(scale: float) -> Iterator[None]:
 
     def task_timeout(self: Timeout, env: Any) -> None:
         seconds = self._eval_seconds(env=env)
-        # The default (99999999 s) stands for "no timeout" and stays as it is.
-        env.stack.append(seconds if self.is_default_value() else seconds * scale)
+        # The default (99999999 s) stands for "no timeout" and stays as it is. A scaled timeout is
+        # never shorter than MIN_TASK_TIMEOUT_SECONDS: a task that times out before its Lambda call
+        # even started leaves moto's interpreter evaluating it in the background, on state the
+        # execution has moved past (corrupting its history), which on AWS a 10 s timeout never meets.
+        if not self.is_default_value():
+            seconds = max(seconds * scale, min(seconds, MIN_TASK_TIMEOUT_SECONDS))
+        env.stack.append(seconds)
 
     def program_eval(self: Program, env: Any) -> None:
         # Program.eval of the pinned moto, with the execution timeout scaled.

@@ -159,6 +159,8 @@ def execution_status_events(bus: EventBus) -> Iterator[None]:
     def terminated(self: BaseExecutionWorkerCommunication) -> None:
         original(self)
         execution = self.execution
+        if getattr(execution.state_machine, "type", None) == "EXPRESS":  # moto leaves sm_type STANDARD
+            return  # Express workflows send no status-change events to EventBridge
         status = getattr(execution.exec_status, "value", str(execution.exec_status))
         detail = {
             "executionArn": execution.exec_arn,

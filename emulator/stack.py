@@ -105,6 +105,7 @@ class OfflineStack:
         self.lambdas = LambdaRegistry()
         self.events = EventBus(region=REGION, account_id=ACCOUNT_ID)
         self.outputs: dict[str, str] = {}
+        self._state_machine_types: dict[str, str] = {}
         self._environment = dict(environment or {})
         self._resolver = Resolver(
             parameters=self.parameters,
@@ -247,9 +248,11 @@ class OfflineStack:
             self._resolver.resolve(properties.get("DefinitionSubstitutions", {})),
         )
         json.loads(definition)  # a JSON error here names the line, unlike create_state_machine's
-        arn = self.sfn.create_state_machine(
-            name=name, definition=definition, roleArn=role_arn, type=properties.get("Type", "STANDARD")
-        )["stateMachineArn"]
+        machine_type = str(self._resolver.resolve(properties.get("Type", "STANDARD")))
+        arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=machine_type)[
+            "stateMachineArn"
+        ]
+        self._state_machine_types[arn] = machine_type
         self._resolver.refs[logical_id] = arn
         self._resolver.attributes[(logical_id, "Name")] = name
         self._resolver.attributes[(logical_id, "Arn")] = arn
@@ -269,7 +272,9 @@ class OfflineStack:
             if time.monotonic() > deadline:
                 raise ExecutionDidNotFinish(f"{execution_arn} still RUNNING after {timeout}s")
             time.sleep(0.005)
-        history = self.sfn.get_execution_history(executionArn=execution_arn)["events"]
+        # Step Functions keeps no history of Express executions (CloudWatch Logs has them).
+        express = self._state_machine_types.get(self.state_machine_arn) == "EXPRESS"
+        history = [] if express else self.sfn.get_execution_history(executionArn=execution_arn)["events"]
         error, cause = description.get("error"), description.get("cause")
         for event in history:
             details = event.get("executionFailedEventDetails")

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from idempotency.errors import IdempotencyWaitTimeoutError
 from idempotency.key import compute_idempotency_key
 from idempotency.record import BUSY, Owner, acquire_lock
-from idempotency.settings import FAIL, SDK_CONFIG, Settings
+from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -37,8 +37,9 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
     """Compute the key of ``event["input"]`` and take, or look at, its record.
 
     ``event`` is what the state machine sends: ``input`` (the execution input), ``executionId``,
-    ``startTime`` and, when looking again after waiting, ``waiting`` (this function's previous
-    ``BUSY`` output) and ``wakeUp`` (what ended the wait: a wake-up message or a timeout).
+    ``startTime``, ``runId`` (tells apart runs of one Express execution) and, when looking again
+    after waiting, ``waiting``: this function's previous ``BUSY`` output, with ``wakeUp`` (what ended
+    a wait for a task token: a wake-up message or a timeout).
     """
     key = compute_idempotency_key(event["input"])
     logger.append_keys(idempotency_key=key)
@@ -46,8 +47,8 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
     rechecks, waited_seconds = 0, 0
     if waiting:
         rechecks, waited_seconds = int(waiting["rechecks"]), int(waiting["waitedSeconds"])
-        wake_up = event.get("wakeUp") or {}
-        if wake_up.get("Error") == _TIMEOUT_ERROR:
+        wake_up = waiting.get("wakeUp") or {}
+        if waiting["waitBy"] == WAIT_BY_POLLING or wake_up.get("Error") == _TIMEOUT_ERROR:
             # Only time spent without any news counts against the wait bound.
             rechecks += 1
             waited_seconds += int(waiting["recheckAfterSeconds"])
@@ -55,14 +56,14 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
         client,
         config.table_name,
         key,
-        Owner(execution_id=event["executionId"], start_time=event["startTime"]),
+        Owner(execution_id=event["executionId"], start_time=event["startTime"], run_id=event["runId"]),
         now=now,
         record_ttl_seconds=config.record_ttl_seconds,
         lease_seconds=config.lease_seconds,
         may_take_failed=not (waiting and config.waiter_failure_policy == FAIL),
     )
     logger.info("Idempotency record looked at", extra={"outcome": outcome.outcome, "waited_seconds": waited_seconds})
-    output = outcome.as_output()
+    output = {**outcome.as_output(), "runId": event["runId"]}
     if outcome.outcome == BUSY:
         recheck_after = config.recheck_after(rechecks, waited_seconds)
         if recheck_after == 0:
@@ -70,7 +71,9 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
                 f"Record {key} is still IN_PROGRESS, held by {outcome.held_by}, after waiting {waited_seconds}s "
                 f"(WaitTimeoutSeconds={config.wait_timeout_seconds})."
             )
-        output.update(rechecks=rechecks, waitedSeconds=waited_seconds, recheckAfterSeconds=recheck_after)
+        output.update(
+            waitBy=config.wait_by, rechecks=rechecks, waitedSeconds=waited_seconds, recheckAfterSeconds=recheck_after
+        )
     return output
 
 

@@ -30,15 +30,15 @@ stepfunctions = boto3.client("stepfunctions", config=SDK_CONFIG)
 
 def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient, config: Settings) -> dict[str, Any]:
     """Store the outcome in ``event`` on the record of ``event["key"]``, then wake its waiters."""
-    key, owner = event["key"], event["executionId"]
+    key, owner, run_id = event["key"], event["executionId"], event["runId"]
     logger.append_keys(idempotency_key=key)
     failure = event.get("failure")
     if failure is None:
-        saved = save_outcome(client, config.table_name, key, owner, result=event.get("result"))
+        saved = save_outcome(client, config.table_name, key, owner, run_id, result=event.get("result"))
         message = wake_up_message(saved, result=event.get("result"))
     else:
         error, cause = str(failure.get("Error", "")), str(failure.get("Cause", ""))
-        saved = save_outcome(client, config.table_name, key, owner, error=error, cause=cause)
+        saved = save_outcome(client, config.table_name, key, owner, run_id, error=error, cause=cause)
         message = wake_up_message(saved, error=error, cause=cause)
     woken = wake_waiters(sfn, saved.waiters, message)
     logger.info("Outcome saved", extra={"status": saved.status, "waiters": len(saved.waiters), "woken": woken})

@@ -33,7 +33,8 @@ def test_lock_lease_parameter_sets_the_lease_of_an_in_progress_record() -> None:
 
 def test_execution_timeout_parameter_bounds_the_execution_and_frees_the_record() -> None:
     # 60 s declared, 0.6 s here: the emulator scales ASL time, the execution's own timeout included.
-    with OfflineStack({"ExecutionTimeoutSeconds": 60}, environment=QUIET) as stack:
+    parameters = {"ExecutionTimeoutSeconds": 60, "LockLeaseSeconds": 50, "WaitTimeoutSeconds": 40}
+    with OfflineStack(parameters, environment=QUIET) as stack:
         definition = json.loads(stack.sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"])
         execution_input = {"orderId": "slow", "forceFailure": False}
         key = compute_idempotency_key(execution_input)

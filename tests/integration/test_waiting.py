@@ -180,8 +180,8 @@ def test_a_wait_that_runs_out_fails_with_a_named_error(poll_interval: int, expec
 
 
 def test_a_long_wait_keeps_a_short_history() -> None:
-    # One hour of waiting, scaled to under four seconds; the seed's design would log ~1,000 events.
-    parameters = {"PollIntervalSeconds": 10, "WaitTimeoutSeconds": 3600, "ExecutionTimeoutSeconds": 100_000}
+    # Half an hour of waiting, scaled to a few seconds; the seed's design would log ~1,000 events.
+    parameters = {"PollIntervalSeconds": 10, "WaitTimeoutSeconds": 1800, "ExecutionTimeoutSeconds": 100_000}
     with OfflineStack(parameters, time_scale=0.001, environment=QUIET) as stack:
         execution_input = {"orderId": "long", "forceFailure": False}
         gate = Gate()
@@ -193,9 +193,9 @@ def test_a_long_wait_keeps_a_short_history() -> None:
             stack.wait_for(owner_arn)
 
     assert waiter.error == "IdempotencyWaitTimeoutError"
-    assert sum(_recheck_intervals(waiter.history)) == 3600
-    assert len(waiter.states_entered) < 50
-    assert len(waiter.history) < 250  # Step Functions' limit is 25,000
+    assert sum(_recheck_intervals(waiter.history)) == 1800
+    assert len(waiter.states_entered) < 30
+    assert len(waiter.history) < 150  # Step Functions' limit is 25,000
 
 
 @pytest.mark.parametrize("round_number", range(3))
@@ -208,7 +208,8 @@ def test_concurrent_executions_with_one_input_run_the_steps_once(stack: OfflineS
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(stack.wait_for, arns))
 
-    assert [result.status for result in results] == ["SUCCEEDED"] * 25
+    failures = [(result.error, result.cause, result.states_entered) for result in results if result.status != "SUCCEEDED"]
+    assert not failures
     assert all(result.output == results[0].output for result in results)
     assert business_step_calls(stack) - calls_before == STEP_COUNT
     assert sum("Run the business steps" in result.states_entered for result in results) == 1

@@ -26,6 +26,8 @@ ENVIRONMENT = {
     "POLL_INTERVAL_SECONDS": "10",
     "WAIT_TIMEOUT_SECONDS": "30",
     "WAITERS_ON_FAILURE": "TakeOver",
+    "WORKFLOW_TYPE": "STANDARD",
+    "EXECUTION_TIMEOUT_SECONDS": "1800",
     "AWS_ACCESS_KEY_ID": "x",
     "AWS_SECRET_ACCESS_KEY": "x",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -72,7 +74,7 @@ def handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, ModuleType]]
 
 def _take(app: ModuleType, execution_id: str, now: int = NOW, **event: Any) -> dict[str, Any]:
     return app.take_record(
-        {"input": {"orderId": "1"}, "executionId": execution_id, "startTime": "2026-11-23T00:00:00Z", **event},
+        {"input": {"orderId": "1"}, "executionId": execution_id, "startTime": "2026-11-23T00:00:00Z", "runId": "run-1", **event},
         app.dynamodb,
         app.settings,
         now=now,
@@ -84,15 +86,18 @@ def test_a_waiter_looks_again_after_the_poll_interval_doubled_each_time_until_th
     assert _take(take, OWNER)["outcome"] == "ACQUIRED"
 
     first = _take(take, WAITER)
-    second = _take(take, WAITER, waiting=first, wakeUp={"Error": "States.Timeout"})
-    woken = _take(take, WAITER, waiting=second, wakeUp={"outcome": "RECORD_CHANGED"})
+    second = _take(take, WAITER, waiting={**first, "wakeUp": {"Error": "States.Timeout"}})
+    woken = _take(take, WAITER, waiting={**second, "wakeUp": {"outcome": "RECORD_CHANGED"}})
 
-    assert first == {"outcome": "BUSY", "key": first["key"], "heldBy": OWNER, "rechecks": 0, "waitedSeconds": 0, "recheckAfterSeconds": 10}
+    assert first == {
+        "outcome": "BUSY", "key": first["key"], "heldBy": OWNER, "runId": "run-1",
+        "waitBy": "TASK_TOKEN", "rechecks": 0, "waitedSeconds": 0, "recheckAfterSeconds": 10,
+    }
     assert (second["rechecks"], second["waitedSeconds"], second["recheckAfterSeconds"]) == (1, 10, 20)
     # A wake-up that was news (not a timeout) does not count against the bound.
     assert (woken["rechecks"], woken["waitedSeconds"], woken["recheckAfterSeconds"]) == (1, 10, 20)
     with pytest.raises(take.IdempotencyWaitTimeoutError, match="after waiting 30s"):
-        _take(take, WAITER, waiting=second, wakeUp={"Error": "States.Timeout"})
+        _take(take, WAITER, waiting={**second, "wakeUp": {"Error": "States.Timeout"}})
 
 
 def test_take_record_logs_the_key_and_never_the_payload(handlers: dict[str, ModuleType]) -> None:
@@ -101,7 +106,7 @@ def test_take_record_logs_the_key_and_never_the_payload(handlers: dict[str, Modu
     logs = io.StringIO()
     take.logger.registered_handler.setStream(logs)
     output = take.take_record(
-        {"input": {"secret": "card-4111"}, "executionId": OWNER, "startTime": "2026-11-23T00:00:00Z"},
+        {"input": {"secret": "card-4111"}, "executionId": OWNER, "startTime": "2026-11-23T00:00:00Z", "runId": "run-1"},
         take.dynamodb,
         take.settings,
         now=NOW,
@@ -133,7 +138,7 @@ def test_the_save_wakes_every_waiter_with_the_result_and_skips_those_gone(handle
         wait.wait_for_owner(event, wait.dynamodb, RecordingStepFunctions(), wait.settings, now=NOW)
     sfn = RecordingStepFunctions(gone={"token-2"})
 
-    answer = save.save_and_wake({"key": key, "executionId": OWNER, "result": {"ok": 1}}, save.dynamodb, sfn, save.settings)
+    answer = save.save_and_wake({"key": key, "executionId": OWNER, "runId": "run-1", "result": {"ok": 1}}, save.dynamodb, sfn, save.settings)
 
     assert answer == {"status": "SUCCESS", "wokenWaiters": 2}
     message = {"outcome": "COMPLETED", "key": key, "result": {"ok": 1}}
@@ -149,7 +154,7 @@ def test_a_failure_is_saved_and_sent_to_the_waiters(handlers: dict[str, ModuleTy
     sfn = RecordingStepFunctions()
 
     answer = save.save_and_wake(
-        {"key": key, "executionId": OWNER, "failure": {"Error": "Boom", "Cause": "why"}}, save.dynamodb, sfn, save.settings
+        {"key": key, "executionId": OWNER, "runId": "run-1", "failure": {"Error": "Boom", "Cause": "why"}}, save.dynamodb, sfn, save.settings
     )
 
     assert answer["status"] == "FAILED"

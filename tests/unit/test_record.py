@@ -21,6 +21,7 @@ TABLE = "records"
 NOW = 1_800_000_000
 OWNER = "arn:aws:states:us-east-1:123456789012:execution:wf:owner"
 OTHER = "arn:aws:states:us-east-1:123456789012:execution:wf:other"
+RUN = "2026-11-23T00:00:00.000Z"  # the entry time of the execution's first state
 
 
 @pytest.fixture
@@ -38,9 +39,9 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield client
 
 
-def _take(client: Any, execution_id: str = OWNER, now: int = NOW, **kwargs: Any) -> Any:
+def _take(client: Any, execution_id: str = OWNER, now: int = NOW, run_id: str = RUN, **kwargs: Any) -> Any:
     return record.acquire_lock(
-        client, TABLE, "k", record.Owner(execution_id, "2026-11-23T00:00:00Z"), now=now,
+        client, TABLE, "k", record.Owner(execution_id, "2026-11-23T00:00:00Z", run_id), now=now,
         record_ttl_seconds=100, lease_seconds=10, **kwargs,
     )
 
@@ -70,6 +71,8 @@ def test_a_held_record_is_busy_for_others_and_taken_again_by_its_owner(dynamodb:
     assert (busy.outcome, busy.held_by) == (record.BUSY, OWNER)
     assert busy.as_output() == {"outcome": record.BUSY, "key": "k", "heldBy": OWNER}
     assert retried.outcome == record.ACQUIRED  # a retried invocation of the same owner
+    # Another run of the same (Express, at-least-once) execution is not the owner.
+    assert _take(dynamodb, OWNER, run_id="2026-11-23T00:00:01.000Z").outcome == record.BUSY
 
 
 def test_an_expired_lease_or_ttl_lets_another_execution_take_over(dynamodb: Any) -> None:
@@ -81,20 +84,20 @@ def test_an_expired_lease_or_ttl_lets_another_execution_take_over(dynamodb: Any)
 
 def test_a_saved_record_answers_with_its_result_and_a_failed_one_is_taken_again(dynamodb: Any) -> None:
     _take(dynamodb)
-    record.save_outcome(dynamodb, TABLE, "k", OWNER, result={"b": [1, 2], "a": "é"})
+    record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result={"b": [1, 2], "a": "é"})
 
     hit = _take(dynamodb, OTHER)
     assert (hit.outcome, hit.result) == (record.COMPLETED, {"b": [1, 2], "a": "é"})
 
     dynamodb.delete_item(TableName=TABLE, Key={"id": {"S": "k"}})
     _take(dynamodb)
-    record.save_outcome(dynamodb, TABLE, "k", OWNER, error="Boom", cause="why")
+    record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, error="Boom", cause="why")
     assert _take(dynamodb, OTHER).outcome == record.ACQUIRED
 
 
 def test_a_waiter_that_must_report_a_failure_gets_its_error_instead_of_the_record(dynamodb: Any) -> None:
     _take(dynamodb)
-    record.save_outcome(dynamodb, TABLE, "k", OWNER, error="Boom", cause="why")
+    record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, error="Boom", cause="why")
 
     failed = _take(dynamodb, OTHER, may_take_failed=False)
 
@@ -108,7 +111,7 @@ def test_waiters_register_once_each_and_are_returned_by_the_save(dynamodb: Any) 
     assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-1", "token-a", NOW)
     assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-2", "token-b", NOW)
     assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-1", "token-c", NOW)  # a new wait
-    saved = record.save_outcome(dynamodb, TABLE, "k", OWNER, result=1)
+    saved = record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result=1)
 
     assert saved.status == record.SUCCESS
     assert saved.waiters == {"waiter-1": "token-c", "waiter-2": "token-b"}
@@ -127,7 +130,7 @@ def test_waiters_register_once_each_and_are_returned_by_the_save(dynamodb: Any) 
 def test_a_waiter_is_told_to_look_again_when_the_record_changed(dynamodb: Any, held_by: str, now: int, prepare: str | None) -> None:
     _take(dynamodb)
     if prepare == "save":
-        record.save_outcome(dynamodb, TABLE, "k", OWNER, result=1)
+        record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result=1)
     if prepare == "delete":
         dynamodb.delete_item(TableName=TABLE, Key={"id": {"S": "k"}})
     before = _item(dynamodb)
@@ -142,13 +145,13 @@ def test_a_save_by_an_execution_that_lost_the_record_changes_nothing(dynamodb: A
     before = _item(dynamodb)
 
     with pytest.raises(record.IdempotencyRecordLostError, match="owned by"):
-        record.save_outcome(dynamodb, TABLE, "k", OWNER, result={"late": True})
+        record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result={"late": True})
     assert _item(dynamodb) == before
 
 
 def test_a_save_never_creates_a_record(dynamodb: Any) -> None:
     with pytest.raises(record.IdempotencyRecordLostError, match="absent"):
-        record.save_outcome(dynamodb, TABLE, "k", OWNER, result=1)
+        record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result=1)
 
     assert _item(dynamodb) is None
 
@@ -156,14 +159,14 @@ def test_a_save_never_creates_a_record(dynamodb: Any) -> None:
 def test_saving_the_same_outcome_again_is_harmless_and_returns_the_waiters_again(dynamodb: Any) -> None:
     _take(dynamodb)
     record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter", "token", NOW)
-    first = record.save_outcome(dynamodb, TABLE, "k", OWNER, result={"a": 1})
+    first = record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result={"a": 1})
 
-    again = record.save_outcome(dynamodb, TABLE, "k", OWNER, result={"a": 1})
+    again = record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result={"a": 1})
 
     assert again == first
     assert json.loads(_item(dynamodb)[record.RESULT]["S"]) == {"a": 1}  # type: ignore[index]
     with pytest.raises(record.IdempotencyRecordLostError):  # but not a different outcome
-        record.save_outcome(dynamodb, TABLE, "k", OWNER, error="Late", cause="")
+        record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, error="Late", cause="")
 
 
 def test_a_release_deletes_only_the_record_the_execution_still_holds(dynamodb: Any) -> None:
@@ -180,7 +183,7 @@ def test_a_release_deletes_only_the_record_the_execution_still_holds(dynamodb: A
 
 def test_a_release_leaves_saved_records_alone(dynamodb: Any) -> None:
     _take(dynamodb)
-    record.save_outcome(dynamodb, TABLE, "k", OWNER, error="Boom", cause="why")
+    record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, error="Boom", cause="why")
 
     assert record.release_record(dynamodb, TABLE, "k", OWNER) is None
     assert _item(dynamodb)[record.STATUS] == {"S": record.FAILED}  # type: ignore[index]

@@ -44,3 +44,7 @@ class IdempotencyInputTooDeepError(IdempotencyError):
 
 class IdempotencyRecordLostError(IdempotencyError):
     """The record is no longer owned by the execution saving its outcome (lease expired and taken over, or released)."""
+
+
+class IdempotencyConfigurationError(IdempotencyError):
+    """The deployment's parameters contradict each other (raised when a function starts)."""

@@ -28,6 +28,9 @@ ID = "id"
 STATUS = "executionstatus"
 RESULT = "executionresult"
 EXECUTION_ID = "executionid"
+# Which run of that execution owns the record: an Express execution may run more than once
+# (at-least-once), with the same ARN. The entry time of the execution's first state tells runs apart.
+RUN_ID = "runid"
 START_TIME = "starttime"
 TTL = "ttl"
 LEASE_EXPIRY = "leaseexpiry"
@@ -52,7 +55,7 @@ FAILED_OUTCOME = "FAILED"
 # (a retried invocation whose first attempt wrote the record but lost the reply) ...
 _TAKE_CONDITION = (
     "attribute_not_exists(#id) OR #ttl < :now"
-    " OR (#status = :in_progress AND (#lease < :now OR #execution_id = :execution_id))"
+    " OR (#status = :in_progress AND (#lease < :now OR (#execution_id = :execution_id AND #run_id = :run_id)))"
 )
 # ... and, unless the caller must report it instead, when it is FAILED.
 _TAKE_FAILED_CONDITION = f"{_TAKE_CONDITION} OR #status = :failed"
@@ -65,6 +68,7 @@ _NAMES = {
     "#status": STATUS,
     "#lease": LEASE_EXPIRY,
     "#execution_id": EXECUTION_ID,
+    "#run_id": RUN_ID,
     "#result": RESULT,
     "#error": ERROR,
     "#cause": CAUSE,
@@ -79,10 +83,11 @@ def _names(expression: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Owner:
-    """The execution that takes the record."""
+    """The execution (and which run of it) that takes the record."""
 
     execution_id: str
     start_time: str
+    run_id: str
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ def acquire_lock(
         ":now": {"N": str(now)},
         ":in_progress": {"S": IN_PROGRESS},
         ":execution_id": {"S": owner.execution_id},
+        ":run_id": {"S": owner.run_id},
     }
     if may_take_failed:
         values[":failed"] = {"S": FAILED}
@@ -147,6 +153,7 @@ def acquire_lock(
                 ID: {"S": key},
                 STATUS: {"S": IN_PROGRESS},
                 EXECUTION_ID: {"S": owner.execution_id},
+                RUN_ID: {"S": owner.run_id},
                 START_TIME: {"S": owner.start_time},
                 TTL: {"N": str(now + record_ttl_seconds)},
                 LEASE_EXPIRY: {"N": str(now + lease_seconds)},
@@ -219,6 +226,7 @@ def save_outcome(
     table_name: str,
     key: str,
     owner_execution_id: str,
+    run_id: str,
     *,
     result: Any = None,
     error: str | None = None,
@@ -226,7 +234,7 @@ def save_outcome(
 ) -> SavedOutcome:
     """Store SUCCESS with ``result`` (or FAILED with ``error`` and ``cause``) if the caller still owns the record.
 
-    The write is conditional on the record being IN_PROGRESS and owned by ``owner_execution_id``,
+    The write is conditional on the record being IN_PROGRESS and owned by ``owner_execution_id`` (run ``run_id``),
     so an owner whose lease expired cannot overwrite the record of a newer owner, and a save never
     creates a record (an absent record fails the condition). Saving again what is already saved by
     the same owner succeeds, so a retried invocation is harmless.
@@ -242,7 +250,7 @@ def save_outcome(
         status = FAILED
         update = "SET #status = :status, #error = :error, #cause = :cause REMOVE #lease"
         values = {":status": {"S": FAILED}, ":error": {"S": error}, ":cause": {"S": cause or ""}}
-    condition = "#status = :in_progress AND #execution_id = :execution_id"
+    condition = "#status = :in_progress AND #execution_id = :execution_id AND #run_id = :run_id"
     try:
         response = client.update_item(
             TableName=table_name,
@@ -254,6 +262,7 @@ def save_outcome(
                 **values,
                 ":in_progress": {"S": IN_PROGRESS},
                 ":execution_id": {"S": owner_execution_id},
+                ":run_id": {"S": run_id},
             },
             ReturnValues="ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -262,7 +271,9 @@ def save_outcome(
     except client.exceptions.ConditionalCheckFailedException as refused:
         item = refused.response.get("Item") or {}
         already_saved = (
-            item.get(EXECUTION_ID, {}).get("S") == owner_execution_id and item.get(STATUS, {}).get("S") == status
+            item.get(EXECUTION_ID, {}).get("S") == owner_execution_id
+            and item.get(RUN_ID, {}).get("S") == run_id
+            and item.get(STATUS, {}).get("S") == status
         )
         if not already_saved:
             raise IdempotencyRecordLostError(

@@ -12,10 +12,21 @@ from dataclasses import dataclass
 
 from botocore.config import Config
 
+from idempotency.errors import IdempotencyConfigurationError
+
 # Waiters' policy when the execution they waited for failed (template parameter WaitersOnFailure).
 TAKE_OVER = "TakeOver"  # one waiter takes the record and runs the steps again; the others keep waiting
 FAIL = "Fail"  # every waiter fails with the error the owner failed with
 WAITER_FAILURE_POLICIES = (TAKE_OVER, FAIL)
+
+# Workflow types (template parameter WorkflowType). Express workflows cannot wait for task tokens
+# (waiters poll instead), last at most five minutes, and send no status-change events.
+STANDARD = "STANDARD"
+EXPRESS = "EXPRESS"
+EXPRESS_MAX_DURATION_SECONDS = 300
+# How a BUSY execution waits: for the owner's wake-up, or by polling.
+WAIT_FOR_TASK_TOKEN = "TASK_TOKEN"
+WAIT_BY_POLLING = "POLLING"
 
 # A waiter is woken by the owner's task token; it also looks again on its own, in case a wake-up
 # was lost. Those looks back off exponentially from the poll interval up to this cap, so a long
@@ -35,6 +46,37 @@ class Settings:
     poll_interval_seconds: int
     wait_timeout_seconds: int
     waiter_failure_policy: str
+    workflow_type: str
+    execution_timeout_seconds: int
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.waiter_failure_policy not in WAITER_FAILURE_POLICIES:
+            problems.append(f"WaitersOnFailure must be one of {', '.join(WAITER_FAILURE_POLICIES)}, got {self.waiter_failure_policy!r}")
+        if self.workflow_type not in (STANDARD, EXPRESS):
+            problems.append(f"WorkflowType must be {STANDARD} or {EXPRESS}, got {self.workflow_type!r}")
+        if self.workflow_type == EXPRESS and self.execution_timeout_seconds > EXPRESS_MAX_DURATION_SECONDS:
+            problems.append(
+                f"ExecutionTimeoutSeconds={self.execution_timeout_seconds} but an Express workflow lasts at most "
+                f"{EXPRESS_MAX_DURATION_SECONDS} s"
+            )
+        if self.lease_seconds > self.execution_timeout_seconds:
+            problems.append(
+                f"LockLeaseSeconds={self.lease_seconds} outlives ExecutionTimeoutSeconds={self.execution_timeout_seconds}: "
+                "a timed-out owner would block its key after it ended"
+            )
+        if self.wait_timeout_seconds >= self.execution_timeout_seconds:
+            problems.append(
+                f"WaitTimeoutSeconds={self.wait_timeout_seconds} must be shorter than "
+                f"ExecutionTimeoutSeconds={self.execution_timeout_seconds}, or waiters time out instead of failing with a named error"
+            )
+        if problems:
+            raise IdempotencyConfigurationError("; ".join(problems) + ".")
+
+    @property
+    def wait_by(self) -> str:
+        """How a BUSY execution waits: Express workflows cannot use task tokens, so they poll."""
+        return WAIT_BY_POLLING if self.workflow_type == EXPRESS else WAIT_FOR_TASK_TOKEN
 
     def recheck_after(self, rechecks: int, waited_seconds: int) -> int:
         """Seconds a waiter waits for a wake-up before its next own look, or 0 when its wait is used up."""
@@ -46,15 +88,18 @@ class Settings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Read the settings from the variables the template gives every envelope function."""
-        policy = environ["WAITERS_ON_FAILURE"]
-        if policy not in WAITER_FAILURE_POLICIES:
-            raise ValueError(f"WAITERS_ON_FAILURE must be one of {', '.join(WAITER_FAILURE_POLICIES)}, got {policy!r}")
+        """Read the settings from the variables the template gives every envelope function.
+
+        Raises:
+            IdempotencyConfigurationError: the parameters contradict each other.
+        """
         return cls(
             table_name=environ["IDEMPOTENCY_TABLE_NAME"],
             record_ttl_seconds=int(environ["RECORD_TTL_SECONDS"]),
             lease_seconds=int(environ["LOCK_LEASE_SECONDS"]),
             poll_interval_seconds=int(environ["POLL_INTERVAL_SECONDS"]),
             wait_timeout_seconds=int(environ["WAIT_TIMEOUT_SECONDS"]),
-            waiter_failure_policy=policy,
+            waiter_failure_policy=environ["WAITERS_ON_FAILURE"],
+            workflow_type=environ["WORKFLOW_TYPE"],
+            execution_timeout_seconds=int(environ["EXECUTION_TIMEOUT_SECONDS"]),
         )
