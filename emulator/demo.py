@@ -35,7 +35,7 @@ FRESH_EVENT = EVENTS / "execution_fresh.json"
 JMESPATH_EVENT = EVENTS / "execution_jmespath_key.json"
 FAILURE_EVENT = EVENTS / "execution_forced_failure.json"
 BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
-QUIET_LAMBDAS = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+QUIET_LAMBDAS = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 WIDTH = 100
 _NBSP = "\u00a0"  # keeps a state name on one line when wrapping
 

@@ -40,8 +40,9 @@ TABLE = "AWS::DynamoDB::Table"
 FUNCTION = "AWS::Serverless::Function"
 STATE_MACHINE = "AWS::Serverless::StateMachine"
 LAYER = "AWS::Serverless::LayerVersion"
+LOG_GROUP = "AWS::Logs::LogGroup"
 # Created in this order: each kind may refer to the kinds before it.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER)
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP)
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _DESERIALIZE = TypeDeserializer().deserialize
 
@@ -166,6 +167,11 @@ class OfflineStack:
             raise UnsupportedTemplateFeature(f"Resource types not emulated: {', '.join(sorted(unsupported))}")
         for logical_id in self.template.resources_of_type(TABLE):
             self._create_table(logical_id)
+        for logical_id in self.template.resources_of_type(LOG_GROUP):
+            # Offline, executions keep their history in moto; the log group only needs a name and ARN.
+            name = str(self._resolver.resolve(self.template.resources[logical_id]["Properties"].get("LogGroupName", logical_id)))
+            self._resolver.refs[logical_id] = name
+            self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
         for logical_id in self.template.resources_of_type(LAYER):
             # Functions import a layer's code from its ContentUri (Template.import_roots); only its ARN is needed here.
             self._resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"

@@ -14,11 +14,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from idempotency.errors import IdempotencyWaitTimeoutError
+from idempotency.errors import IdempotencyError, IdempotencyWaitTimeoutError
 from idempotency.key import compute_idempotency_key
+from idempotency.observability import METRIC_FOR_OUTCOME, REJECTED_INPUTS, WAIT_TIMEOUTS
 from idempotency.record import BUSY, Owner, acquire_lock
 from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
 settings = Settings.from_environment()
 dynamodb = boto3.client("dynamodb", config=SDK_CONFIG)
 
@@ -77,6 +81,17 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
     return output
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(correlation_id_path="executionId", clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return take_record(event, dynamodb, settings, now=int(time.time()))
+    try:
+        output = take_record(event, dynamodb, settings, now=int(time.time()))
+    except IdempotencyWaitTimeoutError:
+        metrics.add_metric(name=WAIT_TIMEOUTS, unit=MetricUnit.Count, value=1)
+        raise
+    except IdempotencyError:
+        metrics.add_metric(name=REJECTED_INPUTS, unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name=METRIC_FOR_OUTCOME[output["outcome"]], unit=MetricUnit.Count, value=1)
+    return output

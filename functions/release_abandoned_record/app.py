@@ -13,12 +13,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idempotency.errors import IdempotencyError
 from idempotency.key import compute_idempotency_key
+from idempotency.observability import RECORDS_RELEASED
 from idempotency.record import release_record
 from idempotency.settings import SDK_CONFIG, Settings
 from idempotency.wakeup import wake_up_message, wake_waiters
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
 settings = Settings.from_environment()
 dynamodb = boto3.client("dynamodb", config=SDK_CONFIG)
 stepfunctions = boto3.client("stepfunctions", config=SDK_CONFIG)
@@ -63,7 +67,11 @@ def release_abandoned_record(
     return {"released": True, "key": key, "wokenWaiters": woken}
 
 
+@logger.inject_lambda_context(correlation_id_path="detail.executionArn", clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)
-@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    return release_abandoned_record(dict(event.detail), dynamodb, stepfunctions, settings)
+    output = release_abandoned_record(dict(event.detail), dynamodb, stepfunctions, settings)
+    metrics.add_metric(name=RECORDS_RELEASED, unit=MetricUnit.Count, value=int(output["released"]))
+    return output

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from idempotency.observability import METRIC_FOR_SAVED_STATUS, WAITERS_WOKEN
 from idempotency.record import save_outcome
 from idempotency.settings import SDK_CONFIG, Settings
 from idempotency.wakeup import wake_up_message, wake_waiters
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
 settings = Settings.from_environment()
 dynamodb = boto3.client("dynamodb", config=SDK_CONFIG)
 stepfunctions = boto3.client("stepfunctions", config=SDK_CONFIG)
@@ -45,6 +49,11 @@ def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient,
     return {"status": saved.status, "wokenWaiters": woken}
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(correlation_id_path="executionId", clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return save_and_wake(event, dynamodb, stepfunctions, settings)
+    output = save_and_wake(event, dynamodb, stepfunctions, settings)
+    metrics.add_metric(name=METRIC_FOR_SAVED_STATUS[output["status"]], unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=WAITERS_WOKEN, unit=MetricUnit.Count, value=output["wokenWaiters"])
+    return output

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idempotency.record import register_waiter
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 logger = Logger()
+tracer = Tracer()
 settings = Settings.from_environment()
 dynamodb = boto3.client("dynamodb", config=SDK_CONFIG)
 stepfunctions = boto3.client("stepfunctions", config=SDK_CONFIG)
@@ -43,6 +44,7 @@ def wait_for_owner(
     return {"registered": registered}
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(correlation_id_path="executionId", clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return wait_for_owner(event, dynamodb, stepfunctions, settings, now=int(time.time()))

@@ -17,7 +17,8 @@ from emulator import OfflineStack
 from emulator.adapters import load_module
 from emulator.template import PROJECT_ROOT
 
-QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+# Logs at WARNING and no EMF metrics on stdout (tests/unit/test_observability.py checks both).
+QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
 
 # The layer's key module, loaded as the functions load it (one implementation of the key).

@@ -31,6 +31,7 @@ from scripts.validate_asl import (
     substituted_definitions,
     validate_template,
 )
+from tests.integration.support import QUIET
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -158,7 +159,6 @@ def test_the_command_exits_zero_on_the_real_template(capsys: pytest.CaptureFixtu
 
 # --------------------------------------------------------------------------- samples and demo
 EVENTS = PROJECT_ROOT / "events"
-QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
 
 
 def test_every_function_has_a_sample_event_its_handler_accepts() -> None:

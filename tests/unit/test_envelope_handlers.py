@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from emulator.adapters import load_module
+from emulator.adapters import LambdaContext, load_module
 from emulator.template import Template
 
 TABLE = "records"
@@ -32,6 +32,7 @@ ENVIRONMENT = {
     "AWS_SECRET_ACCESS_KEY": "x",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_NAMESPACE": "IdempotentWorkflow",
 }
 
 
@@ -186,3 +187,26 @@ def test_the_release_ignores_executions_whose_input_has_no_key(handlers: dict[st
     answer = release.release_abandoned_record(detail, release.dynamodb, RecordingStepFunctions(), release.settings)
 
     assert answer == {"released": False, "reason": "IdempotencyInputNotObjectError"}
+
+
+def test_the_take_handler_logs_the_execution_as_correlation_id_and_emits_outcome_metrics(
+    handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    take = handlers["AcquireLockFunction"]
+    take.logger.setLevel("INFO")
+    logs = io.StringIO()
+    take.logger.registered_handler.setStream(logs)
+    context = LambdaContext("take", "arn:aws:lambda:us-east-1:123456789012:function:take", 256, 10)
+    event = {"input": {"orderId": "m"}, "executionId": OWNER, "startTime": "2026-11-23T00:00:00Z", "runId": "r"}
+
+    take.lambda_handler(event, context)
+    take.lambda_handler({**event, "executionId": WAITER}, context)
+    with pytest.raises(take.IdempotencyError):
+        take.lambda_handler({**event, "input": [1]}, context)
+
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    metric_names = [next(iter(set(blob) & {"FreshRuns", "LockContention", "RejectedInputs"})) for blob in emitted]
+    assert metric_names == ["FreshRuns", "LockContention", "RejectedInputs"]
+    assert all(blob["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "IdempotentWorkflow" for blob in emitted)
+    records = [json.loads(line) for line in logs.getvalue().splitlines()]
+    assert {record.get("correlation_id") for record in records if record["message"] == "Idempotency record looked at"} == {OWNER, WAITER}

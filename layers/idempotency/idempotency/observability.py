@@ -1,0 +1,24 @@
+"""Names of the envelope's CloudWatch metrics (Powertools Metrics, embedded metric format).
+
+Namespace and service come from ``POWERTOOLS_METRICS_NAMESPACE`` and ``POWERTOOLS_SERVICE_NAME``
+(template ``Globals``). One place for the names, so dashboards and alarms can rely on them.
+"""
+
+from __future__ import annotations
+
+from idempotency.record import ACQUIRED, BUSY, COMPLETED, FAILED, FAILED_OUTCOME, SUCCESS
+
+# What the take function found, per look at the record.
+METRIC_FOR_OUTCOME = {
+    ACQUIRED: "FreshRuns",  # the steps run
+    COMPLETED: "Hits",  # a stored result returned
+    BUSY: "LockContention",  # another execution holds the record
+    FAILED_OUTCOME: "WaiterFailedWithOwner",  # WaitersOnFailure=Fail
+}
+WAIT_TIMEOUTS = "WaitTimeouts"
+REJECTED_INPUTS = "RejectedInputs"  # bad input (or a record edited by hand): a named IdempotencyError
+# What the save function stored, and how many waiters it woke.
+METRIC_FOR_SAVED_STATUS = {SUCCESS: "StepsSucceeded", FAILED: "StepsFailed"}
+WAITERS_WOKEN = "WaitersWoken"
+# What the release function did.
+RECORDS_RELEASED = "RecordsReleased"
