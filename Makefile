@@ -1,7 +1,7 @@
 # Everything runs offline: no AWS account, no Docker. A fresh machine needs only Python 3.11+.
 #
 #   make demo    set up, then run the workflow on the in-process emulator (moto)
-#   make test    set up, then run every check: validate + the test suite
+#   make test    set up, then run every check: lint, validate, security scan, the test suite
 #
 # Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt;
 # it is redone only when one of those files changes.
@@ -28,7 +28,10 @@ SHELL := bash
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
 
-.PHONY: help venv install demo test validate validate-template validate-asl pytest build clean
+SCAN_VENV ?= .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
+
+.PHONY: help venv install demo test lint validate validate-template validate-asl scan pytest build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,7 +51,20 @@ $(STAMP): $(REQUIREMENTS) | $(PY)
 demo: $(STAMP) ## Deploy the stack into the emulator and run the workflow (first run, repeat, record)
 	$(PY) -m emulator.demo
 
-test: validate pytest ## Run every check: validate, then the whole test suite
+test: lint validate scan pytest ## Run every check: lint, validate, security scan, then the whole test suite
+
+lint: $(STAMP) ## ruff, and mypy on the functions (each with its layers), the layer, the emulator and scripts
+	$(BIN)/ruff check .
+	$(PY) scripts/typecheck.py
+
+# checkov pins a boto3 that conflicts with aws-sam-cli's, so it has a virtualenv of its own.
+$(SCAN_STAMP): requirements-scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	@touch $@
+
+scan: $(SCAN_STAMP) ## Security scan of template.yaml (checkov; skipped checks are explained in .checkov.yaml)
+	$(SCAN_VENV)/bin/checkov --file template.yaml --config-file .checkov.yaml
 
 validate: validate-template validate-asl ## Lint the template (sam validate --lint) and the ASL (statelint + moto)
 
@@ -68,5 +84,5 @@ build: $(STAMP) ## sam build (needs python3.13 on PATH; not needed offline)
 	$(BIN)/sam build --template template.yaml
 
 clean: ## Remove .venv, the SAM build and caches
-	rm -rf $(VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

@@ -85,7 +85,8 @@ def load_module(import_roots: Path | Sequence[Path], module_name: str) -> Module
 def load_handler(import_roots: Path | Sequence[Path], handler: str) -> Handler:
     """Import the ``handler`` of a template function ("module.function", as in ``Handler:``)."""
     module_name, _, function_name = handler.rpartition(".")
-    return getattr(load_module(import_roots, module_name), function_name)
+    handler_function: Handler = getattr(load_module(import_roots, module_name), function_name)
+    return handler_function
 
 
 @dataclass
@@ -165,7 +166,7 @@ class LambdaRegistry:
             call = _wrap(interceptor, call)
         try:
             result = call(event, context)
-        except Exception as error:  # noqa: BLE001 - every handler error is reported, as Lambda does
+        except Exception as error:
             # Lambda's stackTrace starts in the handler: drop this adapter's own frame.
             frames = traceback.format_tb(error.__traceback__.tb_next) if error.__traceback__ else []
             return _error_payload(type(error).__name__, str(error), frames), True, ""
@@ -246,7 +247,7 @@ def scaled_waits(scale: float) -> Iterator[None]:
             env.program_state_event.wait(wait_seconds * scale)
 
     def task_timeout(self: Timeout, env: Any) -> None:
-        seconds = self._eval_seconds(env=env)
+        seconds: float = self._eval_seconds(env=env)
         # The default (99999999 s) stands for "no timeout" and stays as it is. A scaled timeout is
         # never shorter than MIN_TASK_TIMEOUT_SECONDS: a task that times out before its Lambda call
         # even started leaves moto's interpreter evaluating it in the background, on state the

@@ -129,7 +129,7 @@ class Demo:
     def forced_failure(self, event_path: Path) -> None:
         execution_input = _load(event_path)
         print(f"\nA step that fails ({_relative(event_path)}, \"forceFailure\": true)\n")
-        first, first_calls = self.run("Run 1", execution_input)
+        first, _ = self.run("Run 1", execution_input)
         self.expect(first.status == "FAILED", f"the forced failure FAILED (got {first.status})")
         record = self.record_of(first)
         status = None if record is None else record.get("executionstatus")
@@ -214,7 +214,7 @@ def _cause_message(cause: str | None) -> str:
         payload = json.loads(cause or "")
     except json.JSONDecodeError:
         return cause or ""
-    return payload.get("errorMessage", cause) if isinstance(payload, dict) else str(cause)
+    return str(payload.get("errorMessage", cause)) if isinstance(payload, dict) else str(cause)
 
 
 def _json_default(value: Any) -> Any:

@@ -255,7 +255,9 @@ class OfflineStack:
         )
         json.loads(definition)  # a JSON error here names the line, unlike create_state_machine's
         machine_type = str(self._resolver.resolve(properties.get("Type", "STANDARD")))
-        arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=machine_type)[
+        arn = self.sfn.create_state_machine(
+            name=name, definition=definition, roleArn=role_arn, type=machine_type  # type: ignore[arg-type]  # checked by moto
+        )[
             "stateMachineArn"
         ]
         self._state_machine_types[arn] = machine_type
@@ -292,7 +294,7 @@ class OfflineStack:
             output=_parse_output(description.get("output")),
             error=error,
             cause=cause,
-            history=history,
+            history=[dict(event) for event in history],
         )
 
     def run(self, execution_input: Any = None, *, input_json: str | None = None, timeout: float = 30.0) -> ExecutionResult:

@@ -29,7 +29,7 @@ class TemplateParameterError(ValueError):
     """A parameter override names no parameter or breaks its constraints."""
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
+class _CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """YAML loader that turns CloudFormation short-form tags into their long form."""
 
 
@@ -59,7 +59,7 @@ class Template:
     @classmethod
     def load(cls, path: Path = TEMPLATE_PATH) -> Template:
         with path.open(encoding="utf-8") as stream:
-            return cls(body=yaml.load(stream, Loader=_CloudFormationLoader), path=path)  # noqa: S506
+            return cls(body=yaml.load(stream, Loader=_CloudFormationLoader), path=path)
 
     @property
     def root(self) -> Path:
@@ -67,7 +67,8 @@ class Template:
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
-        return self.body["Resources"]
+        resources: dict[str, dict[str, Any]] = self.body["Resources"]
+        return resources
 
     def resources_of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {name: res for name, res in self.resources.items() if res["Type"] == resource_type}
@@ -106,7 +107,8 @@ class Template:
                 variables.update(value.get("Variables", {}))
             else:
                 merged[name] = copy.deepcopy(value)
-        return merged
+        properties: dict[str, Any] = merged
+        return properties
 
 
     def import_roots(self, logical_id: str) -> list[Path]:

@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, BUSINESS_STEP_FUNCTIONS, business_step_calls, compute_idempotency_key
+from tests.integration.support import BUSINESS_STEP_FUNCTIONS, QUIET, business_step_calls, compute_idempotency_key
 
 EXPECTED_OUTPUT = {
     "step1": {"result": "Output of step 1"},

@@ -165,7 +165,7 @@ def acquire_lock(
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except client.exceptions.ConditionalCheckFailedException as refused:
-        return _outcome_of_refusal(key, refused.response.get("Item"))
+        return _outcome_of_refusal(key, _item_of_refusal(refused))
     return LockOutcome(outcome=ACQUIRED, key=key)
 
 
@@ -269,7 +269,7 @@ def save_outcome(
         )
         item = response["Attributes"]
     except client.exceptions.ConditionalCheckFailedException as refused:
-        item = refused.response.get("Item") or {}
+        item = _item_of_refusal(refused) or {}
         already_saved = (
             item.get(EXECUTION_ID, {}).get("S") == owner_execution_id
             and item.get(RUN_ID, {}).get("S") == run_id
@@ -304,6 +304,12 @@ def release_record(client: DynamoDBClient, table_name: str, key: str, owner_exec
     except client.exceptions.ConditionalCheckFailedException:
         return None
     return SavedOutcome(key=key, status=IN_PROGRESS, waiters=_waiters_of(response.get("Attributes", {})))
+
+
+def _item_of_refusal(refused: Exception) -> dict[str, Any] | None:
+    """The item DynamoDB returned with a refused condition (``ReturnValuesOnConditionCheckFailure``)."""
+    item = getattr(refused, "response", {}).get("Item")
+    return item if isinstance(item, dict) else None
 
 
 def _waiters_of(item: dict[str, Any]) -> dict[str, str]:
