@@ -2,6 +2,7 @@
 #
 #   make demo    set up, then run the workflow on the in-process emulator (moto)
 #   make test    set up, then run every check: lint, validate, security scan, the test suite
+#   make bench   set up, then measure cost and latency per execution on the emulator (BENCH_ARGS=--json or --quick)
 #
 # Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt;
 # it is redone only when one of those files changes.
@@ -9,6 +10,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # pytest-xdist: on 2 CPUs the suite took ~27 s serial, ~19 s with -n auto, ~17 s with
 # -n auto --dist loadfile (each module's stack fixture is then deployed by one worker only).
 # PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
@@ -31,7 +33,7 @@ SHELL := bash
 SCAN_VENV ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: help venv install demo test lint validate validate-template validate-asl scan pytest build clean
+.PHONY: help venv install demo test lint validate validate-template validate-asl scan pytest bench build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +78,9 @@ validate-asl: $(STAMP)
 
 pytest: $(STAMP)
 	$(PY) -m pytest tests -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
+
+bench: $(STAMP) ## Measure states, Lambda calls, DynamoDB requests and cost per execution, against the targets
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 # Optional, not part of `test`. `sam build` without a container needs the template's runtime
 # (python3.13) on PATH; with pyenv: PYENV_VERSION=3.11.7:3.13.0 make build
