@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from emulator.stack import ExecutionResult, OfflineStack
+from emulator.stack import QUIET_FUNCTIONS, ExecutionResult, OfflineStack
 from emulator.template import PROJECT_ROOT
 
 EVENTS = PROJECT_ROOT / "events"
@@ -35,7 +35,7 @@ FRESH_EVENT = EVENTS / "execution_fresh.json"
 JMESPATH_EVENT = EVENTS / "execution_jmespath_key.json"
 FAILURE_EVENT = EVENTS / "execution_forced_failure.json"
 BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
-QUIET_LAMBDAS = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+QUIET_LAMBDAS = QUIET_FUNCTIONS
 WIDTH = 100
 _NBSP = "\u00a0"  # keeps a state name on one line when wrapping
 

@@ -44,6 +44,9 @@ LOG_GROUP = "AWS::Logs::LogGroup"
 # Created in this order: each kind may refer to the kinds before it.
 EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP)
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# Function environment for demos, tests and benchmarks: Powertools logs at WARNING, and no EMF
+# metrics printed on stdout (tests/unit/test_envelope_handlers.py checks the metrics themselves).
+QUIET_FUNCTIONS = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 _DESERIALIZE = TypeDeserializer().deserialize
 
 

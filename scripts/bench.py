@@ -54,6 +54,7 @@ from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 
 from emulator import ExecutionResult, OfflineStack  # noqa: E402
 from emulator.adapters import Handler, load_module  # noqa: E402
+from emulator.stack import QUIET_FUNCTIONS  # noqa: E402
 from emulator.template import Template  # noqa: E402
 
 EVENTS = PROJECT_ROOT / "events"
@@ -61,7 +62,7 @@ FRESH_EVENT = EVENTS / "execution_fresh.json"
 # Its idempotencyKeyJmespath leaves forceFailure out of the key: the rerun after a failure has the same key.
 RERUN_EVENT = EVENTS / "execution_jmespath_key.json"
 FORCE_FAILURE_FIELD = "forceFailure"  # the example failing step's switch (functions/random_failure)
-QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+QUIET = QUIET_FUNCTIONS
 FUNCTION = "AWS::Serverless::Function"
 
 # The function whose import and key computation are timed, and the module that computes the key.
@@ -330,7 +331,7 @@ def _stored_item_size(handler: DynamoHandler) -> int | None:
         hash_key = DynamoType(source[table.hash_key_attr])
         range_key = DynamoType(source[table.range_key_attr]) if table.range_key_attr else None
         item = table.get_item(hash_key, range_key)
-    except Exception:  # noqa: BLE001 - a malformed request fails in moto itself, with its own error
+    except Exception:
         return None
     return 0 if item is None else item_size(item.to_json()["Attributes"])
 
@@ -590,7 +591,8 @@ def describe_functions(stack: OfflineStack) -> dict[str, FunctionSpec]:
 
 def _load_event(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as stream:
-        return json.load(stream)
+        event: dict[str, Any] = json.load(stream)
+    return event
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -808,11 +810,13 @@ class DeclaredClock:
 
 
 def _start(history: Sequence[Mapping[str, Any]]) -> datetime:
-    return min(event["timestamp"] for event in history)
+    start: datetime = min(event["timestamp"] for event in history)
+    return start
 
 
 def _end(history: Sequence[Mapping[str, Any]]) -> datetime:
-    return max(event["timestamp"] for event in history)
+    end: datetime = max(event["timestamp"] for event in history)
+    return end
 
 
 def _wait_intervals(history: Sequence[Mapping[str, Any]]) -> list[tuple[str, datetime, datetime | None]]:
@@ -1281,8 +1285,8 @@ def _notes(report: BenchReport) -> list[str]:
         f"- Emulator time: Wait states and Retry intervals last time_scale = {report.options.time_scale} × their declared "
         "seconds; declared time = wall time / time_scale for them, and a waiter has waited the declared `Seconds` of the "
         "Wait states it entered (one without Wait states: wall time / time_scale). Latency counts time in Wait states as "
-        "declared and the rest as measured. Task `TimeoutSeconds`/`HeartbeatSeconds` (also on `.waitForTaskToken`) and the "
-        "machine's `TimeoutSeconds` are NOT scaled: they count real seconds on the emulator.",
+        "declared and the rest as measured. Task timeouts (`TimeoutSecondsPath` of a `.waitForTaskToken` wait) and the "
+        "machine's `TimeoutSeconds` are scaled too, a task timeout never below 0.5 s (see emulator/adapters.py).",
         "- Lambda duration is measured in process, where DynamoDB answers in microseconds; on AWS add its round trip "
         "(a few ms per call). Cold-start init time is not included. Cold imports run in fresh `python -I` "
         f"({sys.version.split()[0]} here; the functions run python3.13 on arm64), after one run that writes the .pyc files.",

@@ -15,10 +15,10 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from emulator import OfflineStack
 from emulator.adapters import load_module
+from emulator.stack import QUIET_FUNCTIONS
 from emulator.template import PROJECT_ROOT
 
-# Logs at WARNING and no EMF metrics on stdout (tests/unit/test_observability.py checks both).
-QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+QUIET = QUIET_FUNCTIONS
 BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
 
 # The layer's key module, loaded as the functions load it (one implementation of the key).

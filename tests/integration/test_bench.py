@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -161,7 +161,7 @@ def test_a_waiter_row_counts_the_waiter_not_the_owners_steps(measured: tuple[Ben
 def test_the_declared_clock_counts_a_wait_as_its_declared_seconds() -> None:
     definition = {"States": {"Pause": {"Type": "Wait", "Seconds": 10}, "Look": {"Type": "Task"}}}
     clock = DeclaredClock(definition, time_scale=0.01)
-    t0 = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 23, tzinfo=UTC)
 
     def at(ms: int) -> datetime:
         return t0 + timedelta(milliseconds=ms)
