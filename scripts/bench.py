@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -715,7 +715,7 @@ def _let_wait(stack: OfflineStack, clock: DeclaredClock, waiter_arn: str, declar
       has a whole poll interval to finish before the next look (on the emulator the owner's
       finishing is not shortened). This depends only on the history, not on when this thread runs.
     * in a callback task (``TaskSubmitted``: waiting for its task token): nothing it does depends
-      on time, so it has waited the emulator's wall time / time_scale.
+      on time, so it has waited the emulator's wall time since it started / time_scale.
     """
     started = time.monotonic()
     deadline = started + 30 + declared_wait_s * stack.time_scale * 10
@@ -727,7 +727,8 @@ def _let_wait(stack: OfflineStack, clock: DeclaredClock, waiter_arn: str, declar
             if waited >= declared_wait_s:
                 return waited
         elif parked_in == "TaskSubmitted":
-            waited = (time.monotonic() - started) / stack.time_scale
+            # The same clock as DeclaredClock.waited: the emulator's timestamps since the waiter started.
+            waited = (datetime.now(UTC) - _start(history)).total_seconds() / stack.time_scale
             if waited >= declared_wait_s:
                 return waited
         _expect(time.monotonic() < deadline, f"the waiter never waited {declared_wait_s} declared seconds")
