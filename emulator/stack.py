@@ -114,18 +114,20 @@ class OfflineStack:
             },
         )
         self._exit: ExitStack | None = None
+        # None: clients are intercepted in process by mock_aws; a URL: they call that endpoint.
+        self._endpoint_url: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> OfflineStack:
         with ExitStack() as exit_stack:
             exit_stack.enter_context(mock.patch.dict(os.environ, _fake_aws_environment()))
             exit_stack.enter_context(_quiet_interpreter())
-            exit_stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+            exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale))
-            self.sfn = boto3.client("stepfunctions", region_name=REGION)
-            self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+            self.sfn = self._client("stepfunctions")
+            self.dynamodb = self._client("dynamodb")
             self._deploy(exit_stack)
             exit_stack.callback(self._stop_running_executions)
             self._exit = exit_stack.pop_all()
@@ -134,6 +136,13 @@ class OfflineStack:
     def __exit__(self, *exc_info: object) -> None:
         assert self._exit is not None
         self._exit.close()
+
+    def _aws_backend(self) -> contextlib.AbstractContextManager[object]:
+        """Where the stack is deployed: moto in process. A subclass may serve it over HTTP instead."""
+        return mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+
+    def _client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=self._endpoint_url)
 
     # ------------------------------------------------------------------ resources
     @property
@@ -164,7 +173,7 @@ class OfflineStack:
         for logical_id in self.template.resources_of_type(LAYER):
             # Functions import a layer's code from its ContentUri (Template.import_roots); only its ARN is needed here.
             self._resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"
-        role_arn = boto3.client("iam", region_name=REGION).create_role(
+        role_arn = self._client("iam").create_role(
             RoleName=f"{self.stack_name}-role-{self._suffix}",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
@@ -208,7 +217,7 @@ class OfflineStack:
             # Functions share this process's environment; the same name must mean the same value.
             raise UnsupportedTemplateFeature(f"{logical_id} sets {', '.join(clashes)} differently from another function")
         name = self._physical_name(logical_id)
-        function = boto3.client("lambda", region_name=REGION).create_function(
+        function = self._client("lambda").create_function(
             FunctionName=name,
             Runtime=properties["Runtime"],
             Role=role_arn,
@@ -253,20 +262,7 @@ class OfflineStack:
             if time.monotonic() > deadline:
                 raise ExecutionDidNotFinish(f"{execution_arn} still RUNNING after {timeout}s")
             time.sleep(0.005)
-        history = self.sfn.get_execution_history(executionArn=execution_arn)["events"]
-        error, cause = description.get("error"), description.get("cause")
-        for event in history:
-            details = event.get("executionFailedEventDetails")
-            if details:
-                error, cause = details.get("error", error), details.get("cause", cause)
-        return ExecutionResult(
-            execution_arn=execution_arn,
-            status=description["status"],
-            output=_parse_output(description.get("output")),
-            error=error,
-            cause=cause,
-            history=history,
-        )
+        return finished_execution(self.sfn, description)
 
     def run(self, execution_input: Any = None, *, input_json: str | None = None, timeout: float = 30.0) -> ExecutionResult:
         """Start one execution and wait for it to finish."""
@@ -287,6 +283,26 @@ class OfflineStack:
         for execution in self.sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")["executions"]:
             self.sfn.stop_execution(executionArn=execution["executionArn"])
         time.sleep(0.05)
+
+
+def finished_execution(sfn: Any, description: Mapping[str, Any]) -> ExecutionResult:
+    """The outcome of a finished execution from its ``DescribeExecution`` answer and its whole history."""
+    execution_arn = description["executionArn"]
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    history = [event for page in pages for event in page["events"]]
+    error, cause = description.get("error"), description.get("cause")
+    for event in history:
+        details = event.get("executionFailedEventDetails")
+        if details:
+            error, cause = details.get("error", error), details.get("cause", cause)
+    return ExecutionResult(
+        execution_arn=execution_arn,
+        status=description["status"],
+        output=_parse_output(description.get("output")),
+        error=error,
+        cause=cause,
+        history=history,
+    )
 
 
 @contextlib.contextmanager
@@ -326,4 +342,7 @@ def _fake_aws_environment() -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_SECURITY_TOKEN": "testing",
+        # mock_aws does not intercept a client whose endpoint is configured (AWS_ENDPOINT_URL, as
+        # when the suite runs against a local endpoint, or a profile's endpoint_url): ignore them.
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
     }
