@@ -9,6 +9,8 @@ import pytest
 from emulator import OfflineStack
 from tests.integration.support import business_step_calls
 
+pytestmark = pytest.mark.offline_only(reason="counts Lambda calls; expects a table only this module uses")
+
 BAD_INPUTS = [
     # (case, raw execution input, error name, words the cause must contain)
     ("array", "[1, 2]", "IdempotencyInputNotObjectError", "must be a JSON object, got an array"),

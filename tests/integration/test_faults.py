@@ -7,6 +7,8 @@ import pytest
 from emulator import OfflineStack
 from tests.integration.support import compute_idempotency_key, failing_dynamodb
 
+pytestmark = pytest.mark.offline_only(reason="injects DynamoDB faults into the emulator")
+
 TRANSIENT_ERRORS = ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"]
 
 

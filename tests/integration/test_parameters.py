@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from emulator import OfflineStack
 from tests.integration.support import QUIET, Gate, compute_idempotency_key
+
+pytestmark = pytest.mark.offline_only(reason="deploys the emulator with parameter overrides")
 
 
 def test_lock_lease_parameter_sets_the_lease_of_an_in_progress_record() -> None:
