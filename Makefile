@@ -2,6 +2,7 @@
 #
 #   make demo    set up, then run the workflow on the in-process emulator (moto)
 #   make test    set up, then run every check: validate + the test suite
+#   make serve   set up, then serve the stack as a local AWS endpoint on 127.0.0.1:4566 (Ctrl-C stops it)
 #
 # Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt;
 # it is redone only when one of those files changes.
@@ -14,6 +15,8 @@ PYTEST_ARGS ?=
 # PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
 PYTEST_WORKERS ?= auto
 PYTEST_DIST ?= loadfile
+# e.g. make serve SERVE_ARGS="--time-scale 0.01 --parameter-overrides PollIntervalSeconds=2"
+SERVE_ARGS ?=
 
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -28,7 +31,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
 
-.PHONY: help venv install demo test validate validate-template validate-asl pytest build clean
+.PHONY: help venv install demo serve test validate validate-template validate-asl pytest build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +50,9 @@ $(STAMP): $(REQUIREMENTS) | $(PY)
 
 demo: $(STAMP) ## Deploy the stack into the emulator and run the workflow (first run, repeat, record)
 	$(PY) -m emulator.demo
+
+serve: $(STAMP) ## Serve the stack as a local AWS endpoint (aws ... --endpoint-url http://127.0.0.1:4566)
+	$(PY) -m emulator.server $(SERVE_ARGS)
 
 test: validate pytest ## Run every check: validate, then the whole test suite
 
