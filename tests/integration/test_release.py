@@ -140,3 +140,24 @@ def test_failed_executions_reach_the_release_function_and_bad_input_releases_not
     assert [delivery.payload["released"] for delivery in mine] == [False]
     assert mine[0].payload["reason"] == "IdempotencyInputNotObjectError"
     assert stack.lambdas.invocations(RELEASE_FUNCTION) > invocations
+
+
+def test_a_waiter_stopped_while_it_waits_is_aborted_at_once_and_leaves_the_record_alone(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    gate = Gate()
+    with stack.lambdas.intercept("ExampleStepFunction", gate):
+        owner_arn = stack.start_execution(execution_input)
+        assert gate.arrived.wait(10)
+        registered = stack.lambdas.invocations("WaitForOwnerFunction")
+        waiter_arn = stack.start_execution(execution_input)
+        wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered, message="the waiter to register")
+        stack.sfn.stop_execution(executionArn=waiter_arn)
+        waiter = stack.wait_for(waiter_arn, timeout=5)
+        held = stack.get_record(key)
+        gate.open()
+        owner = stack.wait_for(owner_arn)
+
+    assert waiter.status == "ABORTED"
+    assert held is not None and held["executionid"] == owner_arn  # a waiter's end releases nothing
+    assert owner.status == "SUCCEEDED"

@@ -12,6 +12,8 @@ import pytest
 from emulator import OfflineStack
 from tests.integration.support import QUIET, Gate, business_step_calls, compute_idempotency_key, wait_until
 
+pytestmark = pytest.mark.offline_only(reason="holds and counts Lambda calls, overrides parameters")
+
 WAIT_STATE = "Wait for the other execution to finish"
 LOOK_AGAIN = "Look at the record again"
 STEP_COUNT = 5

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from idempotency.errors import IdempotencyRecordLostError, IdempotencyRecordStateError
 
 if TYPE_CHECKING:
@@ -201,21 +203,30 @@ def register_waiter(
     saved, released, taken over or expired meanwhile): the waiter should look at it again now.
     One entry per waiter, so a waiter that registers again replaces its old token.
     """
-    condition = _HELD_BY_CONDITION
+    held = {":in_progress": {"S": IN_PROGRESS}, ":execution_id": {"S": held_by}, ":now": {"N": str(now)}}
     try:
-        client.update_item(
-            TableName=table_name,
-            Key={ID: {"S": key}},
-            UpdateExpression="SET #waiters.#waiter = :token",
-            ConditionExpression=condition,
-            ExpressionAttributeNames={**_names(condition), "#waiters": WAITERS, "#waiter": waiter},
-            ExpressionAttributeValues={
-                ":token": {"S": task_token},
-                ":in_progress": {"S": IN_PROGRESS},
-                ":execution_id": {"S": held_by},
-                ":now": {"N": str(now)},
-            },
-        )
+        try:
+            client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression="SET #waiters.#waiter = :token",
+                ConditionExpression=_HELD_BY_CONDITION,
+                ExpressionAttributeNames={**_names(_HELD_BY_CONDITION), "#waiters": WAITERS, "#waiter": waiter},
+                ExpressionAttributeValues={**held, ":token": {"S": task_token}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
+            # A record without the waiters map (written by an earlier version): create it.
+            condition = f"{_HELD_BY_CONDITION} AND attribute_not_exists(#waiters)"
+            client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression="SET #waiters = :waiters",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(condition),
+                ExpressionAttributeValues={**held, ":waiters": {"M": {waiter: {"S": task_token}}}},
+            )
     except client.exceptions.ConditionalCheckFailedException:
         return False
     return True
