@@ -251,6 +251,10 @@ def stoppable_task_token_waits(poll_seconds: float = 0.02) -> Iterator[None]:
     def wait(self: Any, env: Any, timeout_seconds: float, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
         if heartbeat_endpoint is not None:
             return original(self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint)  # type: ignore[arg-type]
+        if isinstance(env.program_state(), ProgramStopped) or not isinstance(timeout_seconds, int | float):
+            # Stopped before the wait began: moto skips evaluations once stopped, so the timeout
+            # it popped from its stack may not even be a number.
+            return CallbackOutcomeSuccess(callback_id=callback_endpoint.callback_id, output="null")
         deadline = time.monotonic() + timeout_seconds
         while True:
             outcome = callback_endpoint.wait(timeout=max(0.0, min(poll_seconds, deadline - time.monotonic())))

@@ -158,6 +158,6 @@ def test_a_waiter_stopped_while_it_waits_is_aborted_at_once_and_leaves_the_recor
         gate.open()
         owner = stack.wait_for(owner_arn)
 
-    assert waiter.status == "ABORTED"
+    assert waiter.status == "ABORTED", (waiter.error, waiter.cause)
     assert held is not None and held["executionid"] == owner_arn  # a waiter's end releases nothing
     assert owner.status == "SUCCEEDED"
