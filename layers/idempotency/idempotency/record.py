@@ -61,8 +61,10 @@ _TAKE_CONDITION = (
 )
 # ... and, unless the caller must report it instead, when it is FAILED.
 _TAKE_FAILED_CONDITION = f"{_TAKE_CONDITION} OR #status = :failed"
-# The record is live and held by the given execution.
-_HELD_BY_CONDITION = "#status = :in_progress AND #execution_id = :execution_id AND #ttl >= :now"
+# The record is IN_PROGRESS and owned by the given execution (its save and its release) ...
+_OWNED_CONDITION = "#status = :in_progress AND #execution_id = :execution_id"
+# ... and live (a waiter registering on it).
+_HELD_BY_CONDITION = f"{_OWNED_CONDITION} AND #ttl >= :now"
 
 _NAMES = {
     "#id": ID,
@@ -261,7 +263,7 @@ def save_outcome(
         status = FAILED
         update = "SET #status = :status, #error = :error, #cause = :cause REMOVE #lease"
         values = {":status": {"S": FAILED}, ":error": {"S": error}, ":cause": {"S": cause or ""}}
-    condition = "#status = :in_progress AND #execution_id = :execution_id AND #run_id = :run_id"
+    condition = f"{_OWNED_CONDITION} AND #run_id = :run_id"
     try:
         response = client.update_item(
             TableName=table_name,
@@ -302,7 +304,7 @@ def release_record(client: DynamoDBClient, table_name: str, key: str, owner_exec
     Returns what was deleted (with the waiters to wake), or None when the record is absent, saved
     or owned by another execution: then nothing changes.
     """
-    condition = "#status = :in_progress AND #execution_id = :execution_id"
+    condition = _OWNED_CONDITION
     try:
         response = client.delete_item(
             TableName=table_name,
