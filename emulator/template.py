@@ -19,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 
 _PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
+# In Fn::Sub, ${!Name} is the escape for a literal ${Name}.
+_SUB_TOKEN = re.compile(r"\$\{(!?)([^}]*)\}")
 
 
 class UnsupportedTemplateFeature(Exception):
@@ -89,8 +91,14 @@ class Template:
             else:
                 raise TemplateParameterError(f"Parameter {name} has no default and no value was given")
             values[name] = str(value)
+            allowed = [str(item) for item in spec.get("AllowedValues", [])]
+            if allowed and str(value) not in allowed:
+                raise TemplateParameterError(f"{name}={value} is not one of its AllowedValues: {', '.join(allowed)}")
             if spec.get("Type") == "Number":
-                number = float(value)
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise TemplateParameterError(f"{name}={value!r} is not a number") from None
                 if "MinValue" in spec and number < float(spec["MinValue"]):
                     raise TemplateParameterError(f"{name}={value} is below its MinValue {spec['MinValue']}")
                 if "MaxValue" in spec and number > float(spec["MaxValue"]):
@@ -174,14 +182,16 @@ class Resolver:
         variables = {name: self.resolve(item) for name, item in variables.items()}
 
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
+            escaped, name = match.groups()
+            if escaped:
+                return f"${{{name}}}"
             if name in variables:
                 return str(variables[name])
             if "." in name:
                 return self.get_att(*name.split(".", 1))
             return self.ref(name)
 
-        return _PLACEHOLDER.sub(replace, text)
+        return _SUB_TOKEN.sub(replace, text)
 
 
 def substitute_definition(definition: str, substitutions: Mapping[str, Any]) -> str:
