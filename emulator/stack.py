@@ -30,7 +30,15 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
-from emulator.adapters import LambdaRegistry, atomic_dynamodb_writes, in_process_lambdas, load_handler, scaled_waits
+from emulator.adapters import (
+    LambdaRegistry,
+    atomic_dynamodb_writes,
+    in_process_lambdas,
+    load_handler,
+    nested_workflows,
+    scaled_waits,
+    sdk_bodies_as_text,
+)
 from emulator.events import EventBus, execution_status_events
 from emulator.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
 
@@ -129,6 +137,8 @@ class OfflineStack:
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale))
+            exit_stack.enter_context(nested_workflows())
+            exit_stack.enter_context(sdk_bodies_as_text())
             exit_stack.enter_context(execution_status_events(self.events))
             self.sfn = boto3.client("stepfunctions", region_name=REGION)
             self.dynamodb = boto3.client("dynamodb", region_name=REGION)
