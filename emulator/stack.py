@@ -49,8 +49,12 @@ FUNCTION = "AWS::Serverless::Function"
 STATE_MACHINE = "AWS::Serverless::StateMachine"
 LAYER = "AWS::Serverless::LayerVersion"
 LOG_GROUP = "AWS::Logs::LogGroup"
+TOPIC = "AWS::SNS::Topic"
 # Created in this order: each kind may refer to the kinds before it.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP)
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC)
+# The envelope's own resources (logical ids), which the examples' resources stand beside.
+ENVELOPE_STATE_MACHINE = "IdempotentWorkflow"
+RECORD_TABLE = "IdempotencyTable"
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _DESERIALIZE = TypeDeserializer().deserialize
 
@@ -154,19 +158,22 @@ class OfflineStack:
     # ------------------------------------------------------------------ resources
     @property
     def state_machine_arn(self) -> str:
-        return self.physical_id(self._only(STATE_MACHINE))
+        """The envelope's state machine, where executions start unless told otherwise."""
+        return self.physical_id(self._main(STATE_MACHINE, ENVELOPE_STATE_MACHINE))
 
     @property
     def table_name(self) -> str:
-        return self.physical_id(self._only(TABLE))
+        """The table of the idempotency records."""
+        return self.physical_id(self._main(TABLE, RECORD_TABLE))
 
     def physical_id(self, logical_id: str) -> str:
         """What ``Ref`` of a resource gives: table name, function name, state machine ARN."""
         return self._resolver.refs[logical_id]
 
-    def _only(self, resource_type: str) -> str:
-        (logical_id,) = self.template.resources_of_type(resource_type)
-        return logical_id
+    def _main(self, resource_type: str, logical_id: str) -> str:
+        """The only resource of ``resource_type``, or ``logical_id`` among several."""
+        resources = self.template.resources_of_type(resource_type)
+        return next(iter(resources)) if len(resources) == 1 else logical_id
 
     def _physical_name(self, logical_id: str) -> str:
         return f"{self.stack_name}-{logical_id}-{self._suffix}"
@@ -182,6 +189,8 @@ class OfflineStack:
             name = str(self._resolver.resolve(self.template.resources[logical_id]["Properties"].get("LogGroupName", logical_id)))
             self._resolver.refs[logical_id] = name
             self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
+        for logical_id in self.template.resources_of_type(TOPIC):
+            self._create_topic(logical_id)
         for logical_id in self.template.resources_of_type(LAYER):
             # Functions import a layer's code from its ContentUri (Template.import_roots); only its ARN is needed here.
             self._resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"
@@ -222,6 +231,15 @@ class OfflineStack:
             self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         self._resolver.refs[logical_id] = name
         self._resolver.attributes[(logical_id, "Arn")] = table["TableArn"]
+
+    def _create_topic(self, logical_id: str) -> None:
+        properties = self._resolver.resolve(self.template.resources[logical_id].get("Properties", {}))
+        name = str(properties.get("TopicName", self._physical_name(logical_id)))
+        attributes = {key: str(properties[key]) for key in ("DisplayName", "KmsMasterKeyId") if key in properties}
+        arn = boto3.client("sns", region_name=REGION).create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        self._resolver.refs[logical_id] = arn
+        self._resolver.attributes[(logical_id, "TopicArn")] = arn
+        self._resolver.attributes[(logical_id, "TopicName")] = name
 
     def _create_function(self, logical_id: str, role_arn: str, environment: Mapping[str, str]) -> dict[str, str]:
         # Events name resources created later (the state machine); they are wired in _create_event_rules.
@@ -274,12 +292,21 @@ class OfflineStack:
         self._resolver.attributes[(logical_id, "Arn")] = arn
 
     # ------------------------------------------------------------------ executions
-    def start_execution(self, execution_input: Any = None, *, input_json: str | None = None, name: str | None = None) -> str:
-        """Start an execution with ``execution_input`` (any JSON value) or the raw ``input_json`` text."""
+    def start_execution(
+        self,
+        execution_input: Any = None,
+        *,
+        input_json: str | None = None,
+        name: str | None = None,
+        state_machine: str | None = None,
+    ) -> str:
+        """Start an execution with ``execution_input`` (any JSON value) or the raw ``input_json`` text.
+
+        ``state_machine`` is the logical id of the state machine to start; the envelope's by default.
+        """
         text = input_json if input_json is not None else json.dumps(execution_input)
-        return self.sfn.start_execution(
-            stateMachineArn=self.state_machine_arn, name=name or uuid.uuid4().hex, input=text
-        )["executionArn"]
+        arn = self.physical_id(state_machine) if state_machine else self.state_machine_arn
+        return self.sfn.start_execution(stateMachineArn=arn, name=name or uuid.uuid4().hex, input=text)["executionArn"]
 
     def wait_for(self, execution_arn: str, timeout: float = 30.0) -> ExecutionResult:
         """Poll until the execution has finished, then return its outcome and history."""
@@ -289,7 +316,7 @@ class OfflineStack:
                 raise ExecutionDidNotFinish(f"{execution_arn} still RUNNING after {timeout}s")
             time.sleep(0.005)
         # Step Functions keeps no history of Express executions (CloudWatch Logs has them).
-        express = self._state_machine_types.get(self.state_machine_arn) == "EXPRESS"
+        express = self._state_machine_types.get(description["stateMachineArn"]) == "EXPRESS"
         history = [] if express else self.sfn.get_execution_history(executionArn=execution_arn)["events"]
         error, cause = description.get("error"), description.get("cause")
         for event in history:
@@ -305,9 +332,16 @@ class OfflineStack:
             history=history,
         )
 
-    def run(self, execution_input: Any = None, *, input_json: str | None = None, timeout: float = 30.0) -> ExecutionResult:
-        """Start one execution and wait for it to finish."""
-        return self.wait_for(self.start_execution(execution_input, input_json=input_json), timeout)
+    def run(
+        self,
+        execution_input: Any = None,
+        *,
+        input_json: str | None = None,
+        timeout: float = 30.0,
+        state_machine: str | None = None,
+    ) -> ExecutionResult:
+        """Start one execution (of the envelope, or of ``state_machine``) and wait for it to finish."""
+        return self.wait_for(self.start_execution(execution_input, input_json=input_json, state_machine=state_machine), timeout)
 
     def get_record(self, key: str) -> dict[str, Any] | None:
         """The idempotency record of ``key`` as plain Python values, or None (strongly consistent read)."""
@@ -322,8 +356,9 @@ class OfflineStack:
     def _stop_running_executions(self) -> None:
         # A still-running execution, or an event still being delivered, would send its AWS calls to
         # the real endpoints once moto is gone.
-        for execution in self.sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")["executions"]:
-            self.sfn.stop_execution(executionArn=execution["executionArn"])
+        for arn in self._state_machine_types:
+            for execution in self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+                self.sfn.stop_execution(executionArn=execution["executionArn"])
         time.sleep(0.05)
         self.events.wait_until_delivered()
 
