@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -183,3 +184,45 @@ def execution_status_events(bus: EventBus) -> Iterator[None]:
 
 def _epoch_millis(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------- input transformers
+_TEMPLATE_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|<([^<>\s"]+)>')
+
+
+def transform_input(transformer: dict[str, Any], event: dict[str, Any]) -> str:
+    """What a target receives from a rule's ``InputTransformer``, as EventBridge builds it.
+
+    Each ``InputPathsMap`` path (``$.detail.object.key``: plain member names) is read from the
+    event. In ``InputTemplate`` a ``<name>`` outside quotes becomes the value as JSON, and one
+    inside a JSON string becomes the value's text. Placeholders that are not in the map (such as
+    EventBridge's own ``<aws.events.event>``) are refused rather than left in.
+    """
+    values = {name: _select(event, path) for name, path in transformer.get("InputPathsMap", {}).items()}
+
+    def placeholder(name: str, quoted: bool) -> str:
+        if name not in values:
+            raise UnsupportedTemplateFeature(f"InputTemplate placeholder <{name}> is not in InputPathsMap")
+        value = values[name]
+        if not quoted:
+            return json.dumps(value)
+        text = value if isinstance(value, str) else json.dumps(value)
+        return json.dumps(text)[1:-1]
+
+    def token(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return placeholder(match.group(1), quoted=False)
+        return re.sub(r"<([^<>\s\"]+)>", lambda inner: placeholder(inner.group(1), quoted=True), match.group(0))
+
+    return _TEMPLATE_TOKEN.sub(token, transformer["InputTemplate"])
+
+
+def _select(event: dict[str, Any], path: str) -> Any:
+    if path == "$":
+        return event
+    if not re.fullmatch(r"\$(\.[A-Za-z0-9_-]+)+", path):
+        raise UnsupportedTemplateFeature(f"InputPathsMap path {path!r} is not emulated (only $.member.member)")
+    value: Any = event
+    for member in path[2:].split("."):
+        value = value.get(member) if isinstance(value, dict) else None
+    return value

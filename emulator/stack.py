@@ -50,11 +50,14 @@ STATE_MACHINE = "AWS::Serverless::StateMachine"
 LAYER = "AWS::Serverless::LayerVersion"
 LOG_GROUP = "AWS::Logs::LogGroup"
 TOPIC = "AWS::SNS::Topic"
+BUCKET = "AWS::S3::Bucket"
 # Created in this order: each kind may refer to the kinds before it.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC)
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET)
 # The envelope's own resources (logical ids), which the examples' resources stand beside.
 ENVELOPE_STATE_MACHINE = "IdempotentWorkflow"
 RECORD_TABLE = "IdempotencyTable"
+# Bucket settings that change nothing a test can observe offline (who may read, how data rests).
+_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration")
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 _DESERIALIZE = TypeDeserializer().deserialize
 
@@ -191,6 +194,8 @@ class OfflineStack:
             self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
         for logical_id in self.template.resources_of_type(TOPIC):
             self._create_topic(logical_id)
+        for logical_id in self.template.resources_of_type(BUCKET):
+            self._create_bucket(logical_id)
         for logical_id in self.template.resources_of_type(LAYER):
             # Functions import a layer's code from its ContentUri (Template.import_roots); only its ARN is needed here.
             self._resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"
@@ -240,6 +245,21 @@ class OfflineStack:
         self._resolver.refs[logical_id] = arn
         self._resolver.attributes[(logical_id, "TopicArn")] = arn
         self._resolver.attributes[(logical_id, "TopicName")] = name
+
+    def _create_bucket(self, logical_id: str) -> None:
+        properties = self._resolver.resolve(self.template.resources[logical_id].get("Properties", {}))
+        name = str(properties.get("BucketName", self._physical_name(logical_id).lower()))
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=name)
+        for setting, value in properties.items():
+            if setting == "NotificationConfiguration":
+                if set(value) != {"EventBridgeConfiguration"}:
+                    raise UnsupportedTemplateFeature(f"{logical_id}: only EventBridge notifications are emulated")
+                s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+            elif setting not in ("BucketName", *_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT):
+                raise UnsupportedTemplateFeature(f"{logical_id}: bucket property {setting} is not emulated")
+        self._resolver.refs[logical_id] = name
+        self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
 
     def _create_function(self, logical_id: str, role_arn: str, environment: Mapping[str, str]) -> dict[str, str]:
         # Events name resources created later (the state machine); they are wired in _create_event_rules.

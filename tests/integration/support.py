@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
+import boto3
 import pytest
 from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 
 from emulator import OfflineStack
 from emulator.adapters import load_module
+from emulator.stack import REGION
 from emulator.template import PROJECT_ROOT
 
 # Logs at WARNING and no EMF metrics on stdout (tests/unit/test_observability.py checks both).
@@ -78,3 +81,25 @@ def failing_dynamodb(operation: str, error_code: str, times: int) -> Iterator[li
 
     with mock.patch.object(DynamoDBBackend, operation, faulty):
         yield remaining
+
+
+def subscribe_queue(stack: OfflineStack, topic_logical_id: str, queue_name: str) -> str:
+    """An SQS queue subscribed to one of the stack's SNS topics (raw delivery); returns its URL."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name=REGION).subscribe(
+        TopicArn=stack.physical_id(topic_logical_id), Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return queue_url
+
+
+def queued_messages(queue_url: str) -> list[Any]:
+    """Every message body (JSON) in the queue, read without deleting (they stay visible)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    found: dict[str, Any] = {}
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        found.update({message["MessageId"]: json.loads(message["Body"]) for message in batch})
+        if len(batch) < 10:
+            return list(found.values())

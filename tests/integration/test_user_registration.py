@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 
 from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import load_module
-from emulator.stack import REGION
 from emulator.template import PROJECT_ROOT, Template
 from scripts import child_envelope
-from tests.integration.support import Gate, compute_idempotency_key, wait_until
+from tests.integration.support import Gate, compute_idempotency_key, queued_messages, subscribe_queue, wait_until
 
 ENVELOPE = "IdempotentUserRegistrationWorkflow"
 CHILD = "UserRegistrationWorkflow"
@@ -40,27 +37,14 @@ RegistrationSystemUnavailableError = _register_module.RegistrationSystemUnavaila
 
 
 @pytest.fixture(scope="module")
-def notifications(stack: OfflineStack) -> Iterator[str]:
+def notifications(stack: OfflineStack) -> str:
     """An SQS queue subscribed to the examples' topic, as an e-mail sender would be."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    queue_url = sqs.create_queue(QueueName="registration-confirmations")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns", region_name=REGION).subscribe(
-        TopicArn=stack.physical_id(TOPIC), Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
-    )
-    yield queue_url
+    return subscribe_queue(stack, TOPIC, "registration-confirmations")
 
 
 def confirmations_for(queue_url: str, username: str) -> list[dict[str, Any]]:
-    """The confirmation messages published so far for ``username`` (read without deleting)."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    found: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
-        bodies = [json.loads(message["Body"]) for message in batch]
-        found += [body for body in bodies if body.get("username") == username and body not in found]
-        if len(batch) < 10:
-            return found
+    """The confirmation messages published so far for ``username``."""
+    return [message for message in queued_messages(queue_url) if message.get("username") == username]
 
 
 def registration(username: str, **changes: Any) -> dict[str, Any]:
