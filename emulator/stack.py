@@ -39,7 +39,7 @@ from emulator.adapters import (
     scaled_waits,
     sdk_bodies_as_text,
 )
-from emulator.events import EventBus, execution_status_events
+from emulator.events import EventBus, execution_status_events, s3_object_events
 from emulator.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
 
 REGION = "us-east-1"
@@ -147,6 +147,7 @@ class OfflineStack:
             exit_stack.enter_context(nested_workflows())
             exit_stack.enter_context(sdk_bodies_as_text())
             exit_stack.enter_context(execution_status_events(self.events))
+            exit_stack.enter_context(s3_object_events(self.events))
             self.sfn = boto3.client("stepfunctions", region_name=REGION)
             self.dynamodb = boto3.client("dynamodb", region_name=REGION)
             self._deploy(exit_stack)
@@ -217,6 +218,8 @@ class OfflineStack:
             self._create_state_machine(logical_id, role_arn)
         for logical_id in functions:
             self._create_event_rules(logical_id)
+        for logical_id in self.template.resources_of_type(STATE_MACHINE):
+            self._create_state_machine_rules(logical_id)
         self.outputs = {
             name: str(self._resolver.resolve(output["Value"]))
             for name, output in self.template.body.get("Outputs", {}).items()
@@ -293,6 +296,20 @@ class OfflineStack:
                 raise UnsupportedTemplateFeature(f"{logical_id}: event source {event.get('Type')} is not emulated")
             pattern = self._resolver.resolve(event["Properties"]["Pattern"])
             self.events.add_rule(f"{logical_id}{event_id}", pattern, self.physical_id(logical_id))
+
+    def _create_state_machine_rules(self, logical_id: str) -> None:
+        events = self.template.resources[logical_id]["Properties"].get("Events", {})
+        for event_id, event in events.items():
+            properties = event.get("Properties", {})
+            unsupported = sorted(set(properties) - {"Pattern", "InputTransformer", "RetryPolicy"})
+            if event.get("Type") != "EventBridgeRule" or unsupported:
+                raise UnsupportedTemplateFeature(f"{logical_id}.{event_id}: only EventBridgeRule with Pattern and InputTransformer is emulated")
+            self.events.add_state_machine_rule(
+                f"{logical_id}{event_id}",
+                self._resolver.resolve(properties["Pattern"]),
+                self.physical_id(logical_id),
+                self._resolver.resolve(properties.get("InputTransformer")),
+            )
 
     def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
         properties = self.template.resources[logical_id]["Properties"]

@@ -2,9 +2,10 @@
 
 ``SensorFileWorkflow`` reads the file, checks every row, stores one item per reading with an
 inline Map, moves the file under ``processed/``, waits, and notifies. ``IdempotentSensorFileWorkflow``
-is the envelope around it, keyed by bucket, object key and ETag. Its input is what the template's
-EventBridge rule builds from S3's "Object Created" event (the rule's ``InputTransformer``, applied
-to the sample event ``events/s3_object_created.json``).
+is the envelope around it, keyed by bucket, object key and ETag. An upload starts it through the
+template's EventBridge rule (emulated: S3's event on the stack's bus, the rule's pattern and
+``InputTransformer``), as on AWS; duplicates are the same event delivered again, or executions
+started with the input the rule built.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import pytest
 
 from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import load_module
-from emulator.events import transform_input
+from emulator.events import Delivery, transform_input
 from emulator.stack import REGION
 from emulator.template import PROJECT_ROOT, Template
 from scripts.asl_diagram import load_definition
-from tests.integration.support import QUIET, compute_idempotency_key, queued_messages, subscribe_queue
+from tests.integration.support import QUIET, compute_idempotency_key, queued_messages, subscribe_queue, wait_until
 
 ENVELOPE = "IdempotentSensorFileWorkflow"
 CHILD = "SensorFileWorkflow"
@@ -36,7 +37,7 @@ SAMPLE_CSV = (EVENTS / "sensor_readings.csv").read_text(encoding="utf-8")
 SAMPLE_EVENT = json.loads((EVENTS / "s3_object_created.json").read_text(encoding="utf-8"))
 CHILD_DEFINITION = load_definition(PROJECT_ROOT / "statemachine" / "sensor_file.asl.json")
 # Short enough for a quick test; the emulator scales it down further (time_scale).
-NOTIFICATION_DELAY_SECONDS = 60
+NOTIFICATION_DELAY_SECONDS = 20
 
 _template = Template.load()
 TRIGGER = _template.resources[ENVELOPE]["Properties"]["Events"]["SensorFileUploaded"]["Properties"]
@@ -54,16 +55,29 @@ def notifications(stack: OfflineStack) -> str:
     return subscribe_queue(stack, "ExampleNotificationsTopic", "sensor-file-notifications")
 
 
-def upload(stack: OfflineStack, key: str, text: str = SAMPLE_CSV) -> dict[str, Any]:
-    """Put ``text`` at ``key`` in the sensor bucket; return the "Object Created" event S3 sends for it."""
-    bucket = stack.physical_id(BUCKET)
+def upload(stack: OfflineStack, key: str, text: str = SAMPLE_CSV) -> Delivery:
+    """Put ``text`` at ``key`` in the sensor bucket; return the rule's delivery of S3's event for it."""
     s3 = boto3.client("s3", region_name=REGION)
-    s3.put_object(Bucket=bucket, Key=key, Body=text.encode())
-    head = s3.head_object(Bucket=bucket, Key=key)
-    event = json.loads(json.dumps(SAMPLE_EVENT))
-    event["detail"]["bucket"]["name"] = bucket
-    event["detail"]["object"].update(key=key, etag=head["ETag"].strip('"'), size=head["ContentLength"])
-    return event
+    etag = s3.put_object(Bucket=stack.physical_id(BUCKET), Key=key, Body=text.encode())["ETag"].strip('"')
+
+    def delivered() -> list[Delivery]:
+        return [
+            delivery
+            for delivery in stack.events.wait_until_delivered()
+            if delivery.event["source"] == "aws.s3" and delivery.event["detail"]["object"].get("etag") == etag
+            and delivery.event["detail"]["object"]["key"] == key
+        ]
+
+    wait_until(lambda: delivered(), message=f"the upload of {key} to start the envelope")
+    (delivery,) = delivered()
+    return delivery
+
+
+def processed(stack: OfflineStack, key: str, text: str = SAMPLE_CSV) -> tuple[ExecutionResult, dict[str, Any]]:
+    """Upload a file; return the execution its event started, once finished, and that execution's input."""
+    delivery = upload(stack, key, text)
+    result = stack.wait_for(delivery.payload["executionArn"])
+    return result, execution_input(delivery.event)
 
 
 def execution_input(event: dict[str, Any]) -> dict[str, Any]:
@@ -118,9 +132,8 @@ def test_an_upload_is_stored_reading_by_reading_moved_and_notified(
     stack: OfflineStack, unique: str, notifications: str
 ) -> None:
     key = f"readings/{unique}.csv"
-    event = upload(stack, key)
 
-    result = stack.run(execution_input(event), state_machine=ENVELOPE)
+    result, started_with = processed(stack, key)
 
     assert result.status == "SUCCEEDED", result.cause
     rows = [line.split(",") for line in SAMPLE_CSV.splitlines()]
@@ -131,7 +144,7 @@ def test_an_upload_is_stored_reading_by_reading_moved_and_notified(
     ]
     assert objects(stack) >= {f"processed/{key}"} and key not in objects(stack)
     assert result.output == {
-        "file": {"bucket": stack.physical_id(BUCKET), "key": key, "etag": event["detail"]["object"]["etag"]},
+        "file": {"bucket": stack.physical_id(BUCKET), "key": key, "etag": started_with["etag"]},
         "processedKey": f"processed/{key}",
         "readings": len(rows),
         "notification": result.output["notification"],
@@ -151,7 +164,7 @@ def test_the_rows_are_stored_by_an_inline_map_after_every_row_was_checked(stack:
     key = f"readings/{unique}.csv"
     parses = stack.lambdas.invocations(PARSE)
 
-    result = stack.run(execution_input(upload(stack, key)), state_machine=ENVELOPE)
+    result, _ = processed(stack, key)
 
     child = child_of(stack, result)
     store = CHILD_DEFINITION["States"]["Store each reading"]
@@ -166,32 +179,14 @@ def test_the_rows_are_stored_by_an_inline_map_after_every_row_was_checked(stack:
     assert (waited[1] - waited[0]).total_seconds() >= NOTIFICATION_DELAY_SECONDS * stack.time_scale
 
 
-def test_a_duplicate_event_for_an_upload_processes_it_once(stack: OfflineStack, unique: str, notifications: str) -> None:
-    key = f"readings/{unique}.csv"
-    event = upload(stack, key)
-    first = stack.run(execution_input(event), state_machine=ENVELOPE)
-    parses = stack.lambdas.invocations(PARSE)
-
-    duplicate = json.loads(json.dumps(event))
-    duplicate["id"] = "a-redelivered-event"
-    again = stack.run(execution_input(duplicate), state_machine=ENVELOPE)
-
-    assert again.status == "SUCCEEDED"
-    assert again.output == first.output
-    assert again.states_entered == ["Take the idempotency record", "Is the work done, ours to do, or running elsewhere?", "Return the stored result"]
-    assert stack.lambdas.invocations(PARSE) == parses
-    assert len(children_for(stack, key)) == 1
-    assert len(readings_of(stack, key)) == len(SAMPLE_CSV.splitlines())
-    assert len([m for m in queued_messages(notifications) if m.get("key") == key]) == 1
-
-
 def test_concurrent_duplicate_events_process_the_file_once(stack: OfflineStack, unique: str, notifications: str) -> None:
     key = f"readings/{unique}.csv"
-    execution = execution_input(upload(stack, key))
+    delivery = upload(stack, key)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        arns = list(pool.map(lambda _: stack.start_execution(execution, state_machine=ENVELOPE), range(4)))
-        results = list(pool.map(stack.wait_for, arns))
+    # While the rule's execution runs, three more with the same input (duplicate deliveries).
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        arns = list(pool.map(lambda _: stack.start_execution(execution_input(delivery.event), state_machine=ENVELOPE), range(3)))
+        results = list(pool.map(stack.wait_for, [delivery.payload["executionArn"], *arns]))
 
     assert {result.status for result in results} == {"SUCCEEDED"}
     assert all(result.output == results[0].output for result in results)
@@ -201,9 +196,9 @@ def test_concurrent_duplicate_events_process_the_file_once(stack: OfflineStack, 
 
 def test_a_new_version_of_a_file_is_a_new_upload(stack: OfflineStack, unique: str) -> None:
     key = f"readings/{unique}.csv"
-    first = stack.run(execution_input(upload(stack, key)), state_machine=ENVELOPE)
+    first, _ = processed(stack, key)
 
-    second = stack.run(execution_input(upload(stack, key, "0000-0042,1483910000,1.5\n")), state_machine=ENVELOPE)
+    second, _ = processed(stack, key, "0000-0042,1483910000,1.5\n")
 
     assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
     assert second.output["readings"] == 1
@@ -216,9 +211,7 @@ def test_a_new_version_of_a_file_is_a_new_upload(stack: OfflineStack, unique: st
 def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack: OfflineStack, unique: str) -> None:
     key = f"readings/{unique}.csv"
     text = "0000-0001,1483906366,10.10\n0000-0011,yesterday,-5.10\n0000-0093,1483906376\n0000-0107,1483906520,115.45\n"
-    event = upload(stack, key, text)
-
-    failed = stack.run(execution_input(event), state_machine=ENVELOPE)
+    failed, started_with = processed(stack, key, text)
 
     assert failed.status == "FAILED"
     assert failed.error == MalformedSensorFileError.__name__
@@ -229,10 +222,53 @@ def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack
     # Nothing half-written: no reading stored, the file left where it was uploaded.
     assert readings_of(stack, key) == []
     assert key in objects(stack) and f"processed/{key}" not in objects(stack)
-    record = stack.get_record(compute_idempotency_key(execution_input(event)))
+    record = stack.get_record(compute_idempotency_key(started_with))
     assert (record["executionstatus"], record["error"]) == ("FAILED", MalformedSensorFileError.__name__)
 
     # The corrected file, uploaded to the same key, is a new version and is processed.
-    fixed = stack.run(execution_input(upload(stack, key, SAMPLE_CSV)), state_machine=ENVELOPE)
+    fixed, _ = processed(stack, key, SAMPLE_CSV)
     assert fixed.status == "SUCCEEDED", fixed.cause
     assert len(readings_of(stack, key)) == len(SAMPLE_CSV.splitlines())
+
+
+# --------------------------------------------------------------------------- the trigger itself
+def executions_of_envelope(stack: OfflineStack) -> set[str]:
+    return {e["executionArn"] for e in stack.sfn.list_executions(stateMachineArn=stack.physical_id(ENVELOPE))["executions"]}
+
+
+def test_one_upload_starts_one_execution_and_the_moved_copy_none(stack: OfflineStack, unique: str) -> None:
+    key = f"uploads/{unique}.csv"
+    before = executions_of_envelope(stack)
+
+    result, _ = processed(stack, key)
+
+    assert result.status == "SUCCEEDED", result.cause
+    stack.events.wait_until_delivered()
+    # The copy under processed/ is an upload too, which the rule's pattern leaves out.
+    assert executions_of_envelope(stack) - before == {result.execution_arn}
+
+
+def test_a_redelivered_upload_event_runs_the_work_once(stack: OfflineStack, unique: str, notifications: str) -> None:
+    key = f"uploads/{unique}.csv"
+    delivery = upload(stack, key)
+    first = stack.wait_for(delivery.payload["executionArn"])
+    parses = stack.lambdas.invocations(PARSE)
+    before = executions_of_envelope(stack)
+
+    # EventBridge delivers at least once: the same event again, as a new delivery.
+    stack.events.put_event("aws.s3", delivery.event["detail-type"], delivery.event["detail"], delivery.event["resources"])
+
+    wait_until(lambda: executions_of_envelope(stack) - before, message="the redelivery to start the envelope")
+    (again,) = executions_of_envelope(stack) - before
+    repeat = stack.wait_for(again)
+    assert repeat.status == "SUCCEEDED"
+    assert repeat.output == first.output
+    assert repeat.states_entered == [
+        "Take the idempotency record",
+        "Is the work done, ours to do, or running elsewhere?",
+        "Return the stored result",
+    ]
+    assert stack.lambdas.invocations(PARSE) == parses
+    assert len(children_for(stack, key)) == 1
+    assert len(readings_of(stack, key)) == len(SAMPLE_CSV.splitlines())
+    assert len([m for m in queued_messages(notifications) if m.get("key") == key]) == 1
