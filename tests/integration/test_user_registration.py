@@ -249,7 +249,8 @@ def _top_level(result: ExecutionResult, definition: dict[str, Any]) -> list[str]
     return [name for name in result.states_entered if name in definition["States"]]
 
 
-def test_the_child_variant_costs_two_transitions_more_than_the_inline_envelope(stack: OfflineStack, unique: str) -> None:
+def test_what_the_child_variant_costs_in_transitions(stack: OfflineStack, unique: str) -> None:
+    """Measured from the histories: the envelope's own states, inline and around a child."""
     envelope = child_envelope.load()
     variant = child_envelope.derive(envelope)
     inline = stack.run({"orderId": unique, "forceFailure": False})
@@ -257,8 +258,7 @@ def test_the_child_variant_costs_two_transitions_more_than_the_inline_envelope(s
     (child,) = child_executions(stack, fresh)
     child_states = stack.wait_for(child["executionArn"]).states_entered
 
-    inline_envelope = _top_level(inline, envelope)
-    variant_envelope = _top_level(fresh, variant)
+    inline_envelope, variant_envelope = _top_level(inline, envelope), _top_level(fresh, variant)
     # Inline, the protected work is one state (the Parallel) around the steps; here it is a chain
     # of three (link, run the child, take its output) around the child's own states.
     assert len(variant_envelope) - len(inline_envelope) == 2
@@ -267,6 +267,14 @@ def test_the_child_variant_costs_two_transitions_more_than_the_inline_envelope(s
     ]
     assert len(child_states) == 6  # Parallel, 3 registrations, confirmation, output
 
+    # A hit costs the same: the child is never started.
     hit = stack.run(registration(unique), state_machine=ENVELOPE)
     inline_hit = stack.run({"orderId": unique, "forceFailure": False})
     assert len(hit.states_entered) == len(inline_hit.states_entered) == 3
+
+    # A failure: the chain also reads the child's own error out of the task's failure (four states).
+    other = f"{unique}-failing"
+    inline_failure = stack.run({"orderId": other, "forceFailure": True})
+    with stack.lambdas.intercept(REGISTER, FailIn("Products", RegistrationRejectedError("Products refuses."))):
+        failure = stack.run(registration(other), state_machine=ENVELOPE)
+    assert len(_top_level(failure, variant)) - len(_top_level(inline_failure, envelope)) == 5
