@@ -17,6 +17,12 @@ Each adapter is a context manager that patches one named place in moto and undoe
   ABORTED at once: the wait now checks for a stop while it waits.
 * ``scaled_waits``: ASL ``Wait`` states, ``Retry`` intervals and timeouts really take their time;
   this scales them by a factor so tests keep real timings in the ASL and still run fast.
+* ``nested_workflows``: the Step Functions integration (``arn:aws:states:::states:startExecution``,
+  ``.sync`` and ``.sync:2``) fails as shipped, because moto keeps the interpreter without its
+  parameter and response normalisation; this puts the normalisation back, so a state machine
+  can start another one and wait for it as on AWS.
+* ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
+  handed over as moto's stream object, which no state can read; Step Functions gives its text.
 """
 
 from __future__ import annotations
@@ -32,19 +38,28 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from unittest import mock
 
+from botocore.response import StreamingBody
 from moto.awslambda.models import LambdaFunction
 from moto.dynamodb.models import DynamoDBBackend
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeSuccess, CallbackOutcomeTimedOut
@@ -326,4 +341,97 @@ def scaled_waits(scale: float) -> Iterator[None]:
         mock.patch.object(Timeout, "_eval_body", task_timeout),
         mock.patch.object(Program, "eval", program_eval),
     ):
+        yield
+
+
+# --------------------------------------------------------------------------- Step Functions -> Step Functions
+# How often a ``.sync`` task looks at its child execution. On AWS the parent learns of the child's
+# end from an event within moments; moto polls, every 0.5 s as shipped.
+SYNC_POLL_SECONDS = 0.01
+# The ASL's names for the StartExecution parameters (PascalCase) are not boto3's (camelCase).
+_START_EXECUTION_PARAMETERS = {"StateMachineArn": "stateMachineArn", "Input": "input", "Name": "name", "TraceHeader": "traceHeader"}
+# Values that are the user's data: their keys are kept as they are.
+_USER_DATA_KEYS = frozenset({"input", "output"})
+
+
+def step_functions_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The ASL's StartExecution parameters as boto3 takes them; a name is generated when none is given.
+
+    Without a name moto would name the child ``None``, and a second such start would fail with
+    ``ExecutionAlreadyExists``; Step Functions generates a unique one.
+    """
+    renamed = {_START_EXECUTION_PARAMETERS.get(name, name): value for name, value in parameters.items()}
+    renamed.setdefault("name", uuid.uuid4().hex)
+    return renamed
+
+
+def step_functions_response(response: Any) -> Any:
+    """A boto3 Step Functions response as a state sees it on AWS: keys in PascalCase, dates in epoch ms.
+
+    ``Input`` and ``Output`` are the executions' own data and are left untouched.
+    """
+    if isinstance(response, datetime):
+        return int(response.timestamp() * 1000)
+    if isinstance(response, list):
+        return [step_functions_response(item) for item in response]
+    if not isinstance(response, dict):
+        return response
+    return {
+        name[:1].upper() + name[1:]: value if name in _USER_DATA_KEYS else step_functions_response(value)
+        for name, value in response.items()
+    }
+
+
+@contextlib.contextmanager
+def nested_workflows(poll_seconds: float = SYNC_POLL_SECONDS) -> Iterator[None]:
+    """Let a state machine start another one (plain, ``.sync``, ``.sync:2``) as on AWS.
+
+    The interpreter's Step Functions task hands the ASL's parameters to boto3 and reads boto3's
+    response without converting either (its normalisation hooks are no-ops in moto). The patch
+    converts them where the hooks are called: the parameters before the call, the response of
+    StartExecution before the ``.sync`` resolver reads ``ExecutionArn``, and the child's
+    DescribeExecution before it becomes the task's result. ``.sync:2`` then gives ``Output`` as
+    JSON and ``.sync`` as a string, as on AWS; a failed child fails the task with
+    ``States.TaskFailed`` and the child's description as the cause.
+    """
+    original_parameters = StateTaskServiceSfn._normalise_parameters
+
+    def normalise_parameters(self: StateTaskServiceSfn, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        original_parameters(self, parameters, *args, **kwargs)  # serializes Input to a string
+        converted = step_functions_parameters(parameters)
+        parameters.clear()
+        parameters.update(converted)
+
+    def normalise_response(self: StateTaskServiceSfn, response: Any, *args: Any, **kwargs: Any) -> None:
+        # In place: the interpreter keeps a reference to this dict on its stack.
+        if isinstance(response, dict):
+            converted = step_functions_response(response)
+            response.clear()
+            response.update(converted)
+
+    with (
+        mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters),
+        mock.patch.object(StateTaskServiceSfn, "_normalise_response", normalise_response),
+        mock.patch.object(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", poll_seconds),
+    ):
+        yield
+
+
+# --------------------------------------------------------------------------- AWS SDK integrations, bodies as text
+@contextlib.contextmanager
+def sdk_bodies_as_text() -> Iterator[None]:
+    """Give a state an AWS SDK integration's streaming body as text, as Step Functions does.
+
+    ``arn:aws:states:::aws-sdk:s3:getObject`` returns ``Body`` as the object's content (UTF-8 text)
+    on AWS; moto hands over boto3's ``StreamingBody``, which fails the execution as soon as a
+    state reads or serializes it.
+    """
+
+    def normalise_response(self: StateTaskServiceAwsSdk, response: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(response, dict):
+            for name, value in response.items():
+                if isinstance(value, StreamingBody):
+                    response[name] = value.read().decode("utf-8")
+
+    with mock.patch.object(StateTaskServiceAwsSdk, "_normalise_response", normalise_response):
         yield

@@ -11,7 +11,9 @@ It deploys ``template.yaml`` into the in-process emulator (moto: no AWS account,
 4. shows a key chosen with ``idempotencyKeyJmespath`` (``events/execution_jmespath_key.json``):
    another input with the same selected values is a repeat;
 5. shows a failing run (``events/execution_forced_failure.json``): FAILED is recorded, and a
-   rerun of the same input runs the steps again.
+   rerun of the same input runs the steps again;
+6. and 7. run the two example child workflows twice each, a registration event and an S3 upload
+   (``emulator/demo_examples.py``): the work runs once.
 
 Exits with status 1 when the workflow does not behave as described (the demo checks itself).
 """
@@ -27,14 +29,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from emulator.stack import QUIET_FUNCTIONS, ExecutionResult, OfflineStack
-from emulator.template import PROJECT_ROOT
+from emulator import demo_examples
+from emulator.stack import QUIET_FUNCTIONS, ExecutionResult, OfflineStack, business_step_functions
+from emulator.template import PROJECT_ROOT, Template
 
 EVENTS = PROJECT_ROOT / "events"
 FRESH_EVENT = EVENTS / "execution_fresh.json"
 JMESPATH_EVENT = EVENTS / "execution_jmespath_key.json"
 FAILURE_EVENT = EVENTS / "execution_forced_failure.json"
-BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
+BUSINESS_STEP_FUNCTIONS = business_step_functions(Template.load())
 QUIET_LAMBDAS = QUIET_FUNCTIONS
 WIDTH = 100
 _NBSP = "\u00a0"  # keeps a state name on one line when wrapping
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print("Idempotent Step Functions workflow, offline: template.yaml deployed into moto, in process")
-    with OfflineStack(environment=QUIET_LAMBDAS) as stack:
+    with OfflineStack(demo_examples.DEMO_PARAMETERS, environment=QUIET_LAMBDAS) as stack:
         print(f"State machine: {stack.state_machine_arn}")
         print(f"Table:         {stack.table_name}")
         demo = Demo(stack)
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.short:
             demo.jmespath_key(JMESPATH_EVENT)
             demo.forced_failure(FAILURE_EVENT)
+            demo_examples.user_registration(demo)
+            demo_examples.sensor_file_upload(demo)
 
     print()
     if demo.unmet:

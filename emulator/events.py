@@ -6,18 +6,23 @@ EventBridge does not invoke Lambda targets in process. This module closes that g
 * ``EventBus`` holds the rules of the template's functions (``Events`` of ``Type: EventBridgeRule``),
   matches each event against their patterns and invokes the matching functions through moto's
   Lambda (so the in-process adapter runs them and counts the calls), asynchronously, as
-  EventBridge does.
+  EventBridge does. Rules of the template's state machines start an execution instead, with the
+  input their ``InputTransformer`` builds (``transform_input``).
 * ``execution_status_events`` patches the end of every execution in moto's interpreter to publish
   the status-change event AWS would publish, with the same detail fields.
+* ``s3_object_events`` publishes S3's "Object Created"/"Object Deleted" events for buckets with
+  EventBridge notifications on, in the shape S3 documents.
 
 Pattern matching covers what this template uses (exact values, nested fields, ``prefix``,
-``anything-but``, ``exists``); any other operator is refused by name rather than matched wrongly.
+``anything-but`` with values or a ``prefix``, ``exists``); any other operator is refused by name
+rather than matched wrongly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -27,6 +32,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
 from emulator.template import UnsupportedTemplateFeature
@@ -37,11 +43,14 @@ _OPERATORS = ("prefix", "anything-but", "exists")
 
 @dataclass
 class Rule:
-    """One EventBridge rule with a Lambda function as its target."""
+    """One EventBridge rule with its target: a Lambda function, or a state machine to start."""
 
     name: str
     pattern: dict[str, Any]
-    function_name: str
+    function_name: str | None = None
+    state_machine_arn: str | None = None
+    # The target's input built from the event (EventBridge's InputTransformer); else the event itself.
+    input_transformer: dict[str, Any] | None = None
 
 
 @dataclass
@@ -69,6 +78,13 @@ class EventBus:
         _check_pattern(name, pattern)
         self.rules.append(Rule(name, pattern, function_name))
 
+    def add_state_machine_rule(
+        self, name: str, pattern: dict[str, Any], state_machine_arn: str, input_transformer: dict[str, Any] | None = None
+    ) -> None:
+        """A rule that starts an execution of ``state_machine_arn`` for each matching event."""
+        _check_pattern(name, pattern)
+        self.rules.append(Rule(name, pattern, state_machine_arn=state_machine_arn, input_transformer=input_transformer))
+
     def put_event(self, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:
         """Publish an event; each matching rule's target gets it on a thread of its own."""
         event = {
@@ -91,17 +107,29 @@ class EventBus:
         return event
 
     def _deliver(self, rule: Rule, event: dict[str, Any]) -> None:
-        response = boto3.client("lambda", region_name=self.region).invoke(
-            FunctionName=rule.function_name, Payload=json.dumps(event).encode()
-        )
-        delivery = Delivery(
-            rule=rule.name,
-            event=event,
-            payload=json.loads(response["Payload"].read() or b"null"),
-            errored="FunctionError" in response,
-        )
+        if rule.state_machine_arn is not None:
+            delivery = self._start_execution(rule.state_machine_arn, rule, event)
+        else:
+            assert rule.function_name is not None  # a rule has one target or the other
+            response = boto3.client("lambda", region_name=self.region).invoke(
+                FunctionName=rule.function_name, Payload=json.dumps(event).encode()
+            )
+            delivery = Delivery(
+                rule=rule.name,
+                event=event,
+                payload=json.loads(response["Payload"].read() or b"null"),
+                errored="FunctionError" in response,
+            )
         with self._lock:
             self.deliveries.append(delivery)
+
+    def _start_execution(self, state_machine_arn: str, rule: Rule, event: dict[str, Any]) -> Delivery:
+        execution_input = transform_input(rule.input_transformer, event) if rule.input_transformer else json.dumps(event)
+        # EventBridge names the execution itself; each delivery is a new execution.
+        response = boto3.client("stepfunctions", region_name=self.region).start_execution(
+            stateMachineArn=state_machine_arn, name=uuid.uuid4().hex, input=execution_input
+        )
+        return Delivery(rule=rule.name, event=event, payload={"executionArn": response["executionArn"]})
 
     def wait_until_delivered(self, timeout: float = 10.0) -> list[Delivery]:
         """Wait for every delivery started so far to finish; return all deliveries."""
@@ -135,6 +163,8 @@ def _matches_one(option: Any, present: bool, value: Any) -> bool:
         return present is bool(argument)
     if operator == "prefix":
         return present and any(isinstance(item, str) and item.startswith(argument) for item in values)
+    if isinstance(argument, dict):  # anything-but: {"prefix": ...}
+        return present and not any(isinstance(item, str) and item.startswith(argument["prefix"]) for item in values)
     excluded = argument if isinstance(argument, list) else [argument]  # anything-but
     return present and all(item not in excluded for item in values)
 
@@ -148,6 +178,9 @@ def _check_pattern(rule: str, pattern: Any) -> None:
             raise UnsupportedTemplateFeature(f"Rule {rule}: the pattern's {name!r} must be a list or an object")
         for option in expected:
             if isinstance(option, dict) and (len(option) != 1 or next(iter(option)) not in _OPERATORS):
+                raise UnsupportedTemplateFeature(f"Rule {rule}: pattern operator {option} is not emulated")
+            argument = option.get("anything-but") if isinstance(option, dict) else None
+            if isinstance(argument, dict) and set(argument) != {"prefix"}:
                 raise UnsupportedTemplateFeature(f"Rule {rule}: pattern operator {option} is not emulated")
 
 
@@ -183,3 +216,98 @@ def execution_status_events(bus: EventBus) -> Iterator[None]:
 
 def _epoch_millis(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------- input transformers
+_TEMPLATE_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|<([^<>\s"]+)>')
+
+
+def transform_input(transformer: dict[str, Any], event: dict[str, Any]) -> str:
+    """What a target receives from a rule's ``InputTransformer``, as EventBridge builds it.
+
+    Each ``InputPathsMap`` path (``$.detail.object.key``: plain member names) is read from the
+    event. In ``InputTemplate`` a ``<name>`` outside quotes becomes the value as JSON, and one
+    inside a JSON string becomes the value's text. Placeholders that are not in the map (such as
+    EventBridge's own ``<aws.events.event>``) are refused rather than left in.
+    """
+    values = {name: _select(event, path) for name, path in transformer.get("InputPathsMap", {}).items()}
+
+    def placeholder(name: str, quoted: bool) -> str:
+        if name not in values:
+            raise UnsupportedTemplateFeature(f"InputTemplate placeholder <{name}> is not in InputPathsMap")
+        value = values[name]
+        if not quoted:
+            return json.dumps(value)
+        text = value if isinstance(value, str) else json.dumps(value)
+        return json.dumps(text)[1:-1]
+
+    def token(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return placeholder(match.group(1), quoted=False)
+        return re.sub(r"<([^<>\s\"]+)>", lambda inner: placeholder(inner.group(1), quoted=True), match.group(0))
+
+    return _TEMPLATE_TOKEN.sub(token, transformer["InputTemplate"])
+
+
+def _select(event: dict[str, Any], path: str) -> Any:
+    if path == "$":
+        return event
+    if not re.fullmatch(r"\$(\.[A-Za-z0-9_-]+)+", path):
+        raise UnsupportedTemplateFeature(f"InputPathsMap path {path!r} is not emulated (only $.member.member)")
+    value: Any = event
+    for member in path[2:].split("."):
+        value = value.get(member) if isinstance(value, dict) else None
+    return value
+
+
+# --------------------------------------------------------------------------- S3 to EventBridge
+# S3's "reason" for each kind of object creation (moto's event names).
+_S3_REASONS = {
+    "s3:ObjectCreated:Put": "PutObject",
+    "s3:ObjectCreated:Post": "POST Object",
+    "s3:ObjectCreated:Copy": "CopyObject",
+    "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
+    "s3:ObjectRemoved:Delete": "DeleteObject",
+}
+
+
+def s3_event_detail(bucket_name: str, event_name: str, key: Any) -> tuple[str, dict[str, Any]]:
+    """The detail-type and detail S3 sends to EventBridge for ``event_name`` on moto's ``key``.
+
+    As documented for S3's EventBridge events: ``object.etag`` without quotes (moto's own event
+    names it ``eTag``), ``version-id`` only for a versioned object.
+    """
+    detail_type = "Object Deleted" if event_name.startswith("s3:ObjectRemoved") else "Object Created"
+    details: dict[str, Any] = {"key": key.name, "sequencer": uuid.uuid4().hex[:18].upper()}
+    if detail_type == "Object Created":
+        details.update(size=key.size, etag=key.etag.strip('"'))
+    if getattr(key, "version_id", None) not in (None, "null"):
+        details["version-id"] = key.version_id
+    detail = {
+        "version": "0",
+        "bucket": {"name": bucket_name},
+        "object": details,
+        "request-id": uuid.uuid4().hex[:16].upper(),
+        "requester": "123456789012",
+        "source-ip-address": "127.0.0.1",
+        "reason": _S3_REASONS.get(event_name, event_name.rsplit(":", 1)[-1]),
+    }
+    return detail_type, detail
+
+
+@contextlib.contextmanager
+def s3_object_events(bus: EventBus) -> Iterator[None]:
+    """Publish S3's "Object Created"/"Object Deleted" events on ``bus`` for buckets with EventBridge on.
+
+    moto calls its own EventBridge sender for such buckets, which feeds moto's events backend only
+    (not this bus) and names the ETag field differently from S3.
+    """
+
+    def send(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        if not event_name.startswith(("s3:ObjectCreated", "s3:ObjectRemoved")):
+            return
+        detail_type, detail = s3_event_detail(bucket.name, event_name, key)
+        bus.put_event("aws.s3", detail_type, detail, [f"arn:aws:s3:::{bucket.name}"])
+
+    with mock.patch.object(s3_notifications, "_send_event_bridge_message", send):
+        yield

@@ -35,11 +35,13 @@ from emulator.adapters import (
     atomic_dynamodb_writes,
     in_process_lambdas,
     load_handler,
+    nested_workflows,
     scaled_waits,
+    sdk_bodies_as_text,
     stoppable_task_token_waits,
     task_tokens_reach_started_executions,
 )
-from emulator.events import EventBus, execution_status_events
+from emulator.events import EventBus, execution_status_events, s3_object_events
 from emulator.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
 
 REGION = "us-east-1"
@@ -49,13 +51,33 @@ FUNCTION = "AWS::Serverless::Function"
 STATE_MACHINE = "AWS::Serverless::StateMachine"
 LAYER = "AWS::Serverless::LayerVersion"
 LOG_GROUP = "AWS::Logs::LogGroup"
+TOPIC = "AWS::SNS::Topic"
+BUCKET = "AWS::S3::Bucket"
 # Created in this order: each kind may refer to the kinds before it.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP)
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET)
+# The envelope's own resources (logical ids), which the examples' resources stand beside.
+ENVELOPE_STATE_MACHINE = "IdempotentWorkflow"
+RECORD_TABLE = "IdempotencyTable"
+# A function whose layers hold this package is part of the envelope; the others do the business work.
+ENVELOPE_PACKAGE = "idempotency"
+# Bucket settings that change nothing a test can observe offline (who may read, how data rests).
+_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration")
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # Function environment for demos, tests and benchmarks: Powertools logs at WARNING, and no EMF
 # metrics printed on stdout (tests/unit/test_envelope_handlers.py checks the metrics themselves).
 QUIET_FUNCTIONS = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 _DESERIALIZE = TypeDeserializer().deserialize
+
+
+def is_envelope_function(template: Template, logical_id: str) -> bool:
+    """Whether a function loads the envelope's package from one of its layers."""
+    return any((root / ENVELOPE_PACKAGE / "__init__.py").exists() for root in template.import_roots(logical_id)[1:])
+
+
+def business_step_functions(template: Template) -> tuple[str, ...]:
+    """The functions the envelope's own state machine runs as its business steps."""
+    invoked = template.functions_invoked_by(ENVELOPE_STATE_MACHINE)
+    return tuple(name for name in invoked if not is_envelope_function(template, name))
 
 
 class ExecutionDidNotFinish(TimeoutError):
@@ -142,9 +164,12 @@ class OfflineStack:
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale))
+            exit_stack.enter_context(nested_workflows())
+            exit_stack.enter_context(sdk_bodies_as_text())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
+            exit_stack.enter_context(s3_object_events(self.events))
             self.sfn = self._client("stepfunctions")
             self.dynamodb = self._client("dynamodb")
             self._deploy(exit_stack)
@@ -166,19 +191,22 @@ class OfflineStack:
     # ------------------------------------------------------------------ resources
     @property
     def state_machine_arn(self) -> str:
-        return self.physical_id(self._only(STATE_MACHINE))
+        """The envelope's state machine, where executions start unless told otherwise."""
+        return self.physical_id(self._main(STATE_MACHINE, ENVELOPE_STATE_MACHINE))
 
     @property
     def table_name(self) -> str:
-        return self.physical_id(self._only(TABLE))
+        """The table of the idempotency records."""
+        return self.physical_id(self._main(TABLE, RECORD_TABLE))
 
     def physical_id(self, logical_id: str) -> str:
         """What ``Ref`` of a resource gives: table name, function name, state machine ARN."""
         return self._resolver.refs[logical_id]
 
-    def _only(self, resource_type: str) -> str:
-        (logical_id,) = self.template.resources_of_type(resource_type)
-        return logical_id
+    def _main(self, resource_type: str, logical_id: str) -> str:
+        """The only resource of ``resource_type``, or ``logical_id`` among several."""
+        resources = self.template.resources_of_type(resource_type)
+        return next(iter(resources)) if len(resources) == 1 else logical_id
 
     def _physical_name(self, logical_id: str) -> str:
         return f"{self.stack_name}-{logical_id}-{self._suffix}"
@@ -194,6 +222,10 @@ class OfflineStack:
             name = str(self._resolver.resolve(self.template.resources[logical_id]["Properties"].get("LogGroupName", logical_id)))
             self._resolver.refs[logical_id] = name
             self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
+        for logical_id in self.template.resources_of_type(TOPIC):
+            self._create_topic(logical_id)
+        for logical_id in self.template.resources_of_type(BUCKET):
+            self._create_bucket(logical_id)
         for logical_id in self.template.resources_of_type(LAYER):
             # Functions import a layer's code from its ContentUri (Template.import_roots); only its ARN is needed here.
             self._resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"
@@ -215,6 +247,8 @@ class OfflineStack:
             self._create_state_machine(logical_id, role_arn)
         for logical_id in functions:
             self._create_event_rules(logical_id)
+        for logical_id in self.template.resources_of_type(STATE_MACHINE):
+            self._create_state_machine_rules(logical_id)
         self.outputs = {
             name: str(self._resolver.resolve(output["Value"]))
             for name, output in self.template.body.get("Outputs", {}).items()
@@ -234,6 +268,30 @@ class OfflineStack:
             self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         self._resolver.refs[logical_id] = name
         self._resolver.attributes[(logical_id, "Arn")] = table["TableArn"]
+
+    def _create_topic(self, logical_id: str) -> None:
+        properties = self._resolver.resolve(self.template.resources[logical_id].get("Properties", {}))
+        name = str(properties.get("TopicName", self._physical_name(logical_id)))
+        attributes = {key: str(properties[key]) for key in ("DisplayName", "KmsMasterKeyId") if key in properties}
+        arn = boto3.client("sns", region_name=REGION).create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        self._resolver.refs[logical_id] = arn
+        self._resolver.attributes[(logical_id, "TopicArn")] = arn
+        self._resolver.attributes[(logical_id, "TopicName")] = name
+
+    def _create_bucket(self, logical_id: str) -> None:
+        properties = self._resolver.resolve(self.template.resources[logical_id].get("Properties", {}))
+        name = str(properties.get("BucketName", self._physical_name(logical_id).lower()))
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=name)
+        for setting, value in properties.items():
+            if setting == "NotificationConfiguration":
+                if set(value) != {"EventBridgeConfiguration"}:
+                    raise UnsupportedTemplateFeature(f"{logical_id}: only EventBridge notifications are emulated")
+                s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+            elif setting not in ("BucketName", *_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT):
+                raise UnsupportedTemplateFeature(f"{logical_id}: bucket property {setting} is not emulated")
+        self._resolver.refs[logical_id] = name
+        self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
 
     def _create_function(self, logical_id: str, role_arn: str, environment: Mapping[str, str]) -> dict[str, str]:
         # Events name resources created later (the state machine); they are wired in _create_event_rules.
@@ -268,6 +326,20 @@ class OfflineStack:
             pattern = self._resolver.resolve(event["Properties"]["Pattern"])
             self.events.add_rule(f"{logical_id}{event_id}", pattern, self.physical_id(logical_id))
 
+    def _create_state_machine_rules(self, logical_id: str) -> None:
+        events = self.template.resources[logical_id]["Properties"].get("Events", {})
+        for event_id, event in events.items():
+            properties = event.get("Properties", {})
+            unsupported = sorted(set(properties) - {"Pattern", "InputTransformer", "RetryPolicy"})
+            if event.get("Type") != "EventBridgeRule" or unsupported:
+                raise UnsupportedTemplateFeature(f"{logical_id}.{event_id}: only EventBridgeRule with Pattern and InputTransformer is emulated")
+            self.events.add_state_machine_rule(
+                f"{logical_id}{event_id}",
+                self._resolver.resolve(properties["Pattern"]),
+                self.physical_id(logical_id),
+                self._resolver.resolve(properties.get("InputTransformer")),
+            )
+
     def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
         properties = self.template.resources[logical_id]["Properties"]
         name = str(self._resolver.resolve(properties["Name"])) if "Name" in properties else self._physical_name(logical_id)
@@ -286,12 +358,21 @@ class OfflineStack:
         self._resolver.attributes[(logical_id, "Arn")] = arn
 
     # ------------------------------------------------------------------ executions
-    def start_execution(self, execution_input: Any = None, *, input_json: str | None = None, name: str | None = None) -> str:
-        """Start an execution with ``execution_input`` (any JSON value) or the raw ``input_json`` text."""
+    def start_execution(
+        self,
+        execution_input: Any = None,
+        *,
+        input_json: str | None = None,
+        name: str | None = None,
+        state_machine: str | None = None,
+    ) -> str:
+        """Start an execution with ``execution_input`` (any JSON value) or the raw ``input_json`` text.
+
+        ``state_machine`` is the logical id of the state machine to start; the envelope's by default.
+        """
         text = input_json if input_json is not None else json.dumps(execution_input)
-        return self.sfn.start_execution(
-            stateMachineArn=self.state_machine_arn, name=name or uuid.uuid4().hex, input=text
-        )["executionArn"]
+        arn = self.physical_id(state_machine) if state_machine else self.state_machine_arn
+        return self.sfn.start_execution(stateMachineArn=arn, name=name or uuid.uuid4().hex, input=text)["executionArn"]
 
     def wait_for(self, execution_arn: str, timeout: float = 30.0) -> ExecutionResult:
         """Poll until the execution has finished, then return its outcome and history."""
@@ -301,12 +382,19 @@ class OfflineStack:
                 raise ExecutionDidNotFinish(f"{execution_arn} still RUNNING after {timeout}s")
             time.sleep(0.005)
         # Step Functions keeps no history of Express executions (CloudWatch Logs has them).
-        express = self._state_machine_types.get(self.state_machine_arn) == "EXPRESS"
+        express = self._state_machine_types.get(description["stateMachineArn"]) == "EXPRESS"
         return finished_execution(self.sfn, description, with_history=not express)
 
-    def run(self, execution_input: Any = None, *, input_json: str | None = None, timeout: float = 30.0) -> ExecutionResult:
-        """Start one execution and wait for it to finish."""
-        return self.wait_for(self.start_execution(execution_input, input_json=input_json), timeout)
+    def run(
+        self,
+        execution_input: Any = None,
+        *,
+        input_json: str | None = None,
+        timeout: float = 30.0,
+        state_machine: str | None = None,
+    ) -> ExecutionResult:
+        """Start one execution (of the envelope, or of ``state_machine``) and wait for it to finish."""
+        return self.wait_for(self.start_execution(execution_input, input_json=input_json, state_machine=state_machine), timeout)
 
     def get_record(self, key: str) -> dict[str, Any] | None:
         """The idempotency record of ``key`` as plain Python values, or None (strongly consistent read)."""
@@ -321,8 +409,9 @@ class OfflineStack:
     def _stop_running_executions(self) -> None:
         # A still-running execution, or an event still being delivered, would send its AWS calls to
         # the real endpoints once moto is gone.
-        for execution in self.sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")["executions"]:
-            self.sfn.stop_execution(executionArn=execution["executionArn"])
+        for arn in self._state_machine_types:
+            for execution in self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+                self.sfn.stop_execution(executionArn=execution["executionArn"])
         time.sleep(0.05)
         self.events.wait_until_delivered()
 

@@ -118,6 +118,15 @@ class Template:
         properties: dict[str, Any] = merged
         return properties
 
+    def functions_invoked_by(self, state_machine_id: str) -> list[str]:
+        """The functions a state machine's ``DefinitionSubstitutions`` pass by ``!GetAtt Function.Arn``."""
+        substitutions = self.resources[state_machine_id]["Properties"].get("DefinitionSubstitutions", {})
+        functions = self.resources_of_type("AWS::Serverless::Function")
+        return [
+            value["Fn::GetAtt"][0]
+            for value in substitutions.values()
+            if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in functions
+        ]
 
     def import_roots(self, logical_id: str) -> list[Path]:
         """Where a function's code is imported from: its ``CodeUri``, then each layer's ``ContentUri``.

@@ -54,7 +54,7 @@ from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 
 from emulator import ExecutionResult, OfflineStack  # noqa: E402
 from emulator.adapters import Handler, load_module  # noqa: E402
-from emulator.stack import QUIET_FUNCTIONS  # noqa: E402
+from emulator.stack import QUIET_FUNCTIONS, is_envelope_function  # noqa: E402
 from emulator.template import Template  # noqa: E402
 
 EVENTS = PROJECT_ROOT / "events"
@@ -68,8 +68,6 @@ FUNCTION = "AWS::Serverless::Function"
 # The function whose import and key computation are timed, and the module that computes the key.
 KEY_FUNCTION = "AcquireLockFunction"
 KEY_MODULE = "idempotency.key"
-# A function that loads this package (from a layer) is part of the envelope; the others are business steps.
-ENVELOPE_PACKAGE = "idempotency"
 # The business step a waiter's owner is held in.
 HOLD_FUNCTION = "ExampleStepFunction"
 
@@ -578,13 +576,12 @@ def describe_functions(stack: OfflineStack) -> dict[str, FunctionSpec]:
     for logical_id in stack.template.resources_of_type(FUNCTION):
         name = stack.physical_id(logical_id)
         configuration = client.get_function_configuration(FunctionName=name)
-        roots = stack.template.import_roots(logical_id)[1:]  # the layers' content
         functions[logical_id] = FunctionSpec(
             logical_id=logical_id,
             function_name=name,
             memory_mb=int(configuration["MemorySize"]),
             architecture=(configuration.get("Architectures") or ["x86_64"])[0],
-            envelope=any((root / ENVELOPE_PACKAGE / "__init__.py").exists() for root in roots),
+            envelope=is_envelope_function(stack.template, logical_id),
         )
     return functions
 

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
+import boto3
 import pytest
 from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 
 from emulator import OfflineStack
 from emulator.adapters import load_module
-from emulator.stack import QUIET_FUNCTIONS
-from emulator.template import PROJECT_ROOT
+from emulator.stack import QUIET_FUNCTIONS, REGION, business_step_functions
+from emulator.template import PROJECT_ROOT, Template
 
 QUIET = QUIET_FUNCTIONS
-BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
+BUSINESS_STEP_FUNCTIONS = business_step_functions(Template.load())
 
 # The layer's key module, loaded as the functions load it (one implementation of the key).
 key_module = load_module(PROJECT_ROOT / "layers" / "idempotency", "idempotency.key")
@@ -99,3 +101,23 @@ def start_registered_waiter(stack: OfflineStack, execution_input: Any) -> str:
     waiter_arn = stack.start_execution(execution_input)
     wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered, message="the waiter to register")
     return waiter_arn
+def subscribe_queue(stack: OfflineStack, topic_logical_id: str, queue_name: str) -> str:
+    """An SQS queue subscribed to one of the stack's SNS topics (raw delivery); returns its URL."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name=REGION).subscribe(
+        TopicArn=stack.physical_id(topic_logical_id), Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return queue_url
+
+
+def queued_messages(queue_url: str) -> list[Any]:
+    """Every message body (JSON) in the queue, read without deleting (they stay visible)."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    found: dict[str, Any] = {}
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        found.update({message["MessageId"]: json.loads(message["Body"]) for message in batch})
+        if len(batch) < 10:
+            return list(found.values())

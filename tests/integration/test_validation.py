@@ -23,6 +23,7 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.demo import main as demo_main
+from emulator.stack import ENVELOPE_STATE_MACHINE
 from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, Template
 from scripts.validate_asl import (
     main,
@@ -40,8 +41,12 @@ _SENTINEL = re.compile(r'"__unquoted_placeholder_(\w+)__"')
 
 
 def _state_machine_uri() -> str:
-    (resource,) = Template.load(TEMPLATE_PATH).resources_of_type("AWS::Serverless::StateMachine").values()
-    return resource["Properties"]["DefinitionUri"]
+    return Template.load(TEMPLATE_PATH).resources[ENVELOPE_STATE_MACHINE]["Properties"]["DefinitionUri"]
+
+
+def _definition_uris() -> list[str]:
+    machines = Template.load(TEMPLATE_PATH).resources_of_type("AWS::Serverless::StateMachine").values()
+    return sorted({resource["Properties"]["DefinitionUri"] for resource in machines})
 
 
 def _top_level_states(definition: dict[str, Any], state_type: str | None = None, having: str | None = None) -> list[str]:
@@ -53,9 +58,12 @@ def _top_level_states(definition: dict[str, Any], state_type: str | None = None,
 
 
 def broken_copy(tmp_path: Path, mutate: Mutation) -> Path:
-    """Copy template.yaml and its ASL file into ``tmp_path``, apply ``mutate`` to the ASL, return the template."""
+    """Copy template.yaml and its ASL files into ``tmp_path``, apply ``mutate`` to the envelope's, return the template."""
     uri = _state_machine_uri()
     shutil.copy(TEMPLATE_PATH, tmp_path / "template.yaml")
+    for other in _definition_uris():
+        (tmp_path / other).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT_ROOT / other, tmp_path / other)
     source = (PROJECT_ROOT / uri).read_text(encoding="utf-8")
     # Numeric placeholders stand unquoted (": ${Name}"): park them in strings to edit the JSON.
     definition = json.loads(_UNQUOTED_PLACEHOLDER.sub(r': "__unquoted_placeholder_\1__"', source))
@@ -88,7 +96,8 @@ def unsubstituted_placeholder(definition: dict[str, Any]) -> None:
 
 
 def _only_definition(template: Path) -> str:
-    ((_, definition),) = substituted_definitions(template).values()
+    """The envelope's definition, substituted (the template has other state machines too)."""
+    _, definition = substituted_definitions(template)[ENVELOPE_STATE_MACHINE]
     return definition
 
 

@@ -1,0 +1,106 @@
+"""The demo's sections on the two example child workflows (see ``docs/child-workflows.md``).
+
+* User registration (seed 003): the registration event, twice; the three systems are called once.
+* Sensor file (seed 002): the sample CSV uploaded to S3 starts the envelope through the
+  template's EventBridge rule; the same event delivered again stores nothing twice.
+
+Each section prints a few lines and records unmet expectations on the ``Demo`` it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from emulator.stack import REGION
+from emulator.template import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from emulator.demo import Demo
+
+EVENTS = PROJECT_ROOT / "events"
+REGISTRATION_EVENT = EVENTS / "execution_user_registration.json"
+SENSOR_CSV = EVENTS / "sensor_readings.csv"
+REGISTRATION_ENVELOPE, REGISTRATION_CHILD, REGISTER = "IdempotentUserRegistrationWorkflow", "UserRegistrationWorkflow", "RegisterUserFunction"
+SENSOR_ENVELOPE, SENSOR_CHILD, PARSE = "IdempotentSensorFileWorkflow", "SensorFileWorkflow", "ParseSensorReadingsFunction"
+SENSOR_BUCKET, SENSOR_TABLE = "SensorFilesBucket", "SensorReadingsTable"
+# The seed waits ten minutes before notifying; the demo waits 30 s (0.3 s once the emulator scales it).
+DEMO_PARAMETERS = {"SensorFileNotificationDelaySeconds": 30}
+
+
+def _children(demo: Demo, child: str) -> int:
+    return len(demo.stack.sfn.list_executions(stateMachineArn=demo.stack.physical_id(child))["executions"])
+
+
+def user_registration(demo: Demo) -> None:
+    """The registration event twice: one child execution, three registrations, one stored result."""
+    stack = demo.stack
+    event = json.loads(REGISTRATION_EVENT.read_text(encoding="utf-8"))
+    print(f"\nExample: user registration (seed 003) as a child workflow, made idempotent ({REGISTRATION_EVENT.relative_to(PROJECT_ROOT)})\n")
+    outputs = []
+    for label in ("Run 1: a registration event", "Run 2: the same event again"):
+        registers, children = stack.lambdas.invocations(REGISTER), _children(demo, REGISTRATION_CHILD)
+        result = stack.run(event, state_machine=REGISTRATION_ENVELOPE)
+        calls, started = stack.lambdas.invocations(REGISTER) - registers, _children(demo, REGISTRATION_CHILD) - children
+        print(f"-- {label}")
+        print(f"   {result.status}: {len(result.states_entered)} states entered, {started} child execution(s), {calls} registration call(s)")
+        outputs.append((result, calls, started))
+    (first, first_calls, first_started), (second, second_calls, second_started) = outputs
+    demo.expect(first.status == second.status == "SUCCEEDED", "both registration runs SUCCEEDED")
+    demo.expect((first_started, first_calls) == (1, 3), "run 1 started one child that registered in 3 systems")
+    demo.expect((second_started, second_calls) == (0, 0), "run 2 started no child and registered nowhere")
+    demo.expect(second.output == first.output, "run 2 returned run 1's output")
+    if second_calls == 0 and second.output == first.output:
+        print("   => registered once: the repeat returned the stored result without starting the child")
+
+
+def sensor_file_upload(demo: Demo) -> None:
+    """The sample CSV uploaded once and its event delivered twice: stored once, moved once."""
+    stack = demo.stack
+    bucket, key = stack.physical_id(SENSOR_BUCKET), "readings/2017-01-08.csv"
+    print(f"\nExample: sensor file (seed 002), started by an S3 upload through EventBridge ({SENSOR_CSV.relative_to(PROJECT_ROOT)})\n")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=bucket, Key=key, Body=SENSOR_CSV.read_bytes())
+    delivery = _delivery_for(demo, key)
+    first = stack.wait_for(delivery.payload["executionArn"])
+    readings = stack.dynamodb.scan(TableName=stack.physical_id(SENSOR_TABLE), Select="COUNT")["Count"]
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+    print("-- Upload: S3 event -> EventBridge rule -> envelope -> child")
+    print(f"   {first.status}: {readings} readings stored; the bucket now holds {', '.join(keys)}")
+    parses, children = stack.lambdas.invocations(PARSE), _children(demo, SENSOR_CHILD)
+    again = _redeliver(demo, delivery)
+    print("-- The same event delivered again (EventBridge delivers at least once)")
+    print(
+        f"   {again.status}: {len(again.states_entered)} states entered, {_children(demo, SENSOR_CHILD) - children} "
+        f"child execution(s), {stack.lambdas.invocations(PARSE) - parses} file(s) parsed"
+    )
+    demo.expect(first.status == "SUCCEEDED", f"the upload was processed (got {first.status}: {first.error})")
+    demo.expect(readings == len(SENSOR_CSV.read_text(encoding="utf-8").splitlines()), "every row was stored as a reading")
+    demo.expect(keys == [f"processed/{key}"], "the file was moved under processed/")
+    demo.expect(again.output == first.output and stack.lambdas.invocations(PARSE) == parses, "the redelivery did no work")
+    if again.output == first.output and stack.lambdas.invocations(PARSE) == parses:
+        print("   => processed once; the redelivered event returned the stored result")
+
+
+def _delivery_for(demo: Demo, key: str, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for delivery in demo.stack.events.wait_until_delivered():
+            if delivery.event["source"] == "aws.s3" and delivery.event["detail"]["object"]["key"] == key:
+                return delivery
+        time.sleep(0.01)
+    raise TimeoutError(f"no execution was started for the upload of {key}")
+
+
+def _redeliver(demo: Demo, delivery: Any) -> Any:
+    stack = demo.stack
+    machine = stack.physical_id(SENSOR_ENVELOPE)
+    before = {e["executionArn"] for e in stack.sfn.list_executions(stateMachineArn=machine)["executions"]}
+    event = delivery.event
+    stack.events.put_event(event["source"], event["detail-type"], event["detail"], event["resources"])
+    stack.events.wait_until_delivered()
+    (started,) = {e["executionArn"] for e in stack.sfn.list_executions(stateMachineArn=machine)["executions"]} - before
+    return stack.wait_for(started)

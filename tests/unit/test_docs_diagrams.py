@@ -1,0 +1,64 @@
+"""The diagrams of docs/child-workflows.md are drawn from their ASL files and must match them."""
+
+from __future__ import annotations
+
+from scripts import asl_diagram
+
+DOC = asl_diagram.PROJECT_ROOT / "docs" / "child-workflows.md"
+
+
+def test_every_diagram_block_of_the_doc_is_up_to_date() -> None:
+    document = DOC.read_text(encoding="utf-8")
+
+    assert asl_diagram.redraw(document) == document, "run `python scripts/asl_diagram.py --write`"
+
+
+def test_the_doc_draws_the_variant_and_both_example_children() -> None:
+    document = DOC.read_text(encoding="utf-8")
+
+    for path in (
+        "statemachine/idempotent_child_workflow.asl.json",
+        "statemachine/user_registration.asl.json",
+        "statemachine/sensor_file.asl.json",
+    ):
+        assert f"<!-- diagram:start {path} -->\n```mermaid\nflowchart TD" in document, path
+
+
+def test_a_map_is_drawn_around_the_states_it_runs_for_each_item() -> None:
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "Store", "States": {"Store": {"Type": "Task", "Resource": "r", "End": True}}},
+                "End": True,
+            }
+        },
+    }
+
+    drawn = asl_diagram.draw(definition)
+
+    assert 'subgraph s0["Each (for each item)"]\n        s1["Store"]\n    end' in drawn
+    assert "s0 --> finish" in drawn
+
+
+def test_combined_conditions_read_as_words() -> None:
+    rule = {
+        "And": [
+            {"Variable": "$.failure.Error", "StringEquals": "States.TaskFailed"},
+            {"Not": {"Variable": "$.failure.Cause", "IsPresent": False}},
+        ],
+        "Next": "x",
+    }
+
+    assert asl_diagram._condition(rule) == "Error = States.TaskFailed and not Cause absent"
+
+
+def test_a_block_is_redrawn_in_place() -> None:
+    stale = "intro\n<!-- diagram:start statemachine/sensor_file.asl.json -->\nold\n<!-- diagram:end -->\noutro\n"
+
+    redrawn = asl_diagram.redraw(stale)
+
+    assert redrawn.startswith("intro\n<!-- diagram:start statemachine/sensor_file.asl.json -->\n```mermaid\n")
+    assert redrawn.endswith("<!-- diagram:end -->\noutro\n")
+    assert "Store each reading (for each item)" in redrawn and "old" not in redrawn

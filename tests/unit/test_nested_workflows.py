@@ -1,0 +1,263 @@
+"""The emulator's adapters for nested workflows and AWS SDK bodies, on moto's own interpreter.
+
+Each test runs real state machines in moto (``execute_state_machine``): a parent that starts a
+child through ``arn:aws:states:::states:startExecution`` (plain, ``.sync``, ``.sync:2``), and a
+state that reads an S3 object through ``aws-sdk:s3:getObject``. The first test of each adapter
+shows that moto as shipped fails, so the adapter is still needed with the pinned moto.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from emulator.adapters import nested_workflows, sdk_bodies_as_text, step_functions_parameters, step_functions_response
+
+REGION = "us-east-1"
+START = "arn:aws:states:::states:startExecution"
+CHILD_OUTPUT = {"greeting": "hello", "items": [1, 2]}
+CHILD_SUCCEEDS = {"StartAt": "Answer", "States": {"Answer": {"Type": "Pass", "Result": CHILD_OUTPUT, "End": True}}}
+CHILD_FAILS = {
+    "StartAt": "Fail",
+    "States": {"Fail": {"Type": "Fail", "Error": "ChildBrokeError", "Cause": "the child's own reason"}},
+}
+CHILD_ECHOES_INPUT = {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": True}}}
+
+
+class Machines:
+    """Creates state machines in moto and runs executions to their end."""
+
+    def __init__(self) -> None:
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self._role = boto3.client("iam", region_name=REGION).create_role(
+            RoleName=f"role-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+
+    def create(self, definition: dict[str, Any]) -> str:
+        return self.sfn.create_state_machine(
+            name=f"machine-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=self._role
+        )["stateMachineArn"]
+
+    def run(self, arn: str, execution_input: Any = None, name: str | None = None) -> dict[str, Any]:
+        execution_arn = self.sfn.start_execution(
+            stateMachineArn=arn, name=name or uuid.uuid4().hex, input=json.dumps(execution_input or {})
+        )["executionArn"]
+        deadline = time.monotonic() + 10
+        while (description := self.sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "execution did not finish"
+            time.sleep(0.01)
+        return description
+
+    def children(self, child_arn: str) -> list[dict[str, Any]]:
+        return self.sfn.list_executions(stateMachineArn=child_arn)["executions"]
+
+
+@pytest.fixture
+def machines(monkeypatch: pytest.MonkeyPatch) -> Iterator[Machines]:
+    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
+        monkeypatch.setenv(name, value)
+    interpreter_log = logging.getLogger("moto.stepfunctions.parser")
+    level = interpreter_log.level
+    interpreter_log.setLevel(logging.CRITICAL)  # failed states log their whole parse tree
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            yield Machines()
+    finally:
+        interpreter_log.setLevel(level)
+
+
+def parent_of(child_arn: str, resource: str, **parameters: Any) -> dict[str, Any]:
+    """A parent that starts ``child_arn`` and returns the task's result; a failed task is caught as is."""
+    return {
+        "StartAt": "Start the child",
+        "States": {
+            "Start the child": {
+                "Type": "Task",
+                "Resource": resource,
+                "Parameters": {"StateMachineArn": child_arn, **parameters},
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+# --------------------------------------------------------------------------- nested workflows
+def test_moto_as_shipped_cannot_start_a_child(machines: Machines) -> None:
+    child = machines.create(CHILD_SUCCEEDS)
+    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={"a": 1}))
+
+    description = machines.run(parent)
+
+    # The parameters reach boto3 in the ASL's PascalCase; the task cannot even start the child.
+    assert json.loads(description["output"])["Error"] == "States.Runtime"
+    assert machines.children(child) == []
+
+
+def test_sync2_returns_the_childs_output_as_json(machines: Machines) -> None:
+    child = machines.create(CHILD_SUCCEEDS)
+    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={"a": 1}, Name="child-of-run-1"))
+
+    with nested_workflows():
+        description = machines.run(parent)
+
+    assert description["status"] == "SUCCEEDED"
+    result = json.loads(description["output"])
+    assert result["Output"] == CHILD_OUTPUT
+    assert result["Input"] == {"a": 1}
+    assert result["Status"] == "SUCCEEDED"
+    assert result["Name"] == "child-of-run-1"
+    assert result["ExecutionArn"].endswith(":child-of-run-1")
+    assert isinstance(result["StartDate"], int) and isinstance(result["StopDate"], int)
+
+
+def test_sync_returns_the_childs_output_as_a_string(machines: Machines) -> None:
+    child = machines.create(CHILD_SUCCEEDS)
+    parent = machines.create(parent_of(child, f"{START}.sync", Input={"a": 1}))
+
+    with nested_workflows():
+        result = json.loads(machines.run(parent)["output"])
+
+    assert isinstance(result["Output"], str)
+    assert json.loads(result["Output"]) == CHILD_OUTPUT
+
+
+def test_plain_start_returns_at_once_with_the_childs_arn(machines: Machines) -> None:
+    child = machines.create(CHILD_ECHOES_INPUT)
+    parent = machines.create(parent_of(child, START, Input={"b": 2}))
+
+    with nested_workflows():
+        result = json.loads(machines.run(parent)["output"])
+        (started,) = machines.children(child)
+
+    assert set(result) == {"ExecutionArn", "StartDate"}
+    assert result["ExecutionArn"] == started["executionArn"]
+    assert isinstance(result["StartDate"], int)
+
+
+def test_an_input_given_with_a_path_reaches_the_child_as_json(machines: Machines) -> None:
+    child = machines.create(CHILD_ECHOES_INPUT)
+    parent = machines.create(parent_of(child, f"{START}.sync:2", **{"Input.$": "$.order"}))
+
+    with nested_workflows():
+        result = json.loads(machines.run(parent, {"order": {"id": "42", "lines": [1, 2]}})["output"])
+
+    assert result["Output"] == {"id": "42", "lines": [1, 2]}
+
+
+def test_starts_without_a_name_get_names_of_their_own(machines: Machines) -> None:
+    child = machines.create(CHILD_ECHOES_INPUT)
+    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={}))
+
+    with nested_workflows():
+        first, second = machines.run(parent), machines.run(parent)
+
+    assert first["status"] == second["status"] == "SUCCEEDED"
+    names = {execution["name"] for execution in machines.children(child)}
+    assert len(names) == 2 and "None" not in names
+
+
+def test_a_failed_child_fails_the_task_with_its_description_as_cause(machines: Machines) -> None:
+    child = machines.create(CHILD_FAILS)
+    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={}))
+
+    with nested_workflows():
+        caught = json.loads(machines.run(parent)["output"])
+
+    assert caught["Error"] == "States.TaskFailed"
+    child_description = json.loads(caught["Cause"])
+    assert child_description["Status"] == "FAILED"
+    assert child_description["Error"] == "ChildBrokeError"
+    assert child_description["Cause"] == "the child's own reason"
+
+
+def test_a_start_that_aws_refuses_fails_with_the_service_error_name(machines: Machines) -> None:
+    child = machines.create(CHILD_SUCCEEDS)
+    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={}, Name="same-name"))
+
+    with nested_workflows():
+        machines.run(parent)
+        caught = json.loads(machines.run(parent)["output"])
+
+    # A second start with the name of a finished execution is refused: the child runs once.
+    assert caught["Error"] == "StepFunctions.ExecutionAlreadyExistsException"
+    assert len(machines.children(child)) == 1
+
+
+def test_responses_keep_the_executions_own_data_as_it_is() -> None:
+    started = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+    response = {
+        "executionArn": "arn",
+        "startDate": started,
+        "inputDetails": {"included": True},
+        "input": {"camelCase": 1, "when": "kept"},
+        "output": {"lowerKey": {"nested": True}},
+    }
+
+    converted = step_functions_response(response)
+
+    assert converted == {
+        "ExecutionArn": "arn",
+        "StartDate": int(started.timestamp() * 1000),
+        "InputDetails": {"Included": True},
+        "Input": {"camelCase": 1, "when": "kept"},
+        "Output": {"lowerKey": {"nested": True}},
+    }
+
+
+def test_parameters_take_boto3s_names_and_keep_a_given_name() -> None:
+    assert step_functions_parameters({"StateMachineArn": "arn", "Input": "{}", "Name": "n"}) == {
+        "stateMachineArn": "arn",
+        "input": "{}",
+        "name": "n",
+    }
+
+
+# --------------------------------------------------------------------------- AWS SDK bodies
+READS_AN_OBJECT = {
+    "StartAt": "Read",
+    "States": {
+        "Read": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+            "Parameters": {"Bucket.$": "$.bucket", "Key.$": "$.key"},
+            "ResultSelector": {"text.$": "$.Body"},
+            "End": True,
+        }
+    },
+}
+
+
+@contextlib.contextmanager
+def an_object(text: str) -> Iterator[dict[str, str]]:
+    bucket = f"bucket-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="incoming/readings.csv", Body=text.encode())
+    yield {"bucket": bucket, "key": "incoming/readings.csv"}
+
+
+def test_moto_as_shipped_hands_a_stream_to_the_state(machines: Machines) -> None:
+    with an_object("a,1,2\n") as location, pytest.raises(TypeError, match="Streaming"):
+        # The stream becomes the execution's output, which moto cannot even describe.
+        machines.run(machines.create(READS_AN_OBJECT), location)
+
+
+def test_an_objects_body_reaches_the_state_as_text(machines: Machines) -> None:
+    text = "0000-0001,1483906366,10.10\n0000-0011,1483906376,-5.10\n"
+    with an_object(text) as location, sdk_bodies_as_text():
+        description = machines.run(machines.create(READS_AN_OBJECT), location)
+
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert json.loads(description["output"]) == {"text": text}
