@@ -198,6 +198,9 @@ def test_the_take_handler_logs_the_execution_as_correlation_id_and_emits_outcome
     take.logger.registered_handler.setStream(logs)
     # Other tests' functions may still flush metrics from background threads: tell ours apart.
     take.metrics.set_default_dimensions(test_run=str(id(take)))
+    # Every Metrics instance shares one metric set, and earlier stacks (metrics disabled) never flush
+    # it: left there, their metrics would come out in this test's first blob.
+    take.metrics.clear_metrics()
     context = LambdaContext("take", "arn:aws:lambda:us-east-1:123456789012:function:take", 256, 10)
     event = {"input": {"orderId": "m"}, "executionId": OWNER, "startTime": "2026-11-23T00:00:00Z", "runId": "r"}
 
