@@ -354,6 +354,9 @@ def stepfunctions(aws_credentials: None) -> Iterator[Any]:
         yield boto3.client("stepfunctions", region_name=REGION)
 
 
+CLOSING_EVENTS = ("ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted")
+
+
 def _run(sfn: Any, definition: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """Create a state machine, run it once and wait for the end: (status, history)."""
     arn = sfn.create_state_machine(
@@ -367,7 +370,11 @@ def _run(sfn: Any, definition: dict[str, Any]) -> tuple[str, list[dict[str, Any]
     while (status := sfn.describe_execution(executionArn=execution)["status"]) == "RUNNING":
         assert time.monotonic() < deadline, "execution did not finish"
         time.sleep(0.005)
-    return status, sfn.get_execution_history(executionArn=execution)["events"]
+    # moto sets a timed-out execution's status a moment before it records the closing event.
+    while (history := sfn.get_execution_history(executionArn=execution)["events"])[-1]["type"] not in CLOSING_EVENTS:
+        assert time.monotonic() < deadline, "execution history was not closed"
+        time.sleep(0.005)
+    return status, history
 
 
 def _seconds_between(history: list[dict[str, Any]], first: str, then: str) -> float:
