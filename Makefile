@@ -3,6 +3,7 @@
 #   make demo    set up, then run the workflow on the in-process emulator (moto)
 #   make test    set up, then run every check: lint, validate, security scan, the test suite
 #   make bench   set up, then measure cost and latency per execution on the emulator (BENCH_ARGS=--json or --quick)
+#   make serve   set up, then serve the stack as a local AWS endpoint on 127.0.0.1:4566 (Ctrl-C stops it)
 #
 # Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt;
 # it is redone only when one of those files changes.
@@ -16,6 +17,8 @@ BENCH_ARGS ?=
 # PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
 PYTEST_WORKERS ?= auto
 PYTEST_DIST ?= loadfile
+# e.g. make serve SERVE_ARGS="--time-scale 0.01 --parameter-overrides PollIntervalSeconds=2"
+SERVE_ARGS ?=
 
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -33,7 +36,7 @@ SHELL := bash
 SCAN_VENV ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: help venv install demo test lint validate validate-template validate-asl scan pytest bench build clean
+.PHONY: help venv install demo serve test lint validate validate-template validate-asl scan pytest bench build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +55,9 @@ $(STAMP): $(REQUIREMENTS) | $(PY)
 
 demo: $(STAMP) ## Deploy the stack into the emulator and run the workflow (first run, repeat, record)
 	$(PY) -m emulator.demo
+
+serve: $(STAMP) ## Serve the stack as a local AWS endpoint (aws ... --endpoint-url http://127.0.0.1:4566)
+	$(PY) -m emulator.server $(SERVE_ARGS)
 
 test: lint validate scan pytest ## Run every check: lint, validate, security scan, then the whole test suite
 

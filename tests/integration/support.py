@@ -78,3 +78,24 @@ def failing_dynamodb(operation: str, error_code: str, times: int) -> Iterator[li
 
     with mock.patch.object(DynamoDBBackend, operation, faulty):
         yield remaining
+
+
+@contextlib.contextmanager
+def held_owner(stack: OfflineStack, execution_input: Any, function: str = "ExampleStepFunction") -> Iterator[tuple[str, Gate]]:
+    """Start an execution and hold it in its first call of ``function`` until the gate opens (on exit at the latest)."""
+    gate = Gate()
+    with stack.lambdas.intercept(function, gate):
+        owner_arn = stack.start_execution(execution_input)
+        assert gate.arrived.wait(10), f"the owner never called {function}"
+        try:
+            yield owner_arn, gate
+        finally:
+            gate.open()
+
+
+def start_registered_waiter(stack: OfflineStack, execution_input: Any) -> str:
+    """Start an execution with the input of a held owner; return once it has left its task token."""
+    registered = stack.lambdas.invocations("WaitForOwnerFunction")
+    waiter_arn = stack.start_execution(execution_input)
+    wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered, message="the waiter to register")
+    return waiter_arn
