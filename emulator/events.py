@@ -102,8 +102,9 @@ class EventBus:
             if matches(rule.pattern, event):
                 thread = threading.Thread(target=self._deliver, args=(rule, event), daemon=True)
                 with self._lock:
+                    # Listed only once started: wait_until_delivered may join it from another thread.
+                    thread.start()
                     self._threads.append(thread)
-                thread.start()
         return event
 
     def _deliver(self, rule: Rule, event: dict[str, Any]) -> None:
