@@ -30,7 +30,14 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from emulator.adapters import load_module
-from emulator.stack import FINISHED, STATE_MACHINE, TABLE, ExecutionDidNotFinish, ExecutionResult, finished_execution
+from emulator.stack import (
+    ENVELOPE_STATE_MACHINE,
+    FINISHED,
+    RECORD_TABLE,
+    ExecutionDidNotFinish,
+    ExecutionResult,
+    finished_execution,
+)
 from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, Template
 
 STACK_NAME_VARIABLE = "AWS_SAM_STACK_NAME"
@@ -72,9 +79,8 @@ def describe_stack(cloudformation: Any, stack_name: str) -> dict[str, Any]:
     return description
 
 
-def output_name(template: Template, resource_type: str) -> str:
-    """The template output whose value is ``!Ref`` of its only resource of ``resource_type``."""
-    (logical_id,) = template.resources_of_type(resource_type)
+def output_name(template: Template, logical_id: str) -> str:
+    """The template output whose value is ``!Ref`` of the resource ``logical_id``."""
     for name, output in template.body.get("Outputs", {}).items():
         if output.get("Value") == {"Ref": logical_id}:
             return name
@@ -89,7 +95,7 @@ def table_name_of_stack(cloudformation: Any, stack_name: str, template: Template
     """The idempotency table of a deployed stack, from its outputs."""
     template = template or Template.load()
     outputs = stack_outputs(describe_stack(cloudformation, stack_name))
-    name = output_name(template, TABLE)
+    name = output_name(template, RECORD_TABLE)
     if name not in outputs:
         raise StackNotFound(f"Stack {stack_name!r} has no output {name}; outputs: {', '.join(sorted(outputs)) or 'none'}")
     return outputs[name]
@@ -130,8 +136,8 @@ class DeployedStack:
         self.parameters = self.template.parameter_values(
             {item["ParameterKey"]: item["ParameterValue"] for item in description.get("Parameters", []) if item["ParameterKey"] in declared}
         )
-        self.state_machine_arn = self._output(output_name(self.template, STATE_MACHINE))
-        self.table_name = self._output(output_name(self.template, TABLE))
+        self.state_machine_arn = self._output(output_name(self.template, ENVELOPE_STATE_MACHINE))
+        self.table_name = self._output(output_name(self.template, RECORD_TABLE))
         self._started: list[str] = []
         self._touched_keys: set[str] = set()
         # Records a test writes or reads itself (stack.dynamodb.put_item, ...) are cleaned up too.
