@@ -63,7 +63,6 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeSuccess, CallbackOutcomeTimedOut
-from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
@@ -266,8 +265,9 @@ def stoppable_task_token_waits(poll_seconds: float = 0.02) -> Iterator[None]:
     def wait(self: Any, env: Any, timeout_seconds: float, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
         if heartbeat_endpoint is not None:
             return original(self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint)  # type: ignore[arg-type]
-        if isinstance(env.program_state(), ProgramStopped) or not isinstance(timeout_seconds, int | float):
-            # Stopped before the wait began: moto skips evaluations once stopped, so the timeout
+        # is_running, not program_state(): the latter deep-copies the state on every look.
+        if not env.is_running() or not isinstance(timeout_seconds, int | float):
+            # Over before the wait began: moto skips evaluations once stopped, so the timeout
             # it popped from its stack may not even be a number.
             return CallbackOutcomeSuccess(callback_id=callback_endpoint.callback_id, output="null")
         deadline = time.monotonic() + timeout_seconds
@@ -275,8 +275,10 @@ def stoppable_task_token_waits(poll_seconds: float = 0.02) -> Iterator[None]:
             outcome = callback_endpoint.wait(timeout=max(0.0, min(poll_seconds, deadline - time.monotonic())))
             if outcome is not None:
                 return outcome
-            if isinstance(env.program_state(), ProgramStopped):
-                # The execution is over (ABORTED); the task's result is never used.
+            if not env.is_running():
+                # The execution is over (stopped, or ended while a finished .sync task's companion
+                # wait still ran); the task's result is never used. Without this a .sync task's
+                # wait would poll until its default timeout, years after its execution ended.
                 return CallbackOutcomeSuccess(callback_id=callback_endpoint.callback_id, output="null")
             if time.monotonic() >= deadline:
                 return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
