@@ -221,6 +221,27 @@ def in_process_lambdas(registry: LambdaRegistry) -> Iterator[LambdaRegistry]:
         yield registry
 
 
+class Gate:
+    """An interceptor that holds every call of a function until opened, and tells when the first arrived.
+
+    For tests and benchmarks that need an execution parked inside a step (``LambdaRegistry.intercept``).
+    """
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        self.arrived = threading.Event()
+        self._open = threading.Event()
+        self._timeout = timeout
+
+    def __call__(self, handler: Handler, event: Any, context: Any) -> Any:
+        self.arrived.set()
+        if not self._open.wait(timeout=self._timeout):
+            raise TimeoutError(f"the gate was not opened within {self._timeout} s")
+        return handler(event, context)
+
+    def open(self) -> None:
+        self._open.set()
+
+
 # --------------------------------------------------------------------------- DynamoDB, atomic
 _ITEM_OPERATIONS = ("put_item", "update_item", "delete_item", "get_item", "transact_write_items")
 

@@ -53,7 +53,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: E402
 from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 
 from emulator import ExecutionResult, OfflineStack  # noqa: E402
-from emulator.adapters import Handler, load_module  # noqa: E402
+from emulator.adapters import Gate, Handler, load_module  # noqa: E402
 from emulator.stack import QUIET_FUNCTIONS, is_envelope_function  # noqa: E402
 from emulator.template import Template  # noqa: E402
 
@@ -635,23 +635,6 @@ def _envelope_target(usage: Usage) -> Target:
 
 
 # ---------------------------------------------------------------------------- waiters
-class Gate:
-    """Holds every call of a function until opened; tells when the first call arrived."""
-
-    def __init__(self) -> None:
-        self.arrived = threading.Event()
-        self._open = threading.Event()
-
-    def __call__(self, handler: Handler, event: Any, context: Any) -> Any:
-        self.arrived.set()
-        if not self._open.wait(timeout=120):
-            raise TimeoutError("the bench never opened the gate")
-        return handler(event, context)
-
-    def open(self) -> None:
-        self._open.set()
-
-
 @dataclass
 class WaiterRun:
     """One waiter: what it and its owner did, and when each finished."""
@@ -671,7 +654,7 @@ def run_waiter(bench: Bench, execution_input: Any, declared_wait_s: float, relea
     ``release_delay_s`` (declared) moves the release later within the waiter's Wait, for latency samples.
     """
     stack = bench.stack
-    gate = Gate()
+    gate = Gate(timeout=120)
     before = bench.counters()
     with stack.lambdas.intercept(HOLD_FUNCTION, gate):
         try:

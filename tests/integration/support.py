@@ -16,7 +16,7 @@ from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 
 from emulator import OfflineStack
-from emulator.adapters import load_module
+from emulator.adapters import Gate, load_module
 from emulator.stack import QUIET_FUNCTIONS, REGION, business_step_functions
 from emulator.template import PROJECT_ROOT, Template
 
@@ -31,23 +31,6 @@ compute_idempotency_key: Callable[[Any], str] = key_module.compute_idempotency_k
 def business_step_calls(stack: OfflineStack) -> int:
     """How many times the business steps' functions have been invoked so far."""
     return sum(stack.lambdas.invocations(name) for name in BUSINESS_STEP_FUNCTIONS)
-
-
-class Gate:
-    """Holds every call of a function until opened, and tells when the first call arrived."""
-
-    def __init__(self) -> None:
-        self.arrived = threading.Event()
-        self._open = threading.Event()
-
-    def __call__(self, handler: Any, event: Any, context: Any) -> Any:
-        self.arrived.set()
-        if not self._open.wait(timeout=30):
-            raise TimeoutError("gate was never opened")
-        return handler(event, context)
-
-    def open(self) -> None:
-        self._open.set()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0, message: str = "condition") -> None:

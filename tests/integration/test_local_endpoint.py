@@ -174,19 +174,8 @@ def test_a_fresh_run_then_a_hit_through_a_deployed_stack_leaves_no_record_behind
 def test_polling_is_bounded_and_leaving_stops_what_still_runs(endpoint: LocalEndpoint, client_credentials: None) -> None:
     # A live IN_PROGRESS record held by another execution keeps ours waiting (for up to 300 scaled seconds).
     execution_input = {"orderId": "held-elsewhere", "forceFailure": False}
-    now = int(time.time())
     with DeployedStack(STACK_NAME, endpoint_url=endpoint.url) as deployed:
-        deployed.dynamodb.put_item(
-            TableName=deployed.table_name,
-            Item={
-                "id": {"S": compute_idempotency_key(execution_input)},
-                "executionstatus": {"S": "IN_PROGRESS"},
-                "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:elsewhere:holder"},
-                "starttime": {"S": "2026-01-01T00:00:00Z"},
-                "ttl": {"N": str(now + 3600)},
-                "leaseexpiry": {"N": str(now + 3600)},
-            },
-        )
+        _hold_elsewhere(deployed, execution_input)
         waiter = deployed.start_execution(execution_input)
         started = time.monotonic()
         with pytest.raises(ExecutionDidNotFinish):
@@ -243,19 +232,8 @@ def test_a_port_in_use_is_an_error_not_a_hang() -> None:
 def test_ctrl_c_stops_the_running_executions_then_the_server(endpoint: LocalEndpoint, client_credentials: None) -> None:
     # Last in this module: it stops the module's server.
     execution_input = {"orderId": "running-at-ctrl-c", "forceFailure": False}
-    now = int(time.time())
     deployed = DeployedStack(STACK_NAME, endpoint_url=endpoint.url)
-    deployed.dynamodb.put_item(
-        TableName=deployed.table_name,
-        Item={
-            "id": {"S": compute_idempotency_key(execution_input)},
-            "executionstatus": {"S": "IN_PROGRESS"},
-            "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:elsewhere:holder"},
-            "starttime": {"S": "2026-01-01T00:00:00Z"},
-            "ttl": {"N": str(now + 3600)},
-            "leaseexpiry": {"N": str(now + 3600)},
-        },
-    )
+    _hold_elsewhere(deployed, execution_input)
     deployed.start_execution(execution_input)
 
     status = endpoint.stop()
@@ -268,6 +246,22 @@ def test_ctrl_c_stops_the_running_executions_then_the_server(endpoint: LocalEndp
 
 
 # --------------------------------------------------------------------------- helpers
+def _hold_elsewhere(deployed: DeployedStack, execution_input: Any) -> None:
+    """Write a live IN_PROGRESS record for ``execution_input`` held by an execution that never ends."""
+    now = int(time.time())
+    deployed.dynamodb.put_item(
+        TableName=deployed.table_name,
+        Item={
+            "id": {"S": compute_idempotency_key(execution_input)},
+            "executionstatus": {"S": "IN_PROGRESS"},
+            "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:elsewhere:holder"},
+            "starttime": {"S": "2026-01-01T00:00:00Z"},
+            "ttl": {"N": str(now + 3600)},
+            "leaseexpiry": {"N": str(now + 3600)},
+        },
+    )
+
+
 def _items(endpoint: LocalEndpoint) -> list[dict[str, Any]]:
     return endpoint.client("dynamodb").scan(TableName=endpoint.description["Outputs"]["IdempotencyTableName"])["Items"]
 

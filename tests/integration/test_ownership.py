@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import Gate, business_step_calls, compute_idempotency_key, wait_until
+from tests.integration.support import business_step_calls, compute_idempotency_key, held_owner, wait_until
 
 pytestmark = pytest.mark.offline_only(reason="holds Lambda calls with interceptors")
 
@@ -13,10 +13,7 @@ pytestmark = pytest.mark.offline_only(reason="holds Lambda calls with intercepto
 def test_an_owner_that_lost_its_record_does_not_overwrite_the_new_owner(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    gate = Gate()
-    with stack.lambdas.intercept("ExampleStepFunction", gate):
-        late_owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10)
+    with held_owner(stack, execution_input) as (late_owner_arn, gate):
         # While the owner is mid-steps its record is taken over (as after an expired lease).
         stack.dynamodb.update_item(
             TableName=stack.table_name,
@@ -38,10 +35,7 @@ def test_an_owner_that_lost_its_record_does_not_overwrite_the_new_owner(stack: O
 def test_a_save_never_recreates_a_deleted_record(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    gate = Gate()
-    with stack.lambdas.intercept("ExampleStepFunction", gate):
-        arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10)
+    with held_owner(stack, execution_input) as (arn, gate):
         stack.dynamodb.delete_item(TableName=stack.table_name, Key={"id": {"S": key}})
         gate.open()
         result = stack.wait_for(arn)
@@ -53,10 +47,7 @@ def test_a_save_never_recreates_a_deleted_record(stack: OfflineStack, unique: st
 def test_a_waiter_takes_a_record_that_vanished_while_it_waited(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    gate = Gate()
-    with stack.lambdas.intercept("RandomFailureFunction", gate):
-        owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10)
+    with held_owner(stack, execution_input, "RandomFailureFunction") as (owner_arn, gate):
         looks = stack.lambdas.invocations("AcquireLockFunction")
         waiter_arn = stack.start_execution(execution_input)
         wait_until(lambda: stack.lambdas.invocations("AcquireLockFunction") >= looks + 2, message="waiter polls")
@@ -73,10 +64,7 @@ def test_a_waiter_takes_a_record_that_vanished_while_it_waited(stack: OfflineSta
 
 
 def test_different_inputs_never_wait_for_each_other(stack: OfflineStack, unique: str) -> None:
-    gate = Gate()
-    with stack.lambdas.intercept("RandomFailureFunction", gate):
-        held_arn = stack.start_execution({"orderId": unique, "forceFailure": False})
-        assert gate.arrived.wait(10)
+    with held_owner(stack, {"orderId": unique, "forceFailure": False}, "RandomFailureFunction") as (held_arn, gate):
         calls = business_step_calls(stack)
         # The random step is held for every execution, so count the example steps instead.
         other_arn = stack.start_execution({"orderId": unique + "-other", "forceFailure": False})

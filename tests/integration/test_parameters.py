@@ -8,7 +8,7 @@ import time
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, Gate, compute_idempotency_key, wait_until
+from tests.integration.support import QUIET, Gate, compute_idempotency_key, held_owner, wait_until
 
 WAIT_STATE = "Wait for the other execution to finish"
 
@@ -42,10 +42,7 @@ def test_execution_timeout_parameter_bounds_the_execution_and_frees_the_record()
         definition = json.loads(stack.sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"])
         execution_input = {"orderId": "slow", "forceFailure": False}
         key = compute_idempotency_key(execution_input)
-        gate = Gate()
-        with stack.lambdas.intercept("ExampleStepFunction", gate):
-            arn = stack.start_execution(execution_input)
-            assert gate.arrived.wait(10)
+        with held_owner(stack, execution_input) as (arn, gate):
             timed_out = stack.wait_for(arn, timeout=10)
             # The TIMED_OUT event reaches the release function, which frees the key at once.
             wait_until(lambda: stack.get_record(key) is None, message="the timed-out owner's record to be released")
@@ -58,10 +55,7 @@ def test_execution_timeout_parameter_bounds_the_execution_and_frees_the_record()
 def test_poll_interval_parameter_is_the_first_wait_before_looking_again() -> None:
     with OfflineStack({"PollIntervalSeconds": 7}, environment=QUIET) as stack:
         execution_input = {"orderId": "poll", "forceFailure": False}
-        gate = Gate()
-        with stack.lambdas.intercept("ExampleStepFunction", gate):
-            owner_arn = stack.start_execution(execution_input)
-            assert gate.arrived.wait(10)
+        with held_owner(stack, execution_input) as (owner_arn, gate):
             waiter_arn = stack.start_execution(execution_input)
             wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") >= 1, message="the waiter to register")
             gate.open()

@@ -16,7 +16,7 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.template import PROJECT_ROOT
-from tests.integration.support import Gate, compute_idempotency_key
+from tests.integration.support import compute_idempotency_key, held_owner
 
 pytestmark = pytest.mark.offline_only(reason="holds Lambda calls with an interceptor")
 
@@ -132,10 +132,7 @@ def test_show_says_when_there_is_no_record_or_the_input_has_no_key(stack: Offlin
 def test_release_frees_a_record_only_while_the_owner_given_still_holds_it(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    gate = Gate()
-    with stack.lambdas.intercept("ExampleStepFunction", gate):
-        owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10)
+    with held_owner(stack, execution_input) as (owner_arn, gate):
 
         refused = tool(stack, "release", key, "--owner", owner_arn + "-someone-else")
         still_held = stack.get_record(key)

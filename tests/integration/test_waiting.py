@@ -101,10 +101,7 @@ def test_waiter_takes_the_record_when_the_owner_fails(stack: OfflineStack, uniqu
 def test_many_waiters_of_a_failed_owner_run_the_steps_again_only_once(stack: OfflineStack, unique: str) -> None:
     owner_input = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
     waiter_input = {**owner_input, "forceFailure": False}
-    gate = Gate()
-    with stack.lambdas.intercept("RandomFailureFunction", gate):
-        owner_arn = stack.start_execution(owner_input)
-        assert gate.arrived.wait(10)
+    with held_owner(stack, owner_input, "RandomFailureFunction") as (owner_arn, gate):
         registered_before = stack.lambdas.invocations("WaitForOwnerFunction")
         waiter_arns = [stack.start_execution(waiter_input) for _ in range(10)]
         wait_until(
@@ -151,10 +148,7 @@ def test_a_wait_that_runs_out_fails_with_a_named_error(poll_interval: int, expec
     time_scale = 0.01
     with OfflineStack(parameters, time_scale=time_scale, environment=QUIET) as stack:
         execution_input = {"orderId": "held", "forceFailure": False}
-        gate = Gate()
-        with stack.lambdas.intercept("ExampleStepFunction", gate):
-            owner_arn = stack.start_execution(execution_input)
-            assert gate.arrived.wait(10)
+        with held_owner(stack, execution_input) as (owner_arn, gate):
             waiter = stack.run(execution_input)
             gate.open()
             owner = stack.wait_for(owner_arn)
@@ -177,10 +171,7 @@ def test_a_long_wait_keeps_a_short_history() -> None:
     parameters = {"PollIntervalSeconds": 10, "WaitTimeoutSeconds": 1800, "ExecutionTimeoutSeconds": 100_000}
     with OfflineStack(parameters, time_scale=0.001, environment=QUIET) as stack:
         execution_input = {"orderId": "long", "forceFailure": False}
-        gate = Gate()
-        with stack.lambdas.intercept("ExampleStepFunction", gate):
-            owner_arn = stack.start_execution(execution_input)
-            assert gate.arrived.wait(10)
+        with held_owner(stack, execution_input) as (owner_arn, gate):
             waiter = stack.run(execution_input, timeout=30)
             gate.open()
             stack.wait_for(owner_arn)

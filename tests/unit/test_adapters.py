@@ -22,7 +22,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-from emulator.adapters import LambdaRegistry, atomic_dynamodb_writes, load_handler, load_module, scaled_waits
+from emulator.adapters import Gate, LambdaRegistry, atomic_dynamodb_writes, load_handler, load_module, scaled_waits
 
 REGION = "us-east-1"
 
@@ -222,6 +222,32 @@ def test_an_interceptor_is_removed_even_when_the_block_fails(registry: LambdaReg
 
     output, errored = _invoke(registry, "echo-fn", "{}")
     assert errored is False and output["event"] == {}
+
+
+def test_a_gate_holds_calls_until_opened_then_lets_them_through(registry: LambdaRegistry) -> None:
+    gate = Gate()
+    results: list[Any] = []
+    with registry.intercept("EchoFunction", gate):
+        caller = threading.Thread(target=lambda: results.append(_invoke(registry, "echo-fn", '{"n": 1}')))
+        caller.start()
+        assert gate.arrived.wait(5)
+        time.sleep(0.1)
+        held = results == []
+        gate.open()
+        caller.join(5)
+
+    assert held
+    ((output, errored),) = results
+    assert errored is False and output["event"] == {"n": 1}
+
+
+def test_a_gate_never_opened_fails_the_call_instead_of_hanging(registry: LambdaRegistry) -> None:
+    with registry.intercept("EchoFunction", Gate(timeout=0.05)):
+        payload, errored = _invoke(registry, "echo-fn", "{}")
+
+    assert errored is True
+    assert payload["errorType"] == "TimeoutError"
+    assert "not opened within 0.05 s" in payload["errorMessage"]
 
 
 def test_invocations_are_counted_by_logical_id_whatever_their_outcome(registry: LambdaRegistry) -> None:
