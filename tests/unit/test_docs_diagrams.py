@@ -1,16 +1,29 @@
-"""The diagrams of docs/child-workflows.md are drawn from their ASL files and must match them."""
+"""The diagram blocks of the README and docs/child-workflows.md are drawn from their ASL files and must match them."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
 
 from scripts import asl_diagram
 
 DOC = asl_diagram.PROJECT_ROOT / "docs" / "child-workflows.md"
+README = asl_diagram.README_PATH
 
 
-def test_every_diagram_block_of_the_doc_is_up_to_date() -> None:
-    document = DOC.read_text(encoding="utf-8")
+@pytest.mark.parametrize("path", asl_diagram.DOCUMENTS, ids=lambda path: path.name)
+def test_every_diagram_block_is_up_to_date(path: Path) -> None:
+    document = path.read_text(encoding="utf-8")
 
     assert asl_diagram.redraw(document) == document, "run `python scripts/asl_diagram.py --write`"
+
+
+def test_the_readme_draws_both_example_children() -> None:
+    document = README.read_text(encoding="utf-8")
+
+    for path in ("statemachine/user_registration.asl.json", "statemachine/sensor_file.asl.json"):
+        assert f"<!-- diagram:start {path} -->\n```mermaid\nflowchart TD" in document, path
 
 
 def test_the_doc_draws_the_variant_and_both_example_children() -> None:
