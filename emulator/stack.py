@@ -63,6 +63,10 @@ ENVELOPE_PACKAGE = "idempotency"
 # Bucket settings that change nothing a test can observe offline (who may read, how data rests).
 _BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration")
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# How much less the state machine's TimeoutSeconds is shortened than Wait and Retry: at the default
+# scale 0.01 the default 1800 s lasts 180 s, not 18 s, which many concurrent executions on two busy
+# cores come close to; a declared 60 s still times out after 6 s.
+EXECUTION_TIMEOUT_SLOWDOWN = 10
 # Function environment for demos, tests and benchmarks: Powertools logs at WARNING, and no EMF
 # metrics printed on stdout (tests/unit/test_envelope_handlers.py checks the metrics themselves).
 QUIET_FUNCTIONS = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -115,7 +119,9 @@ class OfflineStack:
 
     Args:
         parameters: template parameter overrides (names as in ``template.yaml``).
-        time_scale: factor applied to ASL ``Wait`` seconds and ``Retry`` intervals.
+        time_scale: factor applied to ASL ``Wait`` seconds, ``Retry`` intervals and task timeouts.
+            The state machine's own timeout is scaled ``EXECUTION_TIMEOUT_SLOWDOWN`` times less
+            (at most to its declared length): the emulator does not shorten its own work.
         stack_name: the stack's name (``AWS::StackName``); by default ``idempotent-workflow-<random>``,
             unique like every name CloudFormation derives from it, so two stacks can coexist.
         template_path: the SAM template to deploy.
@@ -134,6 +140,7 @@ class OfflineStack:
         self.template = Template.load(template_path)
         self.parameters = self.template.parameter_values(parameters)
         self.time_scale = time_scale
+        self.execution_timeout_scale = min(1.0, time_scale * EXECUTION_TIMEOUT_SLOWDOWN)
         self._suffix = uuid.uuid4().hex[:8].upper()
         self.stack_name = stack_name or f"idempotent-workflow-{self._suffix.lower()}"
         self.lambdas = LambdaRegistry()
@@ -163,7 +170,7 @@ class OfflineStack:
             exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(atomic_dynamodb_writes())
-            exit_stack.enter_context(scaled_waits(self.time_scale))
+            exit_stack.enter_context(scaled_waits(self.time_scale, self.execution_timeout_scale))
             exit_stack.enter_context(nested_workflows())
             exit_stack.enter_context(sdk_bodies_as_text())
             exit_stack.enter_context(execution_status_events(self.events))
