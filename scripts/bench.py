@@ -1268,8 +1268,8 @@ def _notes(report: BenchReport) -> list[str]:
         f"- Emulator time: Wait states and Retry intervals last time_scale = {report.options.time_scale} × their declared "
         "seconds; declared time = wall time / time_scale for them, and a waiter has waited the declared `Seconds` of the "
         "Wait states it entered (one without Wait states: wall time / time_scale). Latency counts time in Wait states as "
-        "declared and the rest as measured. Task timeouts (`TimeoutSecondsPath` of a `.waitForTaskToken` wait) and the "
-        "machine's `TimeoutSeconds` are scaled too, a task timeout never below 0.5 s (see emulator/adapters.py).",
+        "declared and the rest as measured. Task timeouts (`TimeoutSecondsPath` of a `.waitForTaskToken` wait) are scaled "
+        "too, never below 0.5 s; the machine's own `TimeoutSeconds` ten times less (see emulator/adapters.py).",
         "- Lambda duration is measured in process, where DynamoDB answers in microseconds; on AWS add its round trip "
         "(a few ms per call). Cold-start init time is not included. Cold imports run in fresh `python -I` "
         f"({sys.version.split()[0]} here; the functions run python3.13 on arm64), after one run that writes the .pyc files.",
