@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from emulator import OfflineStack
+from emulator.stack import ExecutionResult
 from tests.integration.support import (
     QUIET,
     Gate,
@@ -78,29 +79,35 @@ def test_a_lost_wake_up_costs_latency_not_correctness(stack: OfflineStack, uniqu
     assert "Run the business steps" not in waiter.states_entered
 
 
-def test_waiter_takes_the_record_when_the_owner_fails(stack: OfflineStack, unique: str) -> None:
-    # Same key (orderId), but only the owner's input forces the failure.
-    owner_input = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
-    waiter_input = {**owner_input, "forceFailure": False}
-    # The owner is held just before its failing step fails.
+def failing_owner_and_waiter(order_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two inputs with one key (orderId): only the owner's forces the failure, the waiter's would succeed."""
+    owner_input = {"orderId": order_id, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
+    return owner_input, {**owner_input, "forceFailure": False}
+
+
+def owner_fails_while_a_waiter_waits(stack: OfflineStack, order_id: str) -> tuple[ExecutionResult, ExecutionResult]:
+    """Hold an owner just before its failing step fails, register a waiter, then let the owner fail."""
+    owner_input, waiter_input = failing_owner_and_waiter(order_id)
     with held_owner(stack, owner_input, "RandomFailureFunction") as (owner_arn, gate):
         waiter_arn = start_registered_waiter(stack, waiter_input)
         gate.open()
-        owner = stack.wait_for(owner_arn)
-        waiter = stack.wait_for(waiter_arn)
+        return stack.wait_for(owner_arn), stack.wait_for(waiter_arn)
+
+
+def test_waiter_takes_the_record_when_the_owner_fails(stack: OfflineStack, unique: str) -> None:
+    owner, waiter = owner_fails_while_a_waiter_waits(stack, unique)
 
     assert owner.status == "FAILED" and owner.error == "SimulatedStepFailure"
     assert waiter.status == "SUCCEEDED", waiter.cause
     assert WAIT_STATE in waiter.states_entered
     assert "Run the business steps" in waiter.states_entered
-    record = stack.get_record(compute_idempotency_key(owner_input))
+    record = stack.get_record(compute_idempotency_key(failing_owner_and_waiter(unique)[0]))
     assert record is not None
-    assert (record["executionstatus"], record["executionid"]) == ("SUCCESS", waiter_arn)
+    assert (record["executionstatus"], record["executionid"]) == ("SUCCESS", waiter.execution_arn)
 
 
 def test_many_waiters_of_a_failed_owner_run_the_steps_again_only_once(stack: OfflineStack, unique: str) -> None:
-    owner_input = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
-    waiter_input = {**owner_input, "forceFailure": False}
+    owner_input, waiter_input = failing_owner_and_waiter(unique)
     with held_owner(stack, owner_input, "RandomFailureFunction") as (owner_arn, gate):
         registered_before = stack.lambdas.invocations("WaitForOwnerFunction")
         waiter_arns = [stack.start_execution(waiter_input) for _ in range(10)]
@@ -123,15 +130,9 @@ def test_many_waiters_of_a_failed_owner_run_the_steps_again_only_once(stack: Off
 
 def test_with_policy_fail_waiters_fail_with_the_owners_error() -> None:
     with OfflineStack({"WaitersOnFailure": "Fail"}, environment=QUIET) as stack:
-        owner_input = {"orderId": "fails", "idempotencyKeyJmespath": "orderId", "forceFailure": True}
-        waiter_input = {**owner_input, "forceFailure": False}
-        with held_owner(stack, owner_input, "RandomFailureFunction") as (owner_arn, gate):
-            # The waiter's own input would succeed: it fails only because it follows the owner.
-            waiter_arn = start_registered_waiter(stack, waiter_input)
-            gate.open()
-            owner = stack.wait_for(owner_arn)
-            waiter = stack.wait_for(waiter_arn)
-        later = stack.run(waiter_input)
+        # The waiter's own input would succeed: it fails only because it follows the owner.
+        owner, waiter = owner_fails_while_a_waiter_waits(stack, "fails")
+        later = stack.run(failing_owner_and_waiter("fails")[1])
 
     assert owner.status == waiter.status == "FAILED"
     assert waiter.error == owner.error == "SimulatedStepFailure"
