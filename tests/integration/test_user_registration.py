@@ -211,9 +211,10 @@ def test_a_system_down_for_longer_than_the_retries_rolls_back(stack: OfflineStac
 
 def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(stack: OfflineStack, unique: str) -> None:
     gate = Gate()
-    with stack.lambdas.intercept(REGISTER, gate):
+    # Stopped while it rolls back (a plain Task): moto stops a Parallel mid-branch less cleanly.
+    with stack.lambdas.intercept(REGISTER, FailIn("Products", RegistrationRejectedError("no"))), stack.lambdas.intercept(ROLLBACK, gate):
         arn = stack.start_execution(registration(unique), state_machine=ENVELOPE)
-        wait_until(gate.arrived.is_set, message="the child to register")
+        wait_until(gate.arrived.is_set, message="the child to roll back")
         parent_name = arn.rsplit(":", 1)[1]
         child_arn = next(
             e["executionArn"]
