@@ -1,7 +1,9 @@
 # Everything runs offline: no AWS account, no Docker. A fresh machine needs only Python 3.11+.
 #
 #   make demo    set up, then run the workflow on the in-process emulator (moto)
-#   make test    set up, then run every check: validate + the test suite
+#   make test    set up, then run every check: lint, validate, security scan, the test suite
+#   make bench   set up, then measure cost and latency per execution on the emulator (BENCH_ARGS=--json or --quick)
+#   make serve   set up, then serve the stack as a local AWS endpoint on 127.0.0.1:4566 (Ctrl-C stops it)
 #
 # Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt;
 # it is redone only when one of those files changes.
@@ -9,11 +11,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # pytest-xdist: on 2 CPUs the suite took ~27 s serial, ~19 s with -n auto, ~17 s with
 # -n auto --dist loadfile (each module's stack fixture is then deployed by one worker only).
 # PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
 PYTEST_WORKERS ?= auto
 PYTEST_DIST ?= loadfile
+# e.g. make serve SERVE_ARGS="--time-scale 0.01 --parameter-overrides PollIntervalSeconds=2"
+SERVE_ARGS ?=
 
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -28,7 +33,10 @@ SHELL := bash
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
 
-.PHONY: help venv install demo test validate validate-template validate-asl pytest build clean
+SCAN_VENV ?= .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
+
+.PHONY: help venv install demo serve test lint validate validate-template validate-asl scan pytest bench build clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,7 +56,23 @@ $(STAMP): $(REQUIREMENTS) | $(PY)
 demo: $(STAMP) ## Deploy the stack into the emulator and run the workflow (first run, repeat, record)
 	$(PY) -m emulator.demo
 
-test: validate pytest ## Run every check: validate, then the whole test suite
+serve: $(STAMP) ## Serve the stack as a local AWS endpoint (aws ... --endpoint-url http://127.0.0.1:4566)
+	$(PY) -m emulator.server $(SERVE_ARGS)
+
+test: lint validate scan pytest ## Run every check: lint, validate, security scan, then the whole test suite
+
+lint: $(STAMP) ## ruff, and mypy on the functions (each with its layers), the layer, the emulator and scripts
+	$(BIN)/ruff check .
+	$(PY) scripts/typecheck.py
+
+# checkov pins a boto3 that conflicts with aws-sam-cli's, so it has a virtualenv of its own.
+$(SCAN_STAMP): requirements-scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
+	@touch $@
+
+scan: $(SCAN_STAMP) ## Security scan of template.yaml (checkov; skipped checks are explained in .checkov.yaml)
+	$(SCAN_VENV)/bin/checkov --file template.yaml --config-file .checkov.yaml
 
 validate: validate-template validate-asl ## Lint the template (sam validate --lint) and the ASL (statelint + moto)
 
@@ -61,6 +85,9 @@ validate-asl: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest tests -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
 
+bench: $(STAMP) ## Measure states, Lambda calls, DynamoDB requests and cost per execution, against the targets
+	$(PY) scripts/bench.py $(BENCH_ARGS)
+
 # Optional, not part of `test`. `sam build` without a container needs the template's runtime
 # (python3.13) on PATH; with pyenv: PYENV_VERSION=3.11.7:3.13.0 make build
 build: $(STAMP) ## sam build (needs python3.13 on PATH; not needed offline)
@@ -68,5 +95,5 @@ build: $(STAMP) ## sam build (needs python3.13 on PATH; not needed offline)
 	$(BIN)/sam build --template template.yaml
 
 clean: ## Remove .venv, the SAM build and caches
-	rm -rf $(VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

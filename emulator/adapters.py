@@ -9,6 +9,12 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``atomic_dynamodb_writes``: moto's ``put_item``/``update_item`` read, check the condition and
   write without a lock, so two threads can both pass one condition. One lock around the
   backend's item operations makes each request atomic, as DynamoDB's are.
+* ``task_tokens_reach_started_executions``: moto's ``SendTaskSuccess`` looks for the token in every
+  RUNNING execution and fails with ``AttributeError`` on one whose worker has not built its
+  environment yet (just started); such an execution cannot hold the token, so it is skipped.
+* ``stoppable_task_token_waits``: moto's ``.waitForTaskToken`` wait does not notice StopExecution;
+  it runs to its timeout and the execution ends FAILED with ``States.Timeout``. On AWS it ends
+  ABORTED at once: the wait now checks for a stop while it waits.
 * ``scaled_waits``: ASL ``Wait`` states, ``Retry`` intervals and timeouts really take their time;
   this scales them by a factor so tests keep real timings in the ASL and still run fast.
 * ``nested_workflows``: the Step Functions integration (``arn:aws:states:::states:startExecution``,
@@ -30,9 +36,9 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from datetime import datetime
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,10 +55,16 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
     StateTaskServiceAwsSdk,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeSuccess, CallbackOutcomeTimedOut
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
 Handler = Callable[[Any, Any], Any]
@@ -100,7 +112,8 @@ def load_module(import_roots: Path | Sequence[Path], module_name: str) -> Module
 def load_handler(import_roots: Path | Sequence[Path], handler: str) -> Handler:
     """Import the ``handler`` of a template function ("module.function", as in ``Handler:``)."""
     module_name, _, function_name = handler.rpartition(".")
-    return getattr(load_module(import_roots, module_name), function_name)
+    handler_function: Handler = getattr(load_module(import_roots, module_name), function_name)
+    return handler_function
 
 
 @dataclass
@@ -180,7 +193,7 @@ class LambdaRegistry:
             call = _wrap(interceptor, call)
         try:
             result = call(event, context)
-        except Exception as error:  # noqa: BLE001 - every handler error is reported, as Lambda does
+        except Exception as error:
             # Lambda's stackTrace starts in the handler: drop this adapter's own frame.
             frames = traceback.format_tb(error.__traceback__.tb_next) if error.__traceback__ else []
             return _error_payload(type(error).__name__, str(error), frames), True, ""
@@ -231,6 +244,47 @@ def atomic_dynamodb_writes() -> Iterator[threading.RLock]:
         yield lock
 
 
+# --------------------------------------------------------------------------- task tokens
+@contextlib.contextmanager
+def task_tokens_reach_started_executions() -> Iterator[None]:
+    """Let ``SendTaskSuccess``/``Failure``/``Heartbeat`` skip executions still starting (no environment yet)."""
+    original = StepFunctionsParserBackend._get_executions
+
+    def executions(self: StepFunctionsParserBackend, execution_status: Any = None) -> list[Any]:
+        found = original(self, execution_status)
+        return [execution for execution in found if getattr(execution.exec_worker, "env", None) is not None]
+
+    with mock.patch.object(StepFunctionsParserBackend, "_get_executions", executions):
+        yield
+
+
+@contextlib.contextmanager
+def stoppable_task_token_waits(poll_seconds: float = 0.02) -> Iterator[None]:
+    """End a ``.waitForTaskToken`` wait as soon as its execution is stopped, as Step Functions does."""
+    original = StateTaskServiceCallback._eval_wait_for_task_token
+
+    def wait(self: Any, env: Any, timeout_seconds: float, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
+        if heartbeat_endpoint is not None:
+            return original(self, env, timeout_seconds, callback_endpoint, heartbeat_endpoint)  # type: ignore[arg-type]
+        if isinstance(env.program_state(), ProgramStopped) or not isinstance(timeout_seconds, int | float):
+            # Stopped before the wait began: moto skips evaluations once stopped, so the timeout
+            # it popped from its stack may not even be a number.
+            return CallbackOutcomeSuccess(callback_id=callback_endpoint.callback_id, output="null")
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            outcome = callback_endpoint.wait(timeout=max(0.0, min(poll_seconds, deadline - time.monotonic())))
+            if outcome is not None:
+                return outcome
+            if isinstance(env.program_state(), ProgramStopped):
+                # The execution is over (ABORTED); the task's result is never used.
+                return CallbackOutcomeSuccess(callback_id=callback_endpoint.callback_id, output="null")
+            if time.monotonic() >= deadline:
+                return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
+
+    with mock.patch.object(StateTaskServiceCallback, "_eval_wait_for_task_token", wait):
+        yield
+
+
 # --------------------------------------------------------------------------- Wait and Retry, scaled
 class _ScaledSleep:
     """Stands in for the ``time`` module inside moto's retrier: ``sleep`` is scaled, the rest is real."""
@@ -261,7 +315,7 @@ def scaled_waits(scale: float) -> Iterator[None]:
             env.program_state_event.wait(wait_seconds * scale)
 
     def task_timeout(self: Timeout, env: Any) -> None:
-        seconds = self._eval_seconds(env=env)
+        seconds: float = self._eval_seconds(env=env)
         # The default (99999999 s) stands for "no timeout" and stays as it is. A scaled timeout is
         # never shorter than MIN_TASK_TIMEOUT_SECONDS: a task that times out before its Lambda call
         # even started leaves moto's interpreter evaluating it in the background, on state the

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import demo_examples
-from emulator.stack import ExecutionResult, OfflineStack
+from emulator.stack import QUIET_FUNCTIONS, ExecutionResult, OfflineStack
 from emulator.template import PROJECT_ROOT
 
 EVENTS = PROJECT_ROOT / "events"
@@ -38,7 +38,7 @@ FRESH_EVENT = EVENTS / "execution_fresh.json"
 JMESPATH_EVENT = EVENTS / "execution_jmespath_key.json"
 FAILURE_EVENT = EVENTS / "execution_forced_failure.json"
 BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
-QUIET_LAMBDAS = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+QUIET_LAMBDAS = QUIET_FUNCTIONS
 WIDTH = 100
 _NBSP = "\u00a0"  # keeps a state name on one line when wrapping
 
@@ -132,7 +132,7 @@ class Demo:
     def forced_failure(self, event_path: Path) -> None:
         execution_input = _load(event_path)
         print(f"\nA step that fails ({_relative(event_path)}, \"forceFailure\": true)\n")
-        first, first_calls = self.run("Run 1", execution_input)
+        first, _ = self.run("Run 1", execution_input)
         self.expect(first.status == "FAILED", f"the forced failure FAILED (got {first.status})")
         record = self.record_of(first)
         status = None if record is None else record.get("executionstatus")
@@ -219,7 +219,7 @@ def _cause_message(cause: str | None) -> str:
         payload = json.loads(cause or "")
     except json.JSONDecodeError:
         return cause or ""
-    return payload.get("errorMessage", cause) if isinstance(payload, dict) else str(cause)
+    return str(payload.get("errorMessage", cause)) if isinstance(payload, dict) else str(cause)
 
 
 def _json_default(value: Any) -> Any:

@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -93,7 +93,7 @@ class EventBus:
             "detail-type": detail_type,
             "source": source,
             "account": self.account_id,
-            "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self.region,
             "resources": resources,
             "detail": detail,
@@ -108,8 +108,9 @@ class EventBus:
 
     def _deliver(self, rule: Rule, event: dict[str, Any]) -> None:
         if rule.state_machine_arn is not None:
-            delivery = self._start_execution(rule, event)
+            delivery = self._start_execution(rule, rule.state_machine_arn, event)
         else:
+            assert rule.function_name is not None  # a rule has one target or the other
             response = boto3.client("lambda", region_name=self.region).invoke(
                 FunctionName=rule.function_name, Payload=json.dumps(event).encode()
             )
@@ -122,11 +123,11 @@ class EventBus:
         with self._lock:
             self.deliveries.append(delivery)
 
-    def _start_execution(self, rule: Rule, event: dict[str, Any]) -> Delivery:
+    def _start_execution(self, rule: Rule, state_machine_arn: str, event: dict[str, Any]) -> Delivery:
         execution_input = transform_input(rule.input_transformer, event) if rule.input_transformer else json.dumps(event)
         # EventBridge names the execution itself; each delivery is a new execution.
         response = boto3.client("stepfunctions", region_name=self.region).start_execution(
-            stateMachineArn=rule.state_machine_arn, name=uuid.uuid4().hex, input=execution_input
+            stateMachineArn=state_machine_arn, name=uuid.uuid4().hex, input=execution_input
         )
         return Delivery(rule=rule.name, event=event, payload={"executionArn": response["executionArn"]})
 
@@ -280,6 +281,8 @@ def s3_event_detail(bucket_name: str, event_name: str, key: Any) -> tuple[str, d
     details: dict[str, Any] = {"key": key.name, "sequencer": uuid.uuid4().hex[:18].upper()}
     if detail_type == "Object Created":
         details.update(size=key.size, etag=key.etag.strip('"'))
+    # moto sends no event for a delete marker (a delete in a versioned bucket); a real delete is permanent.
+    deletion = {"s3:ObjectRemoved:Delete": "Permanently Deleted"}
     if getattr(key, "version_id", None) not in (None, "null"):
         details["version-id"] = key.version_id
     detail = {
@@ -291,6 +294,8 @@ def s3_event_detail(bucket_name: str, event_name: str, key: Any) -> tuple[str, d
         "source-ip-address": "127.0.0.1",
         "reason": _S3_REASONS.get(event_name, event_name.rsplit(":", 1)[-1]),
     }
+    if event_name in deletion:
+        detail["deletion-type"] = deletion[event_name]
     return detail_type, detail
 
 

@@ -38,6 +38,8 @@ from emulator.adapters import (
     nested_workflows,
     scaled_waits,
     sdk_bodies_as_text,
+    stoppable_task_token_waits,
+    task_tokens_reach_started_executions,
 )
 from emulator.events import EventBus, execution_status_events, s3_object_events
 from emulator.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
@@ -56,9 +58,13 @@ EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKE
 # The envelope's own resources (logical ids), which the examples' resources stand beside.
 ENVELOPE_STATE_MACHINE = "IdempotentWorkflow"
 RECORD_TABLE = "IdempotencyTable"
-# Bucket settings that change nothing a test can observe offline (who may read, how data rests).
-_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration")
+# Bucket settings that change nothing a test can observe offline (who may read, how data rests,
+# what expires after days).
+_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration", "LifecycleConfiguration")
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# Function environment for demos, tests and benchmarks: Powertools logs at WARNING, and no EMF
+# metrics printed on stdout (tests/unit/test_envelope_handlers.py checks the metrics themselves).
+QUIET_FUNCTIONS = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
 _DESERIALIZE = TypeDeserializer().deserialize
 
 
@@ -134,22 +140,26 @@ class OfflineStack:
             },
         )
         self._exit: ExitStack | None = None
+        # None: clients are intercepted in process by mock_aws; a URL: they call that endpoint.
+        self._endpoint_url: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> OfflineStack:
         with ExitStack() as exit_stack:
             exit_stack.enter_context(mock.patch.dict(os.environ, _fake_aws_environment()))
             exit_stack.enter_context(_quiet_interpreter())
-            exit_stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+            exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale))
             exit_stack.enter_context(nested_workflows())
             exit_stack.enter_context(sdk_bodies_as_text())
             exit_stack.enter_context(execution_status_events(self.events))
+            exit_stack.enter_context(task_tokens_reach_started_executions())
+            exit_stack.enter_context(stoppable_task_token_waits())
             exit_stack.enter_context(s3_object_events(self.events))
-            self.sfn = boto3.client("stepfunctions", region_name=REGION)
-            self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+            self.sfn = self._client("stepfunctions")
+            self.dynamodb = self._client("dynamodb")
             self._deploy(exit_stack)
             exit_stack.callback(self._stop_running_executions)
             self._exit = exit_stack.pop_all()
@@ -158,6 +168,13 @@ class OfflineStack:
     def __exit__(self, *exc_info: object) -> None:
         assert self._exit is not None
         self._exit.close()
+
+    def _aws_backend(self) -> contextlib.AbstractContextManager[object]:
+        """Where the stack is deployed: moto in process. A subclass may serve it over HTTP instead."""
+        return mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+
+    def _client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION, endpoint_url=self._endpoint_url)  # type: ignore[call-overload]
 
     # ------------------------------------------------------------------ resources
     @property
@@ -200,7 +217,7 @@ class OfflineStack:
         for logical_id in self.template.resources_of_type(LAYER):
             # Functions import a layer's code from its ContentUri (Template.import_roots); only its ARN is needed here.
             self._resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"
-        role_arn = boto3.client("iam", region_name=REGION).create_role(
+        role_arn = self._client("iam").create_role(
             RoleName=f"{self.stack_name}-role-{self._suffix}",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
@@ -244,7 +261,7 @@ class OfflineStack:
         properties = self._resolver.resolve(self.template.resources[logical_id].get("Properties", {}))
         name = str(properties.get("TopicName", self._physical_name(logical_id)))
         attributes = {key: str(properties[key]) for key in ("DisplayName", "KmsMasterKeyId") if key in properties}
-        arn = boto3.client("sns", region_name=REGION).create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        arn = self._client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
         self._resolver.refs[logical_id] = arn
         self._resolver.attributes[(logical_id, "TopicArn")] = arn
         self._resolver.attributes[(logical_id, "TopicName")] = name
@@ -252,13 +269,15 @@ class OfflineStack:
     def _create_bucket(self, logical_id: str) -> None:
         properties = self._resolver.resolve(self.template.resources[logical_id].get("Properties", {}))
         name = str(properties.get("BucketName", self._physical_name(logical_id).lower()))
-        s3 = boto3.client("s3", region_name=REGION)
+        s3 = self._client("s3")
         s3.create_bucket(Bucket=name)
         for setting, value in properties.items():
             if setting == "NotificationConfiguration":
                 if set(value) != {"EventBridgeConfiguration"}:
                     raise UnsupportedTemplateFeature(f"{logical_id}: only EventBridge notifications are emulated")
                 s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+            elif setting == "VersioningConfiguration":
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": value["Status"]})
             elif setting not in ("BucketName", *_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT):
                 raise UnsupportedTemplateFeature(f"{logical_id}: bucket property {setting} is not emulated")
         self._resolver.refs[logical_id] = name
@@ -274,7 +293,7 @@ class OfflineStack:
             # Functions share this process's environment; the same name must mean the same value.
             raise UnsupportedTemplateFeature(f"{logical_id} sets {', '.join(clashes)} differently from another function")
         name = self._physical_name(logical_id)
-        function = boto3.client("lambda", region_name=REGION).create_function(
+        function = self._client("lambda").create_function(
             FunctionName=name,
             Runtime=properties["Runtime"],
             Role=role_arn,
@@ -320,7 +339,7 @@ class OfflineStack:
         )
         json.loads(definition)  # a JSON error here names the line, unlike create_state_machine's
         machine_type = str(self._resolver.resolve(properties.get("Type", "STANDARD")))
-        arn = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=machine_type)[
+        arn: str = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=machine_type)[
             "stateMachineArn"
         ]
         self._state_machine_types[arn] = machine_type
@@ -354,20 +373,7 @@ class OfflineStack:
             time.sleep(0.005)
         # Step Functions keeps no history of Express executions (CloudWatch Logs has them).
         express = self._state_machine_types.get(description["stateMachineArn"]) == "EXPRESS"
-        history = [] if express else self.sfn.get_execution_history(executionArn=execution_arn)["events"]
-        error, cause = description.get("error"), description.get("cause")
-        for event in history:
-            details = event.get("executionFailedEventDetails")
-            if details:
-                error, cause = details.get("error", error), details.get("cause", cause)
-        return ExecutionResult(
-            execution_arn=execution_arn,
-            status=description["status"],
-            output=_parse_output(description.get("output")),
-            error=error,
-            cause=cause,
-            history=history,
-        )
+        return finished_execution(self.sfn, description, with_history=not express)
 
     def run(
         self,
@@ -398,6 +404,31 @@ class OfflineStack:
                 self.sfn.stop_execution(executionArn=execution["executionArn"])
         time.sleep(0.05)
         self.events.wait_until_delivered()
+
+
+def finished_execution(sfn: Any, description: Mapping[str, Any], *, with_history: bool = True) -> ExecutionResult:
+    """The outcome of a finished execution from its ``DescribeExecution`` answer and its whole history.
+
+    ``with_history=False`` for Express executions, whose history Step Functions does not keep.
+    """
+    execution_arn = description["executionArn"]
+    history: list[dict[str, Any]] = []
+    if with_history:
+        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+        history = [dict(event) for page in pages for event in page["events"]]
+    error, cause = description.get("error"), description.get("cause")
+    for event in history:
+        details = event.get("executionFailedEventDetails")
+        if details:
+            error, cause = details.get("error", error), details.get("cause", cause)
+    return ExecutionResult(
+        execution_arn=execution_arn,
+        status=description["status"],
+        output=_parse_output(description.get("output")),
+        error=error,
+        cause=cause,
+        history=history,
+    )
 
 
 @contextlib.contextmanager
@@ -437,4 +468,7 @@ def _fake_aws_environment() -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_SECURITY_TOKEN": "testing",
+        # mock_aws does not intercept a client whose endpoint is configured (AWS_ENDPOINT_URL, as
+        # when the suite runs against a local endpoint, or a profile's endpoint_url): ignore them.
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
     }

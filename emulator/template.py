@@ -19,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 
 _PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
+# In Fn::Sub, ${!Name} is the escape for a literal ${Name}.
+_SUB_TOKEN = re.compile(r"\$\{(!?)([^}]*)\}")
 
 
 class UnsupportedTemplateFeature(Exception):
@@ -29,7 +31,7 @@ class TemplateParameterError(ValueError):
     """A parameter override names no parameter or breaks its constraints."""
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
+class _CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """YAML loader that turns CloudFormation short-form tags into their long form."""
 
 
@@ -59,7 +61,7 @@ class Template:
     @classmethod
     def load(cls, path: Path = TEMPLATE_PATH) -> Template:
         with path.open(encoding="utf-8") as stream:
-            return cls(body=yaml.load(stream, Loader=_CloudFormationLoader), path=path)  # noqa: S506
+            return cls(body=yaml.load(stream, Loader=_CloudFormationLoader), path=path)
 
     @property
     def root(self) -> Path:
@@ -67,7 +69,8 @@ class Template:
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
-        return self.body["Resources"]
+        resources: dict[str, dict[str, Any]] = self.body["Resources"]
+        return resources
 
     def resources_of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {name: res for name, res in self.resources.items() if res["Type"] == resource_type}
@@ -88,8 +91,14 @@ class Template:
             else:
                 raise TemplateParameterError(f"Parameter {name} has no default and no value was given")
             values[name] = str(value)
+            allowed = [str(item) for item in spec.get("AllowedValues", [])]
+            if allowed and str(value) not in allowed:
+                raise TemplateParameterError(f"{name}={value} is not one of its AllowedValues: {', '.join(allowed)}")
             if spec.get("Type") == "Number":
-                number = float(value)
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise TemplateParameterError(f"{name}={value!r} is not a number") from None
                 if "MinValue" in spec and number < float(spec["MinValue"]):
                     raise TemplateParameterError(f"{name}={value} is below its MinValue {spec['MinValue']}")
                 if "MaxValue" in spec and number > float(spec["MaxValue"]):
@@ -106,7 +115,8 @@ class Template:
                 variables.update(value.get("Variables", {}))
             else:
                 merged[name] = copy.deepcopy(value)
-        return merged
+        properties: dict[str, Any] = merged
+        return properties
 
 
     def import_roots(self, logical_id: str) -> list[Path]:
@@ -172,14 +182,16 @@ class Resolver:
         variables = {name: self.resolve(item) for name, item in variables.items()}
 
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
+            escaped, name = match.groups()
+            if escaped:
+                return f"${{{name}}}"
             if name in variables:
                 return str(variables[name])
             if "." in name:
                 return self.get_att(*name.split(".", 1))
             return self.ref(name)
 
-        return _PLACEHOLDER.sub(replace, text)
+        return _SUB_TOKEN.sub(replace, text)
 
 
 def substitute_definition(definition: str, substitutions: Mapping[str, Any]) -> str:

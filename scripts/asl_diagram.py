@@ -32,7 +32,8 @@ _UNQUOTED_PLACEHOLDER = re.compile(r":\s*\$\{(\w+)\}")
 
 
 def load_definition(path: Path = ASL_PATH) -> dict[str, Any]:
-    return json.loads(_UNQUOTED_PLACEHOLDER.sub(r': "${\1}"', path.read_text(encoding="utf-8")))
+    definition: dict[str, Any] = json.loads(_UNQUOTED_PLACEHOLDER.sub(r': "${\1}"', path.read_text(encoding="utf-8")))
+    return definition
 
 
 class _Drawing:

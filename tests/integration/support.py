@@ -17,11 +17,10 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from emulator import OfflineStack
 from emulator.adapters import load_module
-from emulator.stack import REGION
+from emulator.stack import QUIET_FUNCTIONS, REGION
 from emulator.template import PROJECT_ROOT
 
-# Logs at WARNING and no EMF metrics on stdout (tests/unit/test_observability.py checks both).
-QUIET = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+QUIET = QUIET_FUNCTIONS
 BUSINESS_STEP_FUNCTIONS = ("ExampleStepFunction", "RandomFailureFunction")
 
 # The layer's key module, loaded as the functions load it (one implementation of the key).
@@ -81,6 +80,27 @@ def failing_dynamodb(operation: str, error_code: str, times: int) -> Iterator[li
 
     with mock.patch.object(DynamoDBBackend, operation, faulty):
         yield remaining
+
+
+@contextlib.contextmanager
+def held_owner(stack: OfflineStack, execution_input: Any, function: str = "ExampleStepFunction") -> Iterator[tuple[str, Gate]]:
+    """Start an execution and hold it in its first call of ``function`` until the gate opens (on exit at the latest)."""
+    gate = Gate()
+    with stack.lambdas.intercept(function, gate):
+        owner_arn = stack.start_execution(execution_input)
+        assert gate.arrived.wait(10), f"the owner never called {function}"
+        try:
+            yield owner_arn, gate
+        finally:
+            gate.open()
+
+
+def start_registered_waiter(stack: OfflineStack, execution_input: Any) -> str:
+    """Start an execution with the input of a held owner; return once it has left its task token."""
+    registered = stack.lambdas.invocations("WaitForOwnerFunction")
+    waiter_arn = stack.start_execution(execution_input)
+    wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered, message="the waiter to register")
+    return waiter_arn
 
 
 def subscribe_queue(stack: OfflineStack, topic_logical_id: str, queue_name: str) -> str:

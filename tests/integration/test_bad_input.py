@@ -25,6 +25,8 @@ def _padded(total_bytes: int) -> str:
     return json.dumps({"data": "x" * (total_bytes - overhead), "forceFailure": False}, separators=(",", ":"))
 
 
+pytestmark = pytest.mark.offline_only(reason="counts Lambda calls; expects a table only this module uses")
+
 BAD_INPUTS = [
     # (case, raw execution input, error name, words the cause must contain)
     ("array", "[1, 2]", "IdempotencyInputNotObjectError", "must be a JSON object, got an array"),

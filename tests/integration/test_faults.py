@@ -15,6 +15,8 @@ import pytest
 from emulator import OfflineStack
 from tests.integration.support import QUIET, compute_idempotency_key, failing_dynamodb, wait_until
 
+pytestmark = pytest.mark.offline_only(reason="injects DynamoDB faults into the emulator")
+
 TRANSIENT_ERRORS = ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"]
 
 

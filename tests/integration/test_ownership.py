@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from emulator import OfflineStack
 from tests.integration.support import Gate, business_step_calls, compute_idempotency_key, wait_until
+
+pytestmark = pytest.mark.offline_only(reason="holds Lambda calls with interceptors")
 
 
 def test_an_owner_that_lost_its_record_does_not_overwrite_the_new_owner(stack: OfflineStack, unique: str) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from emulator import OfflineStack
 from tests.integration.support import QUIET, Gate, compute_idempotency_key, wait_until
 
 WAIT_STATE = "Wait for the other execution to finish"
+
+pytestmark = pytest.mark.offline_only(reason="deploys the emulator with parameter overrides")
 
 
 def test_lock_lease_parameter_sets_the_lease_of_an_in_progress_record() -> None:

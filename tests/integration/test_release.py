@@ -13,7 +13,15 @@ from typing import Any
 import boto3
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, Gate, business_step_calls, compute_idempotency_key, wait_until
+from tests.integration.support import (
+    QUIET,
+    Gate,
+    business_step_calls,
+    compute_idempotency_key,
+    held_owner,
+    start_registered_waiter,
+    wait_until,
+)
 
 RELEASE_FUNCTION = "ReleaseAbandonedRecordFunction"
 STEP_COUNT = 5
@@ -84,10 +92,7 @@ def test_a_waiter_of_a_stopped_owner_is_woken_and_takes_over() -> None:
 def test_a_release_for_a_record_now_owned_by_another_execution_changes_nothing(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    gate = Gate()
-    with stack.lambdas.intercept("ExampleStepFunction", gate):
-        owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10)
+    with held_owner(stack, execution_input) as (owner_arn, gate):
         held = stack.get_record(key)
         # A late event about an earlier owner of the same key, e.g. one whose lease was taken over.
         answer = _invoke_release(stack, owner_arn.replace(owner_arn.rsplit(":", 1)[1], "earlier-owner"), execution_input)
@@ -114,10 +119,7 @@ def test_a_release_leaves_a_saved_record_alone(stack: OfflineStack, unique: str)
 def test_a_release_reads_the_input_when_the_event_left_it_out(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    gate = Gate()
-    with stack.lambdas.intercept("ExampleStepFunction", gate):
-        owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10)
+    with held_owner(stack, execution_input) as (owner_arn, gate):
         # As if the execution had ended: EventBridge omits inputs too large for an event.
         answer = _invoke_release(stack, owner_arn, None, include_input=False)
         released = stack.get_record(key)
@@ -140,3 +142,19 @@ def test_failed_executions_reach_the_release_function_and_bad_input_releases_not
     assert [delivery.payload["released"] for delivery in mine] == [False]
     assert mine[0].payload["reason"] == "IdempotencyInputNotObjectError"
     assert stack.lambdas.invocations(RELEASE_FUNCTION) > invocations
+
+
+def test_a_waiter_stopped_while_it_waits_is_aborted_at_once_and_leaves_the_record_alone(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    with held_owner(stack, execution_input) as (owner_arn, gate):
+        waiter_arn = start_registered_waiter(stack, execution_input)
+        stack.sfn.stop_execution(executionArn=waiter_arn)
+        waiter = stack.wait_for(waiter_arn, timeout=5)
+        held = stack.get_record(key)
+        gate.open()
+        owner = stack.wait_for(owner_arn)
+
+    assert waiter.status == "ABORTED", (waiter.error, waiter.cause)
+    assert held is not None and held["executionid"] == owner_arn  # a waiter's end releases nothing
+    assert owner.status == "SUCCEEDED"

@@ -9,6 +9,7 @@ child's own error. Faults are injected into the registration function with inter
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from emulator.adapters import load_module
 from emulator.template import PROJECT_ROOT, Template
 from scripts import child_envelope
 from tests.integration.support import Gate, compute_idempotency_key, queued_messages, subscribe_queue, wait_until
+
+pytestmark = pytest.mark.offline_only(reason="intercepts and counts Lambda calls of the example")
 
 ENVELOPE = "IdempotentUserRegistrationWorkflow"
 CHILD = "UserRegistrationWorkflow"
@@ -62,7 +65,7 @@ def child_executions(stack: OfflineStack, parent: ExecutionResult) -> list[dict[
 def all_children_for(stack: OfflineStack, username: str) -> list[dict[str, Any]]:
     executions = stack.sfn.list_executions(stateMachineArn=stack.physical_id(CHILD))["executions"]
     inputs = [json.loads(stack.sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in executions]
-    return [execution for execution, given in zip(executions, inputs) if given.get("username") == username]
+    return [execution for execution, given in zip(executions, inputs, strict=True) if given.get("username") == username]
 
 
 class FailIn:
@@ -203,7 +206,7 @@ def test_a_system_down_for_longer_than_the_retries_rolls_back(stack: OfflineStac
         and json.loads(event["taskScheduledEventDetails"]["parameters"])["Payload"].get("system") == "Products"
     ]
     # Retry n waits IntervalSeconds * BackoffRate^(n-1) (10 s, then 15 s), scaled down by the emulator.
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(attempts, attempts[1:])]
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(attempts)]
     assert len(gaps) == retry["MaxAttempts"]
     for retry_number, gap in enumerate(gaps):
         assert gap >= retry["IntervalSeconds"] * retry["BackoffRate"] ** retry_number * stack.time_scale

@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, Gate, business_step_calls, compute_idempotency_key, wait_until
+from tests.integration.support import (
+    QUIET,
+    Gate,
+    business_step_calls,
+    compute_idempotency_key,
+    held_owner,
+    start_registered_waiter,
+    wait_until,
+)
+
+pytestmark = pytest.mark.offline_only(reason="holds and counts Lambda calls, overrides parameters")
 
 WAIT_STATE = "Wait for the other execution to finish"
 LOOK_AGAIN = "Look at the record again"
@@ -24,30 +34,17 @@ WOKEN_PATH = [
 ]
 
 
-def _held_owner_and_waiter(stack: OfflineStack, execution_input: dict[str, Any], held_function: str = "ExampleStepFunction"):
-    """Start an owner held inside its steps and a waiter that has registered on its record."""
-    gate = Gate()
-    interception = stack.lambdas.intercept(held_function, gate)
-    interception.__enter__()
-    owner_arn = stack.start_execution(execution_input)
-    assert gate.arrived.wait(10), "the owner never reached its steps"
-    registered_before = stack.lambdas.invocations("WaitForOwnerFunction")
-    waiter_arn = stack.start_execution(execution_input)
-    wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered_before, message="the waiter to register")
-    return gate, interception, owner_arn, waiter_arn
-
-
 def test_waiter_is_woken_by_the_owner_and_returns_its_result_at_once() -> None:
     # A 300 s fallback (3 s here) would make a waiter that was not woken visibly late.
     with OfflineStack({"PollIntervalSeconds": 300}, environment=QUIET) as stack:
         execution_input = {"orderId": "woken", "forceFailure": False}
-        gate, interception, owner_arn, waiter_arn = _held_owner_and_waiter(stack, execution_input)
-        gate.open()
-        owner = stack.wait_for(owner_arn)
-        owner_finished = time.monotonic()
-        waiter = stack.wait_for(waiter_arn)
-        waiter_latency = time.monotonic() - owner_finished
-        interception.__exit__(None, None, None)
+        with held_owner(stack, execution_input) as (owner_arn, gate):
+            waiter_arn = start_registered_waiter(stack, execution_input)
+            gate.open()
+            owner = stack.wait_for(owner_arn)
+            owner_finished = time.monotonic()
+            waiter = stack.wait_for(waiter_arn)
+            waiter_latency = time.monotonic() - owner_finished
 
     assert owner.status == waiter.status == "SUCCEEDED"
     assert waiter.output == owner.output
@@ -85,13 +82,9 @@ def test_waiter_takes_the_record_when_the_owner_fails(stack: OfflineStack, uniqu
     # Same key (orderId), but only the owner's input forces the failure.
     owner_input = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
     waiter_input = {**owner_input, "forceFailure": False}
-    gate = Gate()  # holds the owner just before its failing step fails
-    with stack.lambdas.intercept("RandomFailureFunction", gate):
-        owner_arn = stack.start_execution(owner_input)
-        assert gate.arrived.wait(10)
-        registered_before = stack.lambdas.invocations("WaitForOwnerFunction")
-        waiter_arn = stack.start_execution(waiter_input)
-        wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered_before, message="registration")
+    # The owner is held just before its failing step fails.
+    with held_owner(stack, owner_input, "RandomFailureFunction") as (owner_arn, gate):
+        waiter_arn = start_registered_waiter(stack, waiter_input)
         gate.open()
         owner = stack.wait_for(owner_arn)
         waiter = stack.wait_for(waiter_arn)
@@ -135,12 +128,12 @@ def test_with_policy_fail_waiters_fail_with_the_owners_error() -> None:
     with OfflineStack({"WaitersOnFailure": "Fail"}, environment=QUIET) as stack:
         owner_input = {"orderId": "fails", "idempotencyKeyJmespath": "orderId", "forceFailure": True}
         waiter_input = {**owner_input, "forceFailure": False}
-        gate, interception, owner_arn, waiter_arn = _held_owner_and_waiter(stack, owner_input, "RandomFailureFunction")
-        # The waiter's own input would succeed: it fails only because it follows the owner.
-        gate.open()
-        owner = stack.wait_for(owner_arn)
-        waiter = stack.wait_for(waiter_arn)
-        interception.__exit__(None, None, None)
+        with held_owner(stack, owner_input, "RandomFailureFunction") as (owner_arn, gate):
+            # The waiter's own input would succeed: it fails only because it follows the owner.
+            waiter_arn = start_registered_waiter(stack, waiter_input)
+            gate.open()
+            owner = stack.wait_for(owner_arn)
+            waiter = stack.wait_for(waiter_arn)
         later = stack.run(waiter_input)
 
     assert owner.status == waiter.status == "FAILED"

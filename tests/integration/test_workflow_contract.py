@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, BUSINESS_STEP_FUNCTIONS, business_step_calls, compute_idempotency_key
+from tests.integration.support import BUSINESS_STEP_FUNCTIONS, QUIET, business_step_calls, compute_idempotency_key
 
 EXPECTED_OUTPUT = {
     "step1": {"result": "Output of step 1"},
@@ -20,6 +20,7 @@ EXPECTED_OUTPUT = {
 }
 
 
+@pytest.mark.offline_only(reason="counts Lambda calls")
 def test_fresh_run_executes_every_step_once_and_stores_the_result(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False, "nested": {"key1": "value1"}}
     calls_before = {name: stack.lambdas.invocations(name) for name in BUSINESS_STEP_FUNCTIONS}
@@ -41,6 +42,7 @@ def test_fresh_run_executes_every_step_once_and_stores_the_result(stack: Offline
     assert "error" not in record and "cause" not in record
 
 
+@pytest.mark.offline_only(reason="counts Lambda calls")
 def test_repeat_returns_the_stored_result_without_running_any_step(stack: OfflineStack, unique: str) -> None:
     first = stack.run({"orderId": unique, "forceFailure": False, "nested": {"a": 1, "b": [1, 2]}})
     calls_after_first = business_step_calls(stack)
@@ -60,6 +62,7 @@ def test_repeat_returns_the_stored_result_without_running_any_step(stack: Offlin
     assert record is not None and record["executionid"] == first.execution_arn  # the hit did not take the record
 
 
+@pytest.mark.offline_only(reason="counts Lambda calls")
 def test_failed_steps_are_recorded_and_a_later_execution_runs_them_again(stack: OfflineStack, unique: str) -> None:
     # The key is the order id only, so the same request can be retried with the failure switched off.
     failing = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
@@ -89,6 +92,7 @@ def test_failed_steps_are_recorded_and_a_later_execution_runs_them_again(stack: 
     assert record["executionid"] == retried.execution_arn
 
 
+@pytest.mark.offline_only(reason="counts Lambda calls")
 def test_a_failure_repeated_runs_the_steps_each_time(stack: OfflineStack, unique: str) -> None:
     failing = {"orderId": unique, "forceFailure": True}
     first = stack.run(failing)
@@ -100,6 +104,7 @@ def test_a_failure_repeated_runs_the_steps_each_time(stack: OfflineStack, unique
     assert business_step_calls(stack) - calls_between == len(EXPECTED_OUTPUT)
 
 
+@pytest.mark.offline_only(reason="counts Lambda calls")
 def test_jmespath_key_makes_unrelated_fields_irrelevant(stack: OfflineStack, unique: str) -> None:
     expression = "[nested.key1, nested.key2]"
     first = stack.run(
@@ -121,6 +126,7 @@ def test_jmespath_key_makes_unrelated_fields_irrelevant(stack: OfflineStack, uni
     assert business_step_calls(stack) == calls + len(EXPECTED_OUTPUT)
 
 
+@pytest.mark.offline_only(reason="intercepts Lambda calls")
 def test_the_business_steps_receive_the_input_unchanged(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False, "idempotencyKeyJmespath": "orderId", "deep": {"x": [1, {"y": None}]}}
     seen: list[object] = []
@@ -143,6 +149,7 @@ EXPIRED_RECORDS = {
 }
 
 
+@pytest.mark.offline_only(reason="counts Lambda calls")
 @pytest.mark.parametrize("status", EXPIRED_RECORDS)
 def test_an_expired_record_counts_as_absent(stack: OfflineStack, unique: str, status: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
@@ -197,6 +204,7 @@ def test_an_abandoned_lock_is_taken_over_once_its_lease_expires(stack: OfflineSt
     assert (record["executionstatus"], record["executionid"]) == ("SUCCESS", result.execution_arn)
 
 
+@pytest.mark.offline_only(reason="deploys the emulator with a parameter override")
 def test_ttl_is_the_record_ttl_parameter_after_the_start() -> None:
     with OfflineStack({"RecordTtlSeconds": 120}, environment=QUIET) as stack:
         execution_input = {"orderId": "ttl", "forceFailure": False}

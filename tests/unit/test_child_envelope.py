@@ -105,7 +105,7 @@ def test_protected_work_that_catches_only_some_errors_is_refused(envelope: dict[
     narrowed = copy.deepcopy(envelope)
     narrowed["States"][child_envelope.PROTECTED_WORK]["Catch"][0]["ErrorEquals"] = ["States.TaskFailed"]
 
-    with pytest.raises(child_envelope.EnvelopeShapeError, match="States.ALL"):
+    with pytest.raises(child_envelope.EnvelopeShapeError, match=r"States\.ALL"):
         child_envelope.derive(narrowed)
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -196,7 +196,7 @@ def test_a_start_that_aws_refuses_fails_with_the_service_error_name(machines: Ma
 
 
 def test_responses_keep_the_executions_own_data_as_it_is() -> None:
-    started = datetime(2026, 11, 22, 10, 0, 0, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
     response = {
         "executionArn": "arn",
         "startDate": started,

@@ -197,3 +197,21 @@ def test_a_record_in_an_unknown_state_is_a_named_error(dynamodb: Any) -> None:
 
     with pytest.raises(record.IdempotencyRecordStateError, match="PAUSED"):
         _take(dynamodb, OTHER)
+
+
+def test_a_waiter_registers_on_a_record_written_without_the_waiters_map(dynamodb: Any) -> None:
+    # As an earlier version of the envelope wrote IN_PROGRESS records.
+    dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "id": {"S": "k"},
+            record.STATUS: {"S": record.IN_PROGRESS},
+            record.EXECUTION_ID: {"S": OWNER},
+            record.TTL: {"N": str(NOW + 100)},
+            record.LEASE_EXPIRY: {"N": str(NOW + 10)},
+        },
+    )
+
+    assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-1", "token-a", NOW)
+    assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-2", "token-b", NOW)
+    assert _item(dynamodb)[record.WAITERS] == {"M": {"waiter-1": {"S": "token-a"}, "waiter-2": {"S": "token-b"}}}  # type: ignore[index]

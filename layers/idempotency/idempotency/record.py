@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from idempotency.errors import IdempotencyRecordLostError, IdempotencyRecordStateError
 
 if TYPE_CHECKING:
@@ -59,8 +61,10 @@ _TAKE_CONDITION = (
 )
 # ... and, unless the caller must report it instead, when it is FAILED.
 _TAKE_FAILED_CONDITION = f"{_TAKE_CONDITION} OR #status = :failed"
-# The record is live and held by the given execution.
-_HELD_BY_CONDITION = "#status = :in_progress AND #execution_id = :execution_id AND #ttl >= :now"
+# The record is IN_PROGRESS and owned by the given execution (its save and its release) ...
+_OWNED_CONDITION = "#status = :in_progress AND #execution_id = :execution_id"
+# ... and live (a waiter registering on it).
+_HELD_BY_CONDITION = f"{_OWNED_CONDITION} AND #ttl >= :now"
 
 _NAMES = {
     "#id": ID,
@@ -165,7 +169,7 @@ def acquire_lock(
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except client.exceptions.ConditionalCheckFailedException as refused:
-        return _outcome_of_refusal(key, refused.response.get("Item"))
+        return _outcome_of_refusal(key, _item_of_refusal(refused))
     return LockOutcome(outcome=ACQUIRED, key=key)
 
 
@@ -201,21 +205,30 @@ def register_waiter(
     saved, released, taken over or expired meanwhile): the waiter should look at it again now.
     One entry per waiter, so a waiter that registers again replaces its old token.
     """
-    condition = _HELD_BY_CONDITION
+    held = {":in_progress": {"S": IN_PROGRESS}, ":execution_id": {"S": held_by}, ":now": {"N": str(now)}}
     try:
-        client.update_item(
-            TableName=table_name,
-            Key={ID: {"S": key}},
-            UpdateExpression="SET #waiters.#waiter = :token",
-            ConditionExpression=condition,
-            ExpressionAttributeNames={**_names(condition), "#waiters": WAITERS, "#waiter": waiter},
-            ExpressionAttributeValues={
-                ":token": {"S": task_token},
-                ":in_progress": {"S": IN_PROGRESS},
-                ":execution_id": {"S": held_by},
-                ":now": {"N": str(now)},
-            },
-        )
+        try:
+            client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression="SET #waiters.#waiter = :token",
+                ConditionExpression=_HELD_BY_CONDITION,
+                ExpressionAttributeNames={**_names(_HELD_BY_CONDITION), "#waiters": WAITERS, "#waiter": waiter},
+                ExpressionAttributeValues={**held, ":token": {"S": task_token}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
+            # A record without the waiters map (written by an earlier version): create it.
+            condition = f"{_HELD_BY_CONDITION} AND attribute_not_exists(#waiters)"
+            client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression="SET #waiters = :waiters",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(condition),
+                ExpressionAttributeValues={**held, ":waiters": {"M": {waiter: {"S": task_token}}}},
+            )
     except client.exceptions.ConditionalCheckFailedException:
         return False
     return True
@@ -250,7 +263,7 @@ def save_outcome(
         status = FAILED
         update = "SET #status = :status, #error = :error, #cause = :cause REMOVE #lease"
         values = {":status": {"S": FAILED}, ":error": {"S": error}, ":cause": {"S": cause or ""}}
-    condition = "#status = :in_progress AND #execution_id = :execution_id AND #run_id = :run_id"
+    condition = f"{_OWNED_CONDITION} AND #run_id = :run_id"
     try:
         response = client.update_item(
             TableName=table_name,
@@ -269,7 +282,7 @@ def save_outcome(
         )
         item = response["Attributes"]
     except client.exceptions.ConditionalCheckFailedException as refused:
-        item = refused.response.get("Item") or {}
+        item = _item_of_refusal(refused) or {}
         already_saved = (
             item.get(EXECUTION_ID, {}).get("S") == owner_execution_id
             and item.get(RUN_ID, {}).get("S") == run_id
@@ -291,7 +304,7 @@ def release_record(client: DynamoDBClient, table_name: str, key: str, owner_exec
     Returns what was deleted (with the waiters to wake), or None when the record is absent, saved
     or owned by another execution: then nothing changes.
     """
-    condition = "#status = :in_progress AND #execution_id = :execution_id"
+    condition = _OWNED_CONDITION
     try:
         response = client.delete_item(
             TableName=table_name,
@@ -304,6 +317,12 @@ def release_record(client: DynamoDBClient, table_name: str, key: str, owner_exec
     except client.exceptions.ConditionalCheckFailedException:
         return None
     return SavedOutcome(key=key, status=IN_PROGRESS, waiters=_waiters_of(response.get("Attributes", {})))
+
+
+def _item_of_refusal(refused: Exception) -> dict[str, Any] | None:
+    """The item DynamoDB returned with a refused condition (``ReturnValuesOnConditionCheckFailure``)."""
+    item = getattr(refused, "response", {}).get("Item")
+    return item if isinstance(item, dict) else None
 
 
 def _waiters_of(item: dict[str, Any]) -> dict[str, str]:

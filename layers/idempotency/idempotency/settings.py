@@ -83,7 +83,7 @@ class Settings:
         remaining = self.wait_timeout_seconds - waited_seconds
         if remaining <= 0:
             return 0
-        backoff = self.poll_interval_seconds * 2 ** min(rechecks, 16)
+        backoff: int = self.poll_interval_seconds * 2 ** min(rechecks, 16)
         return max(1, min(backoff, MAX_RECHECK_INTERVAL_SECONDS, remaining))
 
     @classmethod

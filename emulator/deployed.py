@@ -1,0 +1,238 @@
+"""A stack deployed by ``sam deploy`` (or served by ``emulator.server``), driven like ``OfflineStack``.
+
+    with DeployedStack("idempotent-workflow", region="eu-west-1") as stack:
+        result = stack.run({"orderId": "42"})
+        stack.get_record(key)
+
+The resources are found from the stack's CloudFormation outputs: the output whose value is
+``!Ref`` of the template's state machine, and the one of its table. The parameters are the
+stack's own. Every execution gets a unique name; leaving the ``with`` block stops the
+executions this object started that still run and deletes the records it touched (the keys of
+its executions' inputs, and every key it read or wrote through ``dynamodb``), so a test run
+leaves a shared table as it found it.
+
+``DeployedStack.from_environment()`` reads ``AWS_SAM_STACK_NAME`` (the variable SAM's own
+templates use for integration tests) and, optionally, ``AWS_ENDPOINT_URL`` and ``AWS_REGION``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+
+from emulator.adapters import load_module
+from emulator.stack import FINISHED, STATE_MACHINE, TABLE, ExecutionDidNotFinish, ExecutionResult, finished_execution
+from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, Template
+
+STACK_NAME_VARIABLE = "AWS_SAM_STACK_NAME"
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
+EXECUTION_NAME_PREFIX = "itest"
+LAYER_ROOT = PROJECT_ROOT / "layers" / "idempotency"
+
+_key = load_module(LAYER_ROOT, "idempotency.key")
+_record = load_module(LAYER_ROOT, "idempotency.record")
+# What compute_idempotency_key raises for input the workflow rejects before writing any record.
+_UNKEYABLE_INPUT = (
+    _key.IdempotencyInputNotObjectError,
+    _key.IdempotencyKeyExpressionError,
+    _key.IdempotencyKeyEmptyError,
+)
+_DESERIALIZE = TypeDeserializer().deserialize
+
+
+class StackNotFound(LookupError):
+    """No CloudFormation stack of that name where we looked (endpoint and region)."""
+
+
+class EmulatorOnlyFeature(RuntimeError):
+    """The test asked a deployed stack for something only the offline emulator offers."""
+
+
+def describe_stack(cloudformation: Any, stack_name: str) -> dict[str, Any]:
+    """``DescribeStacks`` of one stack, or ``StackNotFound`` naming where it was looked for."""
+    try:
+        (description,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        if "does not exist" not in str(error):
+            raise
+        where = cloudformation.meta.endpoint_url
+        raise StackNotFound(
+            f"Stack {stack_name!r} not found at {where} (region {cloudformation.meta.region_name}). "
+            "Deploy it (sam deploy) or start the local endpoint (make serve)."
+        ) from None
+    return description
+
+
+def output_name(template: Template, resource_type: str) -> str:
+    """The template output whose value is ``!Ref`` of its only resource of ``resource_type``."""
+    (logical_id,) = template.resources_of_type(resource_type)
+    for name, output in template.body.get("Outputs", {}).items():
+        if output.get("Value") == {"Ref": logical_id}:
+            return name
+    raise LookupError(f"template.yaml has no output with the value !Ref {logical_id}")
+
+
+def stack_outputs(description: Mapping[str, Any]) -> dict[str, str]:
+    return {output["OutputKey"]: output["OutputValue"] for output in description.get("Outputs", [])}
+
+
+def table_name_of_stack(cloudformation: Any, stack_name: str, template: Template | None = None) -> str:
+    """The idempotency table of a deployed stack, from its outputs."""
+    template = template or Template.load()
+    outputs = stack_outputs(describe_stack(cloudformation, stack_name))
+    name = output_name(template, TABLE)
+    if name not in outputs:
+        raise StackNotFound(f"Stack {stack_name!r} has no output {name}; outputs: {', '.join(sorted(outputs)) or 'none'}")
+    return outputs[name]
+
+
+class DeployedStack:
+    """A deployed stack of this template, with the methods the integration tests use on ``OfflineStack``.
+
+    Args:
+        stack_name: the CloudFormation stack name (``sam deploy``'s ``stack_name``).
+        endpoint_url: an endpoint other than AWS (e.g. the local one of ``emulator.server``).
+        region: the stack's region; by default the one boto3 is configured with.
+        execution_timeout: how long ``run`` and ``wait_for`` wait for an execution, in seconds.
+        template_path: the template the stack was deployed from (for output and parameter names).
+    """
+
+    def __init__(
+        self,
+        stack_name: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        execution_timeout: float = 120.0,
+        template_path: Path = TEMPLATE_PATH,
+    ) -> None:
+        session = boto3.session.Session(region_name=region)
+        if session.region_name is None:
+            raise ValueError(f"No region for stack {stack_name!r}: set AWS_REGION (or AWS_DEFAULT_REGION).")
+        self.stack_name = stack_name
+        self.template = Template.load(template_path)
+        self.execution_timeout = execution_timeout
+        self.cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+        self.sfn = session.client("stepfunctions", endpoint_url=endpoint_url)
+        self.dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+        description = describe_stack(self.cloudformation, stack_name)
+        self.outputs = stack_outputs(description)
+        declared = self.template.body.get("Parameters", {})
+        self.parameters = self.template.parameter_values(
+            {item["ParameterKey"]: item["ParameterValue"] for item in description.get("Parameters", []) if item["ParameterKey"] in declared}
+        )
+        self.state_machine_arn = self._output(output_name(self.template, STATE_MACHINE))
+        self.table_name = self._output(output_name(self.template, TABLE))
+        self._started: list[str] = []
+        self._touched_keys: set[str] = set()
+        # Records a test writes or reads itself (stack.dynamodb.put_item, ...) are cleaned up too.
+        self.dynamodb.meta.events.register("before-parameter-build.dynamodb", self._remember_key_of_request)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> DeployedStack | None:
+        """The stack named by ``AWS_SAM_STACK_NAME``, or None when it is not set."""
+        stack_name = environ.get(STACK_NAME_VARIABLE)
+        if not stack_name:
+            return None
+        try:
+            return cls(stack_name, endpoint_url=environ.get(ENDPOINT_VARIABLE) or None, region=environ.get("AWS_REGION") or None)
+        except StackNotFound as error:
+            raise StackNotFound(f"{error} {STACK_NAME_VARIABLE} names it; unset it to test on the offline emulator.") from None
+
+    def _output(self, name: str) -> str:
+        if name not in self.outputs:
+            raise StackNotFound(f"Stack {self.stack_name!r} has no output {name}; it has: {', '.join(sorted(self.outputs)) or 'none'}")
+        return self.outputs[name]
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> DeployedStack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop this object's executions that still run, then delete every record it touched."""
+        self._stop_running_executions()
+        for key in sorted(self._touched_keys):
+            self.dynamodb.delete_item(TableName=self.table_name, Key={_record.ID: {"S": key}})
+        self._touched_keys.clear()
+
+    @property
+    def lambdas(self) -> Any:
+        raise EmulatorOnlyFeature(
+            "stack.lambdas (counting or intercepting Lambda calls) exists only on the offline emulator: "
+            "mark the test @pytest.mark.offline_only"
+        )
+
+    # ------------------------------------------------------------------ executions
+    def start_execution(self, execution_input: Any = None, *, input_json: str | None = None, name: str | None = None) -> str:
+        """Start an execution with ``execution_input`` (any JSON value) or the raw ``input_json`` text."""
+        text = input_json if input_json is not None else json.dumps(execution_input)
+        self._remember_key_of(text)
+        arn = self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, name=name or f"{EXECUTION_NAME_PREFIX}-{uuid.uuid4().hex}", input=text
+        )["executionArn"]
+        self._started.append(arn)
+        return arn
+
+    def wait_for(self, execution_arn: str, timeout: float | None = None) -> ExecutionResult:
+        """Poll (backing off to once a second) until the execution finished; at most ``timeout`` seconds."""
+        timeout = self.execution_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        pause = 0.05
+        while (description := self.sfn.describe_execution(executionArn=execution_arn))["status"] not in FINISHED:
+            if time.monotonic() > deadline:
+                raise ExecutionDidNotFinish(f"{execution_arn} still {description['status']} after {timeout}s")
+            time.sleep(pause)
+            pause = min(pause * 1.5, 1.0)
+        return finished_execution(self.sfn, description)
+
+    def run(self, execution_input: Any = None, *, input_json: str | None = None, timeout: float | None = None) -> ExecutionResult:
+        """Start one execution and wait for it to finish."""
+        return self.wait_for(self.start_execution(execution_input, input_json=input_json), timeout)
+
+    # ------------------------------------------------------------------ records
+    def get_record(self, key: str) -> dict[str, Any] | None:
+        """The idempotency record of ``key`` as plain Python values, or None (strongly consistent read)."""
+        item = self.dynamodb.get_item(TableName=self.table_name, Key={_record.ID: {"S": key}}, ConsistentRead=True).get("Item")
+        return None if item is None else _plain(item)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every item in the table (a shared table holds other records too)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table_name, ConsistentRead=True)
+        return [_plain(item) for page in pages for item in page["Items"]]
+
+    def _remember_key_of_request(self, params: Mapping[str, Any], **_: Any) -> None:
+        if params.get("TableName") == self.table_name:
+            key = (params.get("Key") or params.get("Item") or {}).get(_record.ID, {}).get("S")
+            if key:
+                self._touched_keys.add(key)
+
+    def _remember_key_of(self, input_text: str) -> None:
+        try:
+            self._touched_keys.add(_key.compute_idempotency_key(json.loads(input_text)))
+        except (ValueError, *_UNKEYABLE_INPUT):
+            pass  # the workflow rejects this input before writing any record
+
+    def _stop_running_executions(self, timeout: float = 30.0) -> None:
+        # A record deleted under a running execution could be written again after the cleanup.
+        running = [arn for arn in self._started if self.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"]
+        for arn in running:
+            self.sfn.stop_execution(executionArn=arn, error="TestTeardown", cause="Stopped when the test module finished")
+        for arn in running:
+            self.wait_for(arn, timeout)
+        self._started.clear()
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _DESERIALIZE(value) for name, value in item.items()}

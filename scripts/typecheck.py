@@ -1,0 +1,50 @@
+"""Type-check the functions, the layer and the emulator with mypy (``make lint``).
+
+Each function is checked from its own folder, as Lambda imports it, with its layers on the
+search path: the import roots come from ``template.yaml`` (``Template.import_roots``), so a new
+function or layer is checked without editing this script. Settings are in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a file, not only with -m
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from emulator.template import PROJECT_ROOT, Template
+
+CONFIG = PROJECT_ROOT / "pyproject.toml"
+
+
+def mypy(targets: list[str], cwd: Path, search_path: list[Path]) -> int:
+    environment = {**os.environ, "MYPYPATH": os.pathsep.join(str(path) for path in search_path)}
+    command = [sys.executable, "-m", "mypy", "--config-file", str(CONFIG), *targets]
+    print(f"mypy {' '.join(targets)}  (in {cwd.relative_to(PROJECT_ROOT) or '.'})", flush=True)
+    return subprocess.run(command, cwd=cwd, env=environment, check=False).returncode
+
+
+def main() -> int:
+    template = Template.load()
+    failures = 0
+    checked: set[tuple[Path, ...]] = set()
+    for logical_id in template.resources_of_type("AWS::Serverless::Function"):
+        code_uri, *layers = template.import_roots(logical_id)
+        module = template.function_properties(logical_id)["Handler"].rpartition(".")[0]
+        if (code_uri, *layers) in checked:
+            continue
+        checked.add((code_uri, *layers))
+        failures += mypy([f"{module.replace('.', '/')}.py"], cwd=code_uri, search_path=layers) != 0
+    for layer in template.resources_of_type("AWS::Serverless::LayerVersion").values():
+        content = template.root / layer["Properties"]["ContentUri"]
+        packages = sorted(path.name for path in content.iterdir() if (path / "__init__.py").exists())
+        failures += mypy(packages, cwd=content, search_path=[]) != 0
+    failures += mypy(["emulator", "scripts"], cwd=PROJECT_ROOT, search_path=[]) != 0
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

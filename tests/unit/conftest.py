@@ -1,0 +1,98 @@
+"""Fixtures for the unit tests: the layer's and the functions' modules, loaded as Lambda loads them.
+
+This is the one place that knows where the code under test lives (through ``template.yaml``): a
+module that moves changes this file, not the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+
+from emulator.adapters import LambdaContext, load_module
+from emulator.stack import QUIET_FUNCTIONS
+from emulator.template import Template
+
+LAYER_TYPE = "AWS::Serverless::LayerVersion"
+# The layer's modules the unit tests use (record.py is covered by tests/unit/test_record.py).
+LAYER_MODULES = ("errors", "key", "settings")
+
+FunctionLoader = Callable[..., ModuleType]
+
+
+@pytest.fixture(scope="session")
+def template() -> Template:
+    """The project's real ``template.yaml``."""
+    return Template.load()
+
+
+@pytest.fixture(scope="session")
+def layer(template: Template, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The idempotency layer's modules (``layer.key``, ``layer.errors``, ``layer.settings``).
+
+    ``load_module`` imports each call afresh, so two calls would give two different
+    ``IdempotencyError`` classes. A one-line module imports them all in one call instead, so the
+    error a function of ``key`` raises is an instance of the classes in ``layer.errors``.
+    """
+    (layer_resource,) = template.resources_of_type(LAYER_TYPE).values()
+    content = template.root / layer_resource["Properties"]["ContentUri"]
+    (package,) = (path.name for path in content.iterdir() if (path / "__init__.py").exists())
+    importer = tmp_path_factory.mktemp("layer_importer")
+    (importer / "layer_modules.py").write_text(f"from {package} import {', '.join(LAYER_MODULES)}\n", encoding="utf-8")
+    modules = load_module([importer, content], "layer_modules")
+    return SimpleNamespace(**{name: getattr(modules, name) for name in LAYER_MODULES})
+
+
+@pytest.fixture
+def load_function(template: Template, monkeypatch: pytest.MonkeyPatch) -> FunctionLoader:
+    """Import a template function's handler module, with ``environment`` set first (modules read it on import).
+
+    Usage: ``app = load_function("RandomFailureFunction", {"FAILURE_PROBABILITY": "1"})``. The
+    variables stay set for the rest of the test, as a Lambda function's environment does.
+    """
+
+    def load(logical_id: str, environment: Mapping[str, str] | None = None) -> ModuleType:
+        for name, value in {**QUIET_FUNCTIONS, **(environment or {})}.items():
+            monkeypatch.setenv(name, value)
+        module_name = template.function_properties(logical_id)["Handler"].rpartition(".")[0]
+        return load_module(template.import_roots(logical_id), module_name)
+
+    return load
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    """A Lambda context object, as the emulator gives handlers."""
+    return LambdaContext(
+        function_name="unit-test-function",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:unit-test-function",
+        memory_limit_in_mb=256,
+        timeout_seconds=10,
+    )
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, so boto3 clients made under ``mock_aws`` never look for real ones."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def write_template(tmp_path: Path) -> Callable[[str], Template]:
+    """Write a small SAM template into the test's folder and load it (for cases the real one has not)."""
+
+    def write(text: str) -> Template:
+        path = tmp_path / "template.yaml"
+        path.write_text(text, encoding="utf-8")
+        return Template.load(path)
+
+    return write
