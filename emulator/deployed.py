@@ -30,7 +30,15 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from emulator.adapters import load_module
-from emulator.stack import FINISHED, STATE_MACHINE, TABLE, ExecutionDidNotFinish, ExecutionResult, finished_execution
+from emulator.stack import (
+    FINISHED,
+    STATE_MACHINE,
+    TABLE,
+    ExecutionDidNotFinish,
+    ExecutionResult,
+    envelope_resource,
+    finished_execution,
+)
 from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, Template
 
 STACK_NAME_VARIABLE = "AWS_SAM_STACK_NAME"
@@ -73,8 +81,8 @@ def describe_stack(cloudformation: Any, stack_name: str) -> dict[str, Any]:
 
 
 def output_name(template: Template, resource_type: str) -> str:
-    """The template output whose value is ``!Ref`` of its only resource of ``resource_type``."""
-    (logical_id,) = template.resources_of_type(resource_type)
+    """The template output whose value is ``!Ref`` of the envelope's resource of ``resource_type``."""
+    logical_id = envelope_resource(template, resource_type)
     for name, output in template.body.get("Outputs", {}).items():
         if output.get("Value") == {"Ref": logical_id}:
             return name

@@ -58,6 +58,7 @@ EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKE
 # The envelope's own resources (logical ids), which the examples' resources stand beside.
 ENVELOPE_STATE_MACHINE = "IdempotentWorkflow"
 RECORD_TABLE = "IdempotencyTable"
+_ENVELOPE_RESOURCES = {STATE_MACHINE: ENVELOPE_STATE_MACHINE, TABLE: RECORD_TABLE}
 # Bucket settings that change nothing a test can observe offline (who may read, how data rests,
 # what expires after days).
 _BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration", "LifecycleConfiguration")
@@ -180,21 +181,16 @@ class OfflineStack:
     @property
     def state_machine_arn(self) -> str:
         """The envelope's state machine, where executions start unless told otherwise."""
-        return self.physical_id(self._main(STATE_MACHINE, ENVELOPE_STATE_MACHINE))
+        return self.physical_id(envelope_resource(self.template, STATE_MACHINE))
 
     @property
     def table_name(self) -> str:
         """The table of the idempotency records."""
-        return self.physical_id(self._main(TABLE, RECORD_TABLE))
+        return self.physical_id(envelope_resource(self.template, TABLE))
 
     def physical_id(self, logical_id: str) -> str:
         """What ``Ref`` of a resource gives: table name, function name, state machine ARN."""
         return self._resolver.refs[logical_id]
-
-    def _main(self, resource_type: str, logical_id: str) -> str:
-        """The only resource of ``resource_type``, or ``logical_id`` among several."""
-        resources = self.template.resources_of_type(resource_type)
-        return next(iter(resources)) if len(resources) == 1 else logical_id
 
     def _physical_name(self, logical_id: str) -> str:
         return f"{self.stack_name}-{logical_id}-{self._suffix}"
@@ -404,6 +400,13 @@ class OfflineStack:
                 self.sfn.stop_execution(executionArn=execution["executionArn"])
         time.sleep(0.05)
         self.events.wait_until_delivered()
+
+
+def envelope_resource(template: Template, resource_type: str) -> str:
+    """The logical id of the envelope's state machine or record table: the template's only one, or
+    the envelope's among several (the examples add their own)."""
+    resources = template.resources_of_type(resource_type)
+    return next(iter(resources)) if len(resources) == 1 else _ENVELOPE_RESOURCES[resource_type]
 
 
 def finished_execution(sfn: Any, description: Mapping[str, Any], *, with_history: bool = True) -> ExecutionResult:

@@ -54,7 +54,7 @@ from moto.dynamodb.responses import DynamoHandler  # noqa: E402
 
 from emulator import ExecutionResult, OfflineStack  # noqa: E402
 from emulator.adapters import Handler, load_module  # noqa: E402
-from emulator.stack import QUIET_FUNCTIONS  # noqa: E402
+from emulator.stack import QUIET_FUNCTIONS, envelope_resource  # noqa: E402
 from emulator.template import Template  # noqa: E402
 
 EVENTS = PROJECT_ROOT / "events"
@@ -572,21 +572,35 @@ def _lambda_client(stack: OfflineStack) -> Any:
 
 
 def describe_functions(stack: OfflineStack) -> dict[str, FunctionSpec]:
-    """Every function of the template, with its deployed memory and architecture."""
+    """Every function of the envelope and of its steps, with its deployed memory and architecture.
+
+    The functions of other state machines of the template (the examples') are left out.
+    """
     client = _lambda_client(stack)
+    steps = _functions_the_envelope_calls(stack.template)
     functions = {}
     for logical_id in stack.template.resources_of_type(FUNCTION):
+        roots = stack.template.import_roots(logical_id)[1:]  # the layers' content
+        envelope = any((root / ENVELOPE_PACKAGE / "__init__.py").exists() for root in roots)
+        if not envelope and logical_id not in steps:
+            continue
         name = stack.physical_id(logical_id)
         configuration = client.get_function_configuration(FunctionName=name)
-        roots = stack.template.import_roots(logical_id)[1:]  # the layers' content
         functions[logical_id] = FunctionSpec(
             logical_id=logical_id,
             function_name=name,
             memory_mb=int(configuration["MemorySize"]),
             architecture=(configuration.get("Architectures") or ["x86_64"])[0],
-            envelope=any((root / ENVELOPE_PACKAGE / "__init__.py").exists() for root in roots),
+            envelope=envelope,
         )
     return functions
+
+
+def _functions_the_envelope_calls(template: Template) -> set[str]:
+    """The functions whose ARN the envelope's definition is given (DefinitionSubstitutions)."""
+    machine = template.resources[envelope_resource(template, "AWS::Serverless::StateMachine")]
+    substitutions = machine["Properties"].get("DefinitionSubstitutions", {}).values()
+    return {value["Fn::GetAtt"][0] for value in substitutions if isinstance(value, dict) and "Fn::GetAtt" in value}
 
 
 def _load_event(path: Path) -> dict[str, Any]:
