@@ -423,6 +423,10 @@ def nested_workflows(poll_seconds: float = SYNC_POLL_SECONDS) -> Iterator[None]:
     DescribeExecution before it becomes the task's result. ``.sync:2`` then gives ``Output`` as
     JSON and ``.sync`` as a string, as on AWS; a failed child fails the task with
     ``States.TaskFailed`` and the child's description as the cause.
+
+    A ``.sync`` task waits for its child only: moto also starts a task-token listener for it (the
+    integration supports ``.waitForTaskToken`` too), a thread that outlives the task and, with
+    ``stoppable_task_token_waits``, keeps polling until the process ends.
     """
     original_parameters = StateTaskServiceSfn._normalise_parameters
 
@@ -439,7 +443,15 @@ def nested_workflows(poll_seconds: float = SYNC_POLL_SECONDS) -> Iterator[None]:
             response.clear()
             response.update(converted)
 
+    original_eval_sync = StateTaskServiceSfn._eval_sync
+
+    def eval_sync(
+        self: StateTaskServiceSfn, env: Any, sync_resolver: Any, timeout_seconds: Any, callback_endpoint: Any, heartbeat_endpoint: Any
+    ) -> Any:
+        return original_eval_sync(self, env, sync_resolver, timeout_seconds, None, heartbeat_endpoint)
+
     with (
+        mock.patch.object(StateTaskServiceSfn, "_eval_sync", eval_sync),
         mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters),
         mock.patch.object(StateTaskServiceSfn, "_normalise_response", normalise_response),
         mock.patch.object(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", poll_seconds),

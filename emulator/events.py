@@ -282,6 +282,8 @@ def s3_event_detail(bucket_name: str, event_name: str, key: Any) -> tuple[str, d
     details: dict[str, Any] = {"key": key.name, "sequencer": uuid.uuid4().hex[:18].upper()}
     if detail_type == "Object Created":
         details.update(size=key.size, etag=key.etag.strip('"'))
+    # moto sends no event for a delete marker (a delete in a versioned bucket); a real delete is permanent.
+    deletion = {"s3:ObjectRemoved:Delete": "Permanently Deleted"}
     if getattr(key, "version_id", None) not in (None, "null"):
         details["version-id"] = key.version_id
     detail = {
@@ -293,6 +295,8 @@ def s3_event_detail(bucket_name: str, event_name: str, key: Any) -> tuple[str, d
         "source-ip-address": "127.0.0.1",
         "reason": _S3_REASONS.get(event_name, event_name.rsplit(":", 1)[-1]),
     }
+    if event_name in deletion:
+        detail["deletion-type"] = deletion[event_name]
     return detail_type, detail
 
 

@@ -60,8 +60,9 @@ ENVELOPE_STATE_MACHINE = "IdempotentWorkflow"
 RECORD_TABLE = "IdempotencyTable"
 # A function whose layers hold this package is part of the envelope; the others do the business work.
 ENVELOPE_PACKAGE = "idempotency"
-# Bucket settings that change nothing a test can observe offline (who may read, how data rests).
-_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration")
+# Bucket settings that change nothing a test can observe offline (who may read, how data rests,
+# what expires after days).
+_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration", "LifecycleConfiguration")
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # How much less the state machine's TimeoutSeconds is shortened than Wait and Retry: at the default
 # scale 0.01 the default 1800 s lasts 180 s, not 18 s, which many concurrent executions on two busy
@@ -280,7 +281,7 @@ class OfflineStack:
         properties = self._resolver.resolve(self.template.resources[logical_id].get("Properties", {}))
         name = str(properties.get("TopicName", self._physical_name(logical_id)))
         attributes = {key: str(properties[key]) for key in ("DisplayName", "KmsMasterKeyId") if key in properties}
-        arn = boto3.client("sns", region_name=REGION).create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        arn = self._client("sns").create_topic(Name=name, Attributes=attributes)["TopicArn"]
         self._resolver.refs[logical_id] = arn
         self._resolver.attributes[(logical_id, "TopicArn")] = arn
         self._resolver.attributes[(logical_id, "TopicName")] = name
@@ -288,13 +289,15 @@ class OfflineStack:
     def _create_bucket(self, logical_id: str) -> None:
         properties = self._resolver.resolve(self.template.resources[logical_id].get("Properties", {}))
         name = str(properties.get("BucketName", self._physical_name(logical_id).lower()))
-        s3 = boto3.client("s3", region_name=REGION)
+        s3 = self._client("s3")
         s3.create_bucket(Bucket=name)
         for setting, value in properties.items():
             if setting == "NotificationConfiguration":
                 if set(value) != {"EventBridgeConfiguration"}:
                     raise UnsupportedTemplateFeature(f"{logical_id}: only EventBridge notifications are emulated")
                 s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+            elif setting == "VersioningConfiguration":
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": value["Status"]})
             elif setting not in ("BucketName", *_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT):
                 raise UnsupportedTemplateFeature(f"{logical_id}: bucket property {setting} is not emulated")
         self._resolver.refs[logical_id] = name

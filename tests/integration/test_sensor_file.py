@@ -27,6 +27,8 @@ from emulator.template import PROJECT_ROOT, Template
 from scripts.asl_diagram import load_definition
 from tests.integration.support import QUIET, compute_idempotency_key, queued_messages, subscribe_queue, wait_until
 
+pytestmark = pytest.mark.offline_only(reason="overrides a parameter, counts Lambda calls and reads the emulator's event bus")
+
 ENVELOPE = "IdempotentSensorFileWorkflow"
 CHILD = "SensorFileWorkflow"
 PARSE = "ParseSensorReadingsFunction"

@@ -114,3 +114,17 @@ def test_s3_publishes_its_documented_events_for_buckets_with_eventbridge_on(s3: 
     assert created["detail"]["reason"] == "PutObject"
     assert (copied["detail"]["reason"], copied["detail"]["object"]["key"]) == ("CopyObject", "processed/in/a.csv")
     assert (deleted["detail-type"], deleted["detail"]["reason"]) == ("Object Deleted", "DeleteObject")
+    assert deleted["detail"]["deletion-type"] == "Permanently Deleted"
+
+
+def test_a_versioned_bucket_names_the_version(s3: Any) -> None:
+    bus = RecordingBus()
+    s3.create_bucket(Bucket="versioned")
+    s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(Bucket="versioned", NotificationConfiguration={"EventBridgeConfiguration": {}})
+
+    with s3_object_events(bus):
+        version = s3.put_object(Bucket="versioned", Key="a.csv", Body=b"x")["VersionId"]
+
+    (created,) = bus.published
+    assert created["detail"]["object"]["version-id"] == version

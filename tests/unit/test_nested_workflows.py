@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from emulator.adapters import nested_workflows, sdk_bodies_as_text, step_functions_parameters, step_functions_response
+from emulator.adapters import (
+    nested_workflows,
+    sdk_bodies_as_text,
+    step_functions_parameters,
+    step_functions_response,
+    stoppable_task_token_waits,
+)
 
 REGION = "us-east-1"
 START = "arn:aws:states:::states:startExecution"
@@ -166,6 +173,20 @@ def test_starts_without_a_name_get_names_of_their_own(machines: Machines) -> Non
     assert first["status"] == second["status"] == "SUCCEEDED"
     names = {execution["name"] for execution in machines.children(child)}
     assert len(names) == 2 and "None" not in names
+
+
+def _token_listeners() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("WaitForTaskToken_SyncTask_")]
+
+
+def test_a_sync_task_leaves_no_task_token_listener_behind(machines: Machines) -> None:
+    child = machines.create(CHILD_SUCCEEDS)
+    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={}))
+
+    with nested_workflows(), stoppable_task_token_waits():
+        assert machines.run(parent)["status"] == "SUCCEEDED"
+        # moto as shipped starts one listener per .sync task, which never ends (it polls, here).
+        assert _token_listeners() == []
 
 
 def test_a_failed_child_fails_the_task_with_its_description_as_cause(machines: Machines) -> None:
