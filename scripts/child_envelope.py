@@ -57,6 +57,10 @@ DID_CHILD_FAIL = "Did the child workflow fail?"
 READ_CHILD = "Read the child workflow's execution"
 DID_CHILD_GIVE_ERROR = "Did the child workflow give its error?"
 TAKE_ERROR = "Take the child workflow's error"
+SAY_HOW_CHILD_ENDED = "Say how the child workflow ended"
+# The take function is told which child the owner will start, so a look at the record can ask whether it still runs.
+TAKE_FUNCTION_PLACEHOLDER = "${AcquireLockFunctionArn}"
+CHILD_FIELD = "childStateMachine"
 # Where the chain keeps its own data in the execution's state (beside input, idempotency, output).
 LINK_PATH = "$.childExecution"
 
@@ -88,7 +92,7 @@ def derive(envelope: dict[str, Any]) -> dict[str, Any]:
     catcher = _the_catch_all(protected)
     if protected.get("End") or "Next" not in protected:
         raise EnvelopeShapeError(f"{PROTECTED_WORK!r} must go on to a state that saves its result (it has no Next)")
-    clashes = sorted(set(states) & {LINK, RUN_CHILD, TAKE_OUTPUT, DID_CHILD_FAIL, READ_CHILD, DID_CHILD_GIVE_ERROR, TAKE_ERROR})
+    clashes = sorted(set(states) & {LINK, RUN_CHILD, TAKE_OUTPUT, DID_CHILD_FAIL, READ_CHILD, DID_CHILD_GIVE_ERROR, TAKE_ERROR, SAY_HOW_CHILD_ENDED})
     if clashes:
         raise EnvelopeShapeError(f"The envelope already has states named {', '.join(clashes)}")
 
@@ -104,7 +108,7 @@ def derive(envelope: dict[str, Any]) -> dict[str, Any]:
         if name == PROTECTED_WORK:
             variant["States"].update(chain)
         else:
-            variant["States"][name] = _redirected(copy.deepcopy(state), PROTECTED_WORK, LINK)
+            variant["States"][name] = _with_child_named(_redirected(copy.deepcopy(state), PROTECTED_WORK, LINK))
     if variant["StartAt"] == PROTECTED_WORK:
         variant["StartAt"] = LINK
     return variant
@@ -177,9 +181,9 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
         },
         READ_CHILD: {
             "Type": "Pass",
+            "Comment": "The cause is the child's description as JSON (with its input): it is read in place of the text, never beside it, to stay within the payload limit.",
             "Parameters": {
                 "Error.$": f"{failure}.Error",
-                "Cause.$": f"{failure}.Cause",
                 "execution.$": f"States.StringToJson({failure}.Cause)",
             },
             "ResultPath": failure,
@@ -197,7 +201,17 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
                     "Next": TAKE_ERROR,
                 }
             ],
-            "Default": recorded,
+            "Default": SAY_HOW_CHILD_ENDED,
+        },
+        SAY_HOW_CHILD_ENDED: {
+            "Type": "Pass",
+            "Comment": "A child stopped or timed out gives no error of its own: its status is the cause.",
+            "Parameters": {
+                "Error.$": f"{failure}.Error",
+                "Cause.$": f"States.Format('The child execution {{}} ended {{}}.', {failure}.execution.ExecutionArn, {failure}.execution.Status)",
+            },
+            "ResultPath": failure,
+            "Next": recorded,
         },
         TAKE_ERROR: {
             "Type": "Pass",
@@ -207,6 +221,14 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
             "Next": recorded,
         },
     }
+
+
+def _with_child_named(state: dict[str, Any]) -> dict[str, Any]:
+    """A call of the take function also names the child state machine (its record then names the child execution)."""
+    payload = state.get("Parameters", {}).get("Payload")
+    if state.get("Parameters", {}).get("FunctionName") == TAKE_FUNCTION_PLACEHOLDER and isinstance(payload, dict):
+        payload[CHILD_FIELD] = CHILD_STATE_MACHINE_PLACEHOLDER
+    return state
 
 
 def _child_of(path: str) -> str:

@@ -1,7 +1,8 @@
 """Lambda handler that opens the idempotency envelope.
 
-It computes the key of the execution input and tries to take the record with one conditional
-write. The state machine branches on the outcome: ``ACQUIRED`` (run the steps), ``COMPLETED``
+It computes the key of the execution input and looks at its record with one strongly consistent
+read; only a free record is then taken, with one conditional write. The state machine branches
+on the outcome: ``ACQUIRED`` (run the steps), ``COMPLETED``
 (return the stored ``result``), ``BUSY`` (wait for the owner, at most ``recheckAfterSeconds``
 before looking again) or, for a waiter whose policy is ``WaitersOnFailure=Fail``, ``FAILED``
 (fail with the owner's ``error`` and ``cause``). A waiter whose wait is used up fails with
@@ -18,10 +19,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from idempotency.errors import IdempotencyError, IdempotencyWaitTimeoutError
+from idempotency.errors import IdempotencyError, IdempotencyPayloadMismatchError, IdempotencyWaitTimeoutError
 from idempotency.key import compute_idempotency_key
-from idempotency.observability import METRIC_FOR_OUTCOME, REJECTED_INPUTS, WAIT_TIMEOUTS
-from idempotency.record import BUSY, Owner, acquire_lock
+from idempotency.observability import METRIC_FOR_OUTCOME, PAYLOAD_MISMATCHES, REJECTED_INPUTS, TAKEOVERS, WAIT_TIMEOUTS
+from idempotency.ownership import LivenessChecker, execution_arn_of_child
+from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, take_record
 from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
 
 if TYPE_CHECKING:
@@ -33,18 +35,23 @@ metrics = Metrics()
 # about 175 ms to its cold start (make bench). Lambda's active tracing still traces each call.
 settings = Settings.from_environment()
 dynamodb = boto3.client("dynamodb", config=SDK_CONFIG)
+# Made on first use: only a look at an expired lease asks Step Functions about the holder.
+liveness = LivenessChecker(lambda: boto3.client("stepfunctions", config=SDK_CONFIG), settings.longest_call_seconds)
 
 # The error Step Functions puts in the result of a Task state that timed out.
 _TIMEOUT_ERROR = "States.Timeout"
 
 
-def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings, now: int) -> dict[str, Any]:
-    """Compute the key of ``event["input"]`` and take, or look at, its record.
+def look_and_take(
+    event: dict[str, Any], client: DynamoDBClient, config: Settings, now: int, check: LivenessCheck | None = None
+) -> dict[str, Any]:
+    """Compute the key of ``event["input"]`` and look at its record; take it if it is free.
 
     ``event`` is what the state machine sends: ``input`` (the execution input), ``executionId``,
-    ``startTime``, ``runId`` (tells apart runs of one Express execution) and, when looking again
-    after waiting, ``waiting``: this function's previous ``BUSY`` output, with ``wakeUp`` (what ended
-    a wait for a task token: a wake-up message or a timeout).
+    ``startTime``, ``runId`` (tells apart runs of one Express execution), ``childStateMachine``
+    (child variant) and, when looking again after waiting, ``waiting``: this function's previous
+    ``BUSY`` output, with ``wakeUp`` (what ended a wait for a task token: a wake-up message or a
+    timeout). ``check`` tells whether the holder of an expired lease can still act (Standard).
     """
     key = compute_idempotency_key(event["input"])
     logger.append_keys(idempotency_key=key)
@@ -57,7 +64,8 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
             # Only time spent without any news counts against the wait bound.
             rechecks += 1
             waited_seconds += int(waiting["recheckAfterSeconds"])
-    outcome = acquire_lock(
+    child = event.get("childStateMachine")
+    outcome = take_record(
         client,
         config.table_name,
         key,
@@ -66,14 +74,21 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
         record_ttl_seconds=config.record_ttl_seconds,
         lease_seconds=config.lease_seconds,
         may_take_failed=not (waiting and config.waiter_failure_policy == FAIL),
+        child_execution=execution_arn_of_child(child, event["executionId"]) if child else None,
+        liveness=check if config.checks_liveness else None,
     )
     logger.info("Idempotency record looked at", extra={"outcome": outcome.outcome, "waited_seconds": waited_seconds})
+    if outcome.taken_over:
+        metrics.add_metric(name=TAKEOVERS, unit=MetricUnit.Count, value=1)
     output = {**outcome.as_output(), "runId": event["runId"]}
+    if outcome.outcome == COMPLETED:
+        output["result"] = outcome.result
     if outcome.outcome == BUSY:
-        recheck_after = config.recheck_after(rechecks, waited_seconds)
+        due_in = None if outcome.look_again_at is None else max(1, outcome.look_again_at - now)
+        recheck_after = config.recheck_after(rechecks, waited_seconds, due_in)
         if recheck_after == 0:
             raise IdempotencyWaitTimeoutError(
-                f"Record {key} is still IN_PROGRESS, held by {outcome.held_by}, after waiting {waited_seconds}s "
+                f"Record {key} is still IN_PROGRESS, held by {outcome.holder.execution_id if outcome.holder else 'another execution'}, after waiting {waited_seconds}s "
                 f"(WaitTimeoutSeconds={config.wait_timeout_seconds})."
             )
         output.update(
@@ -86,9 +101,12 @@ def take_record(event: dict[str, Any], client: DynamoDBClient, config: Settings,
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        output = take_record(event, dynamodb, settings, now=int(time.time()))
+        output = look_and_take(event, dynamodb, settings, now=int(time.time()), check=liveness)
     except IdempotencyWaitTimeoutError:
         metrics.add_metric(name=WAIT_TIMEOUTS, unit=MetricUnit.Count, value=1)
+        raise
+    except IdempotencyPayloadMismatchError:
+        metrics.add_metric(name=PAYLOAD_MISMATCHES, unit=MetricUnit.Count, value=1)
         raise
     except IdempotencyError:
         metrics.add_metric(name=REJECTED_INPUTS, unit=MetricUnit.Count, value=1)

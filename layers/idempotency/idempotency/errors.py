@@ -48,3 +48,11 @@ class IdempotencyRecordLostError(IdempotencyError):
 
 class IdempotencyConfigurationError(IdempotencyError):
     """The deployment's parameters contradict each other (raised when a function starts)."""
+
+
+class IdempotencyResultTooLargeError(IdempotencyError):
+    """The steps' result is too large to store and return within Step Functions' payload limit; recorded as FAILED."""
+
+
+class IdempotencyPayloadMismatchError(IdempotencyError):
+    """A repeat whose key matches a record but whose validated payload differs (payload validation)."""

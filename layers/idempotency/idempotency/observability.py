@@ -17,8 +17,12 @@ METRIC_FOR_OUTCOME = {
 }
 WAIT_TIMEOUTS = "WaitTimeouts"
 REJECTED_INPUTS = "RejectedInputs"  # bad input (or a record edited by hand): a named IdempotencyError
+PAYLOAD_MISMATCHES = "PayloadMismatches"  # a repeat of a key with another payload (payload validation)
+TAKEOVERS = "Takeovers"  # a record taken from a holder that could no longer act
 # What the save function stored, and how many waiters it woke.
 METRIC_FOR_SAVED_STATUS = {SUCCESS: "StepsSucceeded", FAILED: "StepsFailed"}
 WAITERS_WOKEN = "WaitersWoken"
+WAKE_UPS_FAILED = "WakeUpsFailed"  # waiters not woken (they look again on their own)
+RESULTS_TOO_LARGE = "ResultsTooLarge"
 # What the release function did.
-RECORDS_RELEASED = "RecordsReleased"
+RECORDS_RELEASED = "RecordsReleased"  # an ended owner's record marked free once its calls can have ended

@@ -1,12 +1,19 @@
-"""The idempotency record in DynamoDB: its attribute names and every write the envelope makes.
+"""The idempotency record in DynamoDB: its attribute names and every read and write the envelope makes.
 
-One item per key (partition key ``id``). Each change of state is one conditional write, so a
-record is never changed by an execution that does not own it:
+One item per key (partition key ``id`` = the key) holds the record. An execution waiting for the
+record's owner leaves its task token in an item of its own, a *waiter slot*
+(``<key>#waiter#<owner tag>#<n>``), so the record never grows with contention and a hit never
+reads tokens. Each change of state is one conditional write, so a record is never changed by an
+execution that does not own it:
 
-* ``acquire_lock``: absent, expired, FAILED or lease-expired → IN_PROGRESS, owned by the caller;
-* ``register_waiter``: an execution waiting on an IN_PROGRESS record leaves its task token;
+* ``take_record``: a strongly consistent read first (a hit costs one read); then, only when the
+  record is free (absent, expired, FAILED and quiet, or held by an owner that can no longer act),
+  a conditional put that makes the caller its IN_PROGRESS owner;
+* ``extend_lease``: the owner is alive, its lease is extended instead of taken over;
+* ``register_waiter``: a waiter takes slot ``n`` (a counter on the record) and writes its token there;
 * ``save_outcome``: IN_PROGRESS owned by the caller → SUCCESS (with the result) or FAILED;
-* ``release_record``: IN_PROGRESS owned by a given execution → absent (the owner ended early).
+* ``end_ownership``: the owner ended without saving (stopped, timed out, failed): its lease is cut
+  to when its calls in flight can have finished, and a failure is recorded as FAILED.
 
 A record whose ``ttl`` has passed counts as absent in every condition here, because DynamoDB's
 TTL deletion may come days late.
@@ -14,18 +21,25 @@ TTL deletion may come days late.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from idempotency.errors import IdempotencyRecordLostError, IdempotencyRecordStateError
+from idempotency.errors import (
+    IdempotencyPayloadMismatchError,
+    IdempotencyRecordLostError,
+    IdempotencyRecordStateError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-# Attribute names (see CONTRACT: "The record").
+# Attribute names of the record (see CONTRACT: "The record").
 ID = "id"
 STATUS = "executionstatus"
 RESULT = "executionresult"
@@ -35,36 +49,53 @@ EXECUTION_ID = "executionid"
 RUN_ID = "runid"
 START_TIME = "starttime"
 TTL = "ttl"
+# Until when the owner is presumed able to act; after it, a look at the record checks on the owner.
 LEASE_EXPIRY = "leaseexpiry"
 ERROR = "error"
 CAUSE = "cause"
-# Map of execution ARN -> task token of the executions waiting for this record's owner.
+# How many waiter slots were handed out while the record was IN_PROGRESS (a number, never tokens).
 WAITERS = "waiters"
+# Child variant: the child execution the owner starts (it may outlive its parent for a while).
+CHILD_EXECUTION = "childexecution"
+# SHA-256 of the validated part of the input (payload validation); absent when validation is off.
+PAYLOAD_HASH = "payloadhash"
+
+# Attribute names of a waiter slot.
+TASK_TOKEN = "tasktoken"
+WAITING_ON = "waitingon"
+WAITER_SLOT_INFIX = "#waiter#"
 
 # Values of STATUS.
 IN_PROGRESS = "IN_PROGRESS"
 SUCCESS = "SUCCESS"
 FAILED = "FAILED"
 
-# What acquire_lock found; the state machine's Choice state branches on these.
+# What take_record found; the state machine's Choice state branches on these.
 ACQUIRED = "ACQUIRED"
 COMPLETED = "COMPLETED"
 BUSY = "BUSY"
 # Only for a waiter whose policy is to fail with the failure it waited for (WaitersOnFailure=Fail).
 FAILED_OUTCOME = "FAILED"
 
-# The record may be taken when it is absent, expired, held under an expired lease, or already ours
-# (a retried invocation whose first attempt wrote the record but lost the reply) ...
-_TAKE_CONDITION = (
-    "attribute_not_exists(#id) OR #ttl < :now"
-    " OR (#status = :in_progress AND (#lease < :now OR (#execution_id = :execution_id AND #run_id = :run_id)))"
-)
-# ... and, unless the caller must report it instead, when it is FAILED.
-_TAKE_FAILED_CONDITION = f"{_TAKE_CONDITION} OR #status = :failed"
-# The record is IN_PROGRESS and owned by the given execution (its save and its release) ...
-_OWNED_CONDITION = "#status = :in_progress AND #execution_id = :execution_id"
+# DynamoDB's item limit (UTF-8 bytes of names and values) and the part of it a result may use:
+# the result is at most what a state can carry beside the envelope's own fields (see MAX_RESULT_BYTES
+# in key.py's budget), far below this, so a record with its result always fits.
+MAX_ITEM_BYTES = 400 * 1024
+# A cause longer than Step Functions allows (32,768 characters) is cut: it could not be reported anyway.
+MAX_CAUSE_CHARS = 32_768
+MAX_ERROR_CHARS = 256
+
+# Errors after which a write may or may not have landed: the reply was lost. Writes here are safe
+# to repeat (a repeated save finds its own outcome), so they are retried in place.
+_LOST_REPLY = (ReadTimeoutError, ConnectTimeoutError, ConnectionClosedError, EndpointConnectionError)
+_RETRIED_CODES = ("ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable")
+_WRITE_ATTEMPTS = 4
+
+_NOT_LIVE = "attribute_not_exists(#id) OR #ttl < :now"
+# The record is IN_PROGRESS and owned by the given run of the given execution.
+_OWNED = "#status = :in_progress AND #execution_id = :execution_id AND #run_id = :run_id"
 # ... and live (a waiter registering on it).
-_HELD_BY_CONDITION = f"{_OWNED_CONDITION} AND #ttl >= :now"
+_HELD_BY = f"{_OWNED} AND #ttl >= :now"
 
 _NAMES = {
     "#id": ID,
@@ -95,22 +126,49 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class Holder:
+    """The execution a record is held by, as a look at the record found it."""
+
+    execution_id: str
+    run_id: str
+    lease_expiry: int
+    child_execution: str | None = None
+
+    @property
+    def tag(self) -> str:
+        return owner_tag(self.execution_id, self.run_id)
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """Whether a holder can still act (it or a call it started still runs), and if not, from when its key is free."""
+
+    can_act: bool
+    free_at: int = 0
+
+
+# Decides whether the holder of an expired lease can still act (asks Step Functions). None: lease only.
+LivenessCheck = Callable[[Holder, int], Liveness]
+
+
+@dataclass(frozen=True)
 class LockOutcome:
     """What happened when an execution tried to take the record of ``key``."""
 
     outcome: str
     key: str
     result: Any = None
-    held_by: str | None = None
+    holder: Holder | None = None
     error: str | None = None
     cause: str | None = None
+    # A BUSY record held under a lease that says when to look again at the latest (epoch seconds).
+    look_again_at: int | None = None
+    taken_over: bool = False
 
     def as_output(self) -> dict[str, Any]:
         output: dict[str, Any] = {"outcome": self.outcome, "key": self.key}
-        if self.outcome == COMPLETED:
-            output["result"] = self.result
-        if self.outcome == BUSY:
-            output["heldBy"] = self.held_by
+        if self.outcome == BUSY and self.holder is not None:
+            output.update(heldBy=self.holder.execution_id, heldByRun=self.holder.run_id)
         if self.outcome == FAILED_OUTCOME:
             output.update(error=self.error, cause=self.cause)
         return output
@@ -118,14 +176,54 @@ class LockOutcome:
 
 @dataclass(frozen=True)
 class SavedOutcome:
-    """A record just saved as SUCCESS or FAILED, with the task tokens of the executions to wake."""
+    """A record just saved (or released), with what its waiters need: where their slots are and how many."""
 
     key: str
     status: str
-    waiters: dict[str, str] = field(default_factory=dict)
+    owner_tag: str
+    waiter_count: int
 
 
-def acquire_lock(
+def owner_tag(execution_id: str, run_id: str) -> str:
+    """A short name for one run of an owner, under which its waiters' slots are written."""
+    return hashlib.sha256(f"{execution_id}\n{run_id}".encode()).hexdigest()[:16]
+
+
+def waiter_slot_id(key: str, tag: str, number: int) -> str:
+    return f"{key}{WAITER_SLOT_INFIX}{tag}#{number}"
+
+
+def encode_result(result: Any) -> str:
+    """The stored form of a result: compact JSON as UTF-8 text (not ASCII escapes, which may take six times the bytes)."""
+    return json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- reading
+def read_record(client: DynamoDBClient, table_name: str, key: str) -> dict[str, Any] | None:
+    """The record of ``key`` by a strongly consistent read (billed 1 RRU per 4 KB), or None."""
+    item: dict[str, Any] | None = _with_retries(
+        lambda: client.get_item(TableName=table_name, Key={ID: {"S": key}}, ConsistentRead=True)
+    ).get("Item")
+    return item
+
+
+def _live(item: dict[str, Any] | None, now: int) -> dict[str, Any] | None:
+    if item is None or int(item.get(TTL, {}).get("N", "0")) < now:
+        return None
+    return item
+
+
+def _holder(item: dict[str, Any]) -> Holder:
+    return Holder(
+        execution_id=item.get(EXECUTION_ID, {}).get("S", ""),
+        run_id=item.get(RUN_ID, {}).get("S", ""),
+        lease_expiry=int(item.get(LEASE_EXPIRY, {}).get("N", "0")),
+        child_execution=item.get(CHILD_EXECUTION, {}).get("S"),
+    )
+
+
+# --------------------------------------------------------------------------- taking
+def take_record(
     client: DynamoDBClient,
     table_name: str,
     key: str,
@@ -133,107 +231,281 @@ def acquire_lock(
     now: int,
     record_ttl_seconds: int,
     lease_seconds: int,
+    *,
     may_take_failed: bool = True,
+    payload_hash: str | None = None,
+    child_execution: str | None = None,
+    liveness: LivenessCheck | None = None,
 ) -> LockOutcome:
-    """Take the record of ``key`` as IN_PROGRESS with one conditional write.
+    """Look at the record of ``key`` and take it as IN_PROGRESS if it is free.
 
-    When the write is refused, the item DynamoDB returns with the refusal (read under the same
-    condition check, so strongly consistent) tells whether the work is done or still running.
-    With ``may_take_failed=False`` a FAILED record is reported (``FAILED``) instead of taken.
+    A strongly consistent read answers a hit (``COMPLETED``) and a record held by a live owner
+    (``BUSY``) without any write. Only a free record is written, by a put conditional on the
+    record still being what the read found; if another execution won the race, the item
+    returned with the refusal is looked at instead. An expired lease is taken over only when
+    ``liveness`` says its holder can no longer act (without ``liveness``, an Express workflow,
+    the lease alone decides); a live holder's lease is extended.
+
+    Raises:
+        IdempotencyPayloadMismatchError: the record was written for another payload with this key.
+        IdempotencyRecordStateError: the stored record is in no state the envelope knows.
     """
-    condition = _TAKE_FAILED_CONDITION if may_take_failed else _TAKE_CONDITION
-    values = {
-        ":now": {"N": str(now)},
-        ":in_progress": {"S": IN_PROGRESS},
-        ":execution_id": {"S": owner.execution_id},
-        ":run_id": {"S": owner.run_id},
-    }
-    if may_take_failed:
-        values[":failed"] = {"S": FAILED}
-    try:
-        client.put_item(
-            TableName=table_name,
-            Item={
-                ID: {"S": key},
-                STATUS: {"S": IN_PROGRESS},
-                EXECUTION_ID: {"S": owner.execution_id},
-                RUN_ID: {"S": owner.run_id},
-                START_TIME: {"S": owner.start_time},
-                TTL: {"N": str(now + record_ttl_seconds)},
-                LEASE_EXPIRY: {"N": str(now + lease_seconds)},
-                WAITERS: {"M": {}},
-            },
-            ConditionExpression=condition,
-            ExpressionAttributeNames=_names(condition),
-            ExpressionAttributeValues=values,
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    item = _live(read_record(client, table_name, key), now)
+    for _ in range(3):
+        decision = _decide(key, item, owner, now, may_take_failed, payload_hash, liveness)
+        if isinstance(decision, LockOutcome):
+            if decision.outcome == BUSY and decision.look_again_at is None and item is not None:
+                extended = extend_lease(client, table_name, key, item, now + lease_seconds)
+                if extended is not None:  # the holder changed meanwhile: look at what is there now
+                    item = _live(extended, now)
+                    continue
+                return LockOutcome(BUSY, key, holder=decision.holder, look_again_at=now + lease_seconds)
+            return decision
+        condition, values = decision
+        refused = _put_owned_record(
+            client, table_name, key, owner, now, record_ttl_seconds, lease_seconds, condition, values, payload_hash, child_execution
         )
-    except client.exceptions.ConditionalCheckFailedException as refused:
-        return _outcome_of_refusal(key, _item_of_refusal(refused))
-    return LockOutcome(outcome=ACQUIRED, key=key)
+        if refused is None:
+            taken_over = item is not None and item.get(STATUS, {}).get("S") == IN_PROGRESS and _holder(item).execution_id != owner.execution_id
+            return LockOutcome(ACQUIRED, key, taken_over=taken_over)
+        item = _live(refused, now)
+    # Three races lost in a row: someone else keeps changing the record; wait like any waiter.
+    return LockOutcome(BUSY, key, holder=_holder(item) if item else None, look_again_at=now + 1)
 
 
-def _outcome_of_refusal(key: str, item: dict[str, Any] | None) -> LockOutcome:
+# A put to make: its condition and values.
+_Put = tuple[str, dict[str, Any]]
+
+
+def _decide(
+    key: str,
+    item: dict[str, Any] | None,
+    owner: Owner,
+    now: int,
+    may_take_failed: bool,
+    payload_hash: str | None,
+    liveness: LivenessCheck | None,
+) -> LockOutcome | _Put:
+    now_value = {":now": {"N": str(now)}}
     if item is None:
-        raise IdempotencyRecordStateError(f"DynamoDB refused to take record {key} but returned no item.")
+        return _NOT_LIVE, now_value
     status = item.get(STATUS, {}).get("S")
+    holder = _holder(item)
+    if status in (SUCCESS, IN_PROGRESS):
+        _check_payload(key, item, payload_hash)
     if status == SUCCESS:
         if RESULT not in item:
             raise IdempotencyRecordStateError(f"Record {key} is {SUCCESS} but has no {RESULT}.")
-        return LockOutcome(outcome=COMPLETED, key=key, result=json.loads(item[RESULT]["S"]))
-    if status == IN_PROGRESS:
-        return LockOutcome(outcome=BUSY, key=key, held_by=item.get(EXECUTION_ID, {}).get("S"))
+        return LockOutcome(COMPLETED, key, result=json.loads(item[RESULT]["S"]))
+    still_so, same_holder = _unchanged(item)
     if status == FAILED:
-        return LockOutcome(
-            outcome=FAILED_OUTCOME,
-            key=key,
-            held_by=item.get(EXECUTION_ID, {}).get("S"),
-            error=item.get(ERROR, {}).get("S", "States.TaskFailed"),
-            cause=item.get(CAUSE, {}).get("S", ""),
-        )
-    raise IdempotencyRecordStateError(
-        f"Record {key} has {STATUS}={status!r}; expected {IN_PROGRESS}, {SUCCESS} or {FAILED}."
-    )
-
-
-def register_waiter(
-    client: DynamoDBClient, table_name: str, key: str, held_by: str, waiter: str, task_token: str, now: int
-) -> bool:
-    """Leave ``waiter``'s task token on the record, so its owner wakes it when it saves.
-
-    Returns False when the record is no longer the live IN_PROGRESS record of ``held_by`` (it was
-    saved, released, taken over or expired meanwhile): the waiter should look at it again now.
-    One entry per waiter, so a waiter that registers again replaces its old token.
-    """
-    held = {":in_progress": {"S": IN_PROGRESS}, ":execution_id": {"S": held_by}, ":now": {"N": str(now)}}
-    try:
-        try:
-            client.update_item(
-                TableName=table_name,
-                Key={ID: {"S": key}},
-                UpdateExpression="SET #waiters.#waiter = :token",
-                ConditionExpression=_HELD_BY_CONDITION,
-                ExpressionAttributeNames={**_names(_HELD_BY_CONDITION), "#waiters": WAITERS, "#waiter": waiter},
-                ExpressionAttributeValues={**held, ":token": {"S": task_token}},
+        if holder.lease_expiry >= now:
+            # The failed owner's other calls may still run (a Parallel's branches): not yet.
+            return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1)
+        if not may_take_failed:
+            return LockOutcome(
+                FAILED_OUTCOME, key, holder=holder, error=item.get(ERROR, {}).get("S", "States.TaskFailed"), cause=item.get(CAUSE, {}).get("S", "")
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ValidationException":
-                raise
-            # A record without the waiters map (written by an earlier version): create it.
-            condition = f"{_HELD_BY_CONDITION} AND attribute_not_exists(#waiters)"
-            client.update_item(
+        return f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
+    if status != IN_PROGRESS:
+        raise IdempotencyRecordStateError(
+            f"Record {key} has {STATUS}={status!r}; expected {IN_PROGRESS}, {SUCCESS} or {FAILED}."
+        )
+    condition, values = f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
+    if holder.execution_id == owner.execution_id and holder.run_id == owner.run_id:
+        return condition, values  # a retried invocation whose first attempt took the record but lost the reply
+    if holder.lease_expiry >= now:
+        return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1)
+    if liveness is not None:
+        state = liveness(holder, now)
+        if state.can_act:
+            return LockOutcome(BUSY, key, holder=holder)  # take_record extends the lease
+        if state.free_at > now:
+            return LockOutcome(BUSY, key, holder=holder, look_again_at=state.free_at + 1)
+    return condition, values
+
+
+def _unchanged(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A condition that holds while the record is still exactly as ``item`` (status, owner, run, lease), with its values."""
+    parts = ["#status = :seen_status", "#execution_id = :execution_id"]
+    values: dict[str, Any] = {":seen_status": item[STATUS], ":execution_id": item.get(EXECUTION_ID, {"S": ""})}
+    for placeholder, name, value in (("#run_id", RUN_ID, ":run_id"), ("#lease", LEASE_EXPIRY, ":lease")):
+        if name in item:
+            parts.append(f"{placeholder} = {value}")
+            values[value] = item[name]
+        else:
+            parts.append(f"attribute_not_exists({placeholder})")
+    return " AND ".join(parts), values
+
+
+def _check_payload(key: str, item: dict[str, Any], payload_hash: str | None) -> None:
+    stored = item.get(PAYLOAD_HASH, {}).get("S")
+    if payload_hash is not None and stored is not None and stored != payload_hash:
+        raise IdempotencyPayloadMismatchError(
+            f"Record {key} was written for another payload: this input has the same idempotency key but its "
+            "validated part differs. Use a key that tells the two requests apart, or send the same payload."
+        )
+
+
+def _put_owned_record(
+    client: DynamoDBClient,
+    table_name: str,
+    key: str,
+    owner: Owner,
+    now: int,
+    record_ttl_seconds: int,
+    lease_seconds: int,
+    condition: str,
+    values: dict[str, Any],
+    payload_hash: str | None,
+    child_execution: str | None,
+) -> dict[str, Any] | None:
+    """Put the caller's IN_PROGRESS record under ``condition``; None when it landed, else the item that refused it."""
+    item = {
+        ID: {"S": key},
+        STATUS: {"S": IN_PROGRESS},
+        EXECUTION_ID: {"S": owner.execution_id},
+        RUN_ID: {"S": owner.run_id},
+        START_TIME: {"S": owner.start_time},
+        TTL: {"N": str(now + record_ttl_seconds)},
+        LEASE_EXPIRY: {"N": str(now + lease_seconds)},
+        WAITERS: {"N": "0"},
+    }
+    if payload_hash is not None:
+        item[PAYLOAD_HASH] = {"S": payload_hash}
+    if child_execution is not None:
+        item[CHILD_EXECUTION] = {"S": child_execution}
+    try:
+        _with_retries(
+            lambda: client.put_item(
                 TableName=table_name,
-                Key={ID: {"S": key}},
-                UpdateExpression="SET #waiters = :waiters",
+                Item=item,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=_names(condition),
-                ExpressionAttributeValues={**held, ":waiters": {"M": {waiter: {"S": task_token}}}},
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
+        )
+    except client.exceptions.ConditionalCheckFailedException as refused:
+        return _item_of_refusal(refused) or {}
+    return None
+
+
+def extend_lease(client: DynamoDBClient, table_name: str, key: str, item: dict[str, Any], lease_expiry: int) -> dict[str, Any] | None:
+    """Extend the lease of a holder found alive, if the record is still as ``item``. None when extended; else the record now."""
+    condition, values = _unchanged(item)
+    try:
+        _with_retries(
+            lambda: client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression="SET #lease = :new_lease",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(condition + "#lease"),
+                ExpressionAttributeValues={**values, ":new_lease": {"N": str(lease_expiry)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        )
+    except client.exceptions.ConditionalCheckFailedException as refused:
+        return _item_of_refusal(refused) or {ID: {"S": key}, TTL: {"N": "0"}}
+    return None
+
+
+# --------------------------------------------------------------------------- waiting
+def register_waiter(
+    client: DynamoDBClient, table_name: str, key: str, holder: Holder, task_token: str, now: int, slot_ttl: int
+) -> bool:
+    """Leave a waiter's task token in a slot of its own, so the record's owner wakes it when it saves.
+
+    The slot's number comes from a counter on the record, incremented under the condition that
+    the record is still the live IN_PROGRESS record of ``holder`` (the record stays small: the
+    increment costs one write unit whatever the number of waiters). Returns False when the
+    record changed since the waiter looked (saved, released, taken over, expired): nobody would
+    wake that token, so the waiter should look again now.
+    """
+    condition = _HELD_BY
+    try:
+        response = _with_retries(
+            lambda: client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression="ADD #waiters :one",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(condition + "#waiters"),
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":in_progress": {"S": IN_PROGRESS},
+                    ":execution_id": {"S": holder.execution_id},
+                    ":run_id": {"S": holder.run_id},
+                    ":now": {"N": str(now)},
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        )
     except client.exceptions.ConditionalCheckFailedException:
         return False
+    number = int(response["Attributes"][WAITERS]["N"])
+    _with_retries(
+        lambda: client.put_item(
+            TableName=table_name,
+            Item={
+                ID: {"S": waiter_slot_id(key, holder.tag, number)},
+                TASK_TOKEN: {"S": task_token},
+                WAITING_ON: {"S": holder.execution_id},
+                TTL: {"N": str(slot_ttl)},
+            },
+        )
+    )
     return True
 
 
+def waiter_tokens(
+    client: DynamoDBClient, table_name: str, saved: SavedOutcome, *, settle_seconds: Sequence[float] = (0.05, 0.2, 0.5)
+) -> dict[str, str]:
+    """The task tokens in the waiter slots of ``saved`` (slot id -> token), by strongly consistent reads.
+
+    A waiter counted on the record writes its slot right after: a slot not there yet is read
+    again after each of ``settle_seconds``, then left (that waiter finds the outcome on its own
+    when its wait for a wake-up times out).
+    """
+    missing = [waiter_slot_id(saved.key, saved.owner_tag, number) for number in range(1, saved.waiter_count + 1)]
+    tokens: dict[str, str] = {}
+    for pause in (0.0, *settle_seconds):
+        if not missing:
+            break
+        time.sleep(pause)
+        for slot_id, item in _batch_get(client, table_name, missing):
+            tokens[slot_id] = item[TASK_TOKEN]["S"]
+        missing = [slot_id for slot_id in missing if slot_id not in tokens]
+    return tokens
+
+
+def clear_waiter_slots(client: DynamoDBClient, table_name: str, slot_ids: Sequence[str]) -> None:
+    """Delete waiter slots whose tokens were sent (a later save must not find them again)."""
+    for chunk in _chunks(list(slot_ids), 25):
+        requests: dict[str, Any] = {table_name: [{"DeleteRequest": {"Key": {ID: {"S": slot_id}}}} for slot_id in chunk]}
+        for attempt in range(_WRITE_ATTEMPTS):
+            unprocessed = _with_retries(lambda: client.batch_write_item(RequestItems=requests)).get("UnprocessedItems") or {}
+            if not unprocessed:
+                break
+            requests = unprocessed
+            time.sleep(0.05 * 2**attempt)
+
+
+def _batch_get(client: DynamoDBClient, table_name: str, slot_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for chunk in _chunks(list(slot_ids), 100):
+        request: dict[str, Any] = {table_name: {"Keys": [{ID: {"S": slot_id}} for slot_id in chunk], "ConsistentRead": True}}
+        for attempt in range(_WRITE_ATTEMPTS):
+            response = _with_retries(lambda: client.batch_get_item(RequestItems=request))
+            for item in response.get("Responses", {}).get(table_name, []):
+                yield item[ID]["S"], item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+
+
+# --------------------------------------------------------------------------- saving
 def save_outcome(
     client: DynamoDBClient,
     table_name: str,
@@ -241,16 +513,18 @@ def save_outcome(
     owner_execution_id: str,
     run_id: str,
     *,
-    result: Any = None,
+    result_json: str | None = None,
     error: str | None = None,
     cause: str | None = None,
+    quiet_until: int | None = None,
 ) -> SavedOutcome:
-    """Store SUCCESS with ``result`` (or FAILED with ``error`` and ``cause``) if the caller still owns the record.
+    """Store SUCCESS with ``result_json`` (or FAILED with ``error`` and ``cause``) if the caller still owns the record.
 
-    The write is conditional on the record being IN_PROGRESS and owned by ``owner_execution_id`` (run ``run_id``),
-    so an owner whose lease expired cannot overwrite the record of a newer owner, and a save never
-    creates a record (an absent record fails the condition). Saving again what is already saved by
-    the same owner succeeds, so a retried invocation is harmless.
+    The write is conditional on the record being IN_PROGRESS and owned by this run of
+    ``owner_execution_id``, so an owner that lost the record cannot overwrite a newer owner's,
+    and a save never creates a record. A reply lost on the way is retried; saving again what the
+    same owner already saved succeeds, so a retried invocation is harmless. A FAILED record is
+    not taken again before ``quiet_until``: the failed steps' other calls may still run.
 
     Raises:
         IdempotencyRecordLostError: another execution owns the record now, or it is gone.
@@ -258,27 +532,34 @@ def save_outcome(
     if error is None:
         status = SUCCESS
         update = "SET #status = :status, #result = :result REMOVE #lease"
-        values = {":status": {"S": SUCCESS}, ":result": {"S": json.dumps(result, separators=(",", ":"))}}
+        values: dict[str, Any] = {":status": {"S": SUCCESS}, ":result": {"S": result_json if result_json is not None else "null"}}
     else:
         status = FAILED
-        update = "SET #status = :status, #error = :error, #cause = :cause REMOVE #lease"
-        values = {":status": {"S": FAILED}, ":error": {"S": error}, ":cause": {"S": cause or ""}}
-    condition = f"{_OWNED_CONDITION} AND #run_id = :run_id"
+        update = "SET #status = :status, #error = :error, #cause = :cause"
+        values = {":status": {"S": FAILED}, ":error": {"S": error[:MAX_ERROR_CHARS]}, ":cause": {"S": (cause or "")[:MAX_CAUSE_CHARS]}}
+        if quiet_until is not None:
+            update += ", #lease = :quiet_until"
+            values[":quiet_until"] = {"N": str(quiet_until)}
+        else:
+            update += " REMOVE #lease"
+    condition = _OWNED
     try:
-        response = client.update_item(
-            TableName=table_name,
-            Key={ID: {"S": key}},
-            UpdateExpression=update,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=_names(update + condition),
-            ExpressionAttributeValues={
-                **values,
-                ":in_progress": {"S": IN_PROGRESS},
-                ":execution_id": {"S": owner_execution_id},
-                ":run_id": {"S": run_id},
-            },
-            ReturnValues="ALL_NEW",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        response = _with_retries(
+            lambda: client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(update + condition),
+                ExpressionAttributeValues={
+                    **values,
+                    ":in_progress": {"S": IN_PROGRESS},
+                    ":execution_id": {"S": owner_execution_id},
+                    ":run_id": {"S": run_id},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
         )
         item = response["Attributes"]
     except client.exceptions.ConditionalCheckFailedException as refused:
@@ -292,31 +573,120 @@ def save_outcome(
             raise IdempotencyRecordLostError(
                 f"Record {key} is no longer IN_PROGRESS and owned by {owner_execution_id} "
                 f"(now {item.get(STATUS, {}).get('S', 'absent')}, owned by {item.get(EXECUTION_ID, {}).get('S')}); "
-                "its lease expired and another execution took it over, or it was released. "
+                "another execution took it over after this one could no longer be seen running, or it was released. "
                 "This execution's outcome was not stored."
             ) from refused
-    return SavedOutcome(key=key, status=status, waiters=_waiters_of(item))
+    return SavedOutcome(key=key, status=status, owner_tag=owner_tag(owner_execution_id, run_id), waiter_count=_waiter_count(item))
 
 
-def release_record(client: DynamoDBClient, table_name: str, key: str, owner_execution_id: str) -> SavedOutcome | None:
-    """Delete the record of ``key`` if it is still IN_PROGRESS and owned by ``owner_execution_id``.
+# --------------------------------------------------------------------------- an owner that ended without saving
+def end_ownership(
+    client: DynamoDBClient,
+    table_name: str,
+    key: str,
+    ended: Owner,
+    now: int,
+    free_at: int,
+    record_ttl_seconds: int,
+    *,
+    error: str | None = None,
+    cause: str | None = None,
+) -> SavedOutcome | None:
+    """Mark that ``ended`` (an execution that stopped, timed out or failed) will not save: its key is free at ``free_at``.
 
-    Returns what was deleted (with the waiters to wake), or None when the record is absent, saved
-    or owned by another execution: then nothing changes.
+    Never a delete: the ended execution's calls in flight (a Lambda invocation, a child
+    execution) may still run until then. If ``ended`` holds the record, its lease is cut to
+    ``free_at`` (with ``error``, the record becomes FAILED, as the contract says a failure is
+    recorded). If there is no live record at all, the ended execution may still have a take in
+    flight that lands later: a record held by it until ``free_at`` is put first, so that take is
+    refused instead of leaving the key blocked. Returns what changed (for its waiters), or None
+    when the record is saved or held by another execution: then nothing changes.
     """
-    condition = _OWNED_CONDITION
+    run_id_condition = "#execution_id = :execution_id AND #status = :in_progress"
+    if error is None:
+        update = "SET #lease = :free_at"
+        values: dict[str, Any] = {":free_at": {"N": str(free_at)}}
+    else:
+        update = "SET #lease = :free_at, #status = :failed, #error = :error, #cause = :cause"
+        values = {
+            ":free_at": {"N": str(free_at)},
+            ":failed": {"S": FAILED},
+            ":error": {"S": error[:MAX_ERROR_CHARS]},
+            ":cause": {"S": (cause or "")[:MAX_CAUSE_CHARS]},
+        }
+    condition = f"{run_id_condition} AND #ttl >= :now"
     try:
-        response = client.delete_item(
-            TableName=table_name,
-            Key={ID: {"S": key}},
-            ConditionExpression=condition,
-            ExpressionAttributeNames=_names(condition),
-            ExpressionAttributeValues={":in_progress": {"S": IN_PROGRESS}, ":execution_id": {"S": owner_execution_id}},
-            ReturnValues="ALL_OLD",
+        response = _with_retries(
+            lambda: client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(update + condition),
+                ExpressionAttributeValues={
+                    **values,
+                    ":execution_id": {"S": ended.execution_id},
+                    ":in_progress": {"S": IN_PROGRESS},
+                    ":now": {"N": str(now)},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        )
+    except client.exceptions.ConditionalCheckFailedException as refused:
+        if _live(_item_of_refusal(refused), now) is not None:
+            return None  # saved, or held by another execution: not ours to change
+        _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, record_ttl_seconds)
+        return None
+    item = response["Attributes"]
+    return SavedOutcome(
+        key=key,
+        status=item[STATUS]["S"],
+        owner_tag=owner_tag(ended.execution_id, item.get(RUN_ID, {}).get("S", "")),
+        waiter_count=_waiter_count(item),
+    )
+
+
+def _put_record_of_ended_owner(
+    client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, record_ttl_seconds: int
+) -> None:
+    try:
+        _with_retries(
+            lambda: client.put_item(
+                TableName=table_name,
+                Item={
+                    ID: {"S": key},
+                    STATUS: {"S": IN_PROGRESS},
+                    EXECUTION_ID: {"S": ended.execution_id},
+                    RUN_ID: {"S": ended.run_id},
+                    START_TIME: {"S": ended.start_time},
+                    TTL: {"N": str(now + record_ttl_seconds)},
+                    LEASE_EXPIRY: {"N": str(free_at)},
+                    WAITERS: {"N": "0"},
+                },
+                ConditionExpression=_NOT_LIVE,
+                ExpressionAttributeNames=_names(_NOT_LIVE),
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
         )
     except client.exceptions.ConditionalCheckFailedException:
-        return None
-    return SavedOutcome(key=key, status=IN_PROGRESS, waiters=_waiters_of(response.get("Attributes", {})))
+        pass  # a record appeared meanwhile: its own owner's
+
+
+# --------------------------------------------------------------------------- helpers
+def _with_retries(call: Callable[[], Any]) -> Any:
+    """Make a DynamoDB request, again after a lost reply or a throttle (each request here is safe to repeat)."""
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            return call()
+        except _LOST_REPLY:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in _RETRIED_CODES or attempt == _WRITE_ATTEMPTS - 1:
+                raise
+        time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _item_of_refusal(refused: Exception) -> dict[str, Any] | None:
@@ -325,5 +695,10 @@ def _item_of_refusal(refused: Exception) -> dict[str, Any] | None:
     return item if isinstance(item, dict) else None
 
 
-def _waiters_of(item: dict[str, Any]) -> dict[str, str]:
-    return {name: value["S"] for name, value in item.get(WAITERS, {}).get("M", {}).items()}
+def _waiter_count(item: dict[str, Any]) -> int:
+    return int(item.get(WAITERS, {}).get("N", "0"))
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

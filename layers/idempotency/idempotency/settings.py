@@ -48,6 +48,9 @@ class Settings:
     waiter_failure_policy: str
     workflow_type: str
     execution_timeout_seconds: int
+    # The longest one call the steps make can run (a Lambda function's Timeout): an owner that
+    # stopped frees its key only this long after it stopped, since its calls in flight run on.
+    longest_call_seconds: int = 900
 
     def __post_init__(self) -> None:
         problems = []
@@ -60,10 +63,19 @@ class Settings:
                 f"ExecutionTimeoutSeconds={self.execution_timeout_seconds} but an Express workflow lasts at most "
                 f"{EXPRESS_MAX_DURATION_SECONDS} s"
             )
-        if self.lease_seconds > self.execution_timeout_seconds:
+        if self.longest_call_seconds < 1:
+            problems.append(f"LongestCallSeconds must be at least 1, got {self.longest_call_seconds}")
+        owner_lifetime = self.execution_timeout_seconds + self.longest_call_seconds
+        if self.record_ttl_seconds <= owner_lifetime:
             problems.append(
-                f"LockLeaseSeconds={self.lease_seconds} outlives ExecutionTimeoutSeconds={self.execution_timeout_seconds}: "
-                "a timed-out owner would block its key after it ended"
+                f"RecordTtlSeconds={self.record_ttl_seconds} must be longer than ExecutionTimeoutSeconds + LongestCallSeconds "
+                f"({owner_lifetime}): the record of an owner still at work would expire and be taken by a duplicate"
+            )
+        if self.workflow_type == EXPRESS and self.lease_seconds < owner_lifetime:
+            problems.append(
+                f"LockLeaseSeconds={self.lease_seconds} must be at least ExecutionTimeoutSeconds + LongestCallSeconds "
+                f"({owner_lifetime}) for an Express workflow: Step Functions cannot tell whether an Express owner still "
+                "runs, so its lease alone must outlive it"
             )
         if self.wait_timeout_seconds >= self.execution_timeout_seconds:
             problems.append(
@@ -78,13 +90,22 @@ class Settings:
         """How a BUSY execution waits: Express workflows cannot use task tokens, so they poll."""
         return WAIT_BY_POLLING if self.workflow_type == EXPRESS else WAIT_FOR_TASK_TOKEN
 
-    def recheck_after(self, rechecks: int, waited_seconds: int) -> int:
-        """Seconds a waiter waits for a wake-up before its next own look, or 0 when its wait is used up."""
+    @property
+    def checks_liveness(self) -> bool:
+        """Whether an expired lease is checked with Step Functions before it is taken over (Express executions cannot be described)."""
+        return self.workflow_type == STANDARD
+
+    def recheck_after(self, rechecks: int, waited_seconds: int, due_in: int | None = None) -> int:
+        """Seconds a waiter waits for a wake-up before its next own look, or 0 when its wait is used up.
+
+        ``due_in``: seconds until the record says to look again (its lease runs out, or an ended
+        owner's calls can have finished): nobody wakes a waiter then, so it looks by itself.
+        """
         remaining = self.wait_timeout_seconds - waited_seconds
         if remaining <= 0:
             return 0
         backoff: int = self.poll_interval_seconds * 2 ** min(rechecks, 16)
-        return max(1, min(backoff, MAX_RECHECK_INTERVAL_SECONDS, remaining))
+        return max(1, min(backoff, MAX_RECHECK_INTERVAL_SECONDS, remaining, due_in if due_in is not None else remaining))
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -102,4 +123,5 @@ class Settings:
             waiter_failure_policy=environ["WAITERS_ON_FAILURE"],
             workflow_type=environ["WORKFLOW_TYPE"],
             execution_timeout_seconds=int(environ["EXECUTION_TIMEOUT_SECONDS"]),
+            longest_call_seconds=int(environ["LONGEST_CALL_SECONDS"]),
         )

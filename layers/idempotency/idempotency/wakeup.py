@@ -1,23 +1,30 @@
 """Waking the executions that wait for a record's owner.
 
-A waiter's Task state (``lambda:invoke.waitForTaskToken``) leaves its task token on the record
+A waiter's Task state (``lambda:invoke.waitForTaskToken``) leaves its task token in a waiter slot
 (``record.register_waiter``). Whoever changes the record next sends each token a message with
 ``SendTaskSuccess``: the owner when it saves, the release function when the owner ended early.
 The waiter returns a ``COMPLETED`` message as its own output and looks at the record again for
-anything else. A wake-up that is lost (a token that expired, a crash between save and send)
-costs latency only: every waiter also looks again on its own after a backed-off interval.
+anything else. The tokens are sent concurrently, so hundreds of waiters are woken in about the
+time of a few calls. A wake-up that fails (a throttle that outlasts the retries, a crash between
+save and send) costs that waiter latency only: it is logged and counted, never raised, because
+the outcome is already stored, and every waiter also looks again on its own after a backed-off
+interval.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from idempotency.record import COMPLETED, FAILED, SUCCESS, SavedOutcome
+from idempotency.record import COMPLETED, FAILED, SUCCESS, SavedOutcome, clear_waiter_slots, waiter_tokens
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
 # Outcomes a waiter can be woken with besides COMPLETED (which carries the result).
@@ -27,8 +34,22 @@ RECORD_CHANGED = "RECORD_CHANGED"
 
 # Errors SendTaskSuccess returns for a waiter that is no longer waiting on that token.
 _GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
-# SendTaskSuccess takes at most 256 KiB of output; a bigger message becomes "look again".
+# Errors worth another try: Step Functions' API is throttled per account (token buckets).
+_RETRIED = ("ThrottlingException", "ServiceUnavailable", "InternalServerError", "ServiceQuotaExceededException")
+_SEND_ATTEMPTS = 5
+# SendTaskSuccess takes at most 256 KiB (UTF-8 bytes) of output; a bigger message becomes "look again".
 MAX_MESSAGE_BYTES = 262_144
+# How many tokens are sent at once: Step Functions refills SendTaskSuccess by hundreds per second.
+MAX_CONCURRENT_SENDS = 32
+
+
+@dataclass(frozen=True)
+class WakeUps:
+    """What happened to the wake-ups of one save or release."""
+
+    woken: int = 0
+    gone: int = 0
+    failed: int = 0
 
 
 def wake_up_message(saved: SavedOutcome, result: Any = None, error: str | None = None, cause: str | None = None) -> dict[str, Any]:
@@ -40,18 +61,58 @@ def wake_up_message(saved: SavedOutcome, result: Any = None, error: str | None =
     return {"outcome": RELEASED, "key": saved.key}
 
 
-def wake_waiters(client: SFNClient, waiters: dict[str, str], message: dict[str, Any]) -> int:
-    """Send ``message`` to every waiter's task token; return how many were still waiting."""
-    output = json.dumps(message, separators=(",", ":"))
+def wake_waiters(
+    dynamodb: DynamoDBClient, sfn: SFNClient, table_name: str, saved: SavedOutcome, message: dict[str, Any], logger: Any = None
+) -> WakeUps:
+    """Send ``message`` to every waiter of ``saved``, concurrently, then clear their slots. Never raises."""
+    if saved.waiter_count == 0:
+        return WakeUps()
+    try:
+        tokens = waiter_tokens(dynamodb, table_name, saved)
+    except (ClientError, BotoCoreError) as error:
+        _log(logger, "Waiter slots could not be read: the waiters will look again on their own", error)
+        return WakeUps(failed=saved.waiter_count)
+    report = send_to_tokens(sfn, list(tokens.values()), message, logger)
+    try:
+        clear_waiter_slots(dynamodb, table_name, list(tokens))
+    except (ClientError, BotoCoreError) as error:  # they expire with the record's ttl
+        _log(logger, "Waiter slots could not be cleared", error)
+    missing = saved.waiter_count - len(tokens)
+    return WakeUps(woken=report.woken, gone=report.gone, failed=report.failed + missing)
+
+
+def send_to_tokens(sfn: SFNClient, tokens: list[str], message: dict[str, Any], logger: Any = None) -> WakeUps:
+    """``SendTaskSuccess`` of ``message`` to each token, concurrently; each failure is counted, none raised."""
+    output = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
     if len(output.encode("utf-8")) > MAX_MESSAGE_BYTES:
         output = json.dumps({"outcome": RECORD_CHANGED, "key": message.get("key")})
-    woken = 0
-    for task_token in waiters.values():
+    if not tokens:
+        return WakeUps()
+    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_SENDS, len(tokens))) as pool:
+        outcomes = list(pool.map(lambda token: _send(sfn, token, output, logger), tokens))
+    return WakeUps(woken=outcomes.count("woken"), gone=outcomes.count("gone"), failed=outcomes.count("failed"))
+
+
+def _send(sfn: SFNClient, token: str, output: str, logger: Any) -> str:
+    for attempt in range(_SEND_ATTEMPTS):
         try:
-            client.send_task_success(taskToken=task_token, output=output)
-            woken += 1
+            sfn.send_task_success(taskToken=token, output=output)
+            return "woken"
         except ClientError as error:
-            # A waiter that already looked again on its own, or ended, has nothing to wake.
-            if error.response.get("Error", {}).get("Code", "") not in _GONE:
-                raise
-    return woken
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _GONE:
+                return "gone"  # the waiter already looked again on its own, or ended
+            if code not in _RETRIED or attempt == _SEND_ATTEMPTS - 1:
+                _log(logger, "A waiter could not be woken: it will look again on its own", error)
+                return "failed"
+        except BotoCoreError as error:  # a lost reply: the token may have been used; a repeat is then "gone"
+            if attempt == _SEND_ATTEMPTS - 1:
+                _log(logger, "A waiter could not be woken: it will look again on its own", error)
+                return "failed"
+        time.sleep(0.05 * 2**attempt)
+    return "failed"
+
+
+def _log(logger: Any, message: str, error: Exception) -> None:
+    if logger is not None:
+        logger.warning(message, extra={"error": type(error).__name__, "detail": str(error)[:500]})

@@ -1,0 +1,75 @@
+"""Whether a record's owner can still act, asked of Step Functions (Standard workflows only).
+
+A lease says how long an owner is presumed alive; it is not a proof. When it runs out, the
+execution that finds it so asks Step Functions (``DescribeExecution``) about the holder, and
+about the child execution it started (child variant). The holder can still act while either
+runs; once both ended, calls they started may still run (``StopExecution`` and an execution
+timeout cancel no running Lambda invocation), so the key is free only ``longest_call_seconds``
+after the last of them stopped. Express executions cannot be described: their lease alone decides
+(settings make it outlive the execution).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from idempotency.record import Holder, Liveness
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+RUNNING = ("RUNNING", "PENDING_REDRIVE")
+# The execution is unknown: never started (a child the owner did not get to start), or its
+# history is gone (Step Functions keeps a closed Standard execution for 90 days).
+_UNKNOWN = ("ExecutionDoesNotExist",)
+
+
+class LivenessChecker:
+    """Answers ``record.LivenessCheck`` with ``DescribeExecution`` calls; the client is made on first use.
+
+    Any doubt (a throttled or failed call) counts as "can still act": a live owner's record must
+    never be taken, and the next look asks again.
+    """
+
+    def __init__(self, make_client: Any, longest_call_seconds: int) -> None:
+        self._make_client = make_client
+        self._client: SFNClient | None = None
+        self.longest_call_seconds = longest_call_seconds
+        self.checks = 0
+
+    def __call__(self, holder: Holder, now: int) -> Liveness:
+        self.checks += 1
+        if self._client is None:
+            self._client = self._make_client()
+        stops: list[int] = []
+        for execution_arn in filter(None, (holder.execution_id, holder.child_execution)):
+            try:
+                description = self._client.describe_execution(executionArn=execution_arn)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in _UNKNOWN:
+                    continue
+                return Liveness(can_act=True)
+            except BotoCoreError:
+                return Liveness(can_act=True)
+            if description["status"] in RUNNING:
+                return Liveness(can_act=True)
+            stops.append(_epoch_seconds(description.get("stopDate"), default=now))
+        return Liveness(can_act=False, free_at=max(stops, default=0) + self.longest_call_seconds)
+
+
+def execution_arn_of_child(child_state_machine_arn: str, parent_execution_arn: str) -> str:
+    """The ARN of the child the child variant starts: named after its parent execution (see the child ASL)."""
+    prefix, _, machine = child_state_machine_arn.rpartition(":stateMachine:")
+    parent_name = parent_execution_arn.rsplit(":", 1)[-1]
+    return f"{prefix}:execution:{machine}:{parent_name}"
+
+
+def _epoch_seconds(moment: Any, default: int) -> int:
+    if isinstance(moment, datetime):
+        return int(moment.timestamp()) + 1  # rounded up: never free a key early
+    if isinstance(moment, (int, float)):
+        return int(moment) + 1
+    return default
