@@ -1,4 +1,5 @@
-"""The idempotency key (layers/idempotency/idempotency/key.py): canonical JSON, JMESPath selection, named errors.
+"""The idempotency key (layers/idempotency/idempotency/key.py): canonical JSON, JMESPath selection, named errors,
+and what a key means: its scope, the deployment's key rules and the payload hash validation compares.
 
 Expected keys are computed here with ``hashlib`` from canonical JSON written out by hand, never by
 the code under test.
@@ -224,8 +225,329 @@ def test_the_size_limit_counts_utf8_bytes_not_characters(layer: SimpleNamespace)
 
 def test_every_error_key_py_raises_is_a_named_idempotency_error(layer: SimpleNamespace) -> None:
     raised_by_key = {name for name in vars(layer.key) if name.startswith("Idempotency") and name.endswith("Error")}
-    tested = {case.values[1] for case in _bad_input_cases()} | {"IdempotencyInputTooDeepError", "IdempotencyInputTooLargeError"}
+    tested = {case.values[1] for case in _bad_input_cases()} | {
+        "IdempotencyInputTooDeepError",
+        "IdempotencyInputTooLargeError",
+        "IdempotencyKeyOverrideNotAllowedError",  # test_an_override_the_deployment_does_not_allow_is_bad_input
+        "IdempotencyConfigurationError",  # the scope and rules sections below
+    }
 
     assert raised_by_key == tested  # a new error in key.py needs a case here
     for name in raised_by_key:
         assert issubclass(getattr(layer.errors, name), layer.errors.IdempotencyError)
+
+
+# --------------------------------------------------------------------------- scope: the record's id
+SCOPE = "IdempotentWorkflow"
+
+
+def record_id(scope: str, canonical: str) -> str:
+    """The record's id docs/keys.md defines: the scope, "#", the key of the selected value."""
+    return scope + "#" + sha256_hex(canonical)
+
+
+def test_the_record_id_is_the_scope_a_hash_sign_and_the_key(layer: SimpleNamespace) -> None:
+    identity = layer.key.identify(NESTED, SCOPE)
+
+    assert identity.key == f"{SCOPE}#{sha256_hex(NESTED_CANONICAL)}"
+    assert identity.key.partition("#")[2] == layer.key.compute_idempotency_key(NESTED)
+
+
+def test_the_scope_separates_two_workflows_sharing_a_table(layer: SimpleNamespace) -> None:
+    first = layer.key.identify(ORDER, "OrdersWorkflow")
+    second = layer.key.identify(ORDER, "RefundsWorkflow")
+
+    assert first.key != second.key
+    assert first.key.partition("#")[2] == second.key.partition("#")[2]  # the same request, the same hash
+    assert first.payload_hash == second.payload_hash
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        pytest.param("IdempotentWorkflow-dev_2", id="a state machine's name"),
+        pytest.param("orders.v2@eu", id="punctuation a name cannot have but a scope may"),
+        pytest.param("Zoë", id="non-ASCII"),
+        pytest.param("s" * 128, id="at the length limit"),
+    ],
+)
+def test_a_valid_scope_is_used_as_it_is(layer: SimpleNamespace, scope: str) -> None:
+    assert layer.key.identify({"a": 1}, scope).key == record_id(scope, '{"a":1}')
+
+
+@pytest.mark.parametrize(
+    ("scope", "message"),
+    [
+        pytest.param("", "must be a non-empty string", id="empty"),
+        pytest.param(None, "must be a non-empty string", id="null"),
+        pytest.param(7, "must be a non-empty string", id="a number"),
+        pytest.param("orders#v2", "contains '#'", id="the separator"),
+        pytest.param("orders v2", "without whitespace", id="a space"),
+        pytest.param(" orders", "without whitespace", id="leading space"),
+        pytest.param("orders\n", "without whitespace", id="a newline"),
+        pytest.param("orders\x00", "printable", id="a control character"),
+        pytest.param("s" * 129, "at most 128", id="too long"),
+    ],
+)
+def test_an_invalid_scope_is_a_configuration_error_naming_the_parameter(
+    layer: SimpleNamespace, scope: Any, message: str
+) -> None:
+    with pytest.raises(layer.errors.IdempotencyConfigurationError) as raised:
+        layer.key.identify({"a": 1}, scope)
+
+    assert message in str(raised.value)
+    assert "IdempotencyScope" in str(raised.value)
+
+
+def test_a_bad_scope_is_reported_before_bad_input(layer: SimpleNamespace) -> None:
+    # A deployment's mistake must not hide behind whatever input happens to arrive first.
+    with pytest.raises(layer.errors.IdempotencyConfigurationError):
+        layer.key.identify([1, 2], "")
+
+
+@pytest.mark.parametrize(("execution_input", "error_name", "message"), _bad_input_cases())
+def test_identify_raises_the_same_named_errors_for_bad_input(
+    layer: SimpleNamespace, execution_input: Any, error_name: str, message: str
+) -> None:
+    with pytest.raises(layer.errors.IdempotencyError) as raised:
+        layer.key.identify(execution_input, SCOPE)
+
+    assert type(raised.value) is getattr(layer.errors, error_name)
+    assert message in str(raised.value)
+
+
+# --------------------------------------------------------------------------- the deployment's key expression
+def test_the_deployments_expression_selects_the_key(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(key_expression="[customer, order.id]")
+    later = {**ORDER, "requestedAt": "2026-11-24T08:00:00Z"}
+
+    assert layer.key.identify(ORDER, SCOPE, rules).key == record_id(SCOPE, '["c-1","42"]')
+    assert layer.key.identify(later, SCOPE, rules).key == layer.key.identify(ORDER, SCOPE, rules).key
+    assert layer.key.compute_idempotency_key(ORDER, rules) == sha256_hex('["c-1","42"]')
+
+
+@pytest.mark.parametrize("empty", [None, ""])
+def test_no_deployment_expression_keys_on_the_whole_input(layer: SimpleNamespace, empty: str | None) -> None:
+    rules = layer.key.KeyRules(key_expression=empty)
+
+    assert layer.key.identify({"b": 2, "a": 1}, SCOPE, rules).key == record_id(SCOPE, '{"a":1,"b":2}')
+
+
+def test_the_deployments_expression_selecting_nothing_names_the_parameter(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(key_expression="orderId")
+
+    with pytest.raises(layer.errors.IdempotencyKeyEmptyError) as raised:
+        layer.key.identify({"order": "42"}, SCOPE, rules)
+
+    message = str(raised.value)
+    assert "template parameter IdempotencyKeyJmespath 'orderId' selected nothing from the input (null)" in message
+    assert "point it at the fields that identify the request" in message
+
+
+def test_the_deployments_expression_failing_on_an_input_names_the_parameter(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(key_expression="length(a)")
+
+    with pytest.raises(layer.errors.IdempotencyKeyExpressionError) as raised:
+        layer.key.identify({"a": 42}, SCOPE, rules)
+
+    assert "template parameter IdempotencyKeyJmespath 'length(a)' failed on this input" in str(raised.value)
+    assert type(raised.value.__cause__).__module__.startswith("jmespath")
+
+
+def test_an_allowed_override_replaces_the_deployments_expression(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(key_expression="customer", allow_key_override=True)
+
+    identity = layer.key.identify({**ORDER, EXPRESSION: "order.id"}, SCOPE, rules)
+
+    assert identity.key == record_id(SCOPE, '"42"')
+
+
+def test_an_override_the_deployment_does_not_allow_is_bad_input(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(key_expression="customer", allow_key_override=False)
+
+    with pytest.raises(layer.errors.IdempotencyKeyOverrideNotAllowedError) as raised:
+        layer.key.identify({**ORDER, EXPRESSION: "order.id"}, SCOPE, rules)
+
+    message = str(raised.value)
+    assert "AllowKeyOverride is false" in message
+    assert "IdempotencyKeyJmespath 'customer'" in message
+    assert f"remove {EXPRESSION} from the input" in message
+    # Without the field the deployment's expression applies as usual.
+    assert layer.key.identify(ORDER, SCOPE, rules).key == record_id(SCOPE, '"c-1"')
+
+
+@pytest.mark.parametrize("value", ["order.id", "", None, "orders["], ids=["valid", "empty", "null", "invalid"])
+def test_a_refused_override_is_refused_whatever_its_value(layer: SimpleNamespace, value: Any) -> None:
+    rules = layer.key.KeyRules(allow_key_override=False)
+
+    with pytest.raises(layer.errors.IdempotencyKeyOverrideNotAllowedError, match="from the whole input"):
+        layer.key.identify({**ORDER, EXPRESSION: value}, SCOPE, rules)
+
+
+# --------------------------------------------------------------------------- the rules themselves
+BAD_EXPRESSIONS = [
+    pytest.param("orders[", "is not a valid JMESPath expression", id="syntax error"),
+    pytest.param("a ==", "is not a valid JMESPath expression", id="incomplete"),
+    pytest.param("no_such_fn(a)", "unknown function no_such_fn()", id="unknown function"),
+    pytest.param("[a, no_such_fn(b)] | [0]", "unknown function no_such_fn()", id="unknown function nested"),
+    pytest.param("length(a, b)", "length() takes 1 argument(s), got 2", id="too many arguments"),
+    pytest.param("merge()", "merge() takes at least 1 argument(s), got 0", id="too few for a variadic function"),
+    pytest.param("   ", "is blank", id="blank"),
+    pytest.param(5, "must be a JMESPath string", id="not a string"),
+]
+
+
+@pytest.mark.parametrize(("expression", "message"), BAD_EXPRESSIONS)
+@pytest.mark.parametrize(
+    ("argument", "parameter"),
+    [("key_expression", "IdempotencyKeyJmespath"), ("validation_expression", "PayloadValidationJmespath")],
+)
+def test_an_invalid_expression_in_either_parameter_is_a_configuration_error(
+    layer: SimpleNamespace, argument: str, parameter: str, expression: Any, message: str
+) -> None:
+    with pytest.raises(layer.errors.IdempotencyConfigurationError) as raised:
+        layer.key.KeyRules(**{argument: expression})
+
+    assert str(raised.value).startswith(parameter)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["not_null(a, b)", "merge(a)", "sort_by(items, &id)[*].id", "{o: order.id, c: customer}", "to_string(`1`)"],
+)
+def test_valid_expressions_with_functions_are_accepted(layer: SimpleNamespace, expression: str) -> None:
+    layer.key.KeyRules(key_expression=expression, validation_expression=expression)
+
+
+def test_rules_from_template_parameter_text(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules.from_parameters("order.id", "False", "")
+
+    assert rules == layer.key.KeyRules(key_expression="order.id", allow_key_override=False, validation_expression=None)
+    assert not rules.validates_payload
+    assert layer.key.KeyRules.from_parameters() == layer.key.KeyRules()
+    assert layer.key.KeyRules.from_parameters(allow_key_override=" TRUE ").allow_key_override is True
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "", "tru"])
+def test_allow_key_override_is_true_or_false_only(layer: SimpleNamespace, text: str) -> None:
+    with pytest.raises(layer.errors.IdempotencyConfigurationError, match="AllowKeyOverride must be true or false"):
+        layer.key.KeyRules.from_parameters(allow_key_override=text)
+
+
+def test_allow_key_override_as_text_is_refused_by_the_constructor(layer: SimpleNamespace) -> None:
+    # "false" is a true value in Python: the constructor refuses text rather than allow by mistake.
+    with pytest.raises(layer.errors.IdempotencyConfigurationError, match="AllowKeyOverride"):
+        layer.key.KeyRules(allow_key_override="false")
+
+
+def test_the_default_rules_key_on_the_whole_input_allow_overrides_and_validate_everything(
+    layer: SimpleNamespace,
+) -> None:
+    rules = layer.key.KeyRules()
+
+    assert (rules.key_expression, rules.allow_key_override, rules.validation_expression) == (None, True, "@")
+    assert rules.validates_payload
+    assert layer.key.identify(ORDER, SCOPE) == layer.key.identify(ORDER, SCOPE, rules)
+
+
+# --------------------------------------------------------------------------- payload validation
+PAYMENT = {"paymentId": "p-7", "amount": 12, "currency": "EUR"}
+PAYMENT_CANONICAL = '{"amount":12,"currency":"EUR","paymentId":"p-7"}'
+
+
+def test_by_default_the_payload_hash_is_the_hash_of_the_whole_input(layer: SimpleNamespace) -> None:
+    keyed = layer.key.KeyRules(key_expression="paymentId")
+
+    assert layer.key.identify(PAYMENT, SCOPE).payload_hash == sha256_hex(PAYMENT_CANONICAL)
+    assert layer.key.identify(PAYMENT, SCOPE, keyed).payload_hash == sha256_hex(PAYMENT_CANONICAL)
+
+
+def test_a_repeat_that_differs_only_outside_the_key_is_a_mismatch(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(key_expression="paymentId")
+    first = layer.key.identify(PAYMENT, SCOPE, rules)
+    repeat = layer.key.identify({**PAYMENT, "amount": 1200}, SCOPE, rules)
+
+    assert repeat.key == first.key  # the key alone would return the first payment's result
+    assert repeat.payload_hash != first.payload_hash  # validation tells them apart
+    assert repeat.payload_hash == sha256_hex('{"amount":1200,"currency":"EUR","paymentId":"p-7"}')
+
+
+def test_a_narrowed_validation_ignores_the_fields_it_does_not_select(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(key_expression="paymentId", validation_expression="[amount, currency]")
+    first = layer.key.identify({**PAYMENT, "requestedAt": "10:00"}, SCOPE, rules)
+    retry = layer.key.identify({**PAYMENT, "requestedAt": "10:05"}, SCOPE, rules)
+    changed = layer.key.identify({**PAYMENT, "currency": "USD"}, SCOPE, rules)
+
+    assert first.payload_hash == retry.payload_hash == sha256_hex('[12,"EUR"]')
+    assert changed.payload_hash == sha256_hex('[12,"USD"]')
+
+
+@pytest.mark.parametrize("off", [None, ""])
+def test_validation_off_gives_no_payload_hash(layer: SimpleNamespace, off: str | None) -> None:
+    rules = layer.key.KeyRules(key_expression="paymentId", validation_expression=off)
+
+    identity = layer.key.identify(PAYMENT, SCOPE, rules)
+
+    assert identity.payload_hash is None
+    assert identity.key == record_id(SCOPE, '"p-7"')
+
+
+def test_a_validation_expression_selecting_nothing_hashes_null(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(validation_expression="customer")
+
+    assert layer.key.identify(PAYMENT, SCOPE, rules).payload_hash == sha256_hex("null")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"amount": 12, "currency": "EUR", "paymentId": "p-7"}',
+        '{"paymentId":"p-7","currency":"EUR","amount":12}',
+        '{\n\t"currency" : "\\u0045UR",\n  "amount": 12, "paymentId": "p-7"\n}',
+    ],
+    ids=["spaces", "reversed", "newlines, tabs, escapes"],
+)
+def test_the_payload_hash_ignores_key_order_and_whitespace(layer: SimpleNamespace, text: str) -> None:
+    narrowed = layer.key.KeyRules(validation_expression="{c: currency, a: amount}")
+
+    assert layer.key.identify(json.loads(text), SCOPE).payload_hash == sha256_hex(PAYMENT_CANONICAL)
+    assert layer.key.identify(json.loads(text), SCOPE, narrowed).payload_hash == sha256_hex('{"a":12,"c":"EUR"}')
+
+
+def test_how_the_input_spells_its_key_is_not_part_of_the_validated_payload(layer: SimpleNamespace) -> None:
+    # Two producers of one request may spell the expression differently: same key, same payload.
+    spellings = [layer.key.identify({**PAYMENT, EXPRESSION: spelling}, SCOPE) for spelling in ("paymentId", "[paymentId][0]")]
+
+    assert {identity.key for identity in spellings} == {record_id(SCOPE, '"p-7"')}
+    assert {identity.payload_hash for identity in spellings} == {sha256_hex(PAYMENT_CANONICAL)}
+
+
+def test_a_validation_expression_failing_on_an_input_names_the_parameter(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(validation_expression="length(amount)")
+
+    with pytest.raises(layer.errors.IdempotencyKeyExpressionError) as raised:
+        layer.key.identify(PAYMENT, SCOPE, rules)
+
+    assert "template parameter PayloadValidationJmespath 'length(amount)' failed on this input" in str(raised.value)
+
+
+def test_the_mismatch_cause_names_the_key_never_the_payload(layer: SimpleNamespace) -> None:
+    secret = {"paymentId": "p-7", "card": "4111-1111-1111-1111"}
+    identity = layer.key.identify(secret, SCOPE, layer.key.KeyRules(key_expression="paymentId"))
+
+    message = layer.key.mismatch_message(identity.key)
+
+    assert identity.key in message
+    assert "4111" not in message and "p-7" not in message
+    assert "PayloadValidationJmespath" in message
+    error = layer.errors.IdempotencyPayloadMismatchError(message)
+    assert isinstance(error, layer.errors.IdempotencyError)
+    assert type(error).__name__ == "IdempotencyPayloadMismatchError"  # the ASL error name users match
+
+
+def test_the_new_errors_say_what_they_mean(layer: SimpleNamespace) -> None:
+    for name in ("IdempotencyKeyOverrideNotAllowedError", "IdempotencyPayloadMismatchError"):
+        error_class = getattr(layer.errors, name)
+        assert issubclass(error_class, layer.errors.IdempotencyError)
+        assert error_class.__doc__ and len(error_class.__doc__) > 40

@@ -54,5 +54,18 @@ class IdempotencyResultTooLargeError(IdempotencyError):
     """The steps' result is too large to store and return within Step Functions' payload limit; recorded as FAILED."""
 
 
+class IdempotencyKeyOverrideNotAllowedError(IdempotencyError):
+    """The input sets ``idempotencyKeyJmespath`` but the deployment keys requests itself (``AllowKeyOverride`` is false).
+
+    Bad input like the others: nothing is written. Remove the field from the input, or deploy with
+    ``AllowKeyOverride=true``.
+    """
+
+
 class IdempotencyPayloadMismatchError(IdempotencyError):
-    """A repeat whose key matches a record but whose validated payload differs (payload validation)."""
+    """A repeat's key matches a record, but the part of its input ``PayloadValidationJmespath`` selects differs.
+
+    The key expression selects too little to tell the two requests apart, or a caller reused a key
+    for another request. The record is left as it is and no step runs; the cause names the key,
+    never the payload (the payload may hold data the caller should not see in an error).
+    """
