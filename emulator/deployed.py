@@ -208,9 +208,15 @@ class DeployedStack:
         return self.wait_for(self.start_execution(execution_input, input_json=input_json), timeout)
 
     # ------------------------------------------------------------------ records
+    def record_id(self, key: str) -> str:
+        """The record id of ``key``: as it is if already scoped, else under the envelope's default scope (its name)."""
+        return key if _key.SCOPE_SEPARATOR in key else f"{self.state_machine_arn.rsplit(':', 1)[-1]}{_key.SCOPE_SEPARATOR}{key}"
+
     def get_record(self, key: str) -> dict[str, Any] | None:
-        """The idempotency record of ``key`` as plain Python values, or None (strongly consistent read)."""
-        item = self.dynamodb.get_item(TableName=self.table_name, Key={_record.ID: {"S": key}}, ConsistentRead=True).get("Item")
+        """The idempotency record of ``key`` (a record id, or a bare key of the envelope) as plain Python values, or None."""
+        item = self.dynamodb.get_item(
+            TableName=self.table_name, Key={_record.ID: {"S": self.record_id(key)}}, ConsistentRead=True
+        ).get("Item")
         return None if item is None else _plain(item)
 
     def records(self) -> list[dict[str, Any]]:
@@ -226,7 +232,7 @@ class DeployedStack:
 
     def _remember_key_of(self, input_text: str) -> None:
         try:
-            self._touched_keys.add(_key.compute_idempotency_key(json.loads(input_text)))
+            self._touched_keys.add(self.record_id(_key.compute_idempotency_key(json.loads(input_text))))
         except (ValueError, *_UNKEYABLE_INPUT):
             pass  # the workflow rejects this input before writing any record
 

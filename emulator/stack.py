@@ -55,6 +55,8 @@ TOPIC = "AWS::SNS::Topic"
 BUCKET = "AWS::S3::Bucket"
 # Created in this order: each kind may refer to the kinds before it.
 EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET)
+# Between a record id's scope and its key (layers/idempotency/idempotency/key.py).
+SCOPE_SEPARATOR = "#"
 # The envelope's own resources (logical ids), which the examples' resources stand beside.
 ENVELOPE_STATE_MACHINE = "IdempotentWorkflow"
 RECORD_TABLE = "IdempotencyTable"
@@ -406,9 +408,18 @@ class OfflineStack:
         """Start one execution (of the envelope, or of ``state_machine``) and wait for it to finish."""
         return self.wait_for(self.start_execution(execution_input, input_json=input_json, state_machine=state_machine), timeout)
 
-    def get_record(self, key: str) -> dict[str, Any] | None:
-        """The idempotency record of ``key`` as plain Python values, or None (strongly consistent read)."""
-        item = self.dynamodb.get_item(TableName=self.table_name, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
+    def record_id(self, key: str, state_machine: str | None = None) -> str:
+        """The record id of ``key``: as it is if already scoped, else under the scope of ``state_machine`` (the envelope's)."""
+        if SCOPE_SEPARATOR in key:
+            return key
+        scope = self.parameters.get("IdempotencyScope") or self.physical_id(state_machine or ENVELOPE_STATE_MACHINE).rsplit(":", 1)[-1]
+        return f"{scope}{SCOPE_SEPARATOR}{key}"
+
+    def get_record(self, key: str, state_machine: str | None = None) -> dict[str, Any] | None:
+        """The idempotency record of ``key`` (a record id, or a bare key of ``state_machine``'s scope) as plain
+        Python values, or None (strongly consistent read)."""
+        record_id = self.record_id(key, state_machine)
+        item = self.dynamodb.get_item(TableName=self.table_name, Key={"id": {"S": record_id}}, ConsistentRead=True).get("Item")
         return None if item is None else {name: _DESERIALIZE(value) for name, value in item.items()}
 
     def records(self) -> list[dict[str, Any]]:

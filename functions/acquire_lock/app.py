@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idempotency.errors import IdempotencyError, IdempotencyPayloadMismatchError, IdempotencyWaitTimeoutError
-from idempotency.key import compute_idempotency_key
+from idempotency.key import identify
 from idempotency.observability import METRIC_FOR_OUTCOME, PAYLOAD_MISMATCHES, REJECTED_INPUTS, TAKEOVERS, WAIT_TIMEOUTS
 from idempotency.ownership import LivenessChecker, execution_arn_of_child
 from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, take_record
@@ -48,12 +48,14 @@ def look_and_take(
     """Compute the key of ``event["input"]`` and look at its record; take it if it is free.
 
     ``event`` is what the state machine sends: ``input`` (the execution input), ``executionId``,
-    ``startTime``, ``runId`` (tells apart runs of one Express execution), ``childStateMachine``
+    ``startTime``, ``stateMachine`` (its ARN: the key's default scope), ``runId`` (tells apart runs
+    of one Express execution), ``childStateMachine``
     (child variant) and, when looking again after waiting, ``waiting``: this function's previous
     ``BUSY`` output, with ``wakeUp`` (what ended a wait for a task token: a wake-up message or a
     timeout). ``check`` tells whether the holder of an expired lease can still act (Standard).
     """
-    key = compute_idempotency_key(event["input"])
+    identity = identify(event["input"], config.scope_of(event["stateMachine"]), config.key_rules)
+    key = identity.key
     logger.append_keys(idempotency_key=key)
     waiting: dict[str, Any] | None = event.get("waiting")
     rechecks, waited_seconds = 0, 0
@@ -74,6 +76,7 @@ def look_and_take(
         record_ttl_seconds=config.record_ttl_seconds,
         lease_seconds=config.lease_seconds,
         may_take_failed=not (waiting and config.waiter_failure_policy == FAIL),
+        payload_hash=identity.payload_hash,
         child_execution=execution_arn_of_child(child, event["executionId"]) if child else None,
         liveness=check if config.checks_liveness else None,
     )

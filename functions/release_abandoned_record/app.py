@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idempotency.errors import IdempotencyError
-from idempotency.key import compute_idempotency_key
+from idempotency.key import identify
 from idempotency.observability import RECORDS_RELEASED, WAKE_UPS_FAILED
 from idempotency.record import Owner, end_ownership
 from idempotency.settings import SDK_CONFIG, Settings
@@ -67,7 +67,7 @@ def release_abandoned_record(
     now = int(time.time()) if now is None else now
     described = execution_description(detail, sfn)
     try:
-        key = compute_idempotency_key(json.loads(str(described["input"])))
+        key = identify(json.loads(str(described["input"])), config.scope_of(detail["stateMachineArn"]), config.key_rules).key
     except (IdempotencyError, json.JSONDecodeError, TypeError) as error:
         # Input with no key never got a record: nothing to release.
         logger.info("No record to release: the input has no key", extra={"error": type(error).__name__})
@@ -76,16 +76,16 @@ def release_abandoned_record(
     stopped = _epoch_seconds(detail.get("stopDate"), default=now)
     free_at = stopped + config.longest_call_seconds
     failed = detail.get("status") == FAILED_STATUS
-    error = str(described.get("error") or "States.Runtime") if failed else None
-    cause = str(described.get("cause") or "") if failed else None
+    failure_error = str(described.get("error") or "States.Runtime") if failed else None
+    failure_cause = str(described.get("cause") or "") if failed else None
     ended = Owner(execution_id=execution_arn, start_time=_iso(detail.get("startDate"), now), run_id="")
     changed = end_ownership(
-        client, config.table_name, key, ended, now, free_at, config.record_ttl_seconds, error=error, cause=cause
+        client, config.table_name, key, ended, now, free_at, config.record_ttl_seconds, error=failure_error, cause=failure_cause
     )
     if changed is None:
         logger.info("Record not held by this execution: left as it is, or held for its take still in flight")
         return {"released": False, "key": key, "freeAt": free_at}
-    wake_ups = wake_waiters(client, sfn, config.table_name, changed, wake_up_message(changed, error=error, cause=cause), logger)
+    wake_ups = wake_waiters(client, sfn, config.table_name, changed, wake_up_message(changed, error=failure_error, cause=failure_cause), logger)
     if wake_ups.failed:
         metrics.add_metric(name=WAKE_UPS_FAILED, unit=MetricUnit.Count, value=wake_ups.failed)
     logger.info("Record released", extra={"free_at": free_at, "woken": wake_ups.woken, "status": changed.status})

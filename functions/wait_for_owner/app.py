@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from botocore.exceptions import BotoCoreError, ClientError
 
 from idempotency.record import Holder, register_waiter

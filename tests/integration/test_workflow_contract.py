@@ -105,18 +105,25 @@ def test_a_failure_repeated_runs_the_steps_each_time(stack: OfflineStack, unique
 
 
 @pytest.mark.offline_only(reason="counts Lambda calls")
-def test_jmespath_key_makes_unrelated_fields_irrelevant(stack: OfflineStack, unique: str) -> None:
+def test_jmespath_key_selects_the_key_and_payload_validation_refuses_what_it_left_out(stack: OfflineStack, unique: str) -> None:
     expression = "[nested.key1, nested.key2]"
     first = stack.run(
         {"top": "one", "nested": {"key1": unique, "key2": "v2", "other": 1}, "idempotencyKeyJmespath": expression, "forceFailure": False}
     )
     calls = business_step_calls(stack)
+    record = stack.get_record(compute_idempotency_key({"idempotencyKeyJmespath": expression, "nested": {"key1": unique, "key2": "v2"}}))
 
-    same_key = stack.run(
-        {"top": "two", "nested": {"key2": "v2", "key1": unique, "other": 2}, "idempotencyKeyJmespath": expression, "forceFailure": False}
+    reordered = stack.run(
+        {"forceFailure": False, "idempotencyKeyJmespath": expression, "nested": {"other": 1, "key2": "v2", "key1": unique}, "top": "one"}
     )
-    assert same_key.status == "SUCCEEDED"
-    assert same_key.output == first.output
+    same_key = stack.run(
+        {"top": "secret-payload-value", "nested": {"key2": "v2", "key1": unique, "other": 2}, "idempotencyKeyJmespath": expression, "forceFailure": False}
+    )
+    assert (reordered.status, reordered.output) == ("SUCCEEDED", first.output)
+    # Payload validation is on by default (the whole input): the same key with another payload is refused, and changes nothing.
+    assert (same_key.status, same_key.error) == ("FAILED", "IdempotencyPayloadMismatchError")
+    assert record is not None and record["id"] in (same_key.cause or "") and "secret-payload-value" not in (same_key.cause or "")
+    assert stack.get_record(record["id"]) == record
     assert business_step_calls(stack) == calls
 
     other_key = stack.run(
@@ -206,7 +213,9 @@ def test_an_abandoned_lock_is_taken_over_once_its_lease_expires(stack: OfflineSt
 
 @pytest.mark.offline_only(reason="deploys the emulator with a parameter override")
 def test_ttl_is_the_record_ttl_parameter_after_the_start() -> None:
-    with OfflineStack({"RecordTtlSeconds": 120}, environment=QUIET) as stack:
+    with OfflineStack(
+        {"RecordTtlSeconds": 120, "ExecutionTimeoutSeconds": 100, "WaitTimeoutSeconds": 90, "LongestCallSeconds": 10}, environment=QUIET
+    ) as stack:
         execution_input = {"orderId": "ttl", "forceFailure": False}
         before = int(time.time())
         assert stack.run(execution_input).status == "SUCCEEDED"

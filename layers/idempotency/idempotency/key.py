@@ -31,6 +31,7 @@ from idempotency.errors import (
     IdempotencyKeyExpressionError,
     IdempotencyKeyOverrideNotAllowedError,
 )
+from idempotency.limits import MAX_INPUT_BYTES
 
 KEY_EXPRESSION_FIELD = "idempotencyKeyJmespath"
 # Template parameters, named in the errors a deployment's own settings cause.
@@ -44,9 +45,6 @@ SCOPE_SEPARATOR = "#"
 # The longest state machine name is 80 characters; a little more leaves room for a chosen scope
 # while keeping an id (and the waiter slots' longer ids) far below DynamoDB's 2 KiB key limit.
 MAX_SCOPE_LENGTH = 128
-# The input travels in the state with the envelope's own fields (the record's outcome, the owner's
-# ARN, a wake-up message): keep 4 KiB of Step Functions' 256 KiB payload limit for them.
-MAX_INPUT_BYTES = 256 * 1024 - 4 * 1024
 # Deeper inputs are refused before they reach recursive code (JSON parsers, JMESPath).
 MAX_NESTING_DEPTH = 100
 WHOLE_INPUT = "@"

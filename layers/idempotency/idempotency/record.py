@@ -21,6 +21,8 @@ TTL deletion may come days late.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import time
@@ -28,13 +30,20 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from idempotency.errors import (
     IdempotencyPayloadMismatchError,
     IdempotencyRecordLostError,
     IdempotencyRecordStateError,
 )
+from idempotency.key import mismatch_message
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -339,12 +348,10 @@ def _unchanged(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _check_payload(key: str, item: dict[str, Any], payload_hash: str | None) -> None:
+    # A record written without a hash (validation off then, or an earlier version) is never compared.
     stored = item.get(PAYLOAD_HASH, {}).get("S")
     if payload_hash is not None and stored is not None and stored != payload_hash:
-        raise IdempotencyPayloadMismatchError(
-            f"Record {key} was written for another payload: this input has the same idempotency key but its "
-            "validated part differs. Use a key that tells the two requests apart, or send the same payload."
-        )
+        raise IdempotencyPayloadMismatchError(mismatch_message(key))
 
 
 def _put_owned_record(
@@ -485,7 +492,7 @@ def clear_waiter_slots(client: DynamoDBClient, table_name: str, slot_ids: Sequen
     for chunk in _chunks(list(slot_ids), 25):
         requests: dict[str, Any] = {table_name: [{"DeleteRequest": {"Key": {ID: {"S": slot_id}}}} for slot_id in chunk]}
         for attempt in range(_WRITE_ATTEMPTS):
-            unprocessed = _with_retries(lambda: client.batch_write_item(RequestItems=requests)).get("UnprocessedItems") or {}
+            unprocessed = _with_retries(functools.partial(client.batch_write_item, RequestItems=requests)).get("UnprocessedItems") or {}
             if not unprocessed:
                 break
             requests = unprocessed
@@ -496,7 +503,7 @@ def _batch_get(client: DynamoDBClient, table_name: str, slot_ids: Sequence[str])
     for chunk in _chunks(list(slot_ids), 100):
         request: dict[str, Any] = {table_name: {"Keys": [{ID: {"S": slot_id}} for slot_id in chunk], "ConsistentRead": True}}
         for attempt in range(_WRITE_ATTEMPTS):
-            response = _with_retries(lambda: client.batch_get_item(RequestItems=request))
+            response = _with_retries(functools.partial(client.batch_get_item, RequestItems=request))
             for item in response.get("Responses", {}).get(table_name, []):
                 yield item[ID]["S"], item
             request = response.get("UnprocessedKeys") or {}
@@ -650,7 +657,8 @@ def end_ownership(
 def _put_record_of_ended_owner(
     client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, record_ttl_seconds: int
 ) -> None:
-    try:
+    # A record that appeared meanwhile is its own owner's: the put is then refused, and that is all.
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
         _with_retries(
             lambda: client.put_item(
                 TableName=table_name,
@@ -669,8 +677,6 @@ def _put_record_of_ended_owner(
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )
         )
-    except client.exceptions.ConditionalCheckFailedException:
-        pass  # a record appeared meanwhile: its own owner's
 
 
 # --------------------------------------------------------------------------- helpers

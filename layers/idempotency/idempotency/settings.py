@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from botocore.config import Config
 
 from idempotency.errors import IdempotencyConfigurationError
+from idempotency.key import KeyRules, check_scope
 
 # Waiters' policy when the execution they waited for failed (template parameter WaitersOnFailure).
 TAKE_OVER = "TakeOver"  # one waiter takes the record and runs the steps again; the others keep waiting
@@ -51,6 +52,10 @@ class Settings:
     # The longest one call the steps make can run (a Lambda function's Timeout): an owner that
     # stopped frees its key only this long after it stopped, since its calls in flight run on.
     longest_call_seconds: int = 900
+    # How a request is identified (key expression, override, payload validation), and the scope of
+    # its record's id ("" means each state machine's own name).
+    key_rules: KeyRules = field(default_factory=KeyRules)
+    scope: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,6 +87,8 @@ class Settings:
                 f"WaitTimeoutSeconds={self.wait_timeout_seconds} must be shorter than "
                 f"ExecutionTimeoutSeconds={self.execution_timeout_seconds}, or waiters time out instead of failing with a named error"
             )
+        if self.scope:
+            check_scope(self.scope)
         if problems:
             raise IdempotencyConfigurationError("; ".join(problems) + ".")
 
@@ -124,4 +131,23 @@ class Settings:
             workflow_type=environ["WORKFLOW_TYPE"],
             execution_timeout_seconds=int(environ["EXECUTION_TIMEOUT_SECONDS"]),
             longest_call_seconds=int(environ["LONGEST_CALL_SECONDS"]),
+            key_rules=KeyRules.from_parameters(
+                key_expression=environ.get("IDEMPOTENCY_KEY_JMESPATH", ""),
+                allow_key_override=environ.get("ALLOW_KEY_OVERRIDE", "true"),
+                validation_expression=environ.get("PAYLOAD_VALIDATION_JMESPATH", "@"),
+            ),
+            scope=environ.get("IDEMPOTENCY_SCOPE", ""),
         )
+
+    def scope_of(self, state_machine_arn: str) -> str:
+        """The scope of the records of a state machine's executions: the deployment's, or the state machine's name."""
+        return check_scope(self.scope or state_machine_name(state_machine_arn))
+
+
+def state_machine_name(arn: str) -> str:
+    """The name in a state machine's ARN, or in one of its executions' ARNs (Standard or Express)."""
+    parts = arn.split(":")
+    kind = parts[5] if len(parts) > 6 else ""
+    if kind in ("stateMachine", "execution", "express"):
+        return parts[6]
+    raise IdempotencyConfigurationError(f"{arn!r} is not the ARN of a state machine or of an execution.")
