@@ -26,7 +26,16 @@ from bench.clock import DeclaredClock, history_end, history_start, wait_interval
 from bench.deployment import MeteredStack
 from bench.metering import Counters, Usage, count_step_states
 from bench.options import BenchOptions
-from bench.paths import FRESH_EVENT, HOLD_FUNCTION, PathResult, expect, hit_targets, load_event, seed_waiter_reference
+from bench.paths import (
+    FRESH_EVENT,
+    HOLD_FUNCTION,
+    SEED_POLL_SECONDS,
+    PathResult,
+    expect,
+    hit_targets,
+    load_event,
+    seed_waiter_reference,
+)
 from bench.targets import UNITS_PER_WAITER_SPREAD, WAITER_GROWTH_LIMIT, WAITER_MAX_LATENCY_S, WAKE_ALL_MAX_S, Target
 from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import Gate, Handler
@@ -34,7 +43,6 @@ from emulator.adapters import Gate, Handler
 # The envelope functions a waiter registers with (its .waitForTaskToken task) and the owner saves with.
 WAITER_FUNCTION = "WaitForOwnerFunction"
 SAVE_FUNCTION = "SaveOutcomeFunction"
-SEED_POLL_SECONDS = 10
 
 
 def samples() -> Callable[[], int]:
