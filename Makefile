@@ -86,7 +86,7 @@ pytest: $(STAMP)
 	$(PY) -m pytest tests -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Measure states, Lambda calls, DynamoDB requests and cost per execution, against the targets
-	$(PY) scripts/bench.py $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Optional, not part of `test`. `sam build` without a container needs the template's runtime
 # (python3.13) on PATH; with pyenv: PYENV_VERSION=3.11.7:3.13.0 make build

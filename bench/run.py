@@ -1,0 +1,94 @@
+"""The whole bench: which stacks are deployed, which paths run on each, in what order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.cold_start import TAKE_FUNCTION, ColdStart, handler_subjects, key_module_subject, measure_cold_start
+from bench.deployment import EXPRESS_PARAMETERS, MeteredStack, takes_task_token_length
+from bench.key_hash import HashTiming, measure_key_hash
+from bench.options import BenchOptions
+from bench.paths import Mix, PathResult, measure_express, measure_result_sizes, measure_runs, mix
+from bench.prices import FunctionSpec, Prices
+from bench.waiters import ContentionSummary, WaiterSummary, measure_contention, measure_waiters, samples
+from emulator.template import Template
+
+
+@dataclass
+class StandardRun:
+    """What the paths on the Standard stack used, and what the stack told about its functions."""
+
+    paths: list[PathResult]
+    waiters: WaiterSummary
+    functions: dict[str, FunctionSpec]
+    billed_ms: dict[str, int]
+    environments: dict[str, dict[str, str]]  # each envelope function's deployed environment
+
+
+@dataclass
+class BenchReport:
+    options: BenchOptions
+    prices: Prices
+    paths: list[PathResult]
+    waiters: WaiterSummary
+    mix: Mix
+    billed_ms: dict[str, int]
+    functions: dict[str, FunctionSpec]
+    contention: ContentionSummary | None = None
+    express: list[PathResult] | None = None
+    cold_start: ColdStart | None = None
+    key_hash: HashTiming | None = None
+
+
+def measure_standard(bench: MeteredStack, options: BenchOptions, prices: Prices, sample: Callable[[], int]) -> StandardRun:
+    """Every path of single executions and single waiters on the Standard stack, priced."""
+    paths = measure_runs(bench)
+    waiter_paths, waiters = measure_waiters(bench, paths[0], options, sample)
+    paths += waiter_paths
+    paths += measure_result_sizes(bench, options.result_sizes, sample)
+    for path in paths:
+        path.cost = bench.cost(path.usage, prices)
+    return StandardRun(
+        paths=paths,
+        waiters=waiters,
+        functions=bench.functions,
+        billed_ms=bench.billed_ms(),
+        environments={name: bench.function_environment(name) for name, spec in bench.functions.items() if spec.envelope},
+    )
+
+
+def build_report(options: BenchOptions, prices: Prices, run: StandardRun) -> BenchReport:
+    by_key = {path.key: path for path in run.paths}
+    return BenchReport(
+        options=options,
+        prices=prices,
+        paths=run.paths,
+        waiters=run.waiters,
+        mix=mix(by_key["hit"], by_key["fresh"]),
+        billed_ms=run.billed_ms,
+        functions=run.functions,
+    )
+
+
+def run_bench(options: BenchOptions) -> BenchReport:
+    """Deploy each stack in turn (Standard, Standard at real time for contention, Express), then time imports."""
+    prices, sample = Prices(), samples()
+    token_length = options.task_token_length if takes_task_token_length() else None
+    with MeteredStack.deployed(options.time_scale, task_token_length=token_length) as bench:
+        standard = measure_standard(bench, options, prices, sample)
+    report = build_report(options, prices, standard)
+    if options.contention_sizes:
+        with MeteredStack.deployed(options.contention_time_scale, task_token_length=token_length) as contended:
+            report.contention, hit_after = measure_contention(contended, options, sample, token_length)
+            hit_after.cost = contended.cost(hit_after.usage, prices)
+        report.paths.append(hit_after)
+    if options.express:
+        with MeteredStack.deployed(options.time_scale, EXPRESS_PARAMETERS, task_token_length=token_length) as express:
+            report.express = measure_express(express, prices)
+    template = Template.load()
+    envelope = [name for name, spec in standard.functions.items() if spec.envelope]
+    subjects = [*handler_subjects(template, standard.environments, envelope), key_module_subject(template)]
+    report.cold_start = measure_cold_start(subjects, options.import_runs, breakdown_of=(TAKE_FUNCTION,))
+    report.key_hash = measure_key_hash(template.import_roots(TAKE_FUNCTION), options.hash_runs)
+    return report
