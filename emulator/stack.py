@@ -42,6 +42,7 @@ from emulator.adapters import (
     task_tokens_reach_started_executions,
 )
 from emulator.events import EventBus, execution_status_events, s3_object_events
+from emulator.execution_api import named_and_checked_executions, stops_reach_starting_executions
 from emulator.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
 
 REGION = "us-east-1"
@@ -177,6 +178,8 @@ class OfflineStack:
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
+            exit_stack.enter_context(named_and_checked_executions())
+            exit_stack.enter_context(stops_reach_starting_executions())
             exit_stack.enter_context(s3_object_events(self.events))
             self.sfn = self._client("stepfunctions")
             self.dynamodb = self._client("dynamodb")

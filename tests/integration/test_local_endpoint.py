@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,6 +170,21 @@ def test_a_fresh_run_then_a_hit_through_a_deployed_stack_leaves_no_record_behind
     names = [arn.rsplit(":", 1)[1] for arn in (first.execution_arn, hit.execution_arn)]
     assert names[0] != names[1] and all(name.startswith("itest-") for name in names)
     assert _items(endpoint) == []  # the record was deleted when the stack was left
+
+
+def test_start_execution_names_unnamed_executions_and_refuses_input_that_is_not_json(endpoint: LocalEndpoint, client_credentials: None) -> None:
+    sfn = endpoint.client("stepfunctions")
+    arn = endpoint.description["Outputs"]["IdempotentWorkflowArn"]
+
+    # Input the workflow rejects before writing any record: the table stays empty for later tests.
+    unnamed = [sfn.start_execution(stateMachineArn=arn, input="[]")["executionArn"] for _ in range(2)]
+    with pytest.raises(sfn.exceptions.InvalidExecutionInput):
+        sfn.start_execution(stateMachineArn=arn, input="{not json")
+
+    names = [execution_arn.rsplit(":", 1)[1] for execution_arn in unnamed]
+    assert names[0] != names[1] and all(str(uuid.UUID(name)) == name for name in names)
+    with DeployedStack(STACK_NAME, endpoint_url=endpoint.url) as deployed:
+        assert [deployed.wait_for(execution_arn).error for execution_arn in unnamed] == ["IdempotencyInputNotObjectError"] * 2
 
 
 def test_polling_is_bounded_and_leaving_stops_what_still_runs(endpoint: LocalEndpoint, client_credentials: None) -> None:
