@@ -41,10 +41,10 @@ from unittest import mock
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from emulator.adapters import load_module
 from emulator.demo import FRESH_EVENT
 from emulator.stack import REGION, OfflineStack
-from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, TemplateParameterError
+from tools.layer_import import load_module
+from tools.template import PROJECT_ROOT, TEMPLATE_PATH, TemplateParameterError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4566

@@ -41,8 +41,8 @@ import boto3  # noqa: E402
 from boto3.dynamodb.types import TypeDeserializer  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
-from emulator.adapters import load_module  # noqa: E402
-from emulator.deployed import StackNotFound, table_name_of_stack  # noqa: E402
+from tools.deployed import StackNotFound, table_name_of_stack  # noqa: E402
+from tools.layer_import import load_module  # noqa: E402
 
 LAYER_ROOT = PROJECT_ROOT / "layers" / "idempotency"
 record = load_module(LAYER_ROOT, "idempotency.record")
