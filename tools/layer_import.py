@@ -29,6 +29,16 @@ def load_module(import_roots: Path | Sequence[Path], module_name: str) -> Module
     ``app.py`` and each stack gets module-level state (clients, settings read from the
     environment) of its own.
     """
+    (module,) = load_modules(import_roots, module_name)
+    return module
+
+
+def load_modules(import_roots: Path | Sequence[Path], *module_names: str) -> tuple[ModuleType, ...]:
+    """Like ``load_module``, for several modules imported together, as one Lambda process would.
+
+    They share the modules they import, so an exception class one of them raises is the class
+    the others catch (two ``load_module`` calls would give two copies of it).
+    """
     roots = [import_roots] if isinstance(import_roots, Path) else list(import_roots)
     local_names = {
         path.stem if path.suffix == ".py" else path.name
@@ -46,7 +56,7 @@ def load_module(import_roots: Path | Sequence[Path], module_name: str) -> Module
             del sys.modules[name]
         sys.path[:0] = [str(root) for root in roots]
         try:
-            return importlib.import_module(module_name)
+            return tuple(importlib.import_module(name) for name in module_names)
         finally:
             del sys.path[: len(roots)]
             for name in [name for name in sys.modules if is_local(name)]:
