@@ -139,6 +139,7 @@ def test_the_server_prints_the_outputs_and_commands_to_paste(endpoint: LocalEndp
     fresh_key = compute_idempotency_key(json.loads((PROJECT_ROOT / "events" / "execution_fresh.json").read_text(encoding="utf-8")))
     assert f"aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key '{{\"id\": {{\"S\": \"{fresh_key}\"}}}}'" in printed
     assert f"{STACK_NAME_VARIABLE}={STACK_NAME} {ENDPOINT_VARIABLE}={endpoint.url} make pytest" in printed
+    assert f'make records ARGS="--endpoint-url {endpoint.url} --stack-name {STACK_NAME} list"' in printed
 
 
 def test_cloudformation_describes_the_stack_with_its_outputs_and_parameters(endpoint: LocalEndpoint, client_credentials: None) -> None:
@@ -260,6 +261,7 @@ def test_ctrl_c_stops_the_running_executions_then_the_server(endpoint: LocalEndp
     assert status == 0, printed
     assert "1 execution(s) still running will be stopped" in printed
     assert printed.rstrip().endswith("Stopped.")
+    assert '"_aws"' not in printed  # the module's executions printed no metric JSON for people to wade through
     assert not endpoint.outputs_file.exists()
 
 
