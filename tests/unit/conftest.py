@@ -17,9 +17,11 @@ from moto import mock_aws
 
 from emulator.adapters import LambdaContext, load_module
 from emulator.stack import QUIET_FUNCTIONS
-from emulator.template import Template
+from emulator.template import Resolver, Template
 
 LAYER_TYPE = "AWS::Serverless::LayerVersion"
+# The table the ``dynamodb`` fixture creates, and the name the template environment gives it.
+RECORDS_TABLE = "records"
 # The layer's modules the unit tests use.
 LAYER_MODULES = ("errors", "key", "limits", "settings", "record", "ownership", "wakeup")
 
@@ -30,6 +32,17 @@ FunctionLoader = Callable[..., ModuleType]
 def template() -> Template:
     """The project's real ``template.yaml``."""
     return Template.load()
+
+
+@pytest.fixture(scope="session")
+def template_environment(template: Template) -> dict[str, str]:
+    """The variables ``Globals.Function.Environment`` gives every function, with the parameters' defaults.
+
+    ``IdempotencyTable`` resolves to ``RECORDS_TABLE``, the table of the ``dynamodb`` fixture.
+    """
+    resolver = Resolver(parameters=template.parameter_values(), pseudo={}, refs={"IdempotencyTable": RECORDS_TABLE})
+    variables = template.body["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: str(value) for name, value in resolver.resolve(variables).items()}
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +113,6 @@ def write_template(tmp_path: Path) -> Callable[[str], Template]:
 
     return write
 
-
-RECORDS_TABLE = "records"
 
 
 @pytest.fixture
