@@ -19,7 +19,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from idempotency.errors import IdempotencyError, IdempotencyPayloadMismatchError, IdempotencyWaitTimeoutError
+from idempotency.errors import (
+    IdempotencyError,
+    IdempotencyPayloadMismatchError,
+    IdempotencyResultTooLargeError,
+    IdempotencyWaitTimeoutError,
+)
 from idempotency.key import identify
 from idempotency.observability import METRIC_FOR_OUTCOME, PAYLOAD_MISMATCHES, REJECTED_INPUTS, TAKEOVERS, WAIT_TIMEOUTS
 from idempotency.ownership import LivenessChecker, execution_arn_of_child
@@ -76,6 +81,8 @@ def look_and_take(
         record_ttl_seconds=config.record_ttl_seconds,
         lease_seconds=config.lease_seconds,
         may_take_failed=not (waiting and config.waiter_failure_policy == FAIL),
+        # Rerunning the steps would only make the same too-large result again: waiters fail with it.
+        reported_errors=(IdempotencyResultTooLargeError.__name__,) if waiting else (),
         payload_hash=identity.payload_hash,
         child_execution=execution_arn_of_child(child, event["executionId"]) if child else None,
         liveness=check if config.checks_liveness else None,
@@ -95,7 +102,7 @@ def look_and_take(
                 f"(WaitTimeoutSeconds={config.wait_timeout_seconds})."
             )
         output.update(
-            waitBy=config.wait_by, rechecks=rechecks, waitedSeconds=waited_seconds, recheckAfterSeconds=recheck_after
+            waitBy=config.wait_by if outcome.wakes_waiters else WAIT_BY_POLLING, rechecks=rechecks, waitedSeconds=waited_seconds, recheckAfterSeconds=recheck_after
         )
     return output
 

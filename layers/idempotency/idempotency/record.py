@@ -26,7 +26,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +173,9 @@ class LockOutcome:
     # A BUSY record held under a lease that says when to look again at the latest (epoch seconds).
     look_again_at: int | None = None
     taken_over: bool = False
+    # BUSY on an IN_PROGRESS record: its owner (or the release) wakes waiters. A FAILED record whose
+    # owner's calls may still run is BUSY too, but nobody will wake anyone: its waiters poll.
+    wakes_waiters: bool = True
 
     def as_output(self) -> dict[str, Any]:
         output: dict[str, Any] = {"outcome": self.outcome, "key": self.key}
@@ -242,6 +245,7 @@ def take_record(
     lease_seconds: int,
     *,
     may_take_failed: bool = True,
+    reported_errors: Collection[str] = (),
     payload_hash: str | None = None,
     child_execution: str | None = None,
     liveness: LivenessCheck | None = None,
@@ -261,7 +265,7 @@ def take_record(
     """
     item = _live(read_record(client, table_name, key), now)
     for _ in range(3):
-        decision = _decide(key, item, owner, now, may_take_failed, payload_hash, liveness)
+        decision = _decide(key, item, owner, now, may_take_failed, reported_errors, payload_hash, liveness)
         if isinstance(decision, LockOutcome):
             if decision.outcome == BUSY and decision.look_again_at is None and item is not None:
                 extended = extend_lease(client, table_name, key, item, now + lease_seconds)
@@ -292,6 +296,7 @@ def _decide(
     owner: Owner,
     now: int,
     may_take_failed: bool,
+    reported_errors: Collection[str],
     payload_hash: str | None,
     liveness: LivenessCheck | None,
 ) -> LockOutcome | _Put:
@@ -308,13 +313,12 @@ def _decide(
         return LockOutcome(COMPLETED, key, result=json.loads(item[RESULT]["S"]))
     still_so, same_holder = _unchanged(item)
     if status == FAILED:
+        error = item.get(ERROR, {}).get("S", "States.TaskFailed")
+        if not may_take_failed or error in reported_errors:
+            return LockOutcome(FAILED_OUTCOME, key, holder=holder, error=error, cause=item.get(CAUSE, {}).get("S", ""))
         if holder.lease_expiry >= now:
             # The failed owner's other calls may still run (a Parallel's branches): not yet.
-            return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1)
-        if not may_take_failed:
-            return LockOutcome(
-                FAILED_OUTCOME, key, holder=holder, error=item.get(ERROR, {}).get("S", "States.TaskFailed"), cause=item.get(CAUSE, {}).get("S", "")
-            )
+            return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1, wakes_waiters=False)
         return f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
     if status != IN_PROGRESS:
         raise IdempotencyRecordStateError(
