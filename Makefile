@@ -4,6 +4,8 @@
 #   make test    set up, then run every check: lint, validate, security scan, the test suite
 #   make bench   set up, then measure cost and latency per execution on the emulator (BENCH_ARGS=--json or --quick)
 #   make serve   set up, then serve the stack as a local AWS endpoint on 127.0.0.1:4566 (Ctrl-C stops it)
+#   make records ARGS="--stack-name idempotent-workflow list"   the records tool, with the project's Python
+#   make build / make deploy / make invoke FUNCTION=AcquireLockFunction   SAM CLI (it is installed in .venv/bin)
 #
 # Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt;
 # it is redone only when one of those files changes.
@@ -19,6 +21,13 @@ PYTEST_WORKERS ?= auto
 PYTEST_DIST ?= loadfile
 # e.g. make serve SERVE_ARGS="--time-scale 0.01 --parameter-overrides PollIntervalSeconds=2"
 SERVE_ARGS ?=
+# make records ARGS="..."; make deploy DEPLOY_ARGS="--parameter-overrides WorkflowType=EXPRESS ..."
+ARGS ?=
+DEPLOY_ARGS ?=
+# make invoke FUNCTION=<logical id> [EVENT=events/<file>.json] [ENV_VARS=events/env.json]; needs Docker
+FUNCTION ?=
+EVENT ?=
+ENV_VARS ?= events/env.json
 
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -36,7 +45,7 @@ SHELL := bash
 SCAN_VENV ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: help venv install demo serve test lint validate validate-template validate-asl scan pytest bench build clean
+.PHONY: help venv install demo serve records test lint validate validate-template validate-asl scan pytest bench build deploy invoke clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +67,9 @@ demo: $(STAMP) ## Deploy the stack into the emulator and run the workflow (first
 
 serve: $(STAMP) ## Serve the stack as a local AWS endpoint (aws ... --endpoint-url http://127.0.0.1:4566)
 	$(PY) -m emulator.server $(SERVE_ARGS)
+
+records: $(STAMP) ## The records tool: list, show, release, delete (make records ARGS="--stack-name NAME list")
+	$(PY) scripts/records.py $(ARGS)
 
 test: lint validate scan pytest ## Run every check: lint, validate, security scan, then the whole test suite
 
@@ -93,6 +105,16 @@ bench: $(STAMP) ## Measure states, Lambda calls, DynamoDB requests and cost per 
 build: $(STAMP) ## sam build (needs python3.13 on PATH; not needed offline)
 	@python3.13 --version >/dev/null 2>&1 || { echo "make build: sam build needs a working python3.13 on PATH (the template's Runtime: python3.13). With pyenv: PYENV_VERSION=3.11.7:3.13.0 make build" >&2; exit 1; }
 	$(BIN)/sam build --template template.yaml
+
+deploy: build ## sam deploy --guided (the first time it asks, and saves the answers in samconfig.toml)
+	$(BIN)/sam deploy --guided $(DEPLOY_ARGS)
+
+# The event defaults to the function's sample, events/<CodeUri folder>.json; events/env.json sets
+# the variables the stack would (put your stack's IdempotencyTableName output in it).
+invoke: $(STAMP) ## sam local invoke FUNCTION with its sample event and events/env.json (needs Docker)
+	@test -n "$(FUNCTION)" || { echo "usage: make invoke FUNCTION=<logical id> [EVENT=events/<file>.json]; functions: $$($(PY) -c 'from tools.template import Template; print(" ".join(Template.load().resources_of_type("AWS::Serverless::Function")))')" >&2; exit 2; }
+	$(BIN)/sam local invoke $(FUNCTION) --template template.yaml --env-vars $(ENV_VARS) \
+	  --event $${EVENT:-$$($(PY) -c 'import sys, pathlib; from tools.template import Template; print("events/" + pathlib.Path(Template.load().function_properties(sys.argv[1])["CodeUri"]).name + ".json")' $(FUNCTION))}
 
 clean: ## Remove .venv, the SAM build and caches
 	rm -rf $(VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

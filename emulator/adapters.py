@@ -28,19 +28,15 @@ Each adapter is a context manager that patches one named place in moto and undoe
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
-import sys
 import threading
 import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -66,55 +62,16 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcome
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
-Handler = Callable[[Any, Any], Any]
+# The import helper lives in tools/ (tools and scripts use it without the emulator); re-exported
+# here because tests and other modules import it from this module.
+from tools.layer_import import Handler as Handler
+from tools.layer_import import load_handler as load_handler
+from tools.layer_import import load_module as load_module
+
 # An interceptor wraps a handler call: interceptor(handler, event, context) -> result.
 Interceptor = Callable[[Handler, Any, Any], Any]
 
-_IMPORT_LOCK = threading.Lock()
-
-
 # --------------------------------------------------------------------------- Lambda, in process
-def load_module(import_roots: Path | Sequence[Path], module_name: str) -> ModuleType:
-    """Import ``module_name`` as Lambda would: freshly, in isolation, from a function's import roots.
-
-    ``import_roots`` is the function's ``CodeUri`` folder followed by the content of its layers
-    (Lambda puts a Python layer's content on ``sys.path`` after the function's own code). Modules
-    loaded from them are kept out of ``sys.modules`` afterwards, so two functions may both have an
-    ``app.py`` and each stack gets module-level state (clients, settings read from the
-    environment) of its own.
-    """
-    roots = [import_roots] if isinstance(import_roots, Path) else list(import_roots)
-    local_names = {
-        path.stem if path.suffix == ".py" else path.name
-        for root in roots
-        for path in root.iterdir()
-        if path.suffix == ".py" or (path / "__init__.py").exists()
-    }
-
-    def is_local(name: str) -> bool:
-        return name.split(".", 1)[0] in local_names
-
-    with _IMPORT_LOCK:
-        shadowed = {name: module for name, module in sys.modules.items() if is_local(name)}
-        for name in shadowed:
-            del sys.modules[name]
-        sys.path[:0] = [str(root) for root in roots]
-        try:
-            return importlib.import_module(module_name)
-        finally:
-            del sys.path[: len(roots)]
-            for name in [name for name in sys.modules if is_local(name)]:
-                del sys.modules[name]
-            sys.modules.update(shadowed)
-
-
-def load_handler(import_roots: Path | Sequence[Path], handler: str) -> Handler:
-    """Import the ``handler`` of a template function ("module.function", as in ``Handler:``)."""
-    module_name, _, function_name = handler.rpartition(".")
-    handler_function: Handler = getattr(load_module(import_roots, module_name), function_name)
-    return handler_function
-
-
 @dataclass
 class LambdaContext:
     """The parts of the Lambda context object that handlers and Powertools read."""

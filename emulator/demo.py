@@ -31,7 +31,7 @@ from typing import Any
 
 from emulator import demo_examples
 from emulator.stack import QUIET_FUNCTIONS, ExecutionResult, OfflineStack, business_step_functions
-from emulator.template import PROJECT_ROOT, Template
+from tools.template import PROJECT_ROOT, Template
 
 EVENTS = PROJECT_ROOT / "events"
 FRESH_EVENT = EVENTS / "execution_fresh.json"

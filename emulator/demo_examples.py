@@ -4,22 +4,20 @@
 * Sensor file (seed 002): the sample CSV uploaded to S3 starts the envelope through the
   template's EventBridge rule; the same event delivered again stores nothing twice.
 
-Each section prints a few lines and records unmet expectations on the ``Demo`` it is given.
+Each section prints a few lines and records unmet expectations on the ``Demo`` it is given;
+``emulator.demo`` runs them, and this module does not import it.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import boto3
 
-from emulator.stack import REGION
-from emulator.template import PROJECT_ROOT
-
-if TYPE_CHECKING:
-    from emulator.demo import Demo
+from emulator.stack import REGION, OfflineStack
+from tools.template import PROJECT_ROOT
 
 EVENTS = PROJECT_ROOT / "events"
 REGISTRATION_EVENT = EVENTS / "execution_user_registration.json"
@@ -29,6 +27,14 @@ SENSOR_ENVELOPE, SENSOR_CHILD, PARSE = "IdempotentSensorFileWorkflow", "SensorFi
 SENSOR_BUCKET, SENSOR_TABLE = "SensorFilesBucket", "SensorReadingsTable"
 # The seed waits ten minutes before notifying; the demo waits 30 s (0.3 s once the emulator scales it).
 DEMO_PARAMETERS = {"SensorFileNotificationDelaySeconds": 30}
+
+
+class Demo(Protocol):
+    """What a section needs from the demo that runs it (``emulator.demo.Demo``): the stack, and where to report."""
+
+    stack: OfflineStack
+
+    def expect(self, condition: bool, what: str) -> None: ...
 
 
 def _children(demo: Demo, child: str) -> int:

@@ -41,10 +41,10 @@ from unittest import mock
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from emulator.adapters import load_module
 from emulator.demo import FRESH_EVENT
 from emulator.stack import REGION, OfflineStack
-from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, TemplateParameterError
+from tools.layer_import import load_module
+from tools.template import PROJECT_ROOT, TEMPLATE_PATH, TemplateParameterError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
@@ -203,7 +203,7 @@ def announcement(stack: ServedStack, outputs_file: Path | None) -> str:
         f"  aws stepfunctions describe-execution --endpoint-url {url} --execution-arn {execution_arn}:repeat",
         f"  aws dynamodb get-item --endpoint-url {url} --table-name {stack.table_name} --key '{{\"id\": {{\"S\": \"{fresh_key}\"}}}}'",
         f"  aws cloudformation describe-stacks --endpoint-url {url} --stack-name {stack.stack_name}",
-        f"  .venv/bin/python scripts/records.py --endpoint-url {url} --stack-name {stack.stack_name} list",
+        f"  make records ARGS=\"--endpoint-url {url} --stack-name {stack.stack_name} list\"",
         f"  AWS_SAM_STACK_NAME={stack.stack_name} AWS_ENDPOINT_URL={url} make pytest",
         "",
         "Ctrl-C stops it.",
@@ -235,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack-name", default=DEFAULT_STACK_NAME, help=f"stack name for CloudFormation (default {DEFAULT_STACK_NAME})")
     parser.add_argument("--outputs-file", type=Path, help="write the endpoint, outputs and parameters there as JSON once ready")
     parser.add_argument("--log-level", default="WARNING", help="the functions' POWERTOOLS_LOG_LEVEL (default WARNING)")
+    parser.add_argument("--metrics", action="store_true", help="let the functions print their metrics (EMF JSON) on every call")
     parser.add_argument("--log-requests", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
     try:
@@ -255,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             time_scale=args.time_scale,
             stack_name=args.stack_name,
-            environment={"POWERTOOLS_LOG_LEVEL": args.log_level},
+            # A person reads this terminal: one metric JSON line per Lambda call only when asked for.
+            environment={"POWERTOOLS_LOG_LEVEL": args.log_level, "POWERTOOLS_METRICS_DISABLED": "false" if args.metrics else "true"},
         )
         with stack:
             if args.outputs_file is not None:

@@ -21,7 +21,6 @@ import uuid
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -42,7 +41,14 @@ from emulator.adapters import (
     task_tokens_reach_started_executions,
 )
 from emulator.events import EventBus, execution_status_events, s3_object_events
-from emulator.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
+from emulator.execution_api import named_and_checked_executions, stops_reach_starting_executions
+from tools.executions import FINISHED as FINISHED
+from tools.executions import ExecutionDidNotFinish as ExecutionDidNotFinish
+from tools.executions import ExecutionResult as ExecutionResult
+from tools.executions import finished_execution
+from tools.template import ENVELOPE_STATE_MACHINE as ENVELOPE_STATE_MACHINE
+from tools.template import RECORD_TABLE as RECORD_TABLE
+from tools.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -57,15 +63,11 @@ BUCKET = "AWS::S3::Bucket"
 EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET)
 # Between a record id's scope and its key (layers/idempotency/idempotency/key.py).
 SCOPE_SEPARATOR = "#"
-# The envelope's own resources (logical ids), which the examples' resources stand beside.
-ENVELOPE_STATE_MACHINE = "IdempotentWorkflow"
-RECORD_TABLE = "IdempotencyTable"
 # A function whose layers hold this package is part of the envelope; the others do the business work.
 ENVELOPE_PACKAGE = "idempotency"
 # Bucket settings that change nothing a test can observe offline (who may read, how data rests,
 # what expires after days).
 _BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration", "LifecycleConfiguration")
-FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 # How much less the state machine's TimeoutSeconds is shortened than Wait and Retry: at the default
 # scale 0.01 the default 1800 s lasts 180 s, not 18 s, which many concurrent executions on two busy
 # cores come close to; a declared 60 s still times out after 6 s.
@@ -85,36 +87,6 @@ def business_step_functions(template: Template) -> tuple[str, ...]:
     """The functions the envelope's own state machine runs as its business steps."""
     invoked = template.functions_invoked_by(ENVELOPE_STATE_MACHINE)
     return tuple(name for name in invoked if not is_envelope_function(template, name))
-
-
-class ExecutionDidNotFinish(TimeoutError):
-    """An execution was still running when the caller stopped waiting for it."""
-
-
-@dataclass(frozen=True)
-class ExecutionResult:
-    """What one execution did: its outcome and its full event history."""
-
-    execution_arn: str
-    status: str
-    output: Any
-    error: str | None
-    cause: str | None
-    history: list[dict[str, Any]]
-
-    @property
-    def states_entered(self) -> list[str]:
-        """Names of the states entered, in order (every kind of state, including Parallel branches)."""
-        return [event["stateEnteredEventDetails"]["name"] for event in self.history if event["type"].endswith("StateEntered")]
-
-    @property
-    def lambda_tasks(self) -> int:
-        """How many Lambda invocations the execution scheduled (``arn:aws:states:::lambda:invoke``)."""
-        return sum(
-            1
-            for event in self.history
-            if event["type"] == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] == "lambda"
-        )
 
 
 class OfflineStack:
@@ -179,6 +151,8 @@ class OfflineStack:
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
+            exit_stack.enter_context(named_and_checked_executions())
+            exit_stack.enter_context(stops_reach_starting_executions())
             exit_stack.enter_context(s3_object_events(self.events))
             self.sfn = self._client("stepfunctions")
             self.dynamodb = self._client("dynamodb")
@@ -437,31 +411,6 @@ class OfflineStack:
         self.events.wait_until_delivered()
 
 
-def finished_execution(sfn: Any, description: Mapping[str, Any], *, with_history: bool = True) -> ExecutionResult:
-    """The outcome of a finished execution from its ``DescribeExecution`` answer and its whole history.
-
-    ``with_history=False`` for Express executions, whose history Step Functions does not keep.
-    """
-    execution_arn = description["executionArn"]
-    history: list[dict[str, Any]] = []
-    if with_history:
-        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
-        history = [dict(event) for page in pages for event in page["events"]]
-    error, cause = description.get("error"), description.get("cause")
-    for event in history:
-        details = event.get("executionFailedEventDetails")
-        if details:
-            error, cause = details.get("error", error), details.get("cause", cause)
-    return ExecutionResult(
-        execution_arn=execution_arn,
-        status=description["status"],
-        output=_parse_output(description.get("output")),
-        error=error,
-        cause=cause,
-        history=history,
-    )
-
-
 @contextlib.contextmanager
 def _quiet_interpreter() -> Iterator[None]:
     # The interpreter logs every failed state with its whole parse tree; the history has the facts.
@@ -472,15 +421,6 @@ def _quiet_interpreter() -> Iterator[None]:
         yield
     finally:
         interpreter_log.setLevel(level)
-
-
-def _parse_output(output: str | None) -> Any:
-    if output is None:
-        return None
-    try:
-        return json.loads(output)
-    except json.JSONDecodeError:
-        return output  # moto returns a string result unquoted
 
 
 def _placeholder_zip() -> bytes:

@@ -1,5 +1,6 @@
 """Look at and repair idempotency records: on AWS, on the local endpoint, or in the emulator.
 
+    make records ARGS="--stack-name idempotent-workflow list"       # with the project's virtualenv
     python scripts/records.py --stack-name idempotent-workflow list
     python scripts/records.py --stack-name idempotent-workflow show --input events/execution_fresh.json
     python scripts/records.py --table MyTable show 6977b207...
@@ -8,13 +9,16 @@
 
 A record is named by its key, or by an execution input (``--input``, a file or JSON text) whose
 key is computed with the layer's own ``compute_idempotency_key``. The table is given by name
-(``--table``) or found from the stack's outputs (``--stack-name``). Attribute names and statuses
-come from ``layers/idempotency/idempotency/record.py``.
+(``--table``) or found from the stack's outputs (``--stack-name``). Every change goes through
+the envelope's own code (``layers/idempotency``): this tool writes no condition of its own, so it
+cannot drift from what the functions do.
 
 ``release`` is for an owner that can no longer finish (stopped, timed out, crashed) when its key
-should not wait for the lease to run out: it deletes the record only if it is still IN_PROGRESS
-and still held by the execution given, in one conditional write. Should that owner still be
-running, its save is refused (IdempotencyRecordLostError) and never recreates the record.
+should not wait for the lease to run out: it is the release function's ``record.release_record``
+(only while the record is IN_PROGRESS and held by the execution given), then the waiters are woken
+with ``wakeup.wake_waiters`` so they look again at once. Should that owner still be running, its
+save is refused (IdempotencyRecordLostError) and never recreates the record. ``delete`` removes a
+record whatever its state, and wakes the waiters it had.
 
 Exit status: 0 done; 1 no such record, release refused, or delete not confirmed; 2 bad usage
 (arguments, input, table or stack not found).
@@ -41,12 +45,12 @@ import boto3  # noqa: E402
 from boto3.dynamodb.types import TypeDeserializer  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
-from emulator.adapters import load_module  # noqa: E402
-from emulator.deployed import StackNotFound, table_name_of_stack  # noqa: E402
+from tools.deployed import StackNotFound, table_name_of_stack  # noqa: E402
+from tools.layer_import import load_modules  # noqa: E402
 
 LAYER_ROOT = PROJECT_ROOT / "layers" / "idempotency"
-record = load_module(LAYER_ROOT, "idempotency.record")
-_key = load_module(LAYER_ROOT, "idempotency.key")
+# Imported together, as the functions import them, so they share one copy of the layer.
+record, wakeup, _key = load_modules(LAYER_ROOT, "idempotency.record", "idempotency.wakeup", "idempotency.key")
 INPUT_ERRORS = (_key.IdempotencyInputNotObjectError, _key.IdempotencyKeyExpressionError, _key.IdempotencyKeyEmptyError)
 
 DONE, NOT_AS_EXPECTED, USAGE = 0, 1, 2
@@ -59,11 +63,12 @@ class UsageError(Exception):
 
 # --------------------------------------------------------------------------- the table
 class RecordTable:
-    """The idempotency table, read and changed with the record's own attribute names."""
+    """The idempotency table, read with the record's attribute names and changed by the layer's functions."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, stepfunctions: Any) -> None:
         self.client = client
         self.table_name = table_name
+        self.stepfunctions = stepfunctions
 
     def scan(self) -> list[dict[str, Any]]:
         pages = self.client.get_paginator("scan").paginate(TableName=self.table_name, ConsistentRead=True)
@@ -73,28 +78,26 @@ class RecordTable:
         item = self.client.get_item(TableName=self.table_name, Key=_key_of(key), ConsistentRead=True).get("Item")
         return None if item is None else _plain(item)
 
-    def release(self, key: str, owner: str) -> tuple[bool, dict[str, Any] | None]:
-        """Delete the record if it is IN_PROGRESS and held by ``owner``: (released, the record as it was)."""
-        try:
-            response = self.client.delete_item(
-                TableName=self.table_name,
-                Key=_key_of(key),
-                ConditionExpression="#status = :in_progress AND #owner = :owner",
-                ExpressionAttributeNames={"#status": record.STATUS, "#owner": record.EXECUTION_ID},
-                ExpressionAttributeValues={":in_progress": {"S": record.IN_PROGRESS}, ":owner": {"S": owner}},
-                ReturnValues="ALL_OLD",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except self.client.exceptions.ConditionalCheckFailedException as refused:
-            item = refused.response.get("Item")
-            return False, None if item is None else _plain(item)
-        return True, _plain(response["Attributes"])
+    def release(self, key: str, owner: str) -> tuple[bool, int, dict[str, Any] | None]:
+        """The release function's release of ``key`` held by ``owner``, then its wake-up of the waiters.
 
-    def delete(self, key: str) -> dict[str, Any] | None:
-        """Delete the record whatever its state; return it as it was, or None if there was none."""
+        Returns (released, waiters woken, the record as it is now when it was not released).
+        """
+        released = record.release_record(self.client, self.table_name, key, owner)
+        if released is None:
+            return False, 0, self.get(key)
+        return True, wakeup.wake_waiters(self.stepfunctions, released.waiters, wakeup.wake_up_message(released)), None
+
+    def delete(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        """Delete the record whatever its state: (the record as it was or None, waiters woken to look again)."""
         response = self.client.delete_item(TableName=self.table_name, Key=_key_of(key), ReturnValues="ALL_OLD")
         attributes = response.get("Attributes")
-        return None if attributes is None else _plain(attributes)
+        if attributes is None:
+            return None, 0
+        deleted = _plain(attributes)
+        waiters = {name: str(token) for name, token in (deleted.get(record.WAITERS) or {}).items()}
+        gone = record.SavedOutcome(key=key, status=record.IN_PROGRESS, waiters=waiters)
+        return deleted, wakeup.wake_waiters(self.stepfunctions, waiters, wakeup.wake_up_message(gone))
 
 
 def _key_of(key: str) -> dict[str, Any]:
@@ -147,6 +150,8 @@ def show_lines(item: Mapping[str, Any], now: float) -> list[str]:
         elif name == record.RESULT:
             with contextlib.suppress(TypeError, ValueError):  # else shown as stored
                 text = json.dumps(json.loads(value), indent=2).replace("\n", "\n" + " " * (width + 2))
+        elif isinstance(value, dict | list):  # the waiters' map, or any other map or list: JSON, not a Python repr
+            text = json.dumps(value, indent=2, default=_json_value).replace("\n", "\n" + " " * (width + 2))
         lines.append(f"{name:<{width}}  {text}")
     return lines
 
@@ -201,9 +206,13 @@ def command_show(table: RecordTable, args: argparse.Namespace, out: TextIO) -> i
 
 def command_release(table: RecordTable, args: argparse.Namespace, out: TextIO) -> int:
     key = key_from(args, out)
-    released, item = table.release(key, args.owner)
+    released, woken, item = table.release(key, args.owner)
     if released:
-        print(f"Released {key}: it was {record.IN_PROGRESS}, held by {args.owner}. The next execution with this input takes it.", file=out)
+        print(
+            f"Released {key}: it was {record.IN_PROGRESS}, held by {args.owner}; {woken} waiting execution(s) woken. "
+            "The next execution with this input takes it.",
+            file=out,
+        )
         return DONE
     if item is None:
         reason = "there is no record with this key"
@@ -230,11 +239,11 @@ def command_delete(table: RecordTable, args: argparse.Namespace, out: TextIO, as
         if answer.strip().lower() not in ("y", "yes"):
             print("Not deleted (answer y, or pass --yes).", file=out)
             return NOT_AS_EXPECTED
-    deleted = table.delete(key)
+    deleted, woken = table.delete(key)
     if deleted is None:
         print(f"No record for key {key} in {table.table_name}.", file=out)
         return NOT_AS_EXPECTED
-    print(f"Deleted {key} (it was {deleted.get(record.STATUS)}, owner {deleted.get(record.EXECUTION_ID)}).", file=out)
+    print(f"Deleted {key} (it was {deleted.get(record.STATUS)}, owner {deleted.get(record.EXECUTION_ID)}; {woken} waiting execution(s) woken).", file=out)
     return DONE
 
 
@@ -288,7 +297,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, ask: Calla
             table_name = args.table
         else:
             table_name = table_name_of_stack(session.client("cloudformation", endpoint_url=args.endpoint_url), args.stack_name)
-        table = RecordTable(session.client("dynamodb", endpoint_url=args.endpoint_url), table_name)
+        table = RecordTable(
+            session.client("dynamodb", endpoint_url=args.endpoint_url), table_name, session.client("stepfunctions", endpoint_url=args.endpoint_url)
+        )
         if args.command == "list":
             return command_list(table, args, out)
         if args.command == "show":

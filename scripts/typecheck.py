@@ -1,4 +1,4 @@
-"""Type-check the functions, the layer, the emulator, the scripts and the bench with mypy (``make lint``).
+"""Type-check the functions, the layer, the tools, the emulator, the scripts and the bench with mypy (``make lint``).
 
 Each function is checked from its own folder, as Lambda imports it, with its layers on the
 search path: the import roots come from ``template.yaml`` (``Template.import_roots``), so a new
@@ -15,7 +15,7 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # run as a file, not only with -m
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from emulator.template import PROJECT_ROOT, Template
+from tools.template import PROJECT_ROOT, Template
 
 CONFIG = PROJECT_ROOT / "pyproject.toml"
 
@@ -42,7 +42,7 @@ def main() -> int:
         content = template.root / layer["Properties"]["ContentUri"]
         packages = sorted(path.name for path in content.iterdir() if (path / "__init__.py").exists())
         failures += mypy(packages, cwd=content, search_path=[]) != 0
-    failures += mypy(["emulator", "scripts", "bench"], cwd=PROJECT_ROOT, search_path=[]) != 0
+    failures += mypy(["tools", "emulator", "scripts", "bench"], cwd=PROJECT_ROOT, search_path=[]) != 0
     return 1 if failures else 0
 
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from emulator import OfflineStack
-from emulator.deployed import STACK_NAME_VARIABLE, DeployedStack
 from tests.integration.support import QUIET
+from tools.deployed import STACK_NAME_VARIABLE, DeployedStack
 
 
 @pytest.hookimpl(tryfirst=True)  # before fixtures: a skipped module never connects to the stack

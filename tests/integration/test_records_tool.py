@@ -16,7 +16,7 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.template import PROJECT_ROOT
-from tests.integration.support import compute_idempotency_key, held_owner
+from tests.integration.support import compute_idempotency_key, held_owner, start_registered_waiter
 
 pytestmark = pytest.mark.offline_only(reason="holds Lambda calls with an interceptor")
 
@@ -151,6 +151,27 @@ def test_release_frees_a_record_only_while_the_owner_given_still_holds_it(stack:
     assert next_execution.status == "SUCCEEDED" and "Run the business steps" in next_execution.states_entered
     record = stack.get_record(key)
     assert record is not None and record["executionid"] == next_execution.execution_arn
+
+
+def test_show_prints_the_waiters_as_json_and_release_wakes_them(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    with held_owner(stack, execution_input) as (owner_arn, gate):
+        waiter_arn = start_registered_waiter(stack, execution_input)
+        shown = tool(stack, "show", key)
+        waiters = (stack.get_record(key) or {}).get("waiters")
+        released = tool(stack, "release", key, "--owner", owner_arn)
+        gate.open()
+        waiter = stack.wait_for(waiter_arn)
+
+    assert shown[0] == 0 and isinstance(waiters, dict) and list(waiters) == [waiter_arn]
+    printed_waiters = shown[1].split("waiters", 1)[1].split("\n" + "ttl", 1)[0]
+    assert json.loads(printed_waiters) == waiters  # JSON, not a Python repr
+    assert released[0] == 0 and "1 waiting execution(s) woken" in released[1]
+    # Woken, the waiter looked again, took the free record and ran the steps.
+    assert waiter.status == "SUCCEEDED" and "Run the business steps" in waiter.states_entered
+    record = stack.get_record(key)
+    assert record is not None and record["executionid"] == waiter_arn
 
 
 def test_release_refuses_a_finished_or_absent_record(stack: OfflineStack, unique: str) -> None:

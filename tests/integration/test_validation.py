@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from scripts.validate_asl import (
     substituted_definitions,
     validate_template,
 )
-from tests.integration.support import QUIET
+from tests.integration.support import QUIET, compute_idempotency_key
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -183,6 +184,43 @@ def test_every_function_has_a_sample_event_its_handler_accepts() -> None:
 
             payload = json.loads(response["Payload"].read())
             assert "FunctionError" not in response, f"{logical_id} rejected {event_path.name}: {payload}"
+
+
+def test_the_envelope_sample_events_tell_one_story_about_the_fresh_input() -> None:
+    """One owner (sample execution 1) of the fresh input's record: taken, waited for, saved, released."""
+    def load(name: str) -> Any:
+        return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+    fresh = load("execution_fresh.json")
+    acquire, wait, save, release = (load(f"{name}.json") for name in ("acquire_lock", "wait_for_owner", "save_outcome", "release_abandoned_record"))
+    key = compute_idempotency_key(fresh)
+    stack_name = tomllib.loads((PROJECT_ROOT / "samconfig.toml").read_text(encoding="utf-8"))["default"]["global"]["parameters"]["stack_name"]
+    owner = acquire["executionId"]
+
+    assert acquire["input"] == fresh and json.loads(release["detail"]["input"]) == fresh
+    assert wait["key"] == save["key"] == key
+    assert wait["heldBy"] == save["executionId"] == release["detail"]["executionArn"] == owner
+    assert wait["executionId"] != owner and wait["taskToken"]
+    assert save["runId"] == acquire["runId"]
+    # Named as sam deploy names them for the stack in samconfig.toml.
+    assert f":execution:{stack_name}-IdempotentWorkflow:" in owner
+    assert release["detail"]["stateMachineArn"].endswith(f":stateMachine:{stack_name}-IdempotentWorkflow")
+
+
+def test_the_env_vars_file_sets_every_variable_of_every_function_to_the_template_default() -> None:
+    """``events/env.json`` is ``sam local invoke --env-vars``: the stack's variables, parameters at their defaults."""
+    template = Template.load(TEMPLATE_PATH)
+    given = json.loads((EVENTS / "env.json").read_text(encoding="utf-8"))["Parameters"]
+    expected: dict[str, str] = {}
+    for logical_id in template.resources_of_type("AWS::Serverless::Function"):
+        for name, value in template.function_properties(logical_id).get("Environment", {}).get("Variables", {}).items():
+            reference = value.get("Ref") if isinstance(value, dict) else None
+            if reference in template.body["Parameters"]:
+                expected[name] = str(template.body["Parameters"][reference]["Default"])
+            elif reference is None:
+                expected[name] = str(value)
+    assert set(given) == set(expected) | {"IDEMPOTENCY_TABLE_NAME"}
+    assert {name: given[name] for name in expected} == expected
 
 
 @pytest.mark.parametrize(

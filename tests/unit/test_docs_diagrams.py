@@ -1,4 +1,4 @@
-"""The diagram blocks of the README and docs/child-workflows.md are drawn from their ASL files and must match them."""
+"""The diagram blocks of the README and docs/ are drawn from their ASL files and must match them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from scripts import asl_diagram
 
 DOC = asl_diagram.PROJECT_ROOT / "docs" / "child-workflows.md"
 README = asl_diagram.README_PATH
+EXAMPLES = asl_diagram.PROJECT_ROOT / "docs" / "examples.md"
 
 
 @pytest.mark.parametrize("path", asl_diagram.DOCUMENTS, ids=lambda path: path.name)
@@ -19,8 +20,9 @@ def test_every_diagram_block_is_up_to_date(path: Path) -> None:
     assert asl_diagram.redraw(document) == document, "run `python scripts/asl_diagram.py --write`"
 
 
-def test_the_readme_draws_both_example_children() -> None:
-    document = README.read_text(encoding="utf-8")
+def test_the_readme_draws_the_envelope_and_the_examples_page_both_example_children() -> None:
+    assert "<!-- diagram:start -->\n```mermaid\nflowchart TD" in README.read_text(encoding="utf-8")
+    document = EXAMPLES.read_text(encoding="utf-8")
 
     for path in ("statemachine/user_registration.asl.json", "statemachine/sensor_file.asl.json"):
         assert f"<!-- diagram:start {path} -->\n```mermaid\nflowchart TD" in document, path

@@ -1,4 +1,4 @@
-"""A stack deployed by ``sam deploy`` (or served by ``emulator.server``), driven like ``OfflineStack``.
+"""A stack deployed by ``sam deploy`` (or served by the local endpoint, ``make serve``), driven like ``OfflineStack``.
 
     with DeployedStack("idempotent-workflow", region="eu-west-1") as stack:
         result = stack.run({"orderId": "42"})
@@ -29,16 +29,9 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from emulator.adapters import load_module
-from emulator.stack import (
-    ENVELOPE_STATE_MACHINE,
-    FINISHED,
-    RECORD_TABLE,
-    ExecutionDidNotFinish,
-    ExecutionResult,
-    finished_execution,
-)
-from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, Template
+from tools.executions import FINISHED, ExecutionDidNotFinish, ExecutionResult, finished_execution
+from tools.layer_import import load_module
+from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, RECORD_TABLE, TEMPLATE_PATH, Template
 
 STACK_NAME_VARIABLE = "AWS_SAM_STACK_NAME"
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
