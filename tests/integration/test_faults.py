@@ -343,3 +343,30 @@ def test_a_save_and_a_release_that_keep_failing_leave_a_lease_taken_over_once_th
     assert "Run the business steps" in rerun.states_entered
     # Taken over only once Step Functions said the owner ended, and its calls could have ended too.
     assert min(first_step_at) >= int(stopped) + 1
+
+
+def test_a_duplicate_of_a_failed_owner_waits_out_its_calls_without_being_told_the_record_changed(
+    short_call_stack: OfflineStack, unique: str
+) -> None:
+    stack = short_call_stack
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    with failing_dynamodb("update_item", "ThrottlingException", times=1_000_000, when=_saves_a_result):
+        owner = stack.run(execution_input)
+        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the release to record the failure")
+    record = stack.get_record(key)
+    assert owner.status == "FAILED" and record is not None and record["leaseexpiry"] >= time.time()
+
+    rerun = stack.run(execution_input)  # starts while the failed owner's calls may still run
+
+    assert rerun.status == "SUCCEEDED", rerun.cause
+    # The record stayed as it was (FAILED, the same owner, the same lease) until the rerun took it:
+    # nothing changed that a wake-up could report, so the duplicate waits for the lease, not in a loop
+    # of waits that wake themselves at once (each a Lambda call, a write and state transitions on AWS).
+    wake_ups = [_task_output(event) for event in rerun.history if event["type"] == "TaskSucceeded"]
+    assert [wake_up for wake_up in wake_ups if wake_up.get("outcome") == "RECORD_CHANGED"] == []
+
+
+def _task_output(event: dict[str, Any]) -> dict[str, Any]:
+    output = json.loads(event["taskSucceededEventDetails"]["output"])
+    return output if isinstance(output, dict) else {}
