@@ -45,6 +45,7 @@ STEP_COUNT = 5
 WOKEN = "Return the result it saved"
 FOUND_ON_ITS_OWN = "Return the stored result"
 SAVE_FUNCTION = "SaveOutcomeFunction"
+RUN_STEPS = "Run the business steps"
 TAKE_FUNCTION = "AcquireLockFunction"
 
 
@@ -370,3 +371,41 @@ def test_a_duplicate_of_a_failed_owner_waits_out_its_calls_without_being_told_th
 def _task_output(event: dict[str, Any]) -> dict[str, Any]:
     output = json.loads(event["taskSucceededEventDetails"]["output"])
     return output if isinstance(output, dict) else {}
+
+
+def test_a_failure_caught_while_other_steps_still_run_keeps_the_key_until_their_calls_can_have_ended(
+    short_call_stack: OfflineStack, unique: str
+) -> None:
+    stack = short_call_stack
+    execution_input = {"orderId": unique, "forceFailure": True}
+    key = compute_idempotency_key(execution_input)
+    release_owner_calls = threading.Event()
+    lock = threading.Lock()
+    seen: list[float] = []  # when each call of the example step started, in order
+
+    def hold_the_owners_calls(handler: Any, event: Any, context: Any) -> Any:
+        with lock:
+            seen.append(time.time())
+            owners = len(seen) <= 4  # steps 1-4 of the owner; the step that fails returns at once
+        if owners:
+            release_owner_calls.wait(30)
+        return handler(event, context)
+
+    with stack.lambdas.intercept("ExampleStepFunction", hold_the_owners_calls):
+        try:
+            owner_arn = stack.start_execution(execution_input)
+            wait_until(lambda: len(seen) == 4, message="the owner's steps to start")
+            owner = stack.wait_for(owner_arn)  # fails while steps 1-4 are still in flight
+            record = stack.get_record(key)
+            rerun = stack.run(execution_input)
+        finally:
+            release_owner_calls.set()
+    stopped = stack.sfn.describe_execution(executionArn=owner.execution_arn)["stopDate"].timestamp()
+
+    assert (owner.status, owner.error) == ("FAILED", "SimulatedStepFailure")
+    assert record is not None and record["executionstatus"] == "FAILED"
+    # Step Functions does not cancel the owner's other branches' Lambda calls: the key stays held
+    # until they can have ended (LongestCallSeconds after the owner stopped), then runs again.
+    assert record.get("leaseexpiry", 0) >= int(stopped) + 2
+    assert rerun.status == "FAILED" and RUN_STEPS in rerun.states_entered
+    assert min(seen[4:]) >= int(stopped) + 2
