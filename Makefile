@@ -2,6 +2,7 @@
 #
 #   make demo    set up, then run the workflow on the in-process emulator (moto)
 #   make test    set up, then run every check: lint, validate, security scan, the test suite
+#   make test-slow  set up, then run only the slow tier (tests at scale, marked slow), which make test leaves out
 #   make bench   set up, then measure cost and latency per execution on the emulator (BENCH_ARGS=--json or --quick)
 #   make serve   set up, then serve the stack as a local AWS endpoint on 127.0.0.1:4566 (Ctrl-C stops it)
 #   make records ARGS="--stack-name idempotent-workflow list"   the records tool, with the project's Python
@@ -45,7 +46,7 @@ SHELL := bash
 SCAN_VENV ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
 
-.PHONY: help venv install demo serve records test lint validate validate-template validate-asl scan pytest bench build deploy invoke clean
+.PHONY: help venv install demo serve records test test-slow lint validate validate-template validate-asl scan pytest bench build deploy invoke clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -94,8 +95,12 @@ validate-template: $(STAMP)
 validate-asl: $(STAMP)
 	$(PY) scripts/validate_asl.py
 
+# The slow tier (tests marked slow: hundreds of concurrent executions) runs apart, with make test-slow.
 pytest: $(STAMP)
-	$(PY) -m pytest tests -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not slow" -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## Run only the slow tier: the tests at scale (e.g. 500 duplicates at a hot key), one process
+	$(PY) -m pytest tests -m slow -n 0 $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Measure states, Lambda calls, DynamoDB requests and cost per execution, against the targets
 	$(PY) -m bench $(BENCH_ARGS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import threading
 import time
@@ -42,19 +43,36 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0, message: st
         time.sleep(0.01)
 
 
+# Taken before any stack wraps the backend's methods (the wrappers take ``*args, **kwargs``).
+_BACKEND_SIGNATURES = {
+    name: inspect.signature(getattr(DynamoDBBackend, name))
+    for name in ("get_item", "put_item", "update_item", "delete_item")
+}
+
+
+def dynamodb_call_arguments(operation: str, backend: DynamoDBBackend, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a call of a DynamoDB backend operation, by parameter name."""
+    return _BACKEND_SIGNATURES[operation].bind(backend, *args, **kwargs).arguments
+
+
 @contextlib.contextmanager
-def failing_dynamodb(operation: str, error_code: str, times: int) -> Iterator[list[int]]:
+def failing_dynamodb(
+    operation: str, error_code: str, times: int, when: Callable[[dict[str, Any]], bool] | None = None
+) -> Iterator[list[int]]:
     """Make the next ``times`` calls of a DynamoDB backend operation fail with ``error_code``.
 
-    Yields a one-item list holding how many injected failures are still to come.
+    ``when``, if given, picks the calls to fail: it gets the call's arguments by name (the
+    backend method's parameters, e.g. ``expression_attribute_values``). Yields a one-item list
+    holding how many injected failures are still to come.
     """
     original = getattr(DynamoDBBackend, operation)
     remaining = [times]
     lock = threading.Lock()
 
     def faulty(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        chosen = when is None or when(dynamodb_call_arguments(operation, self, args, kwargs))
         with lock:
-            inject = remaining[0] > 0
+            inject = chosen and remaining[0] > 0
             if inject:
                 remaining[0] -= 1
         if inject:
@@ -84,6 +102,8 @@ def start_registered_waiter(stack: OfflineStack, execution_input: Any) -> str:
     waiter_arn = stack.start_execution(execution_input)
     wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") > registered, message="the waiter to register")
     return waiter_arn
+
+
 def subscribe_queue(stack: OfflineStack, topic_logical_id: str, queue_name: str) -> str:
     """An SQS queue subscribed to one of the stack's SNS topics (raw delivery); returns its URL."""
     sqs = boto3.client("sqs", region_name=REGION)
