@@ -119,15 +119,26 @@ class Demo:
         first, first_calls = self.run("Run 1", execution_input)
         self.expect(first.status == "SUCCEEDED", f"JMESPath run 1 SUCCEEDED (got {first.status})")
 
-        variant = copy.deepcopy(execution_input)
-        variant["top"] = "a different value outside the key"
-        variant.setdefault("nested", {})["requestedAt"] = "2026-11-24T08:30:00Z"
-        second, second_calls = self.run("Run 2: other fields changed, same key values", variant)
+        reordered = json.loads(json.dumps(execution_input, sort_keys=True))
+        second, second_calls = self.run("Run 2: the same request, its fields in another order", reordered)
         self.expect(second.status == "SUCCEEDED", f"JMESPath run 2 SUCCEEDED (got {second.status})")
         self.expect(first_calls > 0 and second_calls == 0, "only JMESPath run 1 ran the business steps")
         self.expect(second.output == first.output, "JMESPath run 2 returned run 1's output")
-        if first_calls > 0 and second_calls == 0:
-            print("   => a repeat: only the values the expression selects make up the key")
+
+        variant = copy.deepcopy(execution_input)
+        variant["top"] = "a different value outside the key"
+        third, third_calls = self.run("Run 3: same key values, another payload", variant)
+        self.expect(
+            third.status == "FAILED" and third.error == "IdempotencyPayloadMismatchError",
+            f"JMESPath run 3 FAILED with IdempotencyPayloadMismatchError (got {third.status} {third.error})",
+        )
+        self.expect(third_calls == 0, "JMESPath run 3 ran no business step")
+        if first_calls > 0 and second_calls == 0 and third_calls == 0:
+            print(
+                "   => the key is made of the selected values only; payload validation (PayloadValidationJmespath,\n"
+                "      by default the whole input) refuses another payload under the same key instead of returning\n"
+                "      another request's result. Narrow it to the fields that must match, or set it empty to turn it off."
+            )
 
     def forced_failure(self, event_path: Path) -> None:
         execution_input = _load(event_path)

@@ -12,6 +12,7 @@ outcome when it looks again on its own.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -63,7 +64,9 @@ def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient,
         message = wake_up_message(saved, result=event.get("result"))
     else:
         error, cause = str(failure.get("Error", "")), str(failure.get("Cause", ""))
-        saved = save_outcome(client, config.table_name, key, owner, run_id, error=error, cause=cause)
+        # The failed steps' other calls (a Parallel's other branches) run on: not taken again before they can have ended.
+        quiet_until = int(time.time()) + config.longest_call_seconds
+        saved = save_outcome(client, config.table_name, key, owner, run_id, error=error, cause=cause, quiet_until=quiet_until)
         message = wake_up_message(saved, error=error, cause=cause)
     wake_ups = wake_waiters(client, sfn, config.table_name, saved, message, logger)
     logger.info("Outcome saved", extra={"status": saved.status, "waiters": saved.waiter_count, "woken": wake_ups.woken})

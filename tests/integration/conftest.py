@@ -29,15 +29,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(f"offline_only ({why}); {STACK_NAME_VARIABLE}={stack_name} selects a deployed stack")
 
 
+TEST_LONGEST_CALL_SECONDS = 2
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[OfflineStack | DeployedStack]:
-    """The stack with its default parameters, shared by a module's tests (each uses its own inputs)."""
+    """The stack, shared by a module's tests (each uses its own inputs), with its default parameters but one.
+
+    ``LongestCallSeconds`` is the bound on the steps' calls, which the key of a stopped or failed
+    owner waits out: the example steps take milliseconds, so 2 s, not the default minute.
+    """
     deployed = DeployedStack.from_environment()
     if deployed is not None:
         with deployed:
             yield deployed
         return
-    with OfflineStack(environment=QUIET) as offline:
+    with OfflineStack({"LongestCallSeconds": TEST_LONGEST_CALL_SECONDS}, environment=QUIET) as offline:
         yield offline
 
 

@@ -15,7 +15,14 @@ import pytest
 from emulator import OfflineStack
 from tests.integration.support import QUIET, Gate, business_step_calls, compute_idempotency_key, wait_until
 
-EXPRESS = {"WorkflowType": "EXPRESS", "ExecutionTimeoutSeconds": 300, "LockLeaseSeconds": 120, "WaitTimeoutSeconds": 240}
+# An Express owner cannot be asked whether it still runs: its lease must outlive it and its calls.
+EXPRESS = {
+    "WorkflowType": "EXPRESS",
+    "ExecutionTimeoutSeconds": 240,
+    "LongestCallSeconds": 30,
+    "LockLeaseSeconds": 270,
+    "WaitTimeoutSeconds": 200,
+}
 STEP_COUNT = 5
 
 
@@ -73,10 +80,22 @@ def test_an_express_owner_that_fails_is_not_released_by_an_event(express: Offlin
     ("parameters", "problem"),
     [
         ({"WorkflowType": "EXPRESS"}, "an Express workflow lasts at most 300 s"),
-        ({"ExecutionTimeoutSeconds": 600}, "LockLeaseSeconds=900 outlives ExecutionTimeoutSeconds=600"),
+        (
+            {**EXPRESS, "LockLeaseSeconds": 120},
+            "LockLeaseSeconds=120 must be at least ExecutionTimeoutSeconds + LongestCallSeconds (270) for an Express workflow",
+        ),
         ({"WaitTimeoutSeconds": 1800}, "WaitTimeoutSeconds=1800 must be shorter than ExecutionTimeoutSeconds=1800"),
+        (
+            {"RecordTtlSeconds": 1800},
+            "RecordTtlSeconds=1800 must be longer than ExecutionTimeoutSeconds + LongestCallSeconds (1860)",
+        ),
     ],
-    ids=["express longer than 5 minutes", "lease outlives the execution", "wait outlives the execution"],
+    ids=[
+        "express longer than 5 minutes",
+        "express lease shorter than the execution",
+        "wait outlives the execution",
+        "record expires before its owner can end",
+    ],
 )
 def test_contradicting_parameters_are_refused_when_the_functions_start(parameters: dict[str, object], problem: str) -> None:
     with pytest.raises(Exception) as refused:

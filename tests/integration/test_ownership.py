@@ -17,7 +17,7 @@ def test_an_owner_that_lost_its_record_does_not_overwrite_the_new_owner(stack: O
         # While the owner is mid-steps its record is taken over (as after an expired lease).
         stack.dynamodb.update_item(
             TableName=stack.table_name,
-            Key={"id": {"S": key}},
+            Key={"id": {"S": stack.record_id(key)}},
             UpdateExpression="SET executionid = :other",
             ExpressionAttributeValues={":other": {"S": "arn:aws:states:us-east-1:123456789012:execution:x:new-owner"}},
         )
@@ -36,7 +36,7 @@ def test_a_save_never_recreates_a_deleted_record(stack: OfflineStack, unique: st
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
     with held_owner(stack, execution_input) as (arn, gate):
-        stack.dynamodb.delete_item(TableName=stack.table_name, Key={"id": {"S": key}})
+        stack.dynamodb.delete_item(TableName=stack.table_name, Key={"id": {"S": stack.record_id(key)}})
         gate.open()
         result = stack.wait_for(arn)
 
@@ -51,7 +51,7 @@ def test_a_waiter_takes_a_record_that_vanished_while_it_waited(stack: OfflineSta
         looks = stack.lambdas.invocations("AcquireLockFunction")
         waiter_arn = stack.start_execution(execution_input)
         wait_until(lambda: stack.lambdas.invocations("AcquireLockFunction") >= looks + 2, message="waiter polls")
-        stack.dynamodb.delete_item(TableName=stack.table_name, Key={"id": {"S": key}})  # e.g. TTL deletion
+        stack.dynamodb.delete_item(TableName=stack.table_name, Key={"id": {"S": stack.record_id(key)}})  # e.g. TTL deletion
         wait_until(lambda: stack.get_record(key) is not None, message="waiter takes the record")
         gate.open()
         owner, waiter = stack.wait_for(owner_arn), stack.wait_for(waiter_arn)

@@ -37,7 +37,7 @@ def test_lock_lease_parameter_sets_the_lease_of_an_in_progress_record() -> None:
 
 def test_execution_timeout_parameter_bounds_the_execution_and_frees_the_record() -> None:
     # 60 s declared, 6 s here: the emulator scales ASL time, the execution's own timeout ten times less.
-    parameters = {"ExecutionTimeoutSeconds": 60, "LockLeaseSeconds": 50, "WaitTimeoutSeconds": 40}
+    parameters = {"ExecutionTimeoutSeconds": 60, "WaitTimeoutSeconds": 40, "LongestCallSeconds": 5}
     with OfflineStack(parameters, environment=QUIET) as stack:
         definition = json.loads(stack.sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"])
         execution_input = {"orderId": "slow", "forceFailure": False}
@@ -46,13 +46,18 @@ def test_execution_timeout_parameter_bounds_the_execution_and_frees_the_record()
         with held_owner(stack, execution_input) as (arn, gate):
             timed_out = stack.wait_for(arn, timeout=60 * stack.execution_timeout_scale + 20)
             lasted = time.monotonic() - started
-            # The TIMED_OUT event reaches the release function, which frees the key at once.
-            wait_until(lambda: stack.get_record(key) is None, message="the timed-out owner's record to be released")
+            # The TIMED_OUT event reaches the release function. The step still runs (a timeout cancels
+            # no Lambda call): the key is freed LongestCallSeconds after the stop, not at once.
+            (delivery,) = stack.events.wait_until_delivered()
+            stopped = -(-delivery.event["detail"]["stopDate"] // 1000)
+            held = stack.get_record(key)
             gate.open()
 
     assert definition["TimeoutSeconds"] == 60
     assert timed_out.status == "TIMED_OUT"
     assert lasted >= 60 * stack.execution_timeout_scale
+    assert held is not None and (held["executionstatus"], held["executionid"]) == ("IN_PROGRESS", arn)
+    assert held["leaseexpiry"] == stopped + 5
 
 
 def test_poll_interval_parameter_is_the_first_wait_before_looking_again() -> None:

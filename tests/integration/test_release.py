@@ -1,18 +1,24 @@
 """An owner that ends without saving (stopped, timed out, failed) does not block its key.
 
 The workflow's ABORTED, TIMED_OUT and FAILED status-change events reach the release function
-through the template's EventBridge rule; it deletes the record only if that execution still holds
-it, and wakes the executions waiting for it.
+through the template's EventBridge rule. A stopped execution's Lambda calls run on, so the record
+is never deleted: if that execution still holds it, its lease is cut to when those calls can have
+ended (``LongestCallSeconds`` after the stop) and its waiters are woken; a look after that asks
+Step Functions that the owner is over, and takes the record over.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import pytest
 
 from emulator import OfflineStack
+from emulator.stack import ExecutionResult
 from tests.integration.support import (
     QUIET,
     Gate,
@@ -44,7 +50,41 @@ def _invoke_release(stack: OfflineStack, execution_arn: str, execution_input: An
     return json.loads(response["Payload"].read())
 
 
-def test_a_stopped_owner_frees_its_key_for_the_next_execution(stack: OfflineStack, unique: str) -> None:
+# Real seconds: Stopping an execution does not stop its Lambda calls, so its key is free only this long after.
+LONGEST_CALL_SECONDS = 4
+
+
+@pytest.fixture(scope="module")
+def ended() -> Iterator[OfflineStack]:
+    """A stack whose steps' calls last at most LONGEST_CALL_SECONDS (so the tests wait that long, not a minute)."""
+    with OfflineStack({"LongestCallSeconds": LONGEST_CALL_SECONDS, "PollIntervalSeconds": 1}, environment=QUIET) as stack:
+        yield stack
+
+
+def _stop_date(stack: OfflineStack, execution_arn: str) -> int:
+    """When the execution stopped, in whole seconds rounded up, from its status-change event (published at once, as on AWS)."""
+    found: list[Any] = []
+
+    def delivered() -> bool:
+        found[:] = [d for d in stack.events.wait_until_delivered() if d.event["detail"]["executionArn"] == execution_arn]
+        return bool(found)
+
+    wait_until(delivered, message=f"the status-change event of {execution_arn}")
+    return int(-(-found[-1].event["detail"]["stopDate"] // 1000))
+
+
+def _steps_started_at(result: ExecutionResult) -> float:
+    """When the execution entered its business steps (epoch seconds)."""
+    (entered,) = [
+        event["timestamp"].timestamp()
+        for event in result.history
+        if event["type"] == "ParallelStateEntered" and event["stateEnteredEventDetails"]["name"] == "Run the business steps"
+    ]
+    return float(entered)
+
+
+def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_ended(ended: OfflineStack, unique: str) -> None:
+    stack = ended
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
     gate = Gate()
@@ -54,22 +94,75 @@ def test_a_stopped_owner_frees_its_key_for_the_next_execution(stack: OfflineStac
         # Stop it with every branch of the Parallel state in flight.
         wait_until(lambda: business_step_calls(stack) == calls + STEP_COUNT, message="all the owner's steps to start")
         stack.sfn.stop_execution(executionArn=owner_arn)
-        gate.open()  # the step in flight finishes; its execution is over
+        duplicate_arn = stack.start_execution(execution_input)
+        stopped = _stop_date(stack, owner_arn)
+        held = stack.get_record(key)
+        gate.open()  # the calls in flight finish on their own, within LONGEST_CALL_SECONDS
         owner = stack.wait_for(owner_arn)
-    wait_until(lambda: stack.get_record(key) is None, message="the stopped owner's record to be released")
-    calls = business_step_calls(stack)
-
-    rerun = stack.run(execution_input)
+        duplicate = stack.wait_for(duplicate_arn, timeout=60)
+    taken = stack.get_record(key)
 
     assert owner.status == "ABORTED"
-    assert rerun.status == "SUCCEEDED"
-    assert "Run the business steps" in rerun.states_entered
-    assert business_step_calls(stack) - calls == STEP_COUNT
+    # Not deleted: the stopped owner still holds it, until its calls can have ended.
+    assert held is not None and (held["executionstatus"], held["executionid"]) == ("IN_PROGRESS", owner_arn)
+    assert held["leaseexpiry"] == stopped + LONGEST_CALL_SECONDS
+    assert duplicate.status == "SUCCEEDED", duplicate.cause
+    assert "Run the business steps" in duplicate.states_entered
+    assert taken is not None and (taken["executionstatus"], taken["executionid"]) == ("SUCCESS", duplicate_arn)
+    assert _steps_started_at(duplicate) >= stopped + LONGEST_CALL_SECONDS
+    assert business_step_calls(stack) - calls == 2 * STEP_COUNT
 
 
-def test_a_waiter_of_a_stopped_owner_is_woken_and_takes_over() -> None:
-    # Looks on its own only after 300 s: its wait task ending with a message, not a timeout, proves the release woke it.
-    with OfflineStack({"PollIntervalSeconds": 300}, environment=QUIET) as stack:
+def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended: OfflineStack, unique: str) -> None:
+    stack = ended
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    gate = Gate()
+    with stack.lambdas.intercept("AcquireLockFunction", gate):
+        owner_arn = stack.start_execution(execution_input)
+        assert gate.arrived.wait(10), "the owner never called the take function"
+        stack.sfn.stop_execution(executionArn=owner_arn)
+        gate.open()  # its take lands (or is refused) after the stop
+        owner = stack.wait_for(owner_arn)
+        stopped = _stop_date(stack, owner_arn)
+    held = stack.get_record(key)
+    later = stack.run(execution_input, timeout=60)
+
+    assert owner.status == "ABORTED"
+    # Whichever came first, the take or the release, the key is held only until the stop + the calls' bound,
+    # never for the whole lease by an execution that is over.
+    assert held is not None and (held["executionstatus"], held["executionid"]) == ("IN_PROGRESS", owner_arn)
+    assert held["leaseexpiry"] <= stopped + LONGEST_CALL_SECONDS
+    assert later.status == "SUCCEEDED", later.cause
+    assert "Run the business steps" in later.states_entered
+
+
+def test_steps_that_outlast_the_lease_are_not_run_twice_while_the_owner_runs() -> None:
+    with OfflineStack({"LockLeaseSeconds": 1}, environment=QUIET) as stack:
+        execution_input = {"orderId": "long-steps", "forceFailure": False}
+        key = compute_idempotency_key(execution_input)
+        with held_owner(stack, execution_input) as (owner_arn, gate):
+            first = stack.get_record(key)
+            assert first is not None
+            time.sleep(2.1)  # DynamoDB's clock is real: let the 1-second lease run out
+            duplicate_arn = start_registered_waiter(stack, execution_input)
+            extended = stack.get_record(key)
+            calls = business_step_calls(stack)
+            gate.open()
+            owner, duplicate = stack.wait_for(owner_arn), stack.wait_for(duplicate_arn)
+
+    assert extended is not None and extended["executionid"] == owner_arn
+    assert extended["leaseexpiry"] > first["leaseexpiry"]  # asked Step Functions: alive, so extended
+    assert owner.status == duplicate.status == "SUCCEEDED"
+    assert duplicate.output == owner.output
+    assert "Run the business steps" not in duplicate.states_entered
+    assert business_step_calls(stack) == calls  # nothing ran beside the owner
+
+
+def test_a_waiter_of_a_stopped_owner_is_woken_and_takes_over_once_the_owners_calls_can_have_ended() -> None:
+    # Looks on its own only after 300 s: its wait ending with a message, not a timeout, proves the release woke it.
+    parameters = {"PollIntervalSeconds": 300, "LongestCallSeconds": LONGEST_CALL_SECONDS}
+    with OfflineStack(parameters, environment=QUIET) as stack:
         execution_input = {"orderId": "stopped", "forceFailure": False}
         gate = Gate()
         with stack.lambdas.intercept("ExampleStepFunction", gate), stack.lambdas.intercept("RandomFailureFunction", gate):
@@ -80,14 +173,17 @@ def test_a_waiter_of_a_stopped_owner_is_woken_and_takes_over() -> None:
             stack.sfn.stop_execution(executionArn=owner_arn)
             gate.open()
             owner = stack.wait_for(owner_arn)
-            waiter = stack.wait_for(waiter_arn)
+            waiter = stack.wait_for(waiter_arn, timeout=60)
+            stopped = _stop_date(stack, owner_arn)
         record = stack.get_record(compute_idempotency_key(execution_input))
 
     assert owner.status == "ABORTED"
     assert waiter.status == "SUCCEEDED", waiter.cause
     assert "Run the business steps" in waiter.states_entered
-    assert [event["type"] for event in waiter.history if event["type"] in ("TaskSucceeded", "TaskTimedOut")][:2] == ["TaskSucceeded"] * 2
+    wait_tasks = [event["type"] for event in waiter.history if event["type"] in ("TaskSucceeded", "TaskTimedOut")]
+    assert wait_tasks[:2] == ["TaskSucceeded"] * 2  # the take, then the wake-up
     assert record is not None and (record["executionstatus"], record["executionid"]) == ("SUCCESS", waiter_arn)
+    assert _steps_started_at(waiter) >= stopped + LONGEST_CALL_SECONDS
 
 
 def test_a_release_for_a_record_now_owned_by_another_execution_changes_nothing(stack: OfflineStack, unique: str) -> None:
@@ -101,7 +197,7 @@ def test_a_release_for_a_record_now_owned_by_another_execution_changes_nothing(s
         gate.open()
         owner = stack.wait_for(owner_arn)
 
-    assert answer == {"released": False, "key": key}
+    assert (answer["released"], answer["key"]) == (False, stack.record_id(key))
     assert still_held == held
     assert owner.status == "SUCCEEDED"
 
@@ -127,9 +223,10 @@ def test_a_release_reads_the_input_when_the_event_left_it_out(stack: OfflineStac
         gate.open()
         owner = stack.wait_for(owner_arn)
 
-    assert answer["released"] is True and answer["key"] == key
-    assert released is None
-    assert owner.error == "IdempotencyRecordLostError"  # it really had lost its record
+    assert answer["released"] is True and answer["key"] == stack.record_id(key)
+    # Never deleted: the lease is cut to when the (supposedly ended) execution's calls can have finished.
+    assert released is not None and released["executionid"] == owner_arn and released["leaseexpiry"] == answer["freeAt"]
+    assert owner.status == "SUCCEEDED"  # it was running after all: it still owned the record and saved it
 
 
 def test_failed_executions_reach_the_release_function_and_bad_input_releases_nothing(stack: OfflineStack) -> None:

@@ -224,7 +224,7 @@ def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack
     # Nothing half-written: no reading stored, the file left where it was uploaded.
     assert readings_of(stack, key) == []
     assert key in objects(stack) and f"processed/{key}" not in objects(stack)
-    record = stack.get_record(compute_idempotency_key(started_with))
+    record = stack.get_record(compute_idempotency_key(started_with), ENVELOPE)
     assert (record["executionstatus"], record["error"]) == ("FAILED", MalformedSensorFileError.__name__)
 
     # The corrected file, uploaded to the same key, is a new version and is processed.

@@ -106,7 +106,7 @@ def test_a_registration_runs_the_child_once_and_returns_its_output(
     child_input = json.loads(child_description["input"])
     assert child_input.pop(child_envelope.STARTED_BY_FIELD) == result.execution_arn
     assert child_input == registration(unique)
-    record = stack.get_record(compute_idempotency_key(registration(unique)))
+    record = stack.get_record(compute_idempotency_key(registration(unique)), ENVELOPE)
     assert record["executionstatus"] == "SUCCESS"
     assert json.loads(record["executionresult"]) == result.output
     assert confirmations_for(notifications, unique) == [
@@ -165,7 +165,7 @@ def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_erro
     assert failed.status == "FAILED"
     assert failed.error == "RegistrationRejectedError"
     assert "Products refuses this user." in failed.cause
-    record = stack.get_record(compute_idempotency_key(registration(unique)))
+    record = stack.get_record(compute_idempotency_key(registration(unique)), ENVELOPE)
     assert (record["executionstatus"], record["error"]) == ("FAILED", "RegistrationRejectedError")
     assert record["cause"] == failed.cause
 
@@ -232,7 +232,7 @@ def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(stack: Of
     # the child's description as the cause. (Re-raising a "States." error from the Fail state is
     # refused by moto's interpreter, so the execution's own error name is not asserted here.)
     assert stopped.status == "FAILED"
-    record = stack.get_record(compute_idempotency_key(registration(unique)))
+    record = stack.get_record(compute_idempotency_key(registration(unique)), ENVELOPE)
     assert (record["executionstatus"], record["error"]) == ("FAILED", "States.TaskFailed")
     assert json.loads(record["cause"])["Status"] == "ABORTED"
 

@@ -165,7 +165,7 @@ def test_an_expired_record_counts_as_absent(stack: OfflineStack, unique: str, st
     stack.dynamodb.put_item(
         TableName=stack.table_name,
         Item={
-            "id": {"S": key},
+            "id": {"S": stack.record_id(key)},
             "executionstatus": {"S": status},
             "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:old:old"},
             "starttime": {"S": "2026-01-01T00:00:00Z"},
@@ -193,7 +193,7 @@ def test_an_abandoned_lock_is_taken_over_once_its_lease_expires(stack: OfflineSt
     stack.dynamodb.put_item(
         TableName=stack.table_name,
         Item={
-            "id": {"S": key},
+            "id": {"S": stack.record_id(key)},
             "executionstatus": {"S": "IN_PROGRESS"},
             "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:crashed:crashed"},
             "starttime": {"S": "2026-01-01T00:00:00Z"},

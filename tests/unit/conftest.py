@@ -6,19 +6,24 @@ module that moves changes this file, not the tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
+from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from emulator.adapters import LambdaContext, load_module
 from emulator.stack import QUIET_FUNCTIONS
-from emulator.template import Template
+from emulator.template import Resolver, Template
 
 LAYER_TYPE = "AWS::Serverless::LayerVersion"
-# The layer's modules the unit tests use (record.py is covered by tests/unit/test_record.py).
-LAYER_MODULES = ("errors", "key", "settings")
+# The table the ``dynamodb`` fixture creates, and the name the template environment gives it.
+RECORDS_TABLE = "records"
+# The layer's modules the unit tests use.
+LAYER_MODULES = ("errors", "key", "limits", "settings", "record", "ownership", "wakeup")
 
 FunctionLoader = Callable[..., ModuleType]
 
@@ -30,8 +35,19 @@ def template() -> Template:
 
 
 @pytest.fixture(scope="session")
+def template_environment(template: Template) -> dict[str, str]:
+    """The variables ``Globals.Function.Environment`` gives every function, with the parameters' defaults.
+
+    ``IdempotencyTable`` resolves to ``RECORDS_TABLE``, the table of the ``dynamodb`` fixture.
+    """
+    resolver = Resolver(parameters=template.parameter_values(), pseudo={}, refs={"IdempotencyTable": RECORDS_TABLE})
+    variables = template.body["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: str(value) for name, value in resolver.resolve(variables).items()}
+
+
+@pytest.fixture(scope="session")
 def layer(template: Template, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """The idempotency layer's modules (``layer.key``, ``layer.errors``, ``layer.settings``).
+    """The idempotency layer's modules (``layer.key``, ``layer.errors``, ``layer.record``, ... see ``LAYER_MODULES``).
 
     ``load_module`` imports each call afresh, so two calls would give two different
     ``IdempotencyError`` classes. A one-line module imports them all in one call instead, so the
@@ -96,3 +112,30 @@ def write_template(tmp_path: Path) -> Callable[[str], Template]:
         return Template.load(path)
 
     return write
+
+
+
+@pytest.fixture
+def dynamodb(aws_credentials: None) -> Iterator[Any]:
+    """A DynamoDB client on moto with the envelope's table (``RECORDS_TABLE``: partition key ``id``, type S)."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName=RECORDS_TABLE,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+@pytest.fixture
+def dynamodb_calls(dynamodb: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Every request the ``dynamodb`` client makes from now on: (operation name, parameters)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls.append((model.name, params))
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.*", record)
+    return calls

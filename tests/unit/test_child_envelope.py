@@ -20,6 +20,7 @@ CHAIN = {
     child_envelope.READ_CHILD,
     child_envelope.DID_CHILD_GIVE_ERROR,
     child_envelope.TAKE_ERROR,
+    child_envelope.SAY_HOW_CHILD_ENDED,
 }
 
 
@@ -45,6 +46,10 @@ def test_every_other_state_of_the_envelope_is_copied_unchanged(envelope: dict[st
     assert set(variant["States"]) == set(kept) | CHAIN
     for name, state in kept.items():
         expected = child_envelope._redirected(copy.deepcopy(state), child_envelope.PROTECTED_WORK, child_envelope.LINK)
+        payload = expected.get("Parameters", {}).get("Payload")
+        if expected.get("Parameters", {}).get("FunctionName") == child_envelope.TAKE_FUNCTION_PLACEHOLDER:
+            # The one addition: a look at the record names the child, so its record names the child execution.
+            payload[child_envelope.CHILD_FIELD] = child_envelope.CHILD_STATE_MACHINE_PLACEHOLDER
         assert variant["States"][name] == expected, name
     assert {name: value for name, value in variant.items() if name not in ("States", "Comment")} == {
         name: value for name, value in envelope.items() if name not in ("States", "Comment")
@@ -58,20 +63,21 @@ def test_the_chain_is_wired_as_the_protected_work_was(envelope: dict[str, Any], 
     run_child = states[child_envelope.RUN_CHILD]
 
     entries = [
-        rule["Next"]
+        target
         for name, state in states.items()
         if name not in CHAIN
-        for rule in state.get("Choices", [])
-        if rule.get("Next") in CHAIN
+        for target in [state.get("Next"), *(rule.get("Next") for rule in state.get("Choices", []))]
+        if target in CHAIN
     ]
     assert entries and set(entries) == {child_envelope.LINK}
     assert states[child_envelope.TAKE_OUTPUT]["Next"] == protected["Next"]
     assert run_child["ResultPath"] == states[child_envelope.TAKE_OUTPUT]["ResultPath"] == protected["ResultPath"]
     assert run_child["Catch"][-1] == catcher
     assert run_child["Catch"][0]["ResultPath"] == catcher["ResultPath"]
-    for name in (child_envelope.DID_CHILD_FAIL, child_envelope.DID_CHILD_GIVE_ERROR):
-        assert states[name]["Default"] == catcher["Next"]
-    assert states[child_envelope.TAKE_ERROR]["Next"] == catcher["Next"]
+    assert states[child_envelope.DID_CHILD_FAIL]["Default"] == catcher["Next"]
+    assert states[child_envelope.DID_CHILD_GIVE_ERROR]["Default"] == child_envelope.SAY_HOW_CHILD_ENDED
+    for name in (child_envelope.TAKE_ERROR, child_envelope.SAY_HOW_CHILD_ENDED):
+        assert states[name]["Next"] == catcher["Next"]
     assert run_child.get("Retry") == protected.get("Retry")
 
 

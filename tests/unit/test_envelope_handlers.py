@@ -1,206 +1,387 @@
-"""The envelope's handlers as plain functions, on moto's DynamoDB and Step Functions."""
+"""The envelope's four functions end to end, as plain functions on moto's DynamoDB and Step Functions.
+
+Each function's module is imported as Lambda imports it, with the environment the template gives
+(its parameters' defaults). The owners and waiters are real moto executions, so the release
+function's ``DescribeExecution`` and the take's liveness check ask moto; only ``SendTaskSuccess``
+goes to a recorder, since it needs the tokens of executions really waiting.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
-from collections.abc import Iterator
+import time
 from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from botocore.exceptions import ClientError
 
-from emulator.adapters import LambdaContext, load_module
-from emulator.template import Template
+from emulator.adapters import LambdaContext
+from tests.unit.conftest import RECORDS_TABLE as TABLE
 
-TABLE = "records"
 NOW = 1_800_000_000
-OWNER = "arn:aws:states:us-east-1:123456789012:execution:wf:owner"
-WAITER = "arn:aws:states:us-east-1:123456789012:execution:wf:waiter"
-ENVIRONMENT = {
-    "IDEMPOTENCY_TABLE_NAME": TABLE,
-    "RECORD_TTL_SECONDS": "100",
-    "LOCK_LEASE_SECONDS": "10",
-    "POLL_INTERVAL_SECONDS": "10",
-    "WAIT_TIMEOUT_SECONDS": "30",
-    "WAITERS_ON_FAILURE": "TakeOver",
-    "WORKFLOW_TYPE": "STANDARD",
-    "EXECUTION_TIMEOUT_SECONDS": "1800",
-    "AWS_ACCESS_KEY_ID": "x",
-    "AWS_SECRET_ACCESS_KEY": "x",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "POWERTOOLS_METRICS_NAMESPACE": "IdempotentWorkflow",
-}
+ROLE = "arn:aws:iam::123456789012:role/states"
+PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+START = "2026-11-23T00:00:00.000Z"
+INPUT = {"orderId": "1", "amount": 5}
 
 
 class RecordingStepFunctions:
-    """Stands in for the Step Functions client: records each task result sent."""
+    """Step Functions for the functions: ``SendTaskSuccess`` recorded (``gone`` tokens answer TaskTimedOut), the rest moto's."""
 
-    def __init__(self, gone: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, gone: frozenset[str] = frozenset()) -> None:
         self.sent: list[tuple[str, Any]] = []
         self._gone = gone
+        self._moto = boto3.client("stepfunctions", region_name="us-east-1")
 
-    def send_task_success(self, taskToken: str, output: str) -> None:  # noqa: N803 - boto3's names
-        from botocore.exceptions import ClientError
-
+    def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
         if taskToken in self._gone:
             raise ClientError({"Error": {"Code": "TaskTimedOut", "Message": "gone"}}, "SendTaskSuccess")
         self.sent.append((taskToken, json.loads(output)))
+        return {}
 
-    def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803
-        return {"input": json.dumps({"orderId": executionArn.rsplit(":", 1)[1]})}
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._moto, name)
+
+
+class Envelope:
+    """The four functions' modules, a moto state machine to start executions of, and helpers that call them as the ASL does."""
+
+    def __init__(self, modules: dict[str, ModuleType]) -> None:
+        self.take, self.wait, self.save, self.release = (
+            modules[name] for name in ("AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction")
+        )
+        self.sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        self.machine = self.sfn.create_state_machine(name="wf", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+
+    def start(self, name: str, payload: Any = INPUT) -> str:
+        return self.sfn.start_execution(stateMachineArn=self.machine, name=name, input=json.dumps(payload))["executionArn"]  # type: ignore[no-any-return]
+
+    def look(self, execution: str, now: int = NOW, payload: Any = INPUT, config: Any = None, **event: Any) -> dict[str, Any]:
+        """What "Take the idempotency record" (or, with ``waiting``, "Look at the record again") gets back."""
+        return self.take.look_and_take(  # type: ignore[no-any-return]
+            {"input": payload, "executionId": execution, "startTime": START, "stateMachine": self.machine, "runId": f"run-of-{execution[-8:]}", **event},
+            self.take.dynamodb,
+            config or self.take.settings,
+            now=now,
+            check=self.take.liveness,
+        )
+
+    def register(self, busy: dict[str, Any], waiter: str, token: str, sfn: Any = None, now: int = NOW) -> dict[str, Any]:
+        event = {"taskToken": token, "key": busy["key"], "heldBy": busy["heldBy"], "heldByRun": busy["heldByRun"], "executionId": waiter}
+        return self.wait.wait_for_owner(event, self.wait.dynamodb, sfn or RecordingStepFunctions(), self.wait.settings, now=now)  # type: ignore[no-any-return]
+
+    def store(self, taken: dict[str, Any], owner: str, sfn: Any, **outcome: Any) -> dict[str, Any]:
+        event = {"key": taken["key"], "executionId": owner, "runId": taken["runId"], **outcome}
+        return self.save.save_and_wake(event, self.save.dynamodb, sfn, self.save.settings)  # type: ignore[no-any-return]
+
+    def item(self, key: str) -> dict[str, Any] | None:
+        return self.take.dynamodb.get_item(TableName=TABLE, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
+
+    def slots(self, key: str) -> list[str]:
+        items = self.take.dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+        return sorted(item["id"]["S"] for item in items if item["id"]["S"].startswith(f"{key}#waiter#"))
 
 
 @pytest.fixture
-def handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, ModuleType]]:
-    """Each envelope function's app module, imported as Lambda would, with a table in moto."""
-    for name, value in ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    template = Template.load()
-    with mock_aws():
-        boto3.client("dynamodb", region_name="us-east-1").create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield {
-            logical_id: load_module(template.import_roots(logical_id), "app")
+def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None) -> Envelope:
+    """The four envelope functions, loaded with the template's environment inside the ``dynamodb`` fixture's moto."""
+    environment = {**template_environment, "POWERTOOLS_METRICS_DISABLED": "false"}
+    return Envelope(
+        {
+            logical_id: load_function(logical_id, environment)
             for logical_id in ("AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction")
         }
-
-
-def _take(app: ModuleType, execution_id: str, now: int = NOW, **event: Any) -> dict[str, Any]:
-    return app.take_record(
-        {"input": {"orderId": "1"}, "executionId": execution_id, "startTime": "2026-11-23T00:00:00Z", "runId": "run-1", **event},
-        app.dynamodb,
-        app.settings,
-        now=now,
     )
 
 
-def test_a_waiter_looks_again_after_the_poll_interval_doubled_each_time_until_the_bound(handlers: dict[str, ModuleType]) -> None:
-    take = handlers["AcquireLockFunction"]
-    assert _take(take, OWNER)["outcome"] == "ACQUIRED"
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
 
-    first = _take(take, WAITER)
-    second = _take(take, WAITER, waiting={**first, "wakeUp": {"Error": "States.Timeout"}})
-    woken = _take(take, WAITER, waiting={**second, "wakeUp": {"outcome": "RECORD_CHANGED"}})
+
+# --------------------------------------------------------------------------- take, save, hit
+def test_the_first_execution_takes_the_record_and_a_repeat_gets_its_stored_result(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    assert set(taken) == {"outcome", "key", "runId"} and taken["outcome"] == "ACQUIRED"
+    assert taken["key"].startswith("wf#") and len(taken["key"]) == len("wf#") + 64
+
+    saved = envelope.store(taken, owner, RecordingStepFunctions(), result={"receipt": "Zoë", "n": [1, 2]})
+    repeat = envelope.look(envelope.start("repeat"), payload={"amount": 5, "orderId": "1"})  # same input, keys in another order
+
+    assert saved == {"status": "SUCCESS", "wokenWaiters": 0, "wakeUpsFailed": 0}
+    assert repeat["outcome"] == "COMPLETED" and repeat["key"] == taken["key"]
+    assert repeat["result"] == {"receipt": "Zoë", "n": [1, 2]}
+    assert envelope.item(taken["key"])["executionresult"] == {"S": '{"receipt":"Zoë","n":[1,2]}'}  # type: ignore[index]
+
+
+def test_a_repeat_whose_validated_payload_differs_fails_with_a_named_error_and_changes_nothing(envelope: Envelope) -> None:
+    keyed = {**INPUT, "idempotencyKeyJmespath": "orderId"}
+    owner = envelope.start("owner", keyed)
+    taken = envelope.look(owner, payload=keyed)
+    before = envelope.item(taken["key"])
+
+    with pytest.raises(envelope.take.IdempotencyPayloadMismatchError):
+        envelope.look(envelope.start("other"), payload={**keyed, "amount": 6})
+
+    assert envelope.item(taken["key"]) == before
+
+
+def test_a_result_too_large_to_return_is_recorded_as_failed_with_a_named_error(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+
+    with pytest.raises(envelope.save.IdempotencyResultTooLargeError, match="256 KiB"):
+        envelope.store(taken, owner, RecordingStepFunctions(), result="é" * 130_000)  # under 256 Ki characters, over in UTF-8
+
+    item = envelope.item(taken["key"])
+    assert item is not None
+    assert (item["executionstatus"], item["error"]) == ({"S": "FAILED"}, {"S": "IdempotencyResultTooLargeError"})
+
+
+# --------------------------------------------------------------------------- waiting
+def test_a_waiter_looks_again_after_the_poll_interval_doubled_each_time_until_the_bound(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    waiter = envelope.start("waiter")
+    settings = envelope.take.settings
+
+    first = envelope.look(waiter)
+    second = envelope.look(waiter, waiting={**first, "wakeUp": {"Error": "States.Timeout"}})
+    woken = envelope.look(waiter, waiting={**second, "wakeUp": {"outcome": "RECORD_CHANGED"}})
 
     assert first == {
-        "outcome": "BUSY", "key": first["key"], "heldBy": OWNER, "runId": "run-1",
-        "waitBy": "TASK_TOKEN", "rechecks": 0, "waitedSeconds": 0, "recheckAfterSeconds": 10,
+        "outcome": "BUSY", "key": taken["key"], "heldBy": owner, "heldByRun": taken["runId"], "runId": first["runId"],
+        "waitBy": "TASK_TOKEN", "rechecks": 0, "waitedSeconds": 0, "recheckAfterSeconds": settings.poll_interval_seconds,
     }
     assert (second["rechecks"], second["waitedSeconds"], second["recheckAfterSeconds"]) == (1, 10, 20)
     # A wake-up that was news (not a timeout) does not count against the bound.
     assert (woken["rechecks"], woken["waitedSeconds"], woken["recheckAfterSeconds"]) == (1, 10, 20)
-    with pytest.raises(take.IdempotencyWaitTimeoutError, match="after waiting 30s"):
-        _take(take, WAITER, waiting={**second, "wakeUp": {"Error": "States.Timeout"}})
+    last = {**second, "waitedSeconds": settings.wait_timeout_seconds - second["recheckAfterSeconds"]}
+    with pytest.raises(envelope.take.IdempotencyWaitTimeoutError, match=f"after waiting {settings.wait_timeout_seconds}s"):
+        envelope.look(waiter, waiting={**last, "wakeUp": {"Error": "States.Timeout"}})
 
 
-def test_take_record_logs_the_key_and_never_the_payload(handlers: dict[str, ModuleType]) -> None:
-    take = handlers["AcquireLockFunction"]
-    take.logger.setLevel("INFO")
-    logs = io.StringIO()
-    take.logger.registered_handler.setStream(logs)
-    output = take.take_record(
-        {"input": {"secret": "card-4111"}, "executionId": OWNER, "startTime": "2026-11-23T00:00:00Z", "runId": "run-1"},
-        take.dynamodb,
-        take.settings,
-        now=NOW,
+def test_a_waiter_looks_again_when_the_holders_lease_runs_out_even_if_its_backoff_is_longer(envelope: Envelope) -> None:
+    envelope.look(envelope.start("owner"))
+    lease = envelope.take.settings.lease_seconds
+    waiter = envelope.start("waiter")
+    first = envelope.look(waiter)
+
+    late = envelope.look(waiter, now=NOW + lease - 5, waiting={**first, "rechecks": 6, "wakeUp": {"outcome": "RECORD_CHANGED"}})
+
+    assert late["recheckAfterSeconds"] == 6  # the lease's last second is NOW + lease: look at NOW + lease + 1
+
+
+def test_a_waiter_registers_its_token_or_wakes_itself_when_the_record_changed(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    busy = envelope.look(envelope.start("waiter"))
+    sfn = RecordingStepFunctions()
+
+    registered = envelope.register(busy, "waiter", "token-1", sfn)
+    stale = envelope.register({**busy, "heldByRun": "another run"}, "waiter", "token-2", sfn)
+
+    assert registered == {"registered": True} and stale == {"registered": False}
+    assert sfn.sent == [("token-2", {"outcome": "RECORD_CHANGED", "key": taken["key"]})]
+    assert len(envelope.slots(taken["key"])) == 1
+
+
+def test_the_save_wakes_every_waiter_with_the_result_skips_those_gone_and_clears_the_slots(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    for number in (1, 2, 3):
+        busy = envelope.look(envelope.start(f"waiter-{number}"))
+        assert envelope.register(busy, f"waiter-{number}", f"token-{number}") == {"registered": True}
+    sfn = RecordingStepFunctions(gone=frozenset({"token-2"}))
+
+    answer = envelope.store(taken, owner, sfn, result={"ok": 1})
+
+    assert answer == {"status": "SUCCESS", "wokenWaiters": 2, "wakeUpsFailed": 0}
+    message = {"outcome": "COMPLETED", "key": taken["key"], "result": {"ok": 1}}
+    assert sorted(sfn.sent) == [("token-1", message), ("token-3", message)]
+    assert envelope.slots(taken["key"]) == []
+
+
+def test_a_failure_is_saved_and_sent_to_the_waiters(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    envelope.register(envelope.look(envelope.start("waiter")), "waiter", "t")
+    sfn = RecordingStepFunctions()
+
+    answer = envelope.store(taken, owner, sfn, failure={"Error": "Boom", "Cause": "why"})
+
+    assert answer == {"status": "FAILED", "wokenWaiters": 1, "wakeUpsFailed": 0}
+    assert sfn.sent == [("t", {"outcome": "FAILED", "key": taken["key"], "error": "Boom", "cause": "why"})]
+    item = envelope.item(taken["key"])
+    assert item is not None and (item["error"], item["cause"]) == ({"S": "Boom"}, {"S": "why"})
+
+
+def test_a_failed_owners_record_is_not_taken_again_while_its_other_calls_may_still_run(envelope: Envelope) -> None:
+    # One branch of "Run the business steps" failed; Step Functions stops the Parallel, but the
+    # Lambda invocations of its other branches run on for up to LongestCallSeconds.
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    longest = envelope.take.settings.longest_call_seconds
+
+    saved_at = int(time.time())
+    envelope.store(taken, owner, RecordingStepFunctions(), failure={"Error": "Boom", "Cause": "why"})
+    retry = envelope.start("retry")
+
+    assert envelope.look(retry, now=saved_at)["outcome"] == "BUSY"
+    assert envelope.look(retry, now=saved_at + longest + 2)["outcome"] == "ACQUIRED"
+
+
+def test_a_waiter_whose_policy_is_to_fail_reports_the_owners_failure(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    waiter = envelope.start("waiter")
+    first = envelope.look(waiter)
+    envelope.store(taken, owner, RecordingStepFunctions(), failure={"Error": "Boom", "Cause": "why"})
+    fail = dataclasses.replace(envelope.take.settings, waiter_failure_policy="Fail")
+
+    # far enough in the future for any quiet time the failure holds the record for
+    answer = envelope.look(waiter, now=int(time.time()) + 3600, config=fail, waiting={**first, "wakeUp": {"outcome": "FAILED"}})
+
+    assert answer == {"outcome": "FAILED", "key": taken["key"], "error": "Boom", "cause": "why", "runId": first["runId"]}
+
+
+def test_an_express_workflow_polls_and_never_asks_step_functions(envelope: Envelope) -> None:
+    express = dataclasses.replace(
+        envelope.take.settings, workflow_type="EXPRESS", execution_timeout_seconds=300, lease_seconds=360, wait_timeout_seconds=240
     )
+    owner = envelope.start("owner")
+    envelope.look(owner, config=express)
+    checks = envelope.take.liveness.checks
+
+    busy = envelope.look(envelope.start("waiter"), config=express)
+    taken = envelope.look(envelope.start("late"), now=NOW + 361, config=express)  # the owner still runs: the lease alone decides
+
+    assert (busy["outcome"], busy["waitBy"]) == ("BUSY", "POLLING")
+    assert taken["outcome"] == "ACQUIRED"
+    assert envelope.take.liveness.checks == checks
+
+
+# --------------------------------------------------------------------------- an owner that ended
+def _stopped(envelope: Envelope, execution: str) -> dict[str, Any]:
+    """The "Execution Status Change" detail EventBridge sends when ``execution`` was stopped (input left out)."""
+    envelope.sfn.stop_execution(executionArn=execution)
+    described = envelope.sfn.describe_execution(executionArn=execution)
+    return {
+        "executionArn": execution,
+        "stateMachineArn": envelope.machine,
+        "status": "ABORTED",
+        "startDate": _ms(described["startDate"].timestamp()),
+        "stopDate": _ms(described["stopDate"].timestamp()),
+        "inputDetails": {"included": False},
+    }
+
+
+def test_the_release_cuts_the_lease_of_the_stopped_owner_wakes_its_waiters_and_lets_a_waiter_take_over_once_its_calls_ended(
+    envelope: Envelope,
+) -> None:
+    owner = envelope.start("owner")
+    now = int(time.time())
+    taken = envelope.look(owner, now=now)
+    waiter = envelope.start("waiter")
+    busy = envelope.look(waiter, now=now)
+    envelope.register(busy, waiter, "t", now=now)
+    detail = _stopped(envelope, owner)
+    free_at = -(-detail["stopDate"] // 1000) + envelope.release.settings.longest_call_seconds
+    sfn = RecordingStepFunctions()
+
+    answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, sfn, envelope.release.settings, now=now + 1)
+
+    assert answer == {"released": True, "key": taken["key"], "freeAt": free_at, "status": "IN_PROGRESS", "wokenWaiters": 1}
+    assert sfn.sent == [("t", {"outcome": "RELEASED", "key": taken["key"]})]
+    item = envelope.item(taken["key"])
+    assert item is not None and (item["executionstatus"], item["leaseexpiry"]) == ({"S": "IN_PROGRESS"}, {"N": str(free_at)})
+    woken = {**busy, "wakeUp": {"outcome": "RELEASED"}}
+    early = envelope.look(waiter, now=free_at - 1, waiting=woken)
+    assert early["outcome"] == "BUSY" and early["recheckAfterSeconds"] <= 2
+    assert envelope.look(waiter, now=free_at + 1, waiting=woken)["outcome"] == "ACQUIRED"
+
+
+def test_the_release_of_a_failed_owner_records_its_error(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    detail = {
+        "executionArn": owner, "stateMachineArn": envelope.machine, "status": "FAILED", "stopDate": _ms(NOW + 10),
+        "input": json.dumps(INPUT), "inputDetails": {"included": True}, "error": "States.DataLimitExceeded", "cause": "too big",
+    }
+
+    answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=NOW + 11)
+
+    assert (answer["released"], answer["status"]) == (True, "FAILED")
+    item = envelope.item(taken["key"])
+    assert item is not None
+    assert (item["executionstatus"], item["error"], item["cause"]) == ({"S": "FAILED"}, {"S": "States.DataLimitExceeded"}, {"S": "too big"})
+
+
+def test_the_release_leaves_a_saved_record_alone(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+    envelope.store(taken, owner, RecordingStepFunctions(), result=1)
+    before = envelope.item(taken["key"])
+
+    answer = envelope.release.release_abandoned_record(
+        _stopped(envelope, owner), envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=int(time.time())
+    )
+
+    assert answer["released"] is False
+    assert envelope.item(taken["key"]) == before
+
+
+def test_the_release_of_an_owner_whose_take_has_not_landed_holds_the_key_for_it_until_its_calls_ended(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    detail = _stopped(envelope, owner)
+    now = int(time.time())
+
+    answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=now)
+
+    assert answer["released"] is False
+    late_take = envelope.look(owner, now=now + 1)  # the take that was still in flight lands now
+    assert late_take["outcome"] == "BUSY"
+    assert envelope.look(envelope.start("next"), now=answer["freeAt"] + 1)["outcome"] == "ACQUIRED"
+
+
+def test_the_release_ignores_executions_whose_input_has_no_key(envelope: Envelope) -> None:
+    detail = {"executionArn": envelope.start("owner", [1, 2]), "stateMachineArn": envelope.machine, "status": "FAILED", "input": "[1, 2]", "inputDetails": {"included": True}}
+
+    answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings)
+
+    assert answer == {"released": False, "reason": "IdempotencyInputNotObjectError"}
+
+
+# --------------------------------------------------------------------------- logs and metrics
+def test_the_take_logs_the_key_and_never_the_payload(envelope: Envelope) -> None:
+    envelope.take.logger.setLevel("INFO")
+    logs = io.StringIO()
+    envelope.take.logger.registered_handler.setStream(logs)
+
+    output = envelope.look(envelope.start("owner"), payload={"secret": "card-4111"})
 
     logged = logs.getvalue()
     assert output["key"] in logged
     assert "card-4111" not in logged
 
 
-def test_a_waiter_registers_its_token_or_wakes_itself_when_the_record_changed(handlers: dict[str, ModuleType]) -> None:
-    take, wait = handlers["AcquireLockFunction"], handlers["WaitForOwnerFunction"]
-    key = _take(take, OWNER)["key"]
-    sfn = RecordingStepFunctions()
-    event = {"taskToken": "token-1", "key": key, "heldBy": OWNER, "executionId": WAITER}
-
-    registered = wait.wait_for_owner(event, wait.dynamodb, sfn, wait.settings, now=NOW)
-    stale = wait.wait_for_owner({**event, "heldBy": "someone-else"}, wait.dynamodb, sfn, wait.settings, now=NOW)
-
-    assert registered == {"registered": True} and stale == {"registered": False}
-    assert sfn.sent == [("token-1", {"outcome": "RECORD_CHANGED", "key": key})]
-
-
-def test_the_save_wakes_every_waiter_with_the_result_and_skips_those_gone(handlers: dict[str, ModuleType]) -> None:
-    take, wait, save = handlers["AcquireLockFunction"], handlers["WaitForOwnerFunction"], handlers["SaveOutcomeFunction"]
-    key = _take(take, OWNER)["key"]
-    for number in (1, 2, 3):
-        event = {"taskToken": f"token-{number}", "key": key, "heldBy": OWNER, "executionId": f"{WAITER}-{number}"}
-        wait.wait_for_owner(event, wait.dynamodb, RecordingStepFunctions(), wait.settings, now=NOW)
-    sfn = RecordingStepFunctions(gone={"token-2"})
-
-    answer = save.save_and_wake({"key": key, "executionId": OWNER, "runId": "run-1", "result": {"ok": 1}}, save.dynamodb, sfn, save.settings)
-
-    assert answer == {"status": "SUCCESS", "wokenWaiters": 2}
-    message = {"outcome": "COMPLETED", "key": key, "result": {"ok": 1}}
-    assert sorted(sfn.sent) == [("token-1", message), ("token-3", message)]
-
-
-def test_a_failure_is_saved_and_sent_to_the_waiters(handlers: dict[str, ModuleType]) -> None:
-    take, wait, save = handlers["AcquireLockFunction"], handlers["WaitForOwnerFunction"], handlers["SaveOutcomeFunction"]
-    key = _take(take, OWNER)["key"]
-    wait.wait_for_owner(
-        {"taskToken": "t", "key": key, "heldBy": OWNER, "executionId": WAITER}, wait.dynamodb, RecordingStepFunctions(), wait.settings, now=NOW
-    )
-    sfn = RecordingStepFunctions()
-
-    answer = save.save_and_wake(
-        {"key": key, "executionId": OWNER, "runId": "run-1", "failure": {"Error": "Boom", "Cause": "why"}}, save.dynamodb, sfn, save.settings
-    )
-
-    assert answer["status"] == "FAILED"
-    assert sfn.sent == [("t", {"outcome": "FAILED", "key": key, "error": "Boom", "cause": "why"})]
-
-
-def test_the_release_frees_the_record_of_the_execution_that_ended_and_wakes_its_waiters(handlers: dict[str, ModuleType]) -> None:
-    take, wait, release = handlers["AcquireLockFunction"], handlers["WaitForOwnerFunction"], handlers["ReleaseAbandonedRecordFunction"]
-    owner = OWNER[: OWNER.rindex(":") + 1] + "1"  # describe_execution's stand-in gives input {"orderId": "1"}
-    key = _take(take, owner)["key"]
-    wait.wait_for_owner(
-        {"taskToken": "t", "key": key, "heldBy": owner, "executionId": WAITER}, wait.dynamodb, RecordingStepFunctions(), wait.settings, now=NOW
-    )
-    sfn = RecordingStepFunctions()
-    detail = {"executionArn": owner, "status": "ABORTED", "inputDetails": {"included": False}}
-
-    answer = release.release_abandoned_record(detail, release.dynamodb, sfn, release.settings)
-    again = release.release_abandoned_record(detail, release.dynamodb, sfn, release.settings)
-
-    assert answer == {"released": True, "key": key, "wokenWaiters": 1}
-    assert again == {"released": False, "key": key}
-    assert sfn.sent == [("t", {"outcome": "RELEASED", "key": key})]
-
-
-def test_the_release_ignores_executions_whose_input_has_no_key(handlers: dict[str, ModuleType]) -> None:
-    release = handlers["ReleaseAbandonedRecordFunction"]
-    detail = {"executionArn": OWNER, "status": "FAILED", "input": "[1, 2]", "inputDetails": {"included": True}}
-
-    answer = release.release_abandoned_record(detail, release.dynamodb, RecordingStepFunctions(), release.settings)
-
-    assert answer == {"released": False, "reason": "IdempotencyInputNotObjectError"}
-
-
 def test_the_take_handler_logs_the_execution_as_correlation_id_and_emits_outcome_metrics(
-    handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+    envelope: Envelope, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    take = handlers["AcquireLockFunction"]
+    take = envelope.take
     take.logger.setLevel("INFO")
     logs = io.StringIO()
     take.logger.registered_handler.setStream(logs)
     context = LambdaContext("take", "arn:aws:lambda:us-east-1:123456789012:function:take", 256, 10)
-    event = {"input": {"orderId": "m"}, "executionId": OWNER, "startTime": "2026-11-23T00:00:00Z", "runId": "r"}
+    owner, waiter = envelope.start("owner"), envelope.start("waiter")
+    event = {"input": {"orderId": "m"}, "executionId": owner, "startTime": START, "runId": "r", "stateMachine": envelope.machine}
 
     take.lambda_handler(event, context)
-    take.lambda_handler({**event, "executionId": WAITER}, context)
+    take.lambda_handler({**event, "executionId": waiter}, context)
     with pytest.raises(take.IdempotencyError):
         take.lambda_handler({**event, "input": [1]}, context)
 
@@ -213,4 +394,4 @@ def test_the_take_handler_logs_the_execution_as_correlation_id_and_emits_outcome
     assert {"FreshRuns", "LockContention", "RejectedInputs"} <= set(names), emitted
     assert {directive["Namespace"] for blob in emitted for directive in blob["_aws"]["CloudWatchMetrics"]} == {"IdempotentWorkflow"}
     records = [json.loads(line) for line in logs.getvalue().splitlines()]
-    assert {record.get("correlation_id") for record in records if record["message"] == "Idempotency record looked at"} == {OWNER, WAITER}
+    assert {record.get("correlation_id") for record in records if record["message"] == "Idempotency record looked at"} == {owner, waiter}

@@ -1,217 +1,736 @@
-"""The record's conditional writes (layers/idempotency/idempotency/record.py) against moto's DynamoDB."""
+"""The record's reads and conditional writes (the layer's ``record.py``) against moto's DynamoDB.
+
+Every test starts from the table the template creates (partition key ``id``) and drives the
+record as the envelope's functions do: take, extend a live holder's lease, register waiters,
+save, and end the ownership of an execution that stopped without saving.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from types import ModuleType
+import hashlib
+import threading
+from collections.abc import Callable
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from botocore.exceptions import ClientError, ReadTimeoutError
 
-from emulator.adapters import load_module
-from emulator.template import PROJECT_ROOT
+from tests.unit.conftest import RECORDS_TABLE as TABLE
 
-LAYER = PROJECT_ROOT / "layers" / "idempotency"
-record: ModuleType = load_module(LAYER, "idempotency.record")
-
-TABLE = "records"
 NOW = 1_800_000_000
+TTL_SECONDS = 1_000
+LEASE = 100
+KEY = "wf#" + hashlib.sha256(b'{"orderId":"1"}').hexdigest()
 OWNER = "arn:aws:states:us-east-1:123456789012:execution:wf:owner"
 OTHER = "arn:aws:states:us-east-1:123456789012:execution:wf:other"
-RUN = "2026-11-23T00:00:00.000Z"  # the entry time of the execution's first state
+START = "2026-11-23T00:00:00.000Z"
+RUN = "2026-11-23T00:00:00.123Z"  # the entry time of the execution's first state
+
+Calls = list[tuple[str, dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def record(layer: SimpleNamespace) -> ModuleType:
+    return layer.record  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
+def take(record: ModuleType, dynamodb: Any) -> Callable[..., Any]:
+    """``take(execution_id, now=..., run_id=..., client=..., **take_record keywords)``: one look at ``KEY``'s record."""
+
+    def take(execution_id: str = OWNER, now: int = NOW, run_id: str = RUN, client: Any = None, **kwargs: Any) -> Any:
+        return record.take_record(
+            client or dynamodb,
+            TABLE,
+            KEY,
+            record.Owner(execution_id, START, run_id),
+            now=now,
+            record_ttl_seconds=TTL_SECONDS,
+            lease_seconds=LEASE,
+            **kwargs,
         )
-        yield client
+
+    return take
 
 
-def _take(client: Any, execution_id: str = OWNER, now: int = NOW, run_id: str = RUN, **kwargs: Any) -> Any:
-    return record.acquire_lock(
-        client, TABLE, "k", record.Owner(execution_id, "2026-11-23T00:00:00Z", run_id), now=now,
-        record_ttl_seconds=100, lease_seconds=10, **kwargs,
-    )
+def _item(client: Any, key: str = KEY) -> dict[str, Any] | None:
+    return client.get_item(TableName=TABLE, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
 
 
-def _item(client: Any) -> dict[str, Any] | None:
-    return client.get_item(TableName=TABLE, Key={"id": {"S": "k"}}, ConsistentRead=True).get("Item")
+def _all_items(client: Any) -> list[dict[str, Any]]:
+    return client.scan(TableName=TABLE, ConsistentRead=True)["Items"]  # type: ignore[no-any-return]
 
 
-def test_an_absent_record_is_taken_with_ttl_lease_and_no_waiters(dynamodb: Any) -> None:
-    assert _take(dynamodb).outcome == record.ACQUIRED
+def _put(client: Any, record: ModuleType, status: str, **attributes: Any) -> dict[str, Any]:
+    """Write a record as another version, or another execution, left it (values given plainly: str -> S, int -> N)."""
+    plain: dict[str, Any] = {
+        record.STATUS: status,
+        record.EXECUTION_ID: OWNER,
+        record.RUN_ID: RUN,
+        record.START_TIME: START,
+        record.TTL: NOW + TTL_SECONDS,
+        **attributes,
+    }
+    item = {"id": {"S": KEY}}
+    for name, value in plain.items():
+        if value is not None:
+            item[name] = {"N": str(value)} if isinstance(value, int) else {"S": value}
+    client.put_item(TableName=TABLE, Item=item)
+    return item
+
+
+def _operations(calls: Calls) -> list[str]:
+    return [name for name, _ in calls]
+
+
+class RecordingLiveness:
+    """A ``record.LivenessCheck`` that answers what it is told and remembers whom it was asked about."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.asked: list[tuple[Any, int]] = []
+
+    def __call__(self, holder: Any, now: int) -> Any:
+        self.asked.append((holder, now))
+        return self.answer
+
+
+def _before_first(client: Any, operation: str, action: Callable[[], None]) -> None:
+    """Run ``action`` just before ``client`` sends its first ``operation`` (another execution acting in between)."""
+    done: list[bool] = []
+
+    def hook(**_: Any) -> None:
+        if not done:
+            done.append(True)
+            action()
+
+    client.meta.events.register(f"before-call.dynamodb.{operation}", hook)
+
+
+def _rival_client() -> Any:
+    """A second client on the same moto table: what another Lambda invocation would use (its calls are not counted)."""
+    return boto3.client("dynamodb", region_name="us-east-1")
+
+
+# --------------------------------------------------------------------------- taking
+def test_a_free_record_costs_one_consistent_read_and_one_conditional_put(
+    record: ModuleType, take: Any, dynamodb: Any, dynamodb_calls: Calls
+) -> None:
+    outcome = take()
+
+    assert (outcome.outcome, outcome.key, outcome.taken_over) == (record.ACQUIRED, KEY, False)
+    assert _operations(dynamodb_calls) == ["GetItem", "PutItem"]
+    assert dynamodb_calls[0][1]["ConsistentRead"] is True
+    assert "ConditionExpression" in dynamodb_calls[1][1]
+    assert _item(dynamodb) == {
+        "id": {"S": KEY},
+        record.STATUS: {"S": record.IN_PROGRESS},
+        record.EXECUTION_ID: {"S": OWNER},
+        record.RUN_ID: {"S": RUN},
+        record.START_TIME: {"S": START},
+        record.TTL: {"N": str(NOW + TTL_SECONDS)},
+        record.LEASE_EXPIRY: {"N": str(NOW + LEASE)},
+        record.WAITERS: {"N": "0"},
+    }
+
+
+def test_the_take_stores_the_payload_hash_and_the_child_execution_it_is_given(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    child = "arn:aws:states:us-east-1:123456789012:execution:child:owner"
+
+    take(payload_hash="hash-1", child_execution=child)
 
     item = _item(dynamodb)
     assert item is not None
-    assert item[record.STATUS] == {"S": record.IN_PROGRESS}
-    assert item[record.EXECUTION_ID] == {"S": OWNER}
-    assert item[record.TTL] == {"N": str(NOW + 100)}
-    assert item[record.LEASE_EXPIRY] == {"N": str(NOW + 10)}
-    assert item[record.WAITERS] == {"M": {}}
+    assert item[record.PAYLOAD_HASH] == {"S": "hash-1"}
+    assert item[record.CHILD_EXECUTION] == {"S": child}
 
 
-def test_a_held_record_is_busy_for_others_and_taken_again_by_its_owner(dynamodb: Any) -> None:
-    _take(dynamodb)
+def test_a_hit_is_answered_by_one_consistent_read_and_no_write(
+    record: ModuleType, take: Any, dynamodb: Any, dynamodb_calls: Calls
+) -> None:
+    take()
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json='{"b":[1,2],"a":"é"}')
+    dynamodb_calls.clear()
 
-    busy = _take(dynamodb, OTHER)
-    retried = _take(dynamodb, OWNER)
+    hit = take(OTHER)
 
-    assert (busy.outcome, busy.held_by) == (record.BUSY, OWNER)
-    assert busy.as_output() == {"outcome": record.BUSY, "key": "k", "heldBy": OWNER}
-    assert retried.outcome == record.ACQUIRED  # a retried invocation of the same owner
-    # Another run of the same (Express, at-least-once) execution is not the owner.
-    assert _take(dynamodb, OWNER, run_id="2026-11-23T00:00:01.000Z").outcome == record.BUSY
-
-
-def test_an_expired_lease_or_ttl_lets_another_execution_take_over(dynamodb: Any) -> None:
-    _take(dynamodb)
-
-    assert _take(dynamodb, OTHER, now=NOW + 11).outcome == record.ACQUIRED  # lease passed
-    assert _take(dynamodb, OWNER, now=NOW + 11 + 101).outcome == record.ACQUIRED  # ttl passed
-
-
-def test_a_saved_record_answers_with_its_result_and_a_failed_one_is_taken_again(dynamodb: Any) -> None:
-    _take(dynamodb)
-    record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result={"b": [1, 2], "a": "é"})
-
-    hit = _take(dynamodb, OTHER)
     assert (hit.outcome, hit.result) == (record.COMPLETED, {"b": [1, 2], "a": "é"})
-
-    dynamodb.delete_item(TableName=TABLE, Key={"id": {"S": "k"}})
-    _take(dynamodb)
-    record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, error="Boom", cause="why")
-    assert _take(dynamodb, OTHER).outcome == record.ACQUIRED
+    assert hit.as_output() == {"outcome": record.COMPLETED, "key": KEY}
+    assert _operations(dynamodb_calls) == ["GetItem"]
+    assert dynamodb_calls[0][1]["ConsistentRead"] is True
 
 
-def test_a_waiter_that_must_report_a_failure_gets_its_error_instead_of_the_record(dynamodb: Any) -> None:
-    _take(dynamodb)
-    record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, error="Boom", cause="why")
+@pytest.mark.parametrize("status", ["SUCCESS", "IN_PROGRESS", "FAILED"])
+def test_a_record_whose_ttl_has_passed_counts_as_absent(record: ModuleType, take: Any, dynamodb: Any, status: str) -> None:
+    # DynamoDB's TTL deletion may come days late: the item is still there.
+    _put(dynamodb, record, status, **{record.TTL: NOW - 1, record.RESULT: "1", record.LEASE_EXPIRY: NOW + LEASE})
 
-    failed = _take(dynamodb, OTHER, may_take_failed=False)
+    outcome = take(OTHER)
 
-    assert failed.as_output() == {"outcome": record.FAILED_OUTCOME, "key": "k", "error": "Boom", "cause": "why"}
-    assert _item(dynamodb)[record.STATUS] == {"S": record.FAILED}  # type: ignore[index]
+    assert (outcome.outcome, outcome.taken_over) == (record.ACQUIRED, False)
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.STATUS], item[record.EXECUTION_ID]) == ({"S": record.IN_PROGRESS}, {"S": OTHER})
+    assert record.RESULT not in item
 
 
-def test_waiters_register_once_each_and_are_returned_by_the_save(dynamodb: Any) -> None:
-    _take(dynamodb)
+def test_a_failed_record_is_taken_and_loses_its_failure(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="why")
 
-    assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-1", "token-a", NOW)
-    assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-2", "token-b", NOW)
-    assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-1", "token-c", NOW)  # a new wait
-    saved = record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result=1)
+    outcome = take(OTHER)
 
-    assert saved.status == record.SUCCESS
-    assert saved.waiters == {"waiter-1": "token-c", "waiter-2": "token-b"}
+    assert (outcome.outcome, outcome.taken_over) == (record.ACQUIRED, False)
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.STATUS], item[record.EXECUTION_ID]) == ({"S": record.IN_PROGRESS}, {"S": OTHER})
+    assert record.ERROR not in item and record.CAUSE not in item
+
+
+def test_a_failed_record_is_busy_while_the_failed_owners_calls_may_still_run(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="why", quiet_until=NOW + 30)
+
+    early = take(OTHER, now=NOW + 30)
+    late = take(OTHER, now=NOW + 31)
+
+    assert (early.outcome, early.look_again_at) == (record.BUSY, NOW + 31)
+    assert late.outcome == record.ACQUIRED
+
+
+def test_a_waiter_that_must_report_a_failure_gets_the_owners_error_and_writes_nothing(
+    record: ModuleType, take: Any, dynamodb: Any, dynamodb_calls: Calls
+) -> None:
+    take()
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="why")
+    before = _item(dynamodb)
+    dynamodb_calls.clear()
+
+    failed = take(OTHER, may_take_failed=False)
+
+    assert failed.as_output() == {"outcome": record.FAILED_OUTCOME, "key": KEY, "error": "Boom", "cause": "why"}
+    assert _operations(dynamodb_calls) == ["GetItem"]
+    assert _item(dynamodb) == before
+
+
+def test_a_live_holders_record_is_busy_without_asking_step_functions_while_its_lease_runs(
+    record: ModuleType, take: Any, dynamodb: Any, dynamodb_calls: Calls
+) -> None:
+    take()
+    dynamodb_calls.clear()
+    liveness = RecordingLiveness(record.Liveness(can_act=False))
+
+    busy = take(OTHER, now=NOW + LEASE, liveness=liveness)  # the lease's last second
+
+    assert (busy.outcome, busy.look_again_at) == (record.BUSY, NOW + LEASE + 1)
+    assert busy.as_output() == {"outcome": record.BUSY, "key": KEY, "heldBy": OWNER, "heldByRun": RUN}
+    assert liveness.asked == []
+    assert _operations(dynamodb_calls) == ["GetItem"]
+
+
+def test_an_expired_lease_of_a_holder_that_can_still_act_is_extended_not_taken(
+    record: ModuleType, take: Any, dynamodb: Any, dynamodb_calls: Calls
+) -> None:
+    take(child_execution="arn:aws:states:us-east-1:123456789012:execution:child:owner")
+    dynamodb_calls.clear()
+    liveness = RecordingLiveness(record.Liveness(can_act=True))
+    now = NOW + LEASE + 1
+
+    busy = take(OTHER, now=now, liveness=liveness)
+
+    assert (busy.outcome, busy.taken_over, busy.look_again_at) == (record.BUSY, False, now + LEASE)
+    ((holder, asked_at),) = liveness.asked
+    assert (holder.execution_id, holder.run_id, holder.child_execution, asked_at) == (
+        OWNER, RUN, "arn:aws:states:us-east-1:123456789012:execution:child:owner", now,
+    )
+    assert _operations(dynamodb_calls) == ["GetItem", "UpdateItem"]
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.EXECUTION_ID], item[record.LEASE_EXPIRY]) == ({"S": OWNER}, {"N": str(now + LEASE)})
+
+
+def test_an_ended_holders_record_is_busy_until_its_calls_can_have_ended_then_taken_over(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
+    take()
+    free_at = NOW + LEASE + 50
+    liveness = RecordingLiveness(record.Liveness(can_act=False, free_at=free_at))
+    before = _item(dynamodb)
+
+    waiting = take(OTHER, now=free_at - 1, liveness=liveness)
+    assert (waiting.outcome, waiting.look_again_at) == (record.BUSY, free_at + 1)
+    assert _item(dynamodb) == before
+
+    taken = take(OTHER, now=free_at, liveness=liveness)
+    assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.EXECUTION_ID], item[record.LEASE_EXPIRY]) == ({"S": OTHER}, {"N": str(free_at + LEASE)})
+
+
+def test_without_a_liveness_check_an_expired_lease_alone_decides(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    # Express workflows: executions cannot be described.
+    take()
+
+    assert take(OTHER, now=NOW + LEASE).outcome == record.BUSY
+    taken = take(OTHER, now=NOW + LEASE + 1)
+
+    assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
+
+
+def test_a_lease_is_extended_only_while_the_record_is_as_it_was_read(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    seen = _item(dynamodb)
+    assert seen is not None
+
+    assert record.extend_lease(dynamodb, TABLE, KEY, seen, NOW + 500) is None
+    changed = record.extend_lease(dynamodb, TABLE, KEY, seen, NOW + 900)  # the lease it read is gone
+
+    assert changed is not None and changed[record.LEASE_EXPIRY] == {"N": str(NOW + 500)}
+    assert _item(dynamodb)[record.LEASE_EXPIRY] == {"N": str(NOW + 500)}  # type: ignore[index]
+
+
+@pytest.mark.parametrize("rival_saves", [False, True], ids=["rival holds it", "rival saved it"])
+def test_a_record_that_changed_between_the_read_and_the_put_is_read_from_the_refusal_not_overwritten(
+    record: ModuleType, take: Any, dynamodb: Any, dynamodb_calls: Calls, rival_saves: bool
+) -> None:
+    rival = _rival_client()
+
+    def another_execution_takes_it() -> None:
+        assert take(OTHER, client=rival).outcome == record.ACQUIRED
+        if rival_saves:
+            record.save_outcome(rival, TABLE, KEY, OTHER, RUN, result_json='{"by":"rival"}')
+
+    _before_first(dynamodb, "PutItem", another_execution_takes_it)
+
+    outcome = take(OWNER)
+
+    if rival_saves:
+        assert (outcome.outcome, outcome.result) == (record.COMPLETED, {"by": "rival"})
+    else:
+        assert (outcome.outcome, outcome.holder.execution_id) == (record.BUSY, OTHER)
+    assert _operations(dynamodb_calls) == ["GetItem", "PutItem"]  # no second read: the refusal carried the record
+    item = _item(dynamodb)
+    assert item is not None and item[record.EXECUTION_ID] == {"S": OTHER}
+
+
+def test_a_retried_take_by_the_same_owner_run_is_acquired_again(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+
+    retried = take()  # a retried invocation whose first attempt took the record but lost the reply
+    another_run = take(run_id="2026-11-23T00:00:09.000Z")  # the same Express execution run again
+
+    assert (retried.outcome, retried.taken_over) == (record.ACQUIRED, False)
+    assert another_run.outcome == record.BUSY
+    assert _item(dynamodb)[record.RUN_ID] == {"S": RUN}  # type: ignore[index]
+
+
+@pytest.mark.parametrize("status", ["SUCCESS", "IN_PROGRESS"])
+def test_a_repeat_with_another_payload_fails_with_a_named_error_and_changes_nothing(
+    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any, status: str
+) -> None:
+    take(payload_hash="hash-of-the-first")
+    if status == "SUCCESS":
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json="1")
+    before = _item(dynamodb)
+
+    with pytest.raises(layer.errors.IdempotencyPayloadMismatchError) as mismatch:
+        take(OTHER, payload_hash="hash-of-another")
+
+    assert KEY in str(mismatch.value)
+    assert _item(dynamodb) == before
+
+
+def test_a_payload_hash_is_not_compared_with_a_failed_record(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take(payload_hash="hash-of-the-first")
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="why")
+
+    outcome = take(OTHER, payload_hash="hash-of-another")
+
+    assert outcome.outcome == record.ACQUIRED
+    assert _item(dynamodb)[record.PAYLOAD_HASH] == {"S": "hash-of-another"}  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("status", "expected"), [("SUCCESS", "COMPLETED"), ("IN_PROGRESS", "BUSY")])
+def test_a_payload_hash_is_not_compared_with_a_record_written_without_one(
+    record: ModuleType, take: Any, dynamodb: Any, status: str, expected: str
+) -> None:
+    _put(dynamodb, record, status, **{record.RESULT: '"stored"', record.LEASE_EXPIRY: NOW + LEASE})
+
+    assert take(OTHER, payload_hash="any-hash").outcome == expected
+
+
+def test_twenty_executions_taking_one_record_at_once_give_exactly_one_owner(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    executions = [f"{OTHER}-{number}" for number in range(20)]
+    start = threading.Barrier(len(executions))
+    outcomes: dict[str, Any] = {}
+
+    def take_at_once(execution_id: str) -> None:
+        start.wait(timeout=10)
+        outcomes[execution_id] = take(execution_id)
+
+    threads = [threading.Thread(target=take_at_once, args=(execution_id,)) for execution_id in executions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    owners = [execution_id for execution_id, outcome in outcomes.items() if outcome.outcome == record.ACQUIRED]
+    assert len(outcomes) == 20 and len(owners) == 1
+    assert {outcome.holder.execution_id for outcome in outcomes.values() if outcome.outcome == record.BUSY} == set(owners)
+    assert _item(dynamodb)[record.EXECUTION_ID] == {"S": owners[0]}  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
-    ("held_by", "now", "prepare"),
-    [
-        (OTHER, NOW, None),  # the record has another owner
-        (OWNER, NOW + 101, None),  # the record expired
-        (OWNER, NOW, "save"),  # the record was saved meanwhile
-        (OWNER, NOW, "delete"),  # the record vanished
-    ],
-    ids=["other owner", "expired", "saved", "vanished"],
+    ("status", "problem"),
+    [("PAUSED", "PAUSED"), ("SUCCESS", "has no executionresult")],
+    ids=["unknown status", "success without result"],
 )
-def test_a_waiter_is_told_to_look_again_when_the_record_changed(dynamodb: Any, held_by: str, now: int, prepare: str | None) -> None:
-    _take(dynamodb)
-    if prepare == "save":
-        record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result=1)
-    if prepare == "delete":
-        dynamodb.delete_item(TableName=TABLE, Key={"id": {"S": "k"}})
+def test_a_record_in_no_state_the_envelope_knows_is_a_named_error(
+    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any, status: str, problem: str
+) -> None:
+    _put(dynamodb, record, status)
+
+    with pytest.raises(layer.errors.IdempotencyRecordStateError, match=problem):
+        take(OTHER)
+
+
+def test_the_record_never_holds_task_tokens(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take(payload_hash="hash")
+    holder = record.Holder(OWNER, RUN, NOW + LEASE)
+    for number in range(3):
+        assert record.register_waiter(dynamodb, TABLE, KEY, holder, f"token-{number}", NOW, NOW + TTL_SECONDS)
+
+    item = _item(dynamodb)
+
+    assert item is not None
+    assert not any("token-" in str(value) for value in item.values())
+    assert set(item) == {
+        "id", record.STATUS, record.EXECUTION_ID, record.RUN_ID, record.START_TIME, record.TTL,
+        record.LEASE_EXPIRY, record.WAITERS, record.PAYLOAD_HASH,
+    }
+
+
+# --------------------------------------------------------------------------- waiters
+def test_waiters_get_slots_numbered_from_one_each_holding_its_token(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    holder = record.Holder(OWNER, RUN, NOW + LEASE)
+
+    for number in (1, 2, 3):
+        assert record.register_waiter(dynamodb, TABLE, KEY, holder, f"token-{number}", NOW, NOW + 500) is True
+
+    tag = record.owner_tag(OWNER, RUN)
+    assert len(tag) == 16 and tag == holder.tag
+    for number in (1, 2, 3):
+        slot_id = f"{KEY}#waiter#{tag}#{number}"
+        assert record.waiter_slot_id(KEY, tag, number) == slot_id
+        assert _item(dynamodb, slot_id) == {
+            "id": {"S": slot_id},
+            record.TASK_TOKEN: {"S": f"token-{number}"},
+            record.WAITING_ON: {"S": OWNER},
+            record.TTL: {"N": str(NOW + 500)},
+        }
+    assert _item(dynamodb)[record.WAITERS] == {"N": "3"}  # type: ignore[index]
+
+
+def test_fifty_waiters_registering_at_once_get_fifty_distinct_slots(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    holder = record.Holder(OWNER, RUN, NOW + LEASE)
+    start = threading.Barrier(50)
+    registered: list[bool] = []
+
+    def register(number: int) -> None:
+        start.wait(timeout=10)
+        registered.append(record.register_waiter(dynamodb, TABLE, KEY, holder, f"token-{number}", NOW, NOW + 500))
+
+    threads = [threading.Thread(target=register, args=(number,)) for number in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert registered == [True] * 50
+    assert _item(dynamodb)[record.WAITERS] == {"N": "50"}  # type: ignore[index]
+    slots = {item["id"]["S"]: item[record.TASK_TOKEN]["S"] for item in _all_items(dynamodb) if item["id"]["S"] != KEY}
+    assert set(slots) == {record.waiter_slot_id(KEY, holder.tag, number) for number in range(1, 51)}
+    assert sorted(slots.values()) == sorted(f"token-{number}" for number in range(50))
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["saved", "failed", "taken over", "expired", "absent", "another run"],
+)
+def test_a_waiter_is_refused_when_the_record_changed_since_it_looked(
+    record: ModuleType, take: Any, dynamodb: Any, change: str
+) -> None:
+    take()
+    holder = record.Holder(OWNER, RUN, NOW + LEASE)
+    now = NOW
+    if change == "saved":
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json="1")
+    elif change == "failed":
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="")
+    elif change == "taken over":
+        take(OTHER, now=NOW + LEASE + 1)
+        now = NOW + LEASE + 1
+    elif change == "expired":
+        now = NOW + TTL_SECONDS + 1
+    elif change == "absent":
+        dynamodb.delete_item(TableName=TABLE, Key={"id": {"S": KEY}})
+    elif change == "another run":
+        holder = record.Holder(OWNER, "2026-11-23T00:00:09.000Z", NOW + LEASE)
+    before = _all_items(dynamodb)
+
+    assert record.register_waiter(dynamodb, TABLE, KEY, holder, "token", now, now + 500) is False
+    assert _all_items(dynamodb) == before  # no slot written, the record as it was
+
+
+def test_the_record_does_not_grow_with_its_waiters_beyond_the_counter(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    before = _item(dynamodb)
+    assert before is not None
+    holder = record.Holder(OWNER, RUN, NOW + LEASE)
+
+    for number in range(30):
+        record.register_waiter(dynamodb, TABLE, KEY, holder, "t" * 1000 + str(number), NOW, NOW + 500)
+
+    after = _item(dynamodb)
+    assert after == {**before, record.WAITERS: {"N": "30"}}
+
+
+# --------------------------------------------------------------------------- saving
+def test_a_success_stores_the_json_text_as_given_in_utf8(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    result_json = '{"name":"Zoë","city":"東京","emoji":"🙂"}'
+
+    saved = record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json=result_json)
+
+    assert saved == record.SavedOutcome(key=KEY, status=record.SUCCESS, owner_tag=record.owner_tag(OWNER, RUN), waiter_count=0)
+    item = _item(dynamodb)
+    assert item is not None
+    assert item[record.STATUS] == {"S": record.SUCCESS}
+    assert item[record.RESULT] == {"S": result_json}  # not "\\u00eb": UTF-8, as given
+    assert record.LEASE_EXPIRY not in item
+    assert record.encode_result({"name": "Zoë", "n": [1, 2]}) == '{"name":"Zoë","n":[1,2]}'
+
+
+def test_a_failure_stores_its_error_and_cause_cut_to_step_functions_limits(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+
+    saved = record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="E" * 300, cause="c" * 40_000)
+
+    assert saved.status == record.FAILED
+    item = _item(dynamodb)
+    assert item is not None
+    assert item[record.STATUS] == {"S": record.FAILED}
+    assert item[record.ERROR] == {"S": "E" * 256}
+    assert item[record.CAUSE] == {"S": "c" * 32_768}
+    assert record.RESULT not in item and record.LEASE_EXPIRY not in item
+
+
+def test_a_failure_saved_with_a_quiet_time_holds_the_lease_until_then(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="why", quiet_until=NOW + 60)
+
+    assert _item(dynamodb)[record.LEASE_EXPIRY] == {"N": str(NOW + 60)}  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("execution_id", "run_id", "taken_over"),
+    [(OTHER, RUN, False), (OWNER, "2026-11-23T00:00:09.000Z", False), (OWNER, RUN, True)],
+    ids=["another execution", "another run", "owner whose record was taken over"],
+)
+def test_a_save_by_an_execution_that_does_not_own_the_record_raises_and_changes_nothing(
+    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any, execution_id: str, run_id: str, taken_over: bool
+) -> None:
+    take()
+    if taken_over:
+        take(OTHER, now=NOW + LEASE + 1)
     before = _item(dynamodb)
 
-    assert record.register_waiter(dynamodb, TABLE, "k", held_by, "waiter", "token", now) is False
+    with pytest.raises(layer.errors.IdempotencyRecordLostError, match="no longer IN_PROGRESS and owned by"):
+        record.save_outcome(dynamodb, TABLE, KEY, execution_id, run_id, result_json='{"late":true}')
+
     assert _item(dynamodb) == before
 
 
-def test_a_save_by_an_execution_that_lost_the_record_changes_nothing(dynamodb: Any) -> None:
-    _take(dynamodb)
-    _take(dynamodb, OTHER, now=NOW + 11)  # took over after the lease
+def test_a_save_never_creates_a_record(record: ModuleType, layer: SimpleNamespace, dynamodb: Any) -> None:
+    with pytest.raises(layer.errors.IdempotencyRecordLostError, match="absent"):
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json="1")
+    with pytest.raises(layer.errors.IdempotencyRecordLostError):
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="")
+
+    assert _all_items(dynamodb) == []
+
+
+def test_saving_the_same_outcome_again_is_harmless_and_reports_the_same_waiter_count(
+    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any
+) -> None:
+    take()
+    holder = record.Holder(OWNER, RUN, NOW + LEASE)
+    record.register_waiter(dynamodb, TABLE, KEY, holder, "token-1", NOW, NOW + 500)
+    record.register_waiter(dynamodb, TABLE, KEY, holder, "token-2", NOW, NOW + 500)
+    first = record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json='{"a":1}')
+    stored = _item(dynamodb)
+
+    again = record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json='{"a":1}')
+
+    assert again == first and first.waiter_count == 2
+    assert _item(dynamodb) == stored
+    with pytest.raises(layer.errors.IdempotencyRecordLostError):  # but not another outcome
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Late", cause="")
+
+
+class FlakyDynamoDB:
+    """The DynamoDB client, except that the first ``update_item`` fails: after landing (a lost reply) or before (a throttle)."""
+
+    def __init__(self, client: Any, lands: bool) -> None:
+        self._client = client
+        self._lands = lands
+        self.update_attempts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_item(self, **kwargs: Any) -> Any:
+        self.update_attempts += 1
+        if self.update_attempts > 1:
+            return self._client.update_item(**kwargs)
+        if self._lands:
+            self._client.update_item(**kwargs)
+            raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com/")
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "UpdateItem")
+
+
+@pytest.mark.parametrize("lands", [True, False], ids=["reply lost after it landed", "throttled"])
+def test_a_save_whose_first_attempt_failed_succeeds_on_the_retry(record: ModuleType, take: Any, dynamodb: Any, lands: bool) -> None:
+    take()
+    record.register_waiter(dynamodb, TABLE, KEY, record.Holder(OWNER, RUN, NOW + LEASE), "token-1", NOW, NOW + 500)
+    flaky = FlakyDynamoDB(dynamodb, lands=lands)
+
+    saved = record.save_outcome(flaky, TABLE, KEY, OWNER, RUN, result_json='{"a":1}')
+
+    assert flaky.update_attempts == 2
+    assert (saved.status, saved.waiter_count) == (record.SUCCESS, 1)
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.STATUS], item[record.RESULT]) == ({"S": record.SUCCESS}, {"S": '{"a":1}'})
+
+
+# --------------------------------------------------------------------------- an owner that ended without saving
+ENDED_RUN = ""  # the release function knows the execution, not the run its take used
+
+
+def _ended(record: ModuleType, execution_id: str = OWNER) -> Any:
+    return record.Owner(execution_id, START, ENDED_RUN)
+
+
+def test_ending_the_holders_ownership_cuts_its_lease_and_wakes_nobody(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    holder = record.Holder(OWNER, RUN, NOW + LEASE)
+    for number in (1, 2):
+        record.register_waiter(dynamodb, TABLE, KEY, holder, f"token-{number}", NOW, NOW + 500)
     before = _item(dynamodb)
+    assert before is not None
 
-    with pytest.raises(record.IdempotencyRecordLostError, match="owned by"):
-        record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result={"late": True})
-    assert _item(dynamodb) == before
+    changed = record.end_ownership(dynamodb, TABLE, KEY, _ended(record), NOW + 5, NOW + 65, TTL_SECONDS)
 
-
-def test_a_save_never_creates_a_record(dynamodb: Any) -> None:
-    with pytest.raises(record.IdempotencyRecordLostError, match="absent"):
-        record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result=1)
-
-    assert _item(dynamodb) is None
+    assert changed == record.SavedOutcome(key=KEY, status=record.IN_PROGRESS, owner_tag=holder.tag, waiter_count=2)
+    assert _item(dynamodb) == {**before, record.LEASE_EXPIRY: {"N": str(NOW + 65)}}
+    for number in (1, 2):  # the caller wakes them (wakeup.py); their slots are still there
+        slot = _item(dynamodb, record.waiter_slot_id(KEY, holder.tag, number))
+        assert slot is not None and slot[record.TASK_TOKEN] == {"S": f"token-{number}"}
 
 
-def test_saving_the_same_outcome_again_is_harmless_and_returns_the_waiters_again(dynamodb: Any) -> None:
-    _take(dynamodb)
-    record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter", "token", NOW)
-    first = record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result={"a": 1})
+def test_ending_a_failed_holders_ownership_records_failed_with_its_error(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    free_at = NOW + 65
 
-    again = record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, result={"a": 1})
+    changed = record.end_ownership(
+        dynamodb, TABLE, KEY, _ended(record), NOW + 5, free_at, TTL_SECONDS, error="States.DataLimitExceeded", cause="too big"
+    )
+
+    assert changed is not None and changed.status == record.FAILED
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.STATUS], item[record.ERROR], item[record.CAUSE], item[record.LEASE_EXPIRY]) == (
+        {"S": record.FAILED}, {"S": "States.DataLimitExceeded"}, {"S": "too big"}, {"N": str(free_at)},
+    )
+    assert take(OTHER, now=free_at).outcome == record.BUSY
+    assert take(OTHER, now=free_at + 1).outcome == record.ACQUIRED
+
+
+def test_ending_ownership_a_second_time_changes_nothing_more(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    # EventBridge delivers at least once.
+    take()
+    first = record.end_ownership(dynamodb, TABLE, KEY, _ended(record), NOW + 5, NOW + 65, TTL_SECONDS)
+    after_first = _item(dynamodb)
+
+    again = record.end_ownership(dynamodb, TABLE, KEY, _ended(record), NOW + 6, NOW + 65, TTL_SECONDS)
 
     assert again == first
-    assert json.loads(_item(dynamodb)[record.RESULT]["S"]) == {"a": 1}  # type: ignore[index]
-    with pytest.raises(record.IdempotencyRecordLostError):  # but not a different outcome
-        record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, error="Late", cause="")
+    assert _item(dynamodb) == after_first
 
 
-def test_a_release_deletes_only_the_record_the_execution_still_holds(dynamodb: Any) -> None:
-    _take(dynamodb)
-    record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter", "token", NOW)
+@pytest.mark.parametrize("state", ["SUCCESS", "FAILED", "held by another execution"])
+def test_ending_ownership_leaves_saved_records_and_other_owners_records_alone(
+    record: ModuleType, take: Any, dynamodb: Any, state: str
+) -> None:
+    take()
+    if state == "SUCCESS":
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json="1")
+    elif state == "FAILED":
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="why")
+    else:
+        take(OTHER, now=NOW + LEASE + 1)
+    before = _item(dynamodb)
 
-    assert record.release_record(dynamodb, TABLE, "k", OTHER) is None
-    released = record.release_record(dynamodb, TABLE, "k", OWNER)
-
-    assert released is not None and released.waiters == {"waiter": "token"}
-    assert _item(dynamodb) is None
-    assert record.release_record(dynamodb, TABLE, "k", OWNER) is None  # a repeated event
-
-
-def test_a_release_leaves_saved_records_alone(dynamodb: Any) -> None:
-    _take(dynamodb)
-    record.save_outcome(dynamodb, TABLE, "k", OWNER, RUN, error="Boom", cause="why")
-
-    assert record.release_record(dynamodb, TABLE, "k", OWNER) is None
-    assert _item(dynamodb)[record.STATUS] == {"S": record.FAILED}  # type: ignore[index]
-
-
-def test_a_record_in_an_unknown_state_is_a_named_error(dynamodb: Any) -> None:
-    dynamodb.put_item(
-        TableName=TABLE,
-        Item={"id": {"S": "k"}, record.STATUS: {"S": "PAUSED"}, record.TTL: {"N": str(NOW + 100)}},
+    changed = record.end_ownership(
+        dynamodb, TABLE, KEY, _ended(record), NOW + LEASE + 2, NOW + LEASE + 60, TTL_SECONDS, error="States.Timeout", cause=""
     )
 
-    with pytest.raises(record.IdempotencyRecordStateError, match="PAUSED"):
-        _take(dynamodb, OTHER)
+    assert changed is None
+    assert _item(dynamodb) == before
 
 
-def test_a_waiter_registers_on_a_record_written_without_the_waiters_map(dynamodb: Any) -> None:
-    # As an earlier version of the envelope wrote IN_PROGRESS records.
-    dynamodb.put_item(
-        TableName=TABLE,
-        Item={
-            "id": {"S": "k"},
-            record.STATUS: {"S": record.IN_PROGRESS},
-            record.EXECUTION_ID: {"S": OWNER},
-            record.TTL: {"N": str(NOW + 100)},
-            record.LEASE_EXPIRY: {"N": str(NOW + 10)},
-        },
-    )
+def test_ending_ownership_with_no_record_holds_the_key_against_the_ended_executions_late_take(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
+    stopped, free_at = NOW, NOW + 60
+    release_client = _rival_client()
 
-    assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-1", "token-a", NOW)
-    assert record.register_waiter(dynamodb, TABLE, "k", OWNER, "waiter-2", "token-b", NOW)
-    assert _item(dynamodb)[record.WAITERS] == {"M": {"waiter-1": {"S": "token-a"}, "waiter-2": {"S": "token-b"}}}  # type: ignore[index]
+    def release_runs_meanwhile() -> None:
+        assert record.end_ownership(release_client, TABLE, KEY, _ended(record), stopped + 1, free_at, TTL_SECONDS) is None
+
+    # The ended execution's take read "absent", then the release ran, then its put (conditioned on absent) lands.
+    _before_first(dynamodb, "PutItem", release_runs_meanwhile)
+    late = take(OWNER, now=stopped + 2)
+
+    assert late.outcome == record.BUSY
+    item = _item(dynamodb)
+    assert item is not None
+    assert {name: item[name] for name in (record.STATUS, record.EXECUTION_ID, record.RUN_ID, record.LEASE_EXPIRY, record.TTL)} == {
+        record.STATUS: {"S": record.IN_PROGRESS},
+        record.EXECUTION_ID: {"S": OWNER},
+        record.RUN_ID: {"S": ENDED_RUN},
+        record.LEASE_EXPIRY: {"N": str(free_at)},
+        record.TTL: {"N": str(stopped + 1 + TTL_SECONDS)},
+    }
+    assert take(OTHER, now=free_at).outcome == record.BUSY
+    taken = take(OTHER, now=free_at + 1)
+    assert (taken.outcome, _item(dynamodb)[record.EXECUTION_ID]) == (record.ACQUIRED, {"S": OTHER})  # type: ignore[index]
+
+
+def test_ending_ownership_of_an_expired_record_holds_the_key_until_free_at(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    now = NOW + TTL_SECONDS + 1  # the old record counts as absent
+
+    assert record.end_ownership(dynamodb, TABLE, KEY, _ended(record), now, now + 60, TTL_SECONDS) is None
+
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.LEASE_EXPIRY], item[record.TTL]) == ({"N": str(now + 60)}, {"N": str(now + TTL_SECONDS)})
+    assert take(OTHER, now=now + 1).outcome == record.BUSY

@@ -1,24 +1,36 @@
-"""The envelope's settings (layers/idempotency/idempotency/settings.py): read from the environment the template gives."""
+"""The envelope's settings (the layer's ``settings.py``): read from the environment the template gives, and checked for coherence."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+import shlex
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from emulator.template import Resolver, Template
+from emulator.template import Template
+from tests.unit.conftest import RECORDS_TABLE
 
-TABLE_NAME = "records-table"
-
-
-@pytest.fixture(scope="module")
-def template_environment(template: Template) -> dict[str, str]:
-    """The variables ``Globals.Function.Environment`` gives every function, resolved with the parameters' defaults."""
-    resolver = Resolver(parameters=template.parameter_values(), pseudo={}, refs={"IdempotencyTable": TABLE_NAME})
-    variables = template.body["Globals"]["Function"]["Environment"]["Variables"]
-    return {name: str(value) for name, value in resolver.resolve(variables).items()}
+# Template parameter -> the variable Globals gives the functions (checked by the first test below).
+VARIABLE_OF_PARAMETER = {
+    "RecordTtlSeconds": "RECORD_TTL_SECONDS",
+    "LockLeaseSeconds": "LOCK_LEASE_SECONDS",
+    "PollIntervalSeconds": "POLL_INTERVAL_SECONDS",
+    "WaitTimeoutSeconds": "WAIT_TIMEOUT_SECONDS",
+    "WaitersOnFailure": "WAITERS_ON_FAILURE",
+    "WorkflowType": "WORKFLOW_TYPE",
+    "ExecutionTimeoutSeconds": "EXECUTION_TIMEOUT_SECONDS",
+    "LongestCallSeconds": "LONGEST_CALL_SECONDS",
+    "IdempotencyScope": "IDEMPOTENCY_SCOPE",
+    "IdempotencyKeyJmespath": "IDEMPOTENCY_KEY_JMESPATH",
+    "AllowKeyOverride": "ALLOW_KEY_OVERRIDE",
+    "PayloadValidationJmespath": "PAYLOAD_VALIDATION_JMESPATH",
+}
+# Read with a default: a deployment of an earlier version of the template has none of them.
+OPTIONAL_VARIABLES = {"IDEMPOTENCY_SCOPE", "IDEMPOTENCY_KEY_JMESPATH", "ALLOW_KEY_OVERRIDE", "PAYLOAD_VALIDATION_JMESPATH"}
 
 
 @pytest.fixture
@@ -28,6 +40,18 @@ def settings_with(layer: SimpleNamespace, template_environment: dict[str, str]) 
     return lambda **changes: dataclasses.replace(defaults, **changes)
 
 
+def _express(**changes: Any) -> dict[str, Any]:
+    """An Express deployment that passes every rule, with ``changes``."""
+    return {
+        "workflow_type": "EXPRESS",
+        "execution_timeout_seconds": 300,
+        "longest_call_seconds": 60,
+        "lease_seconds": 360,
+        "wait_timeout_seconds": 240,
+        **changes,
+    }
+
+
 def test_the_template_environment_gives_the_parameters_defaults(
     layer: SimpleNamespace, template: Template, template_environment: dict[str, str]
 ) -> None:
@@ -35,8 +59,11 @@ def test_the_template_environment_gives_the_parameters_defaults(
 
     settings = layer.settings.Settings.from_environment(template_environment)
 
+    assert {variable: template_environment[variable] for variable in VARIABLE_OF_PARAMETER.values()} == {
+        variable: str(defaults[parameter]) for parameter, variable in VARIABLE_OF_PARAMETER.items()
+    }
     assert settings == layer.settings.Settings(
-        table_name=TABLE_NAME,
+        table_name=RECORDS_TABLE,
         record_ttl_seconds=int(defaults["RecordTtlSeconds"]),
         lease_seconds=int(defaults["LockLeaseSeconds"]),
         poll_interval_seconds=int(defaults["PollIntervalSeconds"]),
@@ -44,7 +71,18 @@ def test_the_template_environment_gives_the_parameters_defaults(
         waiter_failure_policy=defaults["WaitersOnFailure"],
         workflow_type=defaults["WorkflowType"],
         execution_timeout_seconds=int(defaults["ExecutionTimeoutSeconds"]),
+        longest_call_seconds=int(defaults["LongestCallSeconds"]),
+        key_rules=layer.key.KeyRules(),
+        scope="",
     )
+
+
+def test_the_template_defaults_are_coherent(template: Template) -> None:
+    # Settings built from them (above) would have refused them too; this says which rules they meet.
+    defaults = {name: int(value) for name, value in template.parameter_values().items() if str(value).isdigit()}
+
+    assert defaults["RecordTtlSeconds"] > defaults["ExecutionTimeoutSeconds"] + defaults["LongestCallSeconds"]
+    assert defaults["WaitTimeoutSeconds"] < defaults["ExecutionTimeoutSeconds"]
 
 
 def test_settings_read_every_variable_the_template_gives_and_no_other(
@@ -57,14 +95,20 @@ def test_settings_read_every_variable_the_template_gives_and_no_other(
             read.append(name)
             return super().__getitem__(name)
 
+        def get(self, name: str, default: Any = None) -> Any:
+            read.append(name)
+            return super().get(name, default)
+
     layer.settings.Settings.from_environment(RecordingEnvironment(template_environment))
 
     powertools = {name for name in template_environment if name.startswith("POWERTOOLS_")}
     assert sorted(read) == sorted(set(template_environment) - powertools)
 
 
-def test_a_missing_variable_fails_naming_it(layer: SimpleNamespace, template_environment: dict[str, str]) -> None:
-    for name in [name for name in template_environment if not name.startswith("POWERTOOLS_")]:
+def test_a_missing_required_variable_fails_naming_it(layer: SimpleNamespace, template_environment: dict[str, str]) -> None:
+    required = [name for name in template_environment if not name.startswith("POWERTOOLS_") and name not in OPTIONAL_VARIABLES]
+    assert "LONGEST_CALL_SECONDS" in required
+    for name in required:
         environment = {key: value for key, value in template_environment.items() if key != name}
 
         with pytest.raises(KeyError) as missing:
@@ -73,21 +117,45 @@ def test_a_missing_variable_fails_naming_it(layer: SimpleNamespace, template_env
         assert missing.value.args == (name,)
 
 
+def test_the_key_variables_default_to_the_whole_input_validated_and_the_state_machines_scope(
+    layer: SimpleNamespace, template_environment: dict[str, str]
+) -> None:
+    environment = {key: value for key, value in template_environment.items() if key not in OPTIONAL_VARIABLES}
+
+    settings = layer.settings.Settings.from_environment(environment)
+
+    assert (settings.key_rules, settings.scope) == (layer.key.KeyRules(), "")
+
+
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
         pytest.param({"waiter_failure_policy": "Retry"}, "WaitersOnFailure must be one of TakeOver, Fail, got 'Retry'", id="unknown waiter policy"),
         pytest.param({"workflow_type": "SYNC"}, "WorkflowType must be STANDARD or EXPRESS, got 'SYNC'", id="unknown workflow type"),
         pytest.param(
-            {"workflow_type": "EXPRESS", "execution_timeout_seconds": 301, "lease_seconds": 60, "wait_timeout_seconds": 60},
+            _express(execution_timeout_seconds=301, lease_seconds=400),
             "ExecutionTimeoutSeconds=301 but an Express workflow lasts at most 300 s",
             id="express longer than 5 minutes",
         ),
-        pytest.param({"lease_seconds": 1801}, "LockLeaseSeconds=1801 outlives ExecutionTimeoutSeconds=1800", id="lease outlives the execution"),
-        pytest.param({"wait_timeout_seconds": 1800}, "WaitTimeoutSeconds=1800 must be shorter than ExecutionTimeoutSeconds=1800", id="wait as long as the execution"),
+        pytest.param({"longest_call_seconds": 0}, "LongestCallSeconds must be at least 1, got 0", id="no time for a call"),
+        pytest.param(
+            {"record_ttl_seconds": 1860},
+            "RecordTtlSeconds=1860 must be longer than ExecutionTimeoutSeconds + LongestCallSeconds (1860)",
+            id="record expires while its owner may still act",
+        ),
+        pytest.param(
+            _express(lease_seconds=359),
+            "LockLeaseSeconds=359 must be at least ExecutionTimeoutSeconds + LongestCallSeconds (360) for an Express workflow",
+            id="express lease shorter than the owner can act",
+        ),
+        pytest.param(
+            {"wait_timeout_seconds": 1800},
+            "WaitTimeoutSeconds=1800 must be shorter than ExecutionTimeoutSeconds=1800",
+            id="wait as long as the execution",
+        ),
     ],
 )
-def test_contradicting_parameters_are_refused_with_a_named_error(
+def test_contradicting_parameters_are_refused_at_construction_naming_them(
     layer: SimpleNamespace, settings_with: Any, changes: dict[str, Any], problem: str
 ) -> None:
     with pytest.raises(layer.errors.IdempotencyConfigurationError) as refused:
@@ -99,24 +167,39 @@ def test_contradicting_parameters_are_refused_with_a_named_error(
 
 def test_every_contradiction_is_named_at_once(layer: SimpleNamespace, settings_with: Any) -> None:
     with pytest.raises(layer.errors.IdempotencyConfigurationError) as refused:
-        settings_with(waiter_failure_policy="Retry", lease_seconds=1801, wait_timeout_seconds=1800)
+        settings_with(waiter_failure_policy="Retry", record_ttl_seconds=100, wait_timeout_seconds=1800)
 
-    assert str(refused.value).count(";") == 2
+    message = str(refused.value)
+    assert message.count(";") == 2
+    assert all(name in message for name in ("WaitersOnFailure", "RecordTtlSeconds", "WaitTimeoutSeconds"))
+
+
+@pytest.mark.parametrize("scope", ["has#hash", "has space", "x" * 129])
+def test_an_unusable_scope_is_refused(layer: SimpleNamespace, settings_with: Any, scope: str) -> None:
+    with pytest.raises(layer.errors.IdempotencyConfigurationError, match="IdempotencyScope"):
+        settings_with(scope=scope)
 
 
 def test_limits_at_their_edge_are_accepted(settings_with: Any) -> None:
-    settings_with(lease_seconds=1800, wait_timeout_seconds=1799)
-    settings_with(workflow_type="EXPRESS", execution_timeout_seconds=300, lease_seconds=300, wait_timeout_seconds=299)
+    settings_with(record_ttl_seconds=1861, wait_timeout_seconds=1799)
+    settings_with(lease_seconds=1)  # Standard: a short lease is checked with Step Functions, not trusted
+    settings_with(**_express())
+    settings_with(**_express(longest_call_seconds=1, lease_seconds=301, wait_timeout_seconds=299))
 
 
 @pytest.mark.parametrize(
-    ("workflow_type", "wait_by"),
-    [pytest.param("STANDARD", "TASK_TOKEN", id="standard waits for a task token"), pytest.param("EXPRESS", "POLLING", id="express polls")],
+    ("workflow_type", "wait_by", "checks_liveness"),
+    [
+        pytest.param("STANDARD", "TASK_TOKEN", True, id="standard waits for a task token and asks about the holder"),
+        pytest.param("EXPRESS", "POLLING", False, id="express polls and trusts the lease"),
+    ],
 )
-def test_how_a_busy_execution_waits_follows_the_workflow_type(settings_with: Any, workflow_type: str, wait_by: str) -> None:
-    settings = settings_with(workflow_type=workflow_type, execution_timeout_seconds=300, lease_seconds=300, wait_timeout_seconds=120)
+def test_how_a_busy_execution_waits_follows_the_workflow_type(
+    settings_with: Any, workflow_type: str, wait_by: str, checks_liveness: bool
+) -> None:
+    settings = settings_with(**_express(workflow_type=workflow_type))
 
-    assert settings.wait_by == wait_by
+    assert (settings.wait_by, settings.checks_liveness) == (wait_by, checks_liveness)
 
 
 @pytest.mark.parametrize(
@@ -142,6 +225,24 @@ def test_recheck_after_backs_off_up_to_the_cap_and_the_bound(
 
 
 @pytest.mark.parametrize(
+    ("rechecks", "waited", "due_in", "expected"),
+    [
+        pytest.param(3, 70, 5, 5, id="due before the backoff: looks when due"),
+        pytest.param(0, 0, 500, 10, id="due after the backoff: the backoff"),
+        pytest.param(4, 150, 400, 150, id="due after the wait runs out: the wait that is left"),
+        pytest.param(0, 0, 0, 1, id="due now: one second, never zero"),
+        pytest.param(5, 300, 5, 0, id="wait used up: no look, however soon it is due"),
+    ],
+)
+def test_recheck_after_honours_when_the_record_says_to_look_again(
+    settings_with: Any, rechecks: int, waited: int, due_in: int, expected: int
+) -> None:
+    settings = settings_with(poll_interval_seconds=10, wait_timeout_seconds=300)
+
+    assert settings.recheck_after(rechecks, waited, due_in) == expected
+
+
+@pytest.mark.parametrize(
     ("poll", "timeout"),
     [pytest.param(10, 300, id="defaults"), pytest.param(7, 50, id="interval not dividing the bound"), pytest.param(1, 1, id="one second"), pytest.param(600, 1799, id="interval above the cap")],
 )
@@ -155,3 +256,54 @@ def test_a_waiter_waits_exactly_the_bound_in_few_looks(settings_with: Any, poll:
 
     assert waited == timeout
     assert looks <= timeout // 600 + 12  # exponential: a few looks, not one per poll interval
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:states:us-east-1:123456789012:stateMachine:orders",
+        "arn:aws:states:us-east-1:123456789012:execution:orders:run-1",
+        "arn:aws:states:us-east-1:123456789012:express:orders:run-1:5c8a",
+    ],
+    ids=["state machine", "standard execution", "express execution"],
+)
+def test_the_scope_is_the_state_machines_name_unless_the_deployment_sets_one(layer: SimpleNamespace, settings_with: Any, arn: str) -> None:
+    assert layer.settings.state_machine_name(arn) == "orders"
+    assert settings_with().scope_of(arn) == "orders"
+    assert settings_with(scope="shared-orders").scope_of(arn) == "shared-orders"
+
+
+@pytest.mark.parametrize("arn", ["", "orders", "arn:aws:lambda:us-east-1:123456789012:function:orders"])
+def test_a_scope_asked_of_something_not_a_state_machine_is_a_named_error(layer: SimpleNamespace, settings_with: Any, arn: str) -> None:
+    with pytest.raises(layer.errors.IdempotencyConfigurationError, match="is not the ARN of a state machine"):
+        settings_with().scope_of(arn)
+
+
+def test_the_sample_environment_for_local_invocations_gives_every_variable_the_settings_read(
+    layer: SimpleNamespace, template: Template
+) -> None:
+    # make invoke passes events/env.json to ``sam local invoke --env-vars``: each envelope function reads its settings on import.
+    sample = json.loads((template.root / "events" / "env.json").read_text(encoding="utf-8"))["Parameters"]
+
+    layer.settings.Settings.from_environment(sample)
+
+
+def test_every_deployment_the_docs_show_is_coherent(layer: SimpleNamespace, template: Template) -> None:
+    # A documented ``sam deploy --parameter-overrides`` must start: the functions refuse incoherent parameters at cold start.
+    resolved = {name: str(value) for name, value in template.parameter_values().items()}
+    commands = []
+    for page in [template.root / "README.md", *sorted((template.root / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8").replace("\\\n", " ")
+        commands += [(page.name, line) for line in text.splitlines() if re.search(r"sam deploy .*--parameter-overrides", line)]
+    assert commands, "no documented deployment found"
+
+    for page, command in commands:
+        overrides = dict(word.split("=", 1) for word in shlex.split(command.split("--parameter-overrides", 1)[1]) if "=" in word)
+        environment = {
+            "IDEMPOTENCY_TABLE_NAME": RECORDS_TABLE,
+            **{variable: {**resolved, **overrides}[parameter] for parameter, variable in VARIABLE_OF_PARAMETER.items()},
+        }
+        try:
+            layer.settings.Settings.from_environment(environment)
+        except layer.errors.IdempotencyConfigurationError as refused:
+            pytest.fail(f"{page}: `{command.strip()}` is refused: {refused}")

@@ -1,0 +1,250 @@
+"""Whether a record's holder can still act (the layer's ``ownership.py``), asked of moto's Step Functions.
+
+Executions started on moto stay RUNNING until stopped (ABORTED, with a real stop date). Exact
+stop dates, other end states and faults come from a small fake client instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from moto import mock_aws
+
+from tests.unit.conftest import RECORDS_TABLE as TABLE
+
+LONGEST_CALL = 60
+ROLE = "arn:aws:iam::123456789012:role/states"
+PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+PREFIX = "arn:aws:states:us-east-1:123456789012:execution"
+
+
+@pytest.fixture(scope="module")
+def ownership(layer: SimpleNamespace) -> ModuleType:
+    return layer.ownership  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def record(layer: SimpleNamespace) -> ModuleType:
+    return layer.record  # type: ignore[no-any-return]
+
+
+class Machines(SimpleNamespace):
+    client: Any
+    parent: str
+    child: str
+
+    def start(self, machine: str, name: str) -> str:
+        return self.client.start_execution(stateMachineArn=machine, name=name)["executionArn"]  # type: ignore[no-any-return]
+
+    def stop(self, execution_arn: str) -> datetime:
+        self.client.stop_execution(executionArn=execution_arn)
+        return self.client.describe_execution(executionArn=execution_arn)["stopDate"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def machines(aws_credentials: None) -> Iterator[Machines]:
+    """A parent and a child state machine on moto."""
+    with mock_aws():
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        parent = client.create_state_machine(name="wf", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+        child = client.create_state_machine(name="child", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+        yield Machines(client=client, parent=parent, child=child)
+
+
+def _checker(ownership: ModuleType, client: Any) -> Any:
+    return ownership.LivenessChecker(lambda: client, LONGEST_CALL)
+
+
+def _holder(record: ModuleType, execution_id: str, child: str | None = None) -> Any:
+    return record.Holder(execution_id=execution_id, run_id="run", lease_expiry=0, child_execution=child)
+
+
+class FakeStepFunctions:
+    """``describe_execution`` answering from ``executions`` (ARN -> description, or an exception to raise)."""
+
+    def __init__(self, executions: dict[str, Any]) -> None:
+        self.executions = executions
+        self.described: list[str] = []
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.described.append(executionArn)
+        answer = self.executions.get(executionArn)
+        if answer is None:
+            raise ClientError({"Error": {"Code": "ExecutionDoesNotExist", "Message": "gone"}}, "DescribeExecution")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+
+def _ended(status: str, stop: float) -> dict[str, Any]:
+    return {"status": status, "stopDate": datetime.fromtimestamp(stop, UTC)}
+
+
+NOW = 1_800_000_000
+HOLDER = f"{PREFIX}:wf:holder"
+CHILD = f"{PREFIX}:child:holder"
+
+
+def test_a_running_holder_can_act(ownership: ModuleType, record: ModuleType, machines: Machines) -> None:
+    holder = machines.start(machines.parent, "holder")
+
+    answer = _checker(ownership, machines.client)(_holder(record, holder), int(time.time()))
+
+    assert answer == record.Liveness(can_act=True)
+
+
+def test_a_stopped_holder_whose_child_still_runs_can_act(ownership: ModuleType, record: ModuleType, machines: Machines) -> None:
+    holder = machines.start(machines.parent, "holder")
+    child = machines.start(machines.child, "holder")
+    machines.stop(holder)
+
+    answer = _checker(ownership, machines.client)(_holder(record, holder, child), int(time.time()))
+
+    assert answer.can_act is True
+
+
+def test_a_holder_and_child_both_stopped_free_the_key_a_longest_call_after_the_later_stop(
+    ownership: ModuleType, record: ModuleType, machines: Machines
+) -> None:
+    holder = machines.start(machines.parent, "holder")
+    child = machines.start(machines.child, "holder")
+    stops = [machines.stop(child), machines.stop(holder)]
+    later = math.ceil(max(stops).timestamp())
+
+    answer = _checker(ownership, machines.client)(_holder(record, holder, child), int(time.time()))
+
+    assert answer.can_act is False
+    assert later + LONGEST_CALL <= answer.free_at <= later + LONGEST_CALL + 1  # never early
+
+
+@pytest.mark.parametrize("status", ["ABORTED", "TIMED_OUT", "FAILED", "SUCCEEDED"])
+def test_the_key_is_free_at_the_later_stop_rounded_up_plus_the_longest_call(ownership: ModuleType, record: ModuleType, status: str) -> None:
+    sfn = FakeStepFunctions({HOLDER: _ended(status, NOW + 7.5), CHILD: _ended("SUCCEEDED", NOW + 0.25)})
+
+    answer = _checker(ownership, sfn)(_holder(record, HOLDER, CHILD), NOW + 100)
+
+    assert answer == record.Liveness(can_act=False, free_at=NOW + 8 + LONGEST_CALL)
+    assert sfn.described == [HOLDER, CHILD]
+
+
+@pytest.mark.parametrize("status", ["RUNNING", "PENDING_REDRIVE"])
+def test_a_holder_that_runs_or_may_be_redriven_can_act_and_its_child_is_not_asked(
+    ownership: ModuleType, record: ModuleType, status: str
+) -> None:
+    sfn = FakeStepFunctions({HOLDER: {"status": status}})
+
+    assert _checker(ownership, sfn)(_holder(record, HOLDER, CHILD), NOW).can_act is True
+    assert sfn.described == [HOLDER]
+
+
+def test_a_child_that_was_never_started_counts_as_ended(ownership: ModuleType, record: ModuleType, machines: Machines) -> None:
+    holder = machines.start(machines.parent, "holder")
+    stopped = math.ceil(machines.stop(holder).timestamp())
+    never_started = f"{machines.child.replace(':stateMachine:', ':execution:')}:holder"
+
+    answer = _checker(ownership, machines.client)(_holder(record, holder, never_started), int(time.time()))
+
+    assert answer.can_act is False
+    assert stopped + LONGEST_CALL <= answer.free_at <= stopped + LONGEST_CALL + 1
+
+
+def test_an_unknown_holder_counts_as_ended(ownership: ModuleType, record: ModuleType, machines: Machines) -> None:
+    # Its history is gone (Step Functions keeps a closed execution for 90 days): nothing of it can still run.
+    now = int(time.time())
+
+    answer = _checker(ownership, machines.client)(_holder(record, f"{PREFIX}:wf:long-gone"), now)
+
+    assert answer.can_act is False and answer.free_at <= now
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "DescribeExecution"),
+        ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeExecution"),
+        EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com"),
+    ],
+    ids=["throttled", "refused", "unreachable"],
+)
+@pytest.mark.parametrize("asked_about", ["holder", "child"])
+def test_any_doubt_about_the_holder_or_its_child_counts_as_can_act(
+    ownership: ModuleType, record: ModuleType, fault: Exception, asked_about: str
+) -> None:
+    executions: dict[str, Any] = {HOLDER: _ended("ABORTED", NOW), CHILD: _ended("ABORTED", NOW)}
+    executions[HOLDER if asked_about == "holder" else CHILD] = fault
+
+    answer = _checker(ownership, FakeStepFunctions(executions))(_holder(record, HOLDER, CHILD), NOW + 1000)
+
+    assert answer == record.Liveness(can_act=True)
+
+
+def test_the_step_functions_client_is_made_on_first_use_only(ownership: ModuleType, record: ModuleType) -> None:
+    made: list[FakeStepFunctions] = []
+
+    def make_client() -> FakeStepFunctions:
+        made.append(FakeStepFunctions({HOLDER: {"status": "RUNNING"}}))
+        return made[-1]
+
+    checker = ownership.LivenessChecker(make_client, LONGEST_CALL)
+    assert made == [] and checker.checks == 0
+
+    checker(_holder(record, HOLDER), NOW)
+    checker(_holder(record, HOLDER), NOW)
+
+    assert len(made) == 1 and checker.checks == 2
+    assert made[0].described == [HOLDER, HOLDER]
+
+
+def test_the_childs_arn_is_named_after_its_parent_execution(ownership: ModuleType) -> None:
+    child_machine = "arn:aws:states:us-east-1:123456789012:stateMachine:child"
+
+    assert ownership.execution_arn_of_child(child_machine, f"{PREFIX}:wf:order-42") == f"{PREFIX}:child:order-42"
+
+
+# --------------------------------------------------------------------------- with the record
+@pytest.fixture
+def tables_and_machines(dynamodb: Any, aws_credentials: None) -> Machines:
+    """The record table and the state machines in one moto (the ``dynamodb`` fixture's)."""
+    client = boto3.client("stepfunctions", region_name="us-east-1")
+    parent = client.create_state_machine(name="wf", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+    child = client.create_state_machine(name="child", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+    return Machines(client=client, parent=parent, child=child)
+
+
+def _take(record: ModuleType, dynamodb: Any, execution_id: str, now: int, checker: Any) -> Any:
+    return record.take_record(
+        dynamodb, TABLE, "wf#key", record.Owner(execution_id, "2026-11-23T00:00:00Z", "run"),
+        now=now, record_ttl_seconds=10_000, lease_seconds=30, liveness=checker,
+    )
+
+
+def test_an_expired_lease_of_a_running_holder_is_extended_and_of_a_stopped_one_taken_over_once_its_calls_ended(
+    ownership: ModuleType, record: ModuleType, dynamodb: Any, tables_and_machines: Machines
+) -> None:
+    machines = tables_and_machines
+    holder = machines.start(machines.parent, "holder")
+    checker = ownership.LivenessChecker(lambda: machines.client, 600)
+    now = int(time.time())
+    assert _take(record, dynamodb, holder, now, checker).outcome == record.ACQUIRED
+
+    still_running = _take(record, dynamodb, f"{PREFIX}:wf:other", now + 31, checker)
+    assert (still_running.outcome, still_running.look_again_at) == (record.BUSY, now + 61)  # lease extended by 30 s
+
+    stopped = math.ceil(machines.stop(holder).timestamp())
+    waiting = _take(record, dynamodb, f"{PREFIX}:wf:other", now + 62, checker)
+    assert waiting.outcome == record.BUSY
+    assert stopped + 600 + 1 <= waiting.look_again_at <= stopped + 600 + 2
+
+    assert _take(record, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at - 2, checker).outcome == record.BUSY
+    taken = _take(record, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at, checker)
+    assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
+    assert checker.checks == 4

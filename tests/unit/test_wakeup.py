@@ -1,0 +1,286 @@
+"""Waking the waiters of a record (the layer's ``wakeup.py``): slots read from moto's DynamoDB, tokens sent to a fake Step Functions.
+
+Step Functions is a small fake here: ``SendTaskSuccess`` needs the tokens of real waiting
+executions, and the subject is what ``wakeup.py`` does with the calls, their failures and their
+concurrency.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.unit.conftest import RECORDS_TABLE as TABLE
+
+NOW = 1_800_000_000
+KEY = "wf#" + "a" * 64
+OWNER = "arn:aws:states:us-east-1:123456789012:execution:wf:owner"
+RUN = "2026-11-23T00:00:00.123Z"
+
+
+@pytest.fixture(scope="module")
+def wakeup(layer: SimpleNamespace) -> ModuleType:
+    return layer.wakeup  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def record(layer: SimpleNamespace) -> ModuleType:
+    return layer.record  # type: ignore[no-any-return]
+
+
+def _error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}}, "SendTaskSuccess")
+
+
+class FakeStepFunctions:
+    """``send_task_success`` only: records each token's message and attempts; ``failures[token]`` lists errors to raise first."""
+
+    def __init__(self, failures: dict[str, list[str]] | None = None) -> None:
+        self.failures = {token: list(codes) for token, codes in (failures or {}).items()}
+        self.sent: dict[str, Any] = {}
+        self.attempts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        with self._lock:
+            self.attempts[taskToken] += 1
+            codes = self.failures.get(taskToken)
+            if codes:
+                raise _error(codes.pop(0))
+            self.sent[taskToken] = json.loads(output)
+        return {}
+
+
+class AlwaysFailing(FakeStepFunctions):
+    """Every send of ``token`` fails with ``code``, however often it is tried."""
+
+    def __init__(self, token: str, code: str) -> None:
+        super().__init__()
+        self._token, self._code = token, code
+
+    def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803
+        if taskToken == self._token:
+            with self._lock:
+                self.attempts[taskToken] += 1
+            raise _error(self._code)
+        return super().send_task_success(taskToken, output)
+
+
+def _write_slots(dynamodb: Any, record: ModuleType, tokens: dict[int, str]) -> None:
+    """Waiter slots as ``register_waiter`` leaves them (slot number -> token), written in batches."""
+    tag = record.owner_tag(OWNER, RUN)
+    requests = [
+        {
+            "PutRequest": {
+                "Item": {
+                    "id": {"S": record.waiter_slot_id(KEY, tag, number)},
+                    record.TASK_TOKEN: {"S": token},
+                    record.WAITING_ON: {"S": OWNER},
+                    record.TTL: {"N": str(NOW + 1000)},
+                }
+            }
+        }
+        for number, token in tokens.items()
+    ]
+    for start in range(0, len(requests), 25):
+        dynamodb.batch_write_item(RequestItems={TABLE: requests[start : start + 25]})
+
+
+def _saved(record: ModuleType, waiter_count: int, status: str = "SUCCESS") -> Any:
+    return record.SavedOutcome(key=KEY, status=status, owner_tag=record.owner_tag(OWNER, RUN), waiter_count=waiter_count)
+
+
+def _slots_left(dynamodb: Any) -> list[str]:
+    return [item["id"]["S"] for item in dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]]
+
+
+MESSAGE = {"outcome": "COMPLETED", "key": KEY, "result": {"ok": "é"}}
+
+
+def test_every_waiters_token_receives_the_message_and_the_slots_are_cleared(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+    _write_slots(dynamodb, record, {1: "token-1", 2: "token-2", 3: "token-3"})
+    sfn = FakeStepFunctions()
+
+    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 3), MESSAGE)
+
+    assert report == wakeup.WakeUps(woken=3, gone=0, failed=0)
+    assert sfn.sent == {f"token-{number}": MESSAGE for number in (1, 2, 3)}
+    assert _slots_left(dynamodb) == []
+
+
+def test_a_record_without_waiters_costs_no_request(wakeup: ModuleType, record: ModuleType, dynamodb: Any, dynamodb_calls: Any) -> None:
+    sfn = FakeStepFunctions()
+
+    assert wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 0), MESSAGE) == wakeup.WakeUps()
+    assert dynamodb_calls == [] and sfn.attempts == Counter()
+
+
+def test_only_the_slots_of_the_saving_owners_run_are_read(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+    _write_slots(dynamodb, record, {1: "token-1"})
+    other_run = record.SavedOutcome(key=KEY, status="SUCCESS", owner_tag=record.owner_tag(OWNER, "another run"), waiter_count=1)
+    sfn = FakeStepFunctions()
+
+    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, other_run, MESSAGE)
+
+    assert report == wakeup.WakeUps(failed=1)
+    assert sfn.sent == {}
+    assert len(_slots_left(dynamodb)) == 1  # another run's waiter is not woken, nor its slot cleared
+
+
+def test_a_throttled_token_is_sent_again(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+    _write_slots(dynamodb, record, {1: "token-1", 2: "token-2"})
+    sfn = FakeStepFunctions(failures={"token-2": ["ThrottlingException", "ThrottlingException"]})
+
+    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 2), MESSAGE)
+
+    assert report == wakeup.WakeUps(woken=2)
+    assert sfn.attempts == Counter({"token-1": 1, "token-2": 3})
+    assert set(sfn.sent) == {"token-1", "token-2"}
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "AccessDeniedException"], ids=["throttled for good", "refused"])
+def test_a_token_that_fails_for_good_is_counted_and_the_others_are_still_sent(
+    wakeup: ModuleType, record: ModuleType, dynamodb: Any, code: str
+) -> None:
+    _write_slots(dynamodb, record, {1: "token-1", 2: "token-2", 3: "token-3"})
+    sfn = AlwaysFailing("token-2", code)
+    logged: list[str] = []
+    logger = SimpleNamespace(warning=lambda message, **_: logged.append(message))
+
+    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 3), MESSAGE, logger)
+
+    assert report == wakeup.WakeUps(woken=2, failed=1)
+    assert set(sfn.sent) == {"token-1", "token-3"}
+    assert sfn.attempts["token-2"] == (5 if code == "ThrottlingException" else 1)
+    assert len(logged) == 1
+
+
+@pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"])
+def test_a_waiter_no_longer_waiting_counts_as_gone(wakeup: ModuleType, record: ModuleType, dynamodb: Any, code: str) -> None:
+    _write_slots(dynamodb, record, {1: "token-1", 2: "token-2"})
+    sfn = AlwaysFailing("token-1", code)
+
+    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 2), MESSAGE)
+
+    assert report == wakeup.WakeUps(woken=1, gone=1)
+    assert sfn.attempts["token-1"] == 1
+    assert _slots_left(dynamodb) == []
+
+
+def test_a_slot_counted_but_never_written_is_read_again_briefly_then_counted_failed(
+    wakeup: ModuleType, record: ModuleType, dynamodb: Any, dynamodb_calls: Any
+) -> None:
+    _write_slots(dynamodb, record, {1: "token-1", 3: "token-3"})  # waiter 2 took its number and crashed
+    sfn = FakeStepFunctions()
+
+    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 3), MESSAGE)
+
+    assert report == wakeup.WakeUps(woken=2, failed=1)
+    reads = [params for name, params in dynamodb_calls if name == "BatchGetItem"]
+    assert len(reads) == 4  # one read, then three more of the missing slot only
+    missing = record.waiter_slot_id(KEY, record.owner_tag(OWNER, RUN), 2)
+    assert all(request[TABLE]["Keys"] == [{"id": {"S": missing}}] for request in (params["RequestItems"] for params in reads[1:]))
+    assert all(params["RequestItems"][TABLE]["ConsistentRead"] is True for params in reads)
+
+
+def test_a_slot_written_just_after_the_save_read_it_is_still_woken(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+    _write_slots(dynamodb, record, {1: "token-1"})
+    writes_late: list[bool] = []
+
+    def waiter_2_writes_its_slot(**_: Any) -> None:
+        if not writes_late:
+            writes_late.append(True)
+            _write_slots(dynamodb, record, {2: "token-2"})
+
+    dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", waiter_2_writes_its_slot)
+    sfn = FakeStepFunctions()
+
+    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 2), MESSAGE)
+
+    assert report == wakeup.WakeUps(woken=2)
+    assert set(sfn.sent) == {"token-1", "token-2"}
+
+
+def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+    sfn = FakeStepFunctions()
+
+    report = wakeup.wake_waiters(dynamodb, sfn, "no-such-table", _saved(record, 4), MESSAGE)
+
+    assert report == wakeup.WakeUps(failed=4)
+    assert sfn.attempts == Counter()
+
+
+@pytest.mark.parametrize(
+    ("characters", "replaced"),
+    [(131_000, False), (131_100, True)],
+    ids=["under 256 KiB in UTF-8", "over 256 KiB in UTF-8 though under in characters"],
+)
+def test_a_message_over_256_kib_in_utf8_becomes_record_changed(wakeup: ModuleType, characters: int, replaced: bool) -> None:
+    message = {"outcome": "COMPLETED", "key": KEY, "result": "é" * characters}  # two bytes each in UTF-8
+    sfn = FakeStepFunctions()
+
+    report = wakeup.send_to_tokens(sfn, ["token-1"], message)
+
+    assert report == wakeup.WakeUps(woken=1)
+    assert sfn.sent["token-1"] == ({"outcome": wakeup.RECORD_CHANGED, "key": KEY} if replaced else message)
+
+
+class ConcurrencyProbe(FakeStepFunctions):
+    """Counts the sends in flight at once. The first send waits (up to a bound) until a second one is in flight, so
+    sends made one at a time show a maximum of 1 (after that one wait) instead of passing by luck of timing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_at_once = 0
+        self._overlapped = threading.Event()
+
+    def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803
+        with self._lock:
+            self.in_flight += 1
+            self.most_at_once = max(self.most_at_once, self.in_flight)
+            if self.in_flight > 1:
+                self._overlapped.set()
+        self._overlapped.wait(timeout=5)
+        self._overlapped.set()  # one wait at most: sends made one at a time fail the test in seconds, not hours
+        try:
+            return super().send_task_success(taskToken, output)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def test_five_hundred_tokens_are_sent_concurrently(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+    tokens = {number: f"token-{number}" for number in range(1, 501)}
+    _write_slots(dynamodb, record, tokens)
+    sfn = ConcurrencyProbe()
+
+    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 500), MESSAGE)
+
+    assert report == wakeup.WakeUps(woken=500)
+    assert set(sfn.sent) == set(tokens.values())
+    assert sfn.attempts == Counter(dict.fromkeys(tokens.values(), 1))
+    assert 1 < sfn.most_at_once <= wakeup.MAX_CONCURRENT_SENDS
+    assert _slots_left(dynamodb) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("SUCCESS", {"outcome": "COMPLETED", "key": KEY, "result": {"a": 1}}),
+        ("FAILED", {"outcome": "FAILED", "key": KEY, "error": "Boom", "cause": "why"}),
+        ("IN_PROGRESS", {"outcome": "RELEASED", "key": KEY}),
+    ],
+)
+def test_the_message_tells_the_waiters_the_result_or_to_look_again(
+    wakeup: ModuleType, record: ModuleType, status: str, expected: dict[str, Any]
+) -> None:
+    saved = _saved(record, 1, status)
+
+    assert wakeup.wake_up_message(saved, result={"a": 1}, error="Boom", cause="why") == expected
