@@ -30,7 +30,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from tools.executions import FINISHED, ExecutionDidNotFinish, ExecutionResult, finished_execution
-from tools.layer_import import load_module
+from tools.layer_import import load_module, load_modules
 from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, RECORD_TABLE, TEMPLATE_PATH, Template
 
 STACK_NAME_VARIABLE = "AWS_SAM_STACK_NAME"
@@ -38,14 +38,9 @@ ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 EXECUTION_NAME_PREFIX = "itest"
 LAYER_ROOT = PROJECT_ROOT / "layers" / "idempotency"
 
-_key = load_module(LAYER_ROOT, "idempotency.key")
+# Loaded together, so that the errors key.identify raises are the errors module's classes caught here.
+_key, _errors = load_modules(LAYER_ROOT, "idempotency.key", "idempotency.errors")
 _record = load_module(LAYER_ROOT, "idempotency.record")
-# What compute_idempotency_key raises for input the workflow rejects before writing any record.
-_UNKEYABLE_INPUT = (
-    _key.IdempotencyInputNotObjectError,
-    _key.IdempotencyKeyExpressionError,
-    _key.IdempotencyKeyEmptyError,
-)
 _DESERIALIZE = TypeDeserializer().deserialize
 
 
@@ -160,11 +155,31 @@ class DeployedStack:
         self.close()
 
     def close(self) -> None:
-        """Stop this object's executions that still run, then delete every record it touched."""
+        """Stop this object's executions that still run, then delete every record it touched and their waiter slots."""
         self._stop_running_executions()
-        for key in sorted(self._touched_keys):
-            self.dynamodb.delete_item(TableName=self.table_name, Key={_record.ID: {"S": key}})
+        # As touched, and under the envelope's scope when bare (a test may write an item under any id).
+        records = [key for key in self._touched_keys if not _record.is_waiter_slot(key)]
+        touched = {*records, *(self.record_id(key) for key in records)}
+        for record_id in sorted(touched):
+            self.dynamodb.delete_item(TableName=self.table_name, Key={_record.ID: {"S": record_id}})
+        for slot_id in self._waiter_slots_of(touched):
+            self.dynamodb.delete_item(TableName=self.table_name, Key={_record.ID: {"S": slot_id}})
         self._touched_keys.clear()
+
+    def _waiter_slots_of(self, record_ids: set[str]) -> list[str]:
+        """The waiter slots in the table of these records, whichever owner handed them out (one scan, slots only)."""
+        if not record_ids:
+            return []
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.table_name,
+            ConsistentRead=True,
+            ProjectionExpression="#id",
+            FilterExpression="contains(#id, :infix)",
+            ExpressionAttributeNames={"#id": _record.ID},
+            ExpressionAttributeValues={":infix": {"S": _record.WAITER_SLOT_INFIX}},
+        )
+        slot_ids = (item[_record.ID]["S"] for page in pages for item in page["Items"])
+        return sorted(slot_id for slot_id in slot_ids if _record.record_id_of_waiter_slot(slot_id) in record_ids)
 
     @property
     def lambdas(self) -> Any:
@@ -201,9 +216,14 @@ class DeployedStack:
         return self.wait_for(self.start_execution(execution_input, input_json=input_json), timeout)
 
     # ------------------------------------------------------------------ records
+    @property
+    def scope(self) -> str:
+        """The scope of the envelope's records: the stack's ``IdempotencyScope``, or the state machine's name."""
+        return self.parameters.get(_key.SCOPE_PARAMETER) or self.state_machine_arn.rsplit(":", 1)[-1]
+
     def record_id(self, key: str) -> str:
-        """The record id of ``key``: as it is if already scoped, else under the envelope's default scope (its name)."""
-        return key if _key.SCOPE_SEPARATOR in key else f"{self.state_machine_arn.rsplit(':', 1)[-1]}{_key.SCOPE_SEPARATOR}{key}"
+        """The record id of ``key``: as it is if already scoped, else under the envelope's scope."""
+        return key if _key.SCOPE_SEPARATOR in key else f"{self.scope}{_key.SCOPE_SEPARATOR}{key}"
 
     def get_record(self, key: str) -> dict[str, Any] | None:
         """The idempotency record of ``key`` (a record id, or a bare key of the envelope) as plain Python values, or None."""
@@ -225,8 +245,13 @@ class DeployedStack:
 
     def _remember_key_of(self, input_text: str) -> None:
         try:
-            self._touched_keys.add(self.record_id(_key.compute_idempotency_key(json.loads(input_text))))
-        except (ValueError, *_UNKEYABLE_INPUT):
+            rules = _key.KeyRules.from_parameters(
+                key_expression=self.parameters.get(_key.KEY_EXPRESSION_PARAMETER, ""),
+                allow_key_override=self.parameters.get(_key.ALLOW_OVERRIDE_PARAMETER, "true"),
+                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, _key.WHOLE_INPUT),
+            )
+            self._touched_keys.add(_key.identify(json.loads(input_text), self.scope, rules).key)
+        except (ValueError, _errors.IdempotencyError):
             pass  # the workflow rejects this input before writing any record
 
     def _stop_running_executions(self, timeout: float = 30.0) -> None:

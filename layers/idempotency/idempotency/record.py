@@ -712,3 +712,28 @@ def _waiter_count(item: dict[str, Any]) -> int:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------- for the operators' records tool
+def is_waiter_slot(item_id: str) -> bool:
+    """Whether an item of the table is a waiter slot (``<key>#waiter#<owner tag>#<n>``) rather than a record."""
+    return WAITER_SLOT_INFIX in item_id
+
+
+def record_id_of_waiter_slot(slot_id: str) -> str:
+    """The id of the record a waiter slot belongs to: the part of its id before ``#waiter#``."""
+    return slot_id.split(WAITER_SLOT_INFIX, 1)[0]
+
+
+def waiters_of(item: dict[str, Any]) -> SavedOutcome:
+    """A record item (DynamoDB form) as the wake-up code takes it: its status, and where and how many its waiter slots are.
+
+    The slots are those handed out under the record's current holder (``waiter_slot_id(key, tag, n)``
+    for n = 1 .. ``waiters``); ``wakeup.wake_waiters`` reads, wakes and clears them.
+    """
+    return SavedOutcome(
+        key=item[ID]["S"],
+        status=item.get(STATUS, {}).get("S", ""),
+        owner_tag=owner_tag(item.get(EXECUTION_ID, {}).get("S", ""), item.get(RUN_ID, {}).get("S", "")),
+        waiter_count=_waiter_count(item),
+    )
