@@ -98,7 +98,7 @@ def look_and_take(
         recheck_after = config.recheck_after(rechecks, waited_seconds, due_in)
         if recheck_after == 0:
             raise IdempotencyWaitTimeoutError(
-                f"Record {key} is still IN_PROGRESS, held by {outcome.holder.execution_id if outcome.holder else 'another execution'}, after waiting {waited_seconds}s "
+                f"Record {key} is still held by {outcome.holder.execution_id if outcome.holder else 'another execution'}, after waiting {waited_seconds}s "
                 f"(WaitTimeoutSeconds={config.wait_timeout_seconds})."
             )
         output.update(

@@ -193,8 +193,9 @@ def test_the_envelope_sample_events_tell_one_story_about_the_fresh_input() -> No
 
     fresh = load("execution_fresh.json")
     acquire, wait, save, release = (load(f"{name}.json") for name in ("acquire_lock", "wait_for_owner", "save_outcome", "release_abandoned_record"))
-    key = compute_idempotency_key(fresh)
     stack_name = tomllib.loads((PROJECT_ROOT / "samconfig.toml").read_text(encoding="utf-8"))["default"]["global"]["parameters"]["stack_name"]
+    # Scoped as the deployed envelope scopes it: by its state machine's name.
+    key = f"{stack_name}-IdempotentWorkflow#{compute_idempotency_key(fresh)}"
     owner = acquire["executionId"]
 
     assert acquire["input"] == fresh and json.loads(release["detail"]["input"]) == fresh

@@ -165,7 +165,7 @@ def test_many_waiters_of_a_failed_owner_run_the_steps_again_only_once(stack: Off
 
 
 def test_with_policy_fail_waiters_fail_with_the_owners_error() -> None:
-    with OfflineStack({"WaitersOnFailure": "Fail"}, environment=QUIET) as stack:
+    with OfflineStack({"WaitersOnFailure": "Fail", "LongestCallSeconds": 2}, environment=QUIET) as stack:
         # The waiter's own input would succeed: it fails only because it follows the owner.
         owner, waiter = owner_fails_while_a_waiter_waits(stack, "fails")
         # Later, the same request fails no more (the test failed the owner's step, not the input).
