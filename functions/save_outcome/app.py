@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from idempotency.errors import IdempotencyResultTooLargeError
 from idempotency.limits import MAX_RESULT_BYTES
 from idempotency.observability import METRIC_FOR_SAVED_STATUS, RESULTS_TOO_LARGE, WAITERS_WOKEN, WAKE_UPS_FAILED
+from idempotency.ownership import calls_in_flight
 from idempotency.record import encode_result, save_outcome
 from idempotency.settings import SDK_CONFIG, Settings
 from idempotency.wakeup import WakeUps, wake_up_message, wake_waiters
@@ -65,7 +66,7 @@ def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient,
     else:
         error, cause = str(failure.get("Error", "")), str(failure.get("Cause", ""))
         # The failed steps' other calls (a Parallel's other branches) run on: not taken again before they can have ended.
-        quiet_until = int(time.time()) + config.longest_call_seconds
+        quiet_until = int(time.time()) + config.longest_call_seconds if calls_in_flight(sfn, owner) else None
         saved = save_outcome(client, config.table_name, key, owner, run_id, error=error, cause=cause, quiet_until=quiet_until)
         message = wake_up_message(saved, error=error, cause=cause)
     wake_ups = wake_waiters(client, sfn, config.table_name, saved, message, logger)

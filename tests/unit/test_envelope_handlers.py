@@ -32,10 +32,17 @@ INPUT = {"orderId": "1", "amount": 5}
 class RecordingStepFunctions:
     """Step Functions for the functions: ``SendTaskSuccess`` recorded (``gone`` tokens answer TaskTimedOut), the rest moto's."""
 
-    def __init__(self, gone: frozenset[str] = frozenset()) -> None:
+    def __init__(self, gone: frozenset[str] = frozenset(), history: list[dict[str, Any]] | None = None) -> None:
         self.sent: list[tuple[str, Any]] = []
         self._gone = gone
+        self._history = history
         self._moto = boto3.client("stepfunctions", region_name="us-east-1")
+
+    def get_paginator(self, operation: str) -> Any:
+        if operation != "get_execution_history" or self._history is None:
+            return self._moto.get_paginator(operation)
+        pages = [{"events": list(reversed(self._history))}]
+        return type("Pages", (), {"paginate": lambda _self, **_: iter(pages)})()
 
     def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
         if taskToken in self._gone:
@@ -220,19 +227,39 @@ def test_a_failure_is_saved_and_sent_to_the_waiters(envelope: Envelope) -> None:
     assert item is not None and (item["error"], item["cause"]) == ({"S": "Boom"}, {"S": "why"})
 
 
+# The owner's history when one branch of "Run the business steps" failed while another's call still ran.
+BRANCH_STILL_RUNNING = [
+    {"id": 10, "type": "TaskStarted"},
+    {"id": 11, "type": "TaskStarted"},
+    {"id": 12, "type": "TaskFailed", "previousEventId": 11},
+]
+ALL_BRANCHES_ENDED = [*BRANCH_STILL_RUNNING, {"id": 13, "type": "TaskSucceeded", "previousEventId": 10}]
+
+
 def test_a_failed_owners_record_is_not_taken_again_while_its_other_calls_may_still_run(envelope: Envelope) -> None:
-    # One branch of "Run the business steps" failed; Step Functions stops the Parallel, but the
-    # Lambda invocations of its other branches run on for up to LongestCallSeconds.
+    # Step Functions stops the Parallel, but the Lambda invocations of its other branches run on
+    # for up to LongestCallSeconds.
     owner = envelope.start("owner")
     taken = envelope.look(owner)
     longest = envelope.take.settings.longest_call_seconds
 
     saved_at = int(time.time())
-    envelope.store(taken, owner, RecordingStepFunctions(), failure={"Error": "Boom", "Cause": "why"})
+    envelope.store(taken, owner, RecordingStepFunctions(history=BRANCH_STILL_RUNNING), failure={"Error": "Boom", "Cause": "why"})
     retry = envelope.start("retry")
 
     assert envelope.look(retry, now=saved_at)["outcome"] == "BUSY"
     assert envelope.look(retry, now=saved_at + longest + 2)["outcome"] == "ACQUIRED"
+
+
+def test_a_failed_owners_record_is_taken_again_at_once_when_none_of_its_calls_still_runs(envelope: Envelope) -> None:
+    owner = envelope.start("owner")
+    taken = envelope.look(owner)
+
+    saved_at = int(time.time())
+    envelope.store(taken, owner, RecordingStepFunctions(history=ALL_BRANCHES_ENDED), failure={"Error": "Boom", "Cause": "why"})
+    retry = envelope.start("retry")
+
+    assert envelope.look(retry, now=saved_at)["outcome"] == "ACQUIRED"
 
 
 def test_a_waiter_whose_policy_is_to_fail_reports_the_owners_failure(envelope: Envelope) -> None:

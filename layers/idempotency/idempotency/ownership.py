@@ -73,3 +73,29 @@ def _epoch_seconds(moment: Any, default: int) -> int:
     if isinstance(moment, (int, float)):
         return int(moment) + 1
     return default
+
+
+# History events that end a task's call, and the one that begins it.
+_CALL_STARTED = "TaskStarted"
+_CALL_ENDED = ("TaskSucceeded", "TaskFailed", "TaskTimedOut")
+
+
+def calls_in_flight(sfn: SFNClient, execution_arn: str) -> bool:
+    """Whether a task call the execution started has not ended in its history (a Parallel's other
+    branches, stopped when one failed, leave their Lambda calls running).
+
+    Any doubt (the history cannot be read) counts as "in flight": the key then waits out the
+    calls' bound instead of letting a rerun run beside them.
+    """
+    started: set[int] = set()
+    ended: set[int] = set()
+    try:
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn, reverseOrder=True):
+            for event in page["events"]:
+                if event["type"] == _CALL_STARTED:
+                    started.add(int(event["id"]))
+                elif event["type"] in _CALL_ENDED and "previousEventId" in event:
+                    ended.add(int(event["previousEventId"]))
+    except (ClientError, BotoCoreError):
+        return True
+    return bool(started - ended)
