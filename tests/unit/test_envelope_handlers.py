@@ -228,12 +228,14 @@ def test_a_failure_is_saved_and_sent_to_the_waiters(envelope: Envelope) -> None:
 
 
 # The owner's history when one branch of "Run the business steps" failed while another's call still ran.
+# The last TaskStarted is the save's own call, which records the failure.
 BRANCH_STILL_RUNNING = [
     {"id": 10, "type": "TaskStarted"},
     {"id": 11, "type": "TaskStarted"},
     {"id": 12, "type": "TaskFailed", "previousEventId": 11},
+    {"id": 20, "type": "TaskStarted"},
 ]
-ALL_BRANCHES_ENDED = [*BRANCH_STILL_RUNNING, {"id": 13, "type": "TaskSucceeded", "previousEventId": 10}]
+ALL_BRANCHES_ENDED = [*BRANCH_STILL_RUNNING[:3], {"id": 13, "type": "TaskSucceeded", "previousEventId": 10}, BRANCH_STILL_RUNNING[3]]
 
 
 def test_a_failed_owners_record_is_not_taken_again_while_its_other_calls_may_still_run(envelope: Envelope) -> None:

@@ -81,8 +81,8 @@ _CALL_ENDED = ("TaskSucceeded", "TaskFailed", "TaskTimedOut")
 
 
 def calls_in_flight(sfn: SFNClient, execution_arn: str) -> bool:
-    """Whether a task call the execution started has not ended in its history (a Parallel's other
-    branches, stopped when one failed, leave their Lambda calls running).
+    """Whether a task call the execution started, other than the caller's own, has not ended in its
+    history (a Parallel's other branches, stopped when one failed, leave their Lambda calls running).
 
     Any doubt (the history cannot be read) counts as "in flight": the key then waits out the
     calls' bound instead of letting a rerun run beside them.
@@ -98,4 +98,6 @@ def calls_in_flight(sfn: SFNClient, execution_arn: str) -> bool:
                     ended.add(int(event["previousEventId"]))
     except (ClientError, BotoCoreError):
         return True
+    # The latest call started is the caller's own (the save recording this failure): it runs, of course.
+    started.discard(max(started, default=0))
     return bool(started - ended)
