@@ -30,6 +30,7 @@ from idempotency.observability import METRIC_FOR_OUTCOME, PAYLOAD_MISMATCHES, RE
 from idempotency.ownership import LivenessChecker, execution_arn_of_child
 from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, take_record
 from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
+from idempotency.wakeup import RECORD_CHANGED
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -64,9 +65,13 @@ def look_and_take(
     logger.append_keys(idempotency_key=key)
     waiting: dict[str, Any] | None = event.get("waiting")
     rechecks, waited_seconds = 0, 0
+    # The wait just ended was told the record changed under it (its registration was refused):
+    # if the record still looks busy, wait by polling this time, so a refusal can never loop.
+    record_changed = False
     if waiting:
         rechecks, waited_seconds = int(waiting["rechecks"]), int(waiting["waitedSeconds"])
         wake_up = waiting.get("wakeUp") or {}
+        record_changed = wake_up.get("outcome") == RECORD_CHANGED
         if waiting["waitBy"] == WAIT_BY_POLLING or wake_up.get("Error") == _TIMEOUT_ERROR:
             # Only time spent without any news counts against the wait bound.
             rechecks += 1
@@ -102,7 +107,7 @@ def look_and_take(
                 f"(WaitTimeoutSeconds={config.wait_timeout_seconds})."
             )
         output.update(
-            waitBy=config.wait_by if outcome.wakes_waiters else WAIT_BY_POLLING, rechecks=rechecks, waitedSeconds=waited_seconds, recheckAfterSeconds=recheck_after
+            waitBy=config.wait_by if outcome.wakes_waiters and not record_changed else WAIT_BY_POLLING, rechecks=rechecks, waitedSeconds=waited_seconds, recheckAfterSeconds=recheck_after
         )
     return output
 

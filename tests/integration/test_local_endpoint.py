@@ -272,7 +272,7 @@ def _hold_elsewhere(deployed: DeployedStack, execution_input: Any) -> None:
     deployed.dynamodb.put_item(
         TableName=deployed.table_name,
         Item={
-            "id": {"S": compute_idempotency_key(execution_input)},
+            "id": {"S": deployed.record_id(compute_idempotency_key(execution_input))},
             "executionstatus": {"S": "IN_PROGRESS"},
             "executionid": {"S": "arn:aws:states:us-east-1:123456789012:execution:elsewhere:holder"},
             "starttime": {"S": "2026-01-01T00:00:00Z"},

@@ -17,6 +17,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from emulator.adapters import atomic_dynamodb_writes
 from tests.unit.conftest import RECORDS_TABLE as TABLE
 
 NOW = 1_800_000_000
@@ -372,10 +373,12 @@ def test_twenty_executions_taking_one_record_at_once_give_exactly_one_owner(reco
         outcomes[execution_id] = take(execution_id)
 
     threads = [threading.Thread(target=take_at_once, args=(execution_id,)) for execution_id in executions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    # DynamoDB applies each conditional write atomically; moto alone does not (the emulator's adapter).
+    with atomic_dynamodb_writes():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
 
     owners = [execution_id for execution_id, outcome in outcomes.items() if outcome.outcome == record.ACQUIRED]
     assert len(outcomes) == 20 and len(owners) == 1
@@ -446,10 +449,11 @@ def test_fifty_waiters_registering_at_once_get_fifty_distinct_slots(record: Modu
         registered.append(record.register_waiter(dynamodb, TABLE, KEY, holder, f"token-{number}", NOW, NOW + 500))
 
     threads = [threading.Thread(target=register, args=(number,)) for number in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    with atomic_dynamodb_writes():  # each increment atomic, as DynamoDB's are
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
 
     assert registered == [True] * 50
     assert _item(dynamodb)[record.WAITERS] == {"N": "50"}  # type: ignore[index]

@@ -434,7 +434,9 @@ def register_waiter(
     record changed since the waiter looked (saved, released, taken over, expired): nobody would
     wake that token, so the waiter should look again now.
     """
-    condition = _HELD_BY
+    # A record written without a run id (by hand, or by an earlier version) is held by the execution alone.
+    condition = _HELD_BY if holder.run_id else _HELD_BY.replace("#run_id = :run_id", "attribute_not_exists(#run_id)")
+    run_value = {":run_id": {"S": holder.run_id}} if holder.run_id else {}
     try:
         response = _with_retries(
             lambda: client.update_item(
@@ -447,8 +449,8 @@ def register_waiter(
                     ":one": {"N": "1"},
                     ":in_progress": {"S": IN_PROGRESS},
                     ":execution_id": {"S": holder.execution_id},
-                    ":run_id": {"S": holder.run_id},
                     ":now": {"N": str(now)},
+                    **run_value,
                 },
                 ReturnValues="UPDATED_NEW",
             )
