@@ -435,8 +435,8 @@ def register_waiter(
     wake that token, so the waiter should look again now.
     """
     # A record written without a run id (by hand, or by an earlier version) is held by the execution alone.
-    condition = _HELD_BY if holder.run_id else _HELD_BY.replace("#run_id = :run_id", "attribute_not_exists(#run_id)")
-    run_value = {":run_id": {"S": holder.run_id}} if holder.run_id else {}
+    condition = _HELD_BY if holder.run_id else _HELD_BY.replace("#run_id = :run_id", "(attribute_not_exists(#run_id) OR #run_id = :run_id)")
+    run_value = {":run_id": {"S": holder.run_id}}
     try:
         response = _with_retries(
             lambda: client.update_item(
