@@ -476,7 +476,7 @@ def _placeholder_zip() -> bytes:
     # moto needs code to create a function; the adapter imports the real handler from CodeUri instead.
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "Runs in process: see emulator/adapters.py")
+        archive.writestr("README.txt", "Runs in process: see emulator/adapters/")
     return buffer.getvalue()
 
 

@@ -1,0 +1,70 @@
+"""The small adapters moto needs to run this project offline (moto version pinned in requirements-dev.txt).
+
+Each adapter is a context manager that patches one named place in moto and undoes it on exit:
+
+* ``in_process_lambdas``: moto runs Lambda functions in Docker; here the handler is imported
+  and called in this process. A handler error comes back as ``{"errorType", "errorMessage"}``
+  with the function-error flag set, exactly as Lambda reports it, so Step Functions names the
+  error after the exception class and ``Retry``/``Catch`` match it.
+* ``atomic_dynamodb_writes``: moto's ``put_item``/``update_item`` read, check the condition and
+  write without a lock, so two threads can both pass one condition. One lock around the
+  backend's item operations makes each request atomic, as DynamoDB's are.
+* ``task_tokens_reach_started_executions``: moto's ``SendTaskSuccess`` looks for the token in every
+  RUNNING execution and fails with ``AttributeError`` on one whose worker has not built its
+  environment yet (just started); such an execution cannot hold the token, so it is skipped.
+* ``stoppable_task_token_waits``: moto's ``.waitForTaskToken`` wait does not notice StopExecution;
+  it runs to its timeout and the execution ends FAILED with ``States.Timeout``. On AWS it ends
+  ABORTED at once: the wait now checks for a stop while it waits.
+* ``scaled_waits``: ASL ``Wait`` states, ``Retry`` intervals and timeouts really take their time;
+  this scales them by a factor so tests keep real timings in the ASL and still run fast.
+* ``nested_workflows``: the Step Functions integration (``arn:aws:states:::states:startExecution``,
+  ``.sync`` and ``.sync:2``) fails as shipped, because moto keeps the interpreter without its
+  parameter and response normalisation; this puts the normalisation back, so a state machine
+  can start another one and wait for it as on AWS.
+* ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
+  handed over as moto's stream object, which no state can read; Step Functions gives its text.
+"""
+
+from emulator.adapters.dynamodb import atomic_dynamodb_writes
+from emulator.adapters.lambdas import (
+    Gate,
+    Handler,
+    InProcessFunction,
+    Interceptor,
+    LambdaContext,
+    LambdaRegistry,
+    in_process_lambdas,
+    load_handler,
+    load_module,
+)
+from emulator.adapters.nested import (
+    SYNC_POLL_SECONDS,
+    nested_workflows,
+    step_functions_parameters,
+    step_functions_response,
+)
+from emulator.adapters.sdk import sdk_bodies_as_text
+from emulator.adapters.task_tokens import stoppable_task_token_waits, task_tokens_reach_started_executions
+from emulator.adapters.timing import MIN_TASK_TIMEOUT_SECONDS, scaled_waits
+
+__all__ = [
+    "MIN_TASK_TIMEOUT_SECONDS",
+    "SYNC_POLL_SECONDS",
+    "Gate",
+    "Handler",
+    "InProcessFunction",
+    "Interceptor",
+    "LambdaContext",
+    "LambdaRegistry",
+    "atomic_dynamodb_writes",
+    "in_process_lambdas",
+    "load_handler",
+    "load_module",
+    "nested_workflows",
+    "scaled_waits",
+    "sdk_bodies_as_text",
+    "step_functions_parameters",
+    "step_functions_response",
+    "stoppable_task_token_waits",
+    "task_tokens_reach_started_executions",
+]
