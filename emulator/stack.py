@@ -33,6 +33,7 @@ from moto import mock_aws
 from emulator.adapters import (
     LambdaRegistry,
     atomic_dynamodb_writes,
+    dynamodb_item_size_limit,
     in_process_lambdas,
     load_handler,
     nested_workflows,
@@ -170,6 +171,7 @@ class OfflineStack:
             exit_stack.enter_context(_quiet_interpreter())
             exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
+            exit_stack.enter_context(dynamodb_item_size_limit())  # before the lock: the lock covers its put-back
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale, self.execution_timeout_scale))
             exit_stack.enter_context(nested_workflows())

@@ -9,6 +9,10 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``atomic_dynamodb_writes``: moto's ``put_item``/``update_item`` read, check the condition and
   write without a lock, so two threads can both pass one condition. One lock around the
   backend's item operations makes each request atomic, as DynamoDB's are.
+* ``dynamodb_item_size_limit``: moto counts an item's size by rules of its own, not after a
+  nested-path update, and keeps half of a refused update; here every write (put, update, batch,
+  transaction) is held to DynamoDB's 400 KB counted as DynamoDB counts
+  (``emulator.dynamodb_size``), and a refused write changes nothing.
 * ``task_tokens_reach_started_executions``: moto's ``SendTaskSuccess`` looks for the token in every
   RUNNING execution and fails with ``AttributeError`` on one whose worker has not built its
   environment yet (just started); such an execution cannot hold the token, so it is skipped.
@@ -25,7 +29,7 @@ Each adapter is a context manager that patches one named place in moto and undoe
   handed over as moto's stream object, which no state can read; Step Functions gives its text.
 """
 
-from emulator.adapters.dynamodb import atomic_dynamodb_writes
+from emulator.adapters.dynamodb import atomic_dynamodb_writes, dynamodb_item_size_limit
 from emulator.adapters.lambdas import (
     Gate,
     Handler,
@@ -57,6 +61,7 @@ __all__ = [
     "LambdaContext",
     "LambdaRegistry",
     "atomic_dynamodb_writes",
+    "dynamodb_item_size_limit",
     "in_process_lambdas",
     "load_handler",
     "load_module",
