@@ -31,12 +31,15 @@ from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
 from emulator.adapters import (
+    DEFAULT_TASK_TOKEN_LENGTH,
     LambdaRegistry,
     atomic_dynamodb_writes,
     dynamodb_item_size_limit,
     in_process_lambdas,
     load_handler,
+    long_task_token,
     nested_workflows,
+    realistic_task_tokens,
     scaled_waits,
     sdk_bodies_as_text,
     stoppable_task_token_waits,
@@ -128,6 +131,8 @@ class OfflineStack:
             unique like every name CloudFormation derives from it, so two stacks can coexist.
         template_path: the SAM template to deploy.
         environment: extra environment variables for the functions (e.g. ``POWERTOOLS_LOG_LEVEL``).
+        task_token_length: how many characters ``$$.Task.Token`` has (AWS's are long opaque strings;
+            SendTaskSuccess accepts up to 2,048).
     """
 
     def __init__(
@@ -138,10 +143,13 @@ class OfflineStack:
         stack_name: str | None = None,
         template_path: Path = TEMPLATE_PATH,
         environment: Mapping[str, str] | None = None,
+        task_token_length: int = DEFAULT_TASK_TOKEN_LENGTH,
     ) -> None:
         self.template = Template.load(template_path)
         self.parameters = self.template.parameter_values(parameters)
         self.time_scale = time_scale
+        long_task_token(task_token_length)  # refuses a length AWS would not hand out, before deploying
+        self.task_token_length = task_token_length
         self.execution_timeout_scale = min(1.0, time_scale * EXECUTION_TIMEOUT_SLOWDOWN)
         self._suffix = uuid.uuid4().hex[:8].upper()
         self.stack_name = stack_name or f"idempotent-workflow-{self._suffix.lower()}"
@@ -179,6 +187,7 @@ class OfflineStack:
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
+            exit_stack.enter_context(realistic_task_tokens(self.task_token_length))
             exit_stack.enter_context(s3_object_events(self.events))
             self.sfn = self._client("stepfunctions")
             self.dynamodb = self._client("dynamodb")

@@ -16,6 +16,9 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``task_tokens_reach_started_executions``: moto's ``SendTaskSuccess`` looks for the token in every
   RUNNING execution and fails with ``AttributeError`` on one whose worker has not built its
   environment yet (just started); such an execution cannot hold the token, so it is skipped.
+* ``realistic_task_tokens``: moto's ``$$.Task.Token`` is a 36-character UUID; AWS's are long
+  opaque strings (up to 2,048 characters accepted). Tokens here are 1,024 base64 characters by
+  default (``OfflineStack(task_token_length=...)``), so whatever stores them is measured at size.
 * ``stoppable_task_token_waits``: moto's ``.waitForTaskToken`` wait does not notice StopExecution;
   it runs to its timeout and the execution ends FAILED with ``States.Timeout``. On AWS it ends
   ABORTED at once: the wait now checks for a stop while it waits.
@@ -48,10 +51,19 @@ from emulator.adapters.nested import (
     step_functions_response,
 )
 from emulator.adapters.sdk import sdk_bodies_as_text
-from emulator.adapters.task_tokens import stoppable_task_token_waits, task_tokens_reach_started_executions
+from emulator.adapters.task_tokens import (
+    DEFAULT_TASK_TOKEN_LENGTH,
+    MAX_TASK_TOKEN_LENGTH,
+    long_task_token,
+    realistic_task_tokens,
+    stoppable_task_token_waits,
+    task_tokens_reach_started_executions,
+)
 from emulator.adapters.timing import MIN_TASK_TIMEOUT_SECONDS, scaled_waits
 
 __all__ = [
+    "DEFAULT_TASK_TOKEN_LENGTH",
+    "MAX_TASK_TOKEN_LENGTH",
     "MIN_TASK_TIMEOUT_SECONDS",
     "SYNC_POLL_SECONDS",
     "Gate",
@@ -65,7 +77,9 @@ __all__ = [
     "in_process_lambdas",
     "load_handler",
     "load_module",
+    "long_task_token",
     "nested_workflows",
+    "realistic_task_tokens",
     "scaled_waits",
     "sdk_bodies_as_text",
     "step_functions_parameters",

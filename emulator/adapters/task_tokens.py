@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import secrets
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -12,6 +15,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceCallback,
 )
 from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeSuccess, CallbackOutcomeTimedOut
+from moto.stepfunctions.parser.asl.eval.states import ContextObject, TaskData
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 
@@ -55,4 +59,39 @@ def stoppable_task_token_waits(poll_seconds: float = 0.02) -> Iterator[None]:
                 return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id)
 
     with mock.patch.object(StateTaskServiceCallback, "_eval_wait_for_task_token", wait):
+        yield
+
+
+# --------------------------------------------------------------------------- task tokens as long as AWS's
+# SendTaskSuccess/Failure/Heartbeat accept tokens of up to this many characters.
+MAX_TASK_TOKEN_LENGTH = 2048
+# AWS's tokens are opaque base64 text of several hundred characters; the emulator's default is
+# longer than most, so whatever stores or forwards tokens is measured at a realistic size or more.
+DEFAULT_TASK_TOKEN_LENGTH = 1024
+
+
+def long_task_token(length: int = DEFAULT_TASK_TOKEN_LENGTH) -> str:
+    """A unique, opaque, base64 task token of exactly ``length`` characters."""
+    if not 64 <= length <= MAX_TASK_TOKEN_LENGTH:
+        raise ValueError(f"a task token length must be between 64 and {MAX_TASK_TOKEN_LENGTH}, not {length}")
+    # A UUID first keeps tokens unique; random bytes after it make the length.
+    raw = uuid.uuid4().bytes + secrets.token_bytes(length)
+    return base64.b64encode(raw).decode("ascii")[:length]
+
+
+@contextlib.contextmanager
+def realistic_task_tokens(length: int = DEFAULT_TASK_TOKEN_LENGTH) -> Iterator[None]:
+    """Give ``$$.Task.Token`` AWS's kind of token: ``length`` characters of base64, not a 36-character UUID.
+
+    The token is only an id to the interpreter (``callback_pool_manager``), so SendTaskSuccess,
+    SendTaskFailure and SendTaskHeartbeat accept it as they accept moto's own.
+    """
+    long_task_token(length)  # refuses a length AWS would not hand out
+
+    def update_task_token(self: ContextObject) -> str:
+        token = long_task_token(length)
+        self.context_object_data["Task"] = TaskData(Token=token)
+        return token
+
+    with mock.patch.object(ContextObject, "update_task_token", update_task_token):
         yield
