@@ -42,6 +42,7 @@ from emulator.adapters import (
     realistic_task_tokens,
     scaled_waits,
     sdk_bodies_as_text,
+    step_functions_payload_limit,
     stoppable_task_token_waits,
     task_tokens_reach_started_executions,
 )
@@ -184,6 +185,7 @@ class OfflineStack:
             exit_stack.enter_context(scaled_waits(self.time_scale, self.execution_timeout_scale))
             exit_stack.enter_context(nested_workflows())
             exit_stack.enter_context(sdk_bodies_as_text())
+            exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())

@@ -24,6 +24,10 @@ Each adapter is a context manager that patches one named place in moto and undoe
   ABORTED at once: the wait now checks for a stop while it waits.
 * ``scaled_waits``: ASL ``Wait`` states, ``Retry`` intervals and timeouts really take their time;
   this scales them by a factor so tests keep real timings in the ASL and still run fast.
+* ``step_functions_payload_limit``: moto counts Step Functions' 256 KiB in escaped JSON (six
+  bytes per Cyrillic letter), checks only results and outputs, and lets ``Catch`` handle
+  ``States.DataLimitExceeded``; here the count is UTF-8 bytes, inputs (execution, state, task
+  parameters) and ``SendTaskSuccess`` outputs are checked too, and the error is terminal.
 * ``nested_workflows``: the Step Functions integration (``arn:aws:states:::states:startExecution``,
   ``.sync`` and ``.sync:2``) fails as shipped, because moto keeps the interpreter without its
   parameter and response normalisation; this puts the normalisation back, so a state machine
@@ -44,6 +48,7 @@ from emulator.adapters.lambdas import (
     load_handler,
     load_module,
 )
+from emulator.adapters.limits import MAX_PAYLOAD_BYTES, payload_size_bytes, step_functions_payload_limit
 from emulator.adapters.nested import (
     SYNC_POLL_SECONDS,
     nested_workflows,
@@ -63,6 +68,7 @@ from emulator.adapters.timing import MIN_TASK_TIMEOUT_SECONDS, scaled_waits
 
 __all__ = [
     "DEFAULT_TASK_TOKEN_LENGTH",
+    "MAX_PAYLOAD_BYTES",
     "MAX_TASK_TOKEN_LENGTH",
     "MIN_TASK_TIMEOUT_SECONDS",
     "SYNC_POLL_SECONDS",
@@ -79,10 +85,12 @@ __all__ = [
     "load_module",
     "long_task_token",
     "nested_workflows",
+    "payload_size_bytes",
     "realistic_task_tokens",
     "scaled_waits",
     "sdk_bodies_as_text",
     "step_functions_parameters",
+    "step_functions_payload_limit",
     "step_functions_response",
     "stoppable_task_token_waits",
     "task_tokens_reach_started_executions",
