@@ -35,6 +35,7 @@ from emulator.adapters import (
     LambdaRegistry,
     atomic_dynamodb_writes,
     dynamodb_item_size_limit,
+    immediate_stops,
     in_process_lambdas,
     load_handler,
     long_task_token,
@@ -187,6 +188,7 @@ class OfflineStack:
             exit_stack.enter_context(sdk_bodies_as_text())
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
+            exit_stack.enter_context(immediate_stops())
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
             exit_stack.enter_context(realistic_task_tokens(self.task_token_length))

@@ -22,6 +22,9 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``stoppable_task_token_waits``: moto's ``.waitForTaskToken`` wait does not notice StopExecution;
   it runs to its timeout and the execution ends FAILED with ``States.Timeout``. On AWS it ends
   ABORTED at once: the wait now checks for a stop while it waits.
+* ``immediate_stops``: moto ends a stopped execution (status, stop date, status-change event)
+  only once the Lambda call it is in returns, and fails a stop that comes just after the start;
+  on AWS the execution ends at once and the call runs on by itself, its result ignored.
 * ``scaled_waits``: ASL ``Wait`` states, ``Retry`` intervals and timeouts really take their time;
   this scales them by a factor so tests keep real timings in the ASL and still run fast.
 * ``step_functions_payload_limit``: moto counts Step Functions' 256 KiB in escaped JSON (six
@@ -56,6 +59,7 @@ from emulator.adapters.nested import (
     step_functions_response,
 )
 from emulator.adapters.sdk import sdk_bodies_as_text
+from emulator.adapters.stops import immediate_stops
 from emulator.adapters.task_tokens import (
     DEFAULT_TASK_TOKEN_LENGTH,
     MAX_TASK_TOKEN_LENGTH,
@@ -80,6 +84,7 @@ __all__ = [
     "LambdaRegistry",
     "atomic_dynamodb_writes",
     "dynamodb_item_size_limit",
+    "immediate_stops",
     "in_process_lambdas",
     "load_handler",
     "load_module",

@@ -70,6 +70,13 @@ class Cloud:
     def run(self, machine: str, execution_input: Any = None, *, input_json: str | None = None) -> dict[str, Any]:
         return self.wait(self.start(machine, execution_input, input_json=input_json))
 
+    def wait_for_history(self, execution: str, event_type: str, seconds: float = 20) -> None:
+        """Wait until the execution's history has an event of ``event_type`` (its worker has ended)."""
+        deadline = time.monotonic() + seconds
+        while not any(event["type"] == event_type for event in self.history(execution)):
+            assert time.monotonic() < deadline, f"no {event_type} in the history of {execution}"
+            time.sleep(0.01)
+
     def history(self, execution: str) -> list[dict[str, Any]]:
         return list(self.sfn.get_execution_history(executionArn=execution)["events"])
 

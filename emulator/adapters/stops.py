@@ -1,0 +1,118 @@
+"""StopExecution as on AWS: the execution ends at once, while a call already running runs on."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+
+class _TerminatedOnce:
+    """The worker's link to its execution, reporting the end once: at the stop, or when the program ends."""
+
+    def __init__(self, communication: Any) -> None:
+        self._communication = communication
+        self._lock = threading.Lock()
+        self._done = False
+
+    def terminated(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._communication.terminated()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._communication, name)
+
+
+_STOPS = "_emulator_stops"
+_PENDING_STOP = "_emulator_pending_stop"
+
+
+@dataclass
+class _Stops:
+    """What a worker's stop needs: its environment once built, or the stop to apply when it is."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    env: Any = None
+    pending: dict[str, Any] | None = None
+
+
+@contextlib.contextmanager
+def immediate_stops() -> Iterator[None]:
+    """End a stopped execution at once: ABORTED, ``stopDate`` set and its status change published.
+
+    moto marks the program stopped, but the execution only ends (status, stop date, the
+    "Step Functions Execution Status Change" event) when its worker thread notices, which is
+    after the Lambda call it is in returns: a stop looks as slow as the slowest step. On AWS
+    StopExecution ends the execution at once and a Lambda invocation already running is not
+    cancelled: it runs to its end on its own, and what it returns is ignored. Here the stop
+    reports the end from StopExecution itself; the worker thread keeps running the call and its
+    own later report is dropped. The history's ``ExecutionAborted`` event still comes when the
+    worker ends.
+
+    A stop that arrives before the worker has built its environment (just started) is kept and
+    applied as the program starts; moto as pinned fails it with ``AttributeError``
+    ('NoneType' object has no attribute 'set_stop'), a 500 to the caller. The execution is
+    ABORTED at once there too; the program then ends without running a state.
+
+    An execution timeout needs nothing here: the interpreter's ``Program.eval`` stops waiting for
+    its worker at the timeout and reports TIMED_OUT at once (see ``scaled_waits``).
+    """
+    original_init = ExecutionWorker.__init__
+    original_environment = ExecutionWorker._get_evaluation_environment
+
+    def init(self: ExecutionWorker, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._execution_communication = _TerminatedOnce(self._execution_communication)  # type: ignore[misc, assignment]
+        self.__dict__[_STOPS] = _Stops()
+
+    def evaluation_environment(self: ExecutionWorker) -> Any:
+        env = original_environment(self)
+        stops: _Stops = self.__dict__[_STOPS]
+        with stops.lock:
+            stops.env = env
+            # Applied as the program starts, so its history still records the start and the abort.
+            env.__dict__[_PENDING_STOP] = stops.pending
+        return env
+
+    original_program = Program._eval_body
+
+    def program_body(self: Program, env: Any) -> None:
+        pending = env.__dict__.pop(_PENDING_STOP, None)
+        if pending is not None:
+            env.set_stop(**pending)
+        original_program(self, env)
+
+    def stop(self: ExecutionWorker, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
+        communication: Any = self._execution_communication
+        stops: _Stops = self.__dict__[_STOPS]
+        with stops.lock:
+            env = stops.env
+            if env is None:
+                stops.pending = {"stop_date": stop_date, "error": error, "cause": cause}
+        if env is None:
+            communication.execution.exec_status = ExecutionStatus.ABORTED
+            communication.execution.stop_date = stop_date
+            return
+        env.set_stop(stop_date=stop_date, cause=cause, error=error)
+        if isinstance(env._program_state, ProgramStopped):  # read directly: program_state() deep-copies
+            communication.terminated()
+
+    with (
+        mock.patch.object(ExecutionWorker, "__init__", init),
+        mock.patch.object(ExecutionWorker, "_get_evaluation_environment", evaluation_environment),
+        mock.patch.object(ExecutionWorker, "stop", stop),
+        mock.patch.object(Program, "_eval_body", program_body),
+    ):
+        yield
