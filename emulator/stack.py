@@ -45,6 +45,7 @@ from emulator.adapters import (
     sdk_bodies_as_text,
     step_functions_payload_limit,
     stoppable_task_token_waits,
+    sync_children_stop_with_their_task,
     task_tokens_reach_started_executions,
 )
 from emulator.events import EventBus, execution_status_events, s3_object_events
@@ -185,6 +186,7 @@ class OfflineStack:
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale, self.execution_timeout_scale))
             exit_stack.enter_context(nested_workflows())
+            exit_stack.enter_context(sync_children_stop_with_their_task())
             exit_stack.enter_context(sdk_bodies_as_text())
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))

@@ -35,6 +35,9 @@ Each adapter is a context manager that patches one named place in moto and undoe
   ``.sync`` and ``.sync:2``) fails as shipped, because moto keeps the interpreter without its
   parameter and response normalisation; this puts the normalisation back, so a state machine
   can start another one and wait for it as on AWS.
+* ``sync_children_stop_with_their_task``: moto leaves a ``.sync`` child running when its
+  parent's task ends first (parent stopped or timed out, task timed out); Step Functions stops
+  the child, so this does too.
 * ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
   handed over as moto's stream object, which no state can read; Step Functions gives its text.
 """
@@ -57,6 +60,7 @@ from emulator.adapters.nested import (
     nested_workflows,
     step_functions_parameters,
     step_functions_response,
+    sync_children_stop_with_their_task,
 )
 from emulator.adapters.sdk import sdk_bodies_as_text
 from emulator.adapters.stops import immediate_stops
@@ -98,5 +102,6 @@ __all__ = [
     "step_functions_payload_limit",
     "step_functions_response",
     "stoppable_task_token_waits",
+    "sync_children_stop_with_their_task",
     "task_tokens_reach_started_executions",
 ]

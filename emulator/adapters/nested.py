@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 from unittest import mock
 
+from botocore.exceptions import ClientError
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
     StateTaskServiceSfn,
 )
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
 # How often a ``.sync`` task looks at its child execution. On AWS the parent learns of the child's
 # end from an event within moments; moto polls, every 0.5 s as shipped.
@@ -94,5 +96,57 @@ def nested_workflows(poll_seconds: float = SYNC_POLL_SECONDS) -> Iterator[None]:
         mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters),
         mock.patch.object(StateTaskServiceSfn, "_normalise_response", normalise_response),
         mock.patch.object(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", poll_seconds),
+    ):
+        yield
+
+
+# --------------------------------------------------------------------------- a .sync child ends with its task
+# The Step Functions developer guide: for the "Run a Job (.sync)" pattern, when the Task state is
+# stopped (the execution is stopped, times out, or the task itself times out) Step Functions makes
+# a best-effort attempt to stop the job it started ("Service integration patterns", Run a Job);
+# for a nested workflow that job is the child execution, which is why the IAM policy Step
+# Functions documents for `states:startExecution.sync` ("IAM policies for calling nested Step
+# Functions workflows") grants `states:StopExecution` besides StartExecution/DescribeExecution.
+_SYNC_CHILD = "_emulator_sync_child"
+
+
+@contextlib.contextmanager
+def sync_children_stop_with_their_task() -> Iterator[None]:
+    """Stop a ``.sync``/``.sync:2`` child execution when its parent's task ends before the child does.
+
+    moto's task stops polling the child once its frame is no longer running (the parent was
+    stopped or timed out, or the task's own ``TimeoutSeconds`` passed, or a sibling branch
+    failed), and leaves the child running. Step Functions stops it with StopExecution; so does
+    this, through the API, so the child ends as any stopped execution does (its status-change
+    event follows; with ``immediate_stops`` its in-flight calls run on by themselves).
+    """
+    originals = {name: getattr(StateTaskServiceSfn, name) for name in ("_build_sync_resolver", "_build_sync2_resolver")}
+
+    def remembering(name: str) -> Callable[..., Any]:
+        def build(
+            self: StateTaskServiceSfn, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+        ) -> Any:
+            child_arn = env.stack[-1]["ExecutionArn"]  # the StartExecution response, which the builder pops
+            client = boto_client_for(service="stepfunctions", region=resource_runtime_part.region, state_credentials=state_credentials)
+            env.__dict__[_SYNC_CHILD] = (client, child_arn)
+            return originals[name](self, env, resource_runtime_part, normalised_parameters, state_credentials)
+
+        return build
+
+    current_eval_sync = StateTaskServiceSfn._eval_sync
+
+    def eval_sync(self: StateTaskServiceSfn, env: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = current_eval_sync(self, env, *args, **kwargs)
+        child = env.__dict__.pop(_SYNC_CHILD, None)
+        if not outcome and child is not None and not env.is_running():
+            client, child_arn = child
+            with contextlib.suppress(ClientError):  # it ended in the meantime
+                client.stop_execution(executionArn=child_arn)
+        return outcome
+
+    with (
+        mock.patch.object(StateTaskServiceSfn, "_build_sync_resolver", remembering("_build_sync_resolver")),
+        mock.patch.object(StateTaskServiceSfn, "_build_sync2_resolver", remembering("_build_sync2_resolver")),
+        mock.patch.object(StateTaskServiceSfn, "_eval_sync", eval_sync),
     ):
         yield
