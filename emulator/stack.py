@@ -34,6 +34,7 @@ from emulator.adapters import (
     DEFAULT_TASK_TOKEN_LENGTH,
     LambdaRegistry,
     atomic_dynamodb_writes,
+    aws_context_timestamps,
     dynamodb_item_size_limit,
     immediate_stops,
     in_process_lambdas,
@@ -188,6 +189,7 @@ class OfflineStack:
             exit_stack.enter_context(nested_workflows())
             exit_stack.enter_context(sync_children_stop_with_their_task())
             exit_stack.enter_context(sdk_bodies_as_text())
+            exit_stack.enter_context(aws_context_timestamps())
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(immediate_stops())

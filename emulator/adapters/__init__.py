@@ -3,9 +3,10 @@
 Each adapter is a context manager that patches one named place in moto and undoes it on exit:
 
 * ``in_process_lambdas``: moto runs Lambda functions in Docker; here the handler is imported
-  and called in this process. A handler error comes back as ``{"errorType", "errorMessage"}``
-  with the function-error flag set, exactly as Lambda reports it, so Step Functions names the
-  error after the exception class and ``Retry``/``Catch`` match it.
+  and called in this process. A handler error comes back as the Python runtime's document
+  (``{"errorMessage", "errorType", "requestId", "stackTrace"}``, paths relative as under
+  ``/var/task``) with the function-error flag set, so Step Functions names the error after the
+  exception class, ``Retry``/``Catch`` match it, and the Cause is the text AWS would show.
 * ``atomic_dynamodb_writes``: moto's ``put_item``/``update_item`` read, check the condition and
   write without a lock, so two threads can both pass one condition. One lock around the
   backend's item operations makes each request atomic, as DynamoDB's are.
@@ -38,11 +39,14 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``sync_children_stop_with_their_task``: moto leaves a ``.sync`` child running when its
   parent's task ends first (parent stopped or timed out, task timed out); Step Functions stops
   the child, so this does too.
+* ``aws_context_timestamps``: ``$$.Execution.StartTime`` and ``$$.State.EnteredTime`` in AWS's
+  format (milliseconds and ``Z``), not Python's ``isoformat()``.
 * ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
   handed over as moto's stream object, which no state can read; Step Functions gives its text.
 """
 
 from emulator.adapters.dynamodb import atomic_dynamodb_writes, dynamodb_item_size_limit
+from emulator.adapters.formats import aws_context_timestamps, aws_timestamp
 from emulator.adapters.lambdas import (
     Gate,
     Handler,
@@ -53,6 +57,7 @@ from emulator.adapters.lambdas import (
     in_process_lambdas,
     load_handler,
     load_module,
+    stack_trace,
 )
 from emulator.adapters.limits import MAX_PAYLOAD_BYTES, payload_size_bytes, step_functions_payload_limit
 from emulator.adapters.nested import (
@@ -87,6 +92,8 @@ __all__ = [
     "LambdaContext",
     "LambdaRegistry",
     "atomic_dynamodb_writes",
+    "aws_context_timestamps",
+    "aws_timestamp",
     "dynamodb_item_size_limit",
     "immediate_stops",
     "in_process_lambdas",
@@ -98,6 +105,7 @@ __all__ = [
     "realistic_task_tokens",
     "scaled_waits",
     "sdk_bodies_as_text",
+    "stack_trace",
     "step_functions_parameters",
     "step_functions_payload_limit",
     "step_functions_response",

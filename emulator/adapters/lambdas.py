@@ -20,6 +20,8 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaFunction
 
+from emulator.template import PROJECT_ROOT
+
 Handler = Callable[[Any, Any], Any]
 # An interceptor wraps a handler call: interceptor(handler, event, context) -> result.
 Interceptor = Callable[[Handler, Any, Any], Any]
@@ -147,20 +149,49 @@ class LambdaRegistry:
             result = call(event, context)
         except Exception as error:
             # Lambda's stackTrace starts in the handler: drop this adapter's own frame.
-            frames = traceback.format_tb(error.__traceback__.tb_next) if error.__traceback__ else []
-            return _error_payload(type(error).__name__, str(error), frames), True, ""
+            frames = traceback.extract_tb(error.__traceback__.tb_next) if error.__traceback__ else []
+            return _error_payload(type(error).__name__, str(error), context.aws_request_id, stack_trace(frames)), True, ""
         try:
             return json.dumps(result), False, ""
         except (TypeError, ValueError) as error:
-            return _error_payload("Runtime.MarshalError", f"Unable to marshal response: {error}", []), True, ""
+            message = f"Unable to marshal response: {error}"
+            return _error_payload("Runtime.MarshalError", message, context.aws_request_id, []), True, ""
 
 
 def _wrap(interceptor: Interceptor, inner: Handler) -> Handler:
     return lambda event, context: interceptor(inner, event, context)
 
 
-def _error_payload(error_type: str, message: str, frames: list[str]) -> str:
-    return json.dumps({"errorType": error_type, "errorMessage": message, "stackTrace": frames})
+def _error_payload(error_type: str, message: str, request_id: str, stack: list[str]) -> str:
+    # The Python runtime's error document, keys in its order; Step Functions shows it as the Cause.
+    return json.dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": stack})
+
+
+def stack_trace(frames: traceback.StackSummary | list[traceback.FrameSummary]) -> list[str]:
+    """A traceback as the Python runtime reports it (``stackTrace``): one string per frame.
+
+    Paths are relative, as in Lambda, where code sits under ``/var/task`` (or ``/opt/python`` for a
+    layer): a library's file relative to its ``site-packages``, a file of this project relative to
+    its root, anything else by its name alone. No path of this machine appears.
+    """
+    summary = traceback.StackSummary.from_list(
+        [(_relative_path(frame.filename), frame.lineno or 0, frame.name, frame.line) for frame in frames]
+    )
+    return summary.format()
+
+
+def _relative_path(filename: str) -> str:
+    path = Path(filename)
+    if not path.is_absolute():
+        return filename
+    for root in (*_library_roots(), PROJECT_ROOT):  # libraries first: a virtualenv may sit in the project
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
+def _library_roots() -> list[Path]:
+    return [Path(entry) for entry in sys.path if entry.endswith(("site-packages", "dist-packages"))]
 
 
 @contextlib.contextmanager
