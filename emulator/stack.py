@@ -48,6 +48,7 @@ from emulator.adapters import (
     stoppable_task_token_waits,
     sync_children_stop_with_their_task,
     task_tokens_reach_started_executions,
+    timeouts_evaluated_once_stopped,
 )
 from emulator.events import EventBus, execution_status_events, s3_object_events
 from emulator.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
@@ -193,6 +194,7 @@ class OfflineStack:
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(immediate_stops())
+            exit_stack.enter_context(timeouts_evaluated_once_stopped())
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
             exit_stack.enter_context(realistic_task_tokens(self.task_token_length))

@@ -26,6 +26,9 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``immediate_stops``: moto ends a stopped execution (status, stop date, status-change event)
   only once the Lambda call it is in returns, and fails a stop that comes just after the start;
   on AWS the execution ends at once and the call runs on by itself, its result ignored.
+* ``timeouts_evaluated_once_stopped``: a stop landing between a task's timeout evaluation (skipped
+  once stopped) and its pop left a dict in ``TaskScheduled.timeoutInSeconds`` (GetExecutionHistory
+  then fails) or an ``IndexError``; the timeout is now always a number.
 * ``scaled_waits``: ASL ``Wait`` states, ``Retry`` intervals and timeouts really take their time;
   this scales them by a factor so tests keep real timings in the ASL and still run fast.
 * ``step_functions_payload_limit``: moto counts Step Functions' 256 KiB in escaped JSON (six
@@ -68,7 +71,7 @@ from emulator.adapters.nested import (
     sync_children_stop_with_their_task,
 )
 from emulator.adapters.sdk import sdk_bodies_as_text
-from emulator.adapters.stops import immediate_stops
+from emulator.adapters.stops import immediate_stops, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
     DEFAULT_TASK_TOKEN_LENGTH,
     MAX_TASK_TOKEN_LENGTH,
@@ -112,4 +115,5 @@ __all__ = [
     "stoppable_task_token_waits",
     "sync_children_stop_with_their_task",
     "task_tokens_reach_started_executions",
+    "timeouts_evaluated_once_stopped",
 ]

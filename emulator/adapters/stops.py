@@ -11,6 +11,8 @@ from typing import Any
 from unittest import mock
 
 from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.asl.component.common.timeouts.heartbeat import Heartbeat
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout, TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -114,5 +116,40 @@ def immediate_stops() -> Iterator[None]:
         mock.patch.object(ExecutionWorker, "_get_evaluation_environment", evaluation_environment),
         mock.patch.object(ExecutionWorker, "stop", stop),
         mock.patch.object(Program, "_eval_body", program_body),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def timeouts_evaluated_once_stopped() -> Iterator[None]:
+    """Let a task's ``TimeoutSeconds``/``HeartbeatSeconds`` give a number even after its execution stopped.
+
+    moto skips ("prunes") every evaluation once its environment is not running, but a task
+    evaluates its timeout and then pops it from the shared stack unconditionally. A stop (or the
+    task's own timeout, which ends the task's frame) that lands between the two makes the task pop
+    whatever lies below: its parameters (a dict, which ``TaskScheduled.timeoutInSeconds`` then
+    holds, so GetExecutionHistory fails to serialize: ``int() argument must be ... not 'dict'``),
+    or nothing (``IndexError``). Here the value is always evaluated and pushed; the task then
+    ends as a stopped task does.
+    """
+    originals = {component: component.eval for component in (Timeout, Heartbeat)}
+
+    def evaluating(component: type[Timeout] | type[Heartbeat]) -> Any:
+        def evaluate(self: Any, env: Any) -> None:
+            if env.is_running():
+                originals[component](self, env)
+                return
+            depth = len(env.stack)
+            try:
+                self._eval_body(env)
+            except Exception:  # the state's input may no longer hold a TimeoutSecondsPath's value
+                del env.stack[depth:]
+                env.stack.append(TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
+
+        return evaluate
+
+    with (
+        mock.patch.object(Timeout, "eval", evaluating(Timeout)),
+        mock.patch.object(Heartbeat, "eval", evaluating(Heartbeat)),
     ):
         yield

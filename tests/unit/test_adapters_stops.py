@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from unittest.mock import patch as mock_patch
 
 import pytest
 from botocore.exceptions import ClientError
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from emulator.adapters import Gate, immediate_stops, scaled_waits
+from emulator.adapters import Gate, immediate_stops, scaled_waits, timeouts_evaluated_once_stopped
 from emulator.events import STATUS_CHANGE, EventBus, execution_status_events
 from tests.unit.sfn_support import Cloud, cloud_fixture, lambda_task  # noqa: F401  (the cloud fixture)
 
@@ -150,3 +152,48 @@ def test_moto_as_pinned_fails_a_stop_before_the_worker_has_started(cloud: Cloud)
             cloud.sfn.stop_execution(executionArn=execution)
         release.set()
     cloud.wait(execution)
+
+
+@contextlib.contextmanager
+def _stopped_just_before_the_timeout_is_read(cloud: Cloud) -> Iterator[None]:
+    """Stop each execution right after its task's parameters are evaluated, before its timeout is."""
+    original = StateTask._eval_parameters
+
+    def parameters_then_stop(self: StateTask, env: Any) -> Any:
+        parameters = original(self, env)
+        cloud.sfn.stop_execution(executionArn=env.states.context_object.context_object_data["Execution"]["Id"])
+        return parameters
+
+    with mock_patch.object(StateTask, "_eval_parameters", parameters_then_stop):
+        yield
+
+
+def _timed_task_stopped_mid_scheduling(cloud: Cloud) -> str:
+    function = cloud.function(lambda event, context: {})
+    machine = cloud.machine({"StartAt": "Step", "States": {"Step": lambda_task(function, TimeoutSeconds=30)}})
+    with _stopped_just_before_the_timeout_is_read(cloud):
+        execution = cloud.start(machine)
+        assert cloud.wait(execution)["status"] == "ABORTED"
+    return execution
+
+
+def test_moto_as_pinned_records_a_dict_as_the_timeout_of_a_task_stopped_mid_scheduling(cloud: Cloud) -> None:
+    with immediate_stops():
+        execution = _timed_task_stopped_mid_scheduling(cloud)
+
+        deadline = time.monotonic() + 10
+        with pytest.raises(TypeError, match="not 'dict'"):  # the history cannot be serialized any more
+            while time.monotonic() < deadline:
+                cloud.history(execution)
+                time.sleep(0.01)
+
+
+def test_a_task_stopped_mid_scheduling_keeps_a_readable_history(cloud: Cloud) -> None:
+    with immediate_stops(), timeouts_evaluated_once_stopped():
+        execution = _timed_task_stopped_mid_scheduling(cloud)
+        cloud.wait_for_history(execution, "ExecutionAborted")
+
+        events = cloud.history(execution)
+        (scheduled,) = [event for event in events if event["type"] == "TaskScheduled"]
+        assert scheduled["taskScheduledEventDetails"]["timeoutInSeconds"] == 30
+        assert cloud.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
