@@ -43,11 +43,13 @@ def payload_size_bytes(value: Any) -> int:
     (``\\u0436`` for the two bytes of "ж") and a space after every separator.
     """
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return len(text.encode("utf-8"))
+    return _text_size_bytes(text)
 
 
 def _text_size_bytes(text: str | None) -> int:
-    return len((text or "").encode("utf-8"))
+    # A lone surrogate (valid in JSON text as an escape) counts as the 3 bytes it would take;
+    # refusing to count it would fail the execution with States.Runtime instead.
+    return len((text or "").encode("utf-8", "surrogatepass"))
 
 
 @contextlib.contextmanager

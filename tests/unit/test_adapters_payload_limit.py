@@ -46,6 +46,7 @@ def test_the_count_is_compact_unescaped_utf8() -> None:
     assert payload_size_bytes({"a": [1, "жук"]}) == len('{"a":[1,"жук"]}'.encode())
     assert payload_size_bytes(LETTER * 100_000) == 200_002
     assert payload_size_bytes("🙂") == 6
+    assert payload_size_bytes("\ud800") == 5  # a lone surrogate is counted, not an error
 
 
 def test_moto_as_pinned_fails_a_result_that_is_under_the_limit_in_utf8(cloud: Cloud) -> None:
