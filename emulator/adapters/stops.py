@@ -10,10 +10,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
-from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.api import (
+    ExecutionAbortedEventDetails,
+    ExecutionStatus,
+    ExecutionTimedOutEventDetails,
+    HistoryEventType,
+)
 from moto.stepfunctions.parser.asl.component.common.timeouts.heartbeat import Heartbeat
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout, TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
@@ -39,6 +46,7 @@ class _TerminatedOnce:
 
 _STOPS = "_emulator_stops"
 _PENDING_STOP = "_emulator_pending_stop"
+_CLOSED = "_emulator_history_closed"
 
 
 @dataclass
@@ -59,19 +67,21 @@ def immediate_stops() -> Iterator[None]:
     after the Lambda call it is in returns: a stop looks as slow as the slowest step. On AWS
     StopExecution ends the execution at once and a Lambda invocation already running is not
     cancelled: it runs to its end on its own, and what it returns is ignored. Here the stop
-    reports the end from StopExecution itself; the worker thread keeps running the call and its
-    own later report is dropped. The history's ``ExecutionAborted`` event still comes when the
-    worker ends.
+    reports the end from StopExecution itself, and the history ends there with
+    ``ExecutionAborted``; the worker thread keeps running the call, and what it would still
+    report or record afterwards is dropped.
 
     A stop that arrives before the worker has built its environment (just started) is kept and
     applied as the program starts; moto as pinned fails it with ``AttributeError``
     ('NoneType' object has no attribute 'set_stop'), a 500 to the caller. The execution is
     ABORTED at once there too; the program then ends without running a state.
 
-    An execution timeout needs nothing here: the interpreter's ``Program.eval`` stops waiting for
-    its worker at the timeout and reports TIMED_OUT at once (see ``scaled_waits``).
+    An execution timeout already ends the execution at once (the interpreter's ``Program.eval``
+    stops waiting for its worker at the timeout, see ``scaled_waits``); here its history ends at
+    once with ``ExecutionTimedOut`` too.
     """
     original_init = ExecutionWorker.__init__
+    original_add_event = EventManager.add_event
     original_environment = ExecutionWorker._get_evaluation_environment
 
     def init(self: ExecutionWorker, *args: Any, **kwargs: Any) -> None:
@@ -109,13 +119,38 @@ def immediate_stops() -> Iterator[None]:
             return
         env.set_stop(stop_date=stop_date, cause=cause, error=error)
         if isinstance(env._program_state, ProgramStopped):  # read directly: program_state() deep-copies
+            env.event_history_context.source_event_id = 0  # as moto's own ExecutionAborted event
+            details = ExecutionAbortedEventDetails(error=error, cause=cause)
+            _close_history(env, HistoryEventType.ExecutionAborted, {"executionAbortedEventDetails": details})
             communication.terminated()
+
+    original_timed_out = Environment.set_timed_out
+
+    def set_timed_out(self: Environment) -> None:
+        original_timed_out(self)
+        if not self.is_frame():
+            details = ExecutionTimedOutEventDetails()
+            _close_history(self, HistoryEventType.ExecutionTimedOut, {"executionTimedOutEventDetails": details})
+
+    def add_event(self: EventManager, *args: Any, **kwargs: Any) -> int:
+        if self.__dict__.get(_CLOSED):
+            return -1  # the execution has ended: no event follows its last
+        return original_add_event(self, *args, **kwargs)
+
+    def _close_history(env: Any, event_type: HistoryEventType, details: Any) -> None:
+        manager = env.event_manager
+        if manager.__dict__.get(_CLOSED):
+            return
+        manager.__dict__[_CLOSED] = True  # first: an event the worker adds meanwhile is dropped
+        original_add_event(manager, context=env.event_history_context, event_type=event_type, event_details=details)
 
     with (
         mock.patch.object(ExecutionWorker, "__init__", init),
         mock.patch.object(ExecutionWorker, "_get_evaluation_environment", evaluation_environment),
         mock.patch.object(ExecutionWorker, "stop", stop),
         mock.patch.object(Program, "_eval_body", program_body),
+        mock.patch.object(Environment, "set_timed_out", set_timed_out),
+        mock.patch.object(EventManager, "add_event", add_event),
     ):
         yield
 

@@ -89,14 +89,15 @@ def test_a_stopped_execution_ends_at_once_and_its_lambda_call_runs_on(cloud: Clo
         assert [(event["detail"]["executionArn"], event["detail"]["status"]) for event in recorded] == [(execution, "ABORTED")]
         assert recorded[0]["detail"]["stopDate"] is not None
         assert not step.finished.is_set()  # still held: the stop did not wait for it
+        assert cloud.history(execution)[-1]["type"] == "ExecutionAborted"
 
         step.gate.open()
         assert step.finished.wait(10)
-        cloud.wait_for_history(execution, "ExecutionAborted")
-        # The call's return is ignored: still ABORTED, no second status change, no output.
+        # The call's return is ignored: still ABORTED, no second status change, no output, no event.
         description = cloud.sfn.describe_execution(executionArn=execution)
         assert (description["status"], description.get("output")) == ("ABORTED", None)
         assert len(recorded) == 1
+        assert cloud.history(execution)[-1]["type"] == "ExecutionAborted"
 
 
 def test_an_execution_timeout_ends_it_at_once_and_its_lambda_call_runs_on(cloud: Cloud, recorded: list[dict[str, Any]]) -> None:
@@ -106,12 +107,13 @@ def test_an_execution_timeout_ends_it_at_once_and_its_lambda_call_runs_on(cloud:
         assert cloud.wait(execution)["status"] == "TIMED_OUT"
         assert [event["detail"]["status"] for event in recorded] == ["TIMED_OUT"]
         assert not step.finished.is_set()
+        assert cloud.history(execution)[-1]["type"] == "ExecutionTimedOut"
 
         step.gate.open()
         assert step.finished.wait(10)
-        cloud.wait_for_history(execution, "ExecutionTimedOut")
         assert cloud.sfn.describe_execution(executionArn=execution)["status"] == "TIMED_OUT"
         assert len(recorded) == 1
+        assert cloud.history(execution)[-1]["type"] == "ExecutionTimedOut"
 
 
 def test_a_stop_before_the_worker_has_started_aborts_the_execution(cloud: Cloud, recorded: list[dict[str, Any]]) -> None:
@@ -155,31 +157,34 @@ def test_moto_as_pinned_fails_a_stop_before_the_worker_has_started(cloud: Cloud)
 
 
 @contextlib.contextmanager
-def _stopped_just_before_the_timeout_is_read(cloud: Cloud) -> Iterator[None]:
-    """Stop each execution right after its task's parameters are evaluated, before its timeout is."""
+def _task_ended_just_before_its_timeout_is_read() -> Iterator[None]:
+    """End each task's frame right after its parameters are evaluated, as the task's own timeout ends it."""
     original = StateTask._eval_parameters
 
-    def parameters_then_stop(self: StateTask, env: Any) -> Any:
+    def parameters_then_end(self: StateTask, env: Any) -> Any:
         parameters = original(self, env)
-        cloud.sfn.stop_execution(executionArn=env.states.context_object.context_object_data["Execution"]["Id"])
+        assert env.is_frame()  # the task runs in a frame of its own, which its timeout ends
+        env.set_ended()
         return parameters
 
-    with mock_patch.object(StateTask, "_eval_parameters", parameters_then_stop):
+    with mock_patch.object(StateTask, "_eval_parameters", parameters_then_end):
         yield
 
 
-def _timed_task_stopped_mid_scheduling(cloud: Cloud) -> str:
+def _timed_task_ended_mid_scheduling(cloud: Cloud) -> str:
     function = cloud.function(lambda event, context: {})
     machine = cloud.machine({"StartAt": "Step", "States": {"Step": lambda_task(function, TimeoutSeconds=30)}})
-    with _stopped_just_before_the_timeout_is_read(cloud):
+    with _task_ended_just_before_its_timeout_is_read():
         execution = cloud.start(machine)
-        assert cloud.wait(execution)["status"] == "ABORTED"
+        cloud.wait_for_history(execution, "TaskScheduled")
     return execution
 
 
-def test_moto_as_pinned_records_a_dict_as_the_timeout_of_a_task_stopped_mid_scheduling(cloud: Cloud) -> None:
-    with immediate_stops():
-        execution = _timed_task_stopped_mid_scheduling(cloud)
+def test_moto_as_pinned_records_a_dict_as_the_timeout_of_a_task_ended_mid_scheduling(cloud: Cloud) -> None:
+    function = cloud.function(lambda event, context: {})
+    machine = cloud.machine({"StartAt": "Step", "States": {"Step": lambda_task(function, TimeoutSeconds=30)}})
+    with _task_ended_just_before_its_timeout_is_read():
+        execution = cloud.start(machine)
 
         deadline = time.monotonic() + 10
         with pytest.raises(TypeError, match="not 'dict'"):  # the history cannot be serialized any more
@@ -188,12 +193,9 @@ def test_moto_as_pinned_records_a_dict_as_the_timeout_of_a_task_stopped_mid_sche
                 time.sleep(0.01)
 
 
-def test_a_task_stopped_mid_scheduling_keeps_a_readable_history(cloud: Cloud) -> None:
-    with immediate_stops(), timeouts_evaluated_once_stopped():
-        execution = _timed_task_stopped_mid_scheduling(cloud)
-        cloud.wait_for_history(execution, "ExecutionAborted")
+def test_a_task_ended_mid_scheduling_keeps_a_readable_history(cloud: Cloud) -> None:
+    with timeouts_evaluated_once_stopped():
+        execution = _timed_task_ended_mid_scheduling(cloud)
 
-        events = cloud.history(execution)
-        (scheduled,) = [event for event in events if event["type"] == "TaskScheduled"]
+        (scheduled,) = [event for event in cloud.history(execution) if event["type"] == "TaskScheduled"]
         assert scheduled["taskScheduledEventDetails"]["timeoutInSeconds"] == 30
-        assert cloud.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
