@@ -30,6 +30,7 @@ from moto.dynamodb.exceptions import ConditionalCheckFailed
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.responses import DynamoHandler
 
+from emulator import dynamodb_size
 from emulator.adapters import Handler
 
 WRITE_UNIT_BYTES = 1024
@@ -37,38 +38,8 @@ READ_UNIT_BYTES = 4096
 
 
 # ---------------------------------------------------------------------------- item size
-def item_size_bytes(item: Mapping[str, Mapping[str, Any]] | None) -> int:
-    """Size of an item (wire format) as DynamoDB counts it: UTF-8 bytes of attribute names plus values; 0 for none."""
-    if not item:
-        return 0
-    return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())
-
-
-def attribute_size(value: Mapping[str, Any]) -> int:
-    """Size in bytes of one attribute value (wire format), by DynamoDB's published rules."""
-    ((kind, content),) = value.items()
-    if kind == "S":
-        return len(content.encode("utf-8"))
-    if kind == "N":
-        return _number_size(content)
-    if kind == "B":
-        return len(content) if isinstance(content, bytes) else math.ceil(len(content) * 3 / 4)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS", "BS"):
-        element = kind[0]
-        return sum(attribute_size({element: item}) for item in content)
-    if kind == "L":
-        return 3 + sum(1 + attribute_size(item) for item in content)
-    if kind == "M":
-        return 3 + sum(1 + len(name.encode("utf-8")) + attribute_size(item) for name, item in content.items())
-    raise ValueError(f"Unknown DynamoDB attribute type {kind!r}")
-
-
-def _number_size(text: str) -> int:
-    # About one byte per two significant digits, plus one (rounded up, as DynamoDB's "approximately").
-    digits = text.lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
-    return math.ceil(max(len(digits), 1) / 2) + 1
+# Item sizes by DynamoDB's rules: one implementation, the emulator's (its 400 KB limit counts the same way).
+item_size_bytes = dynamodb_size.item_size_bytes
 
 
 def write_units(*sizes: int) -> int:
