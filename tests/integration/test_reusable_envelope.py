@@ -39,6 +39,8 @@ FRESH_RUN_STATES = [
     "Save the result and wake the waiters",
 ]
 HIT_STATES = [*FRESH_RUN_STATES[:2], "Return the stored result"]
+# Up to the run, then the chain that reads the workflow's own error, records it and fails with it.
+FAILURE_STATES = 11
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +134,7 @@ def test_a_failure_of_the_workflow_is_recorded_with_its_error_and_runs_again_nex
 
     assert (failed.status, failed.error) == ("FAILED", "GreetingRefusedError")
     assert "not today" in (failed.cause or "")
+    assert len(failed.states_entered) == FAILURE_STATES
     record = envelope.get_record(compute_idempotency_key(refused))
     assert record is not None
     assert (record["executionstatus"], record["error"]) == ("FAILED", "GreetingRefusedError")
