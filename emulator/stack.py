@@ -30,15 +30,24 @@ from boto3.dynamodb.types import TypeDeserializer
 from moto import mock_aws
 
 from emulator.adapters import (
+    DEFAULT_TASK_TOKEN_LENGTH,
     LambdaRegistry,
     atomic_dynamodb_writes,
+    aws_context_timestamps,
+    dynamodb_item_size_limit,
+    immediate_stops,
     in_process_lambdas,
     load_handler,
+    long_task_token,
     nested_workflows,
+    realistic_task_tokens,
     scaled_waits,
     sdk_bodies_as_text,
+    step_functions_payload_limit,
     stoppable_task_token_waits,
+    sync_children_stop_with_their_task,
     task_tokens_reach_started_executions,
+    timeouts_evaluated_once_stopped,
 )
 from emulator.events import EventBus, execution_status_events, s3_object_events
 from emulator.execution_api import named_and_checked_executions, stops_reach_starting_executions
@@ -106,6 +115,8 @@ class OfflineStack:
             unique like every name CloudFormation derives from it, so two stacks can coexist.
         template_path: the SAM template to deploy.
         environment: extra environment variables for the functions (e.g. ``POWERTOOLS_LOG_LEVEL``).
+        task_token_length: how many characters ``$$.Task.Token`` has (AWS's are long opaque strings;
+            SendTaskSuccess accepts up to 2,048).
     """
 
     def __init__(
@@ -116,10 +127,13 @@ class OfflineStack:
         stack_name: str | None = None,
         template_path: Path = TEMPLATE_PATH,
         environment: Mapping[str, str] | None = None,
+        task_token_length: int = DEFAULT_TASK_TOKEN_LENGTH,
     ) -> None:
         self.template = Template.load(template_path)
         self.parameters = self.template.parameter_values(parameters)
         self.time_scale = time_scale
+        long_task_token(task_token_length)  # refuses a length AWS would not hand out, before deploying
+        self.task_token_length = task_token_length
         self.execution_timeout_scale = min(1.0, time_scale * EXECUTION_TIMEOUT_SLOWDOWN)
         self._suffix = uuid.uuid4().hex[:8].upper()
         self.stack_name = stack_name or f"idempotent-workflow-{self._suffix.lower()}"
@@ -154,15 +168,22 @@ class OfflineStack:
             exit_stack.enter_context(_quiet_interpreter())
             exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
+            exit_stack.enter_context(dynamodb_item_size_limit())  # before the lock: the lock covers its put-back
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale, self.execution_timeout_scale))
             exit_stack.enter_context(nested_workflows())
+            exit_stack.enter_context(sync_children_stop_with_their_task())
             exit_stack.enter_context(sdk_bodies_as_text())
+            exit_stack.enter_context(aws_context_timestamps())
+            exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
+            exit_stack.enter_context(immediate_stops())
+            exit_stack.enter_context(timeouts_evaluated_once_stopped())
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
             exit_stack.enter_context(named_and_checked_executions())
             exit_stack.enter_context(stops_reach_starting_executions())
+            exit_stack.enter_context(realistic_task_tokens(self.task_token_length))
             exit_stack.enter_context(s3_object_events(self.events))
             self.sfn = self._client("stepfunctions")
             self.dynamodb = self._client("dynamodb")
@@ -272,6 +293,7 @@ class OfflineStack:
             stack_name=f"{self.stack_name}-{logical_id}-{uuid.uuid4().hex[:8].upper()}",
             template_path=self.template.root / location,
             environment=self._environment,
+            task_token_length=self.task_token_length,
         )
         nested._deploy_inside(self, exit_stack)
         self.applications[logical_id] = nested
@@ -479,7 +501,7 @@ def _placeholder_zip() -> bytes:
     # moto needs code to create a function; the adapter imports the real handler from CodeUri instead.
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "Runs in process: see emulator/adapters.py")
+        archive.writestr("README.txt", "Runs in process: see emulator/adapters/")
     return buffer.getvalue()
 
 

@@ -85,7 +85,7 @@ def release_abandoned_record(
     if changed is None:
         logger.info("Record not held by this execution: left as it is, or held for its take still in flight")
         return {"released": False, "key": key, "freeAt": free_at}
-    wake_ups = wake_waiters(client, sfn, config.table_name, changed, wake_up_message(changed, error=failure_error, cause=failure_cause), logger)
+    wake_ups = wake_waiters(client, sfn, config.table_name, changed, wake_up_message(changed), logger)
     if wake_ups.failed:
         metrics.add_metric(name=WAKE_UPS_FAILED, unit=MetricUnit.Count, value=wake_ups.failed)
     logger.info("Record released", extra={"free_at": free_at, "woken": wake_ups.woken, "status": changed.status})

@@ -256,3 +256,37 @@ def test_a_waiter_stopped_while_it_waits_is_aborted_at_once_and_leaves_the_recor
     assert waiter.status == "ABORTED", (waiter.error, waiter.cause)
     assert held is not None and held["executionid"] == owner_arn  # a waiter's end releases nothing
     assert owner.status == "SUCCEEDED"
+
+
+def _children(stack: OfflineStack, username: str) -> list[dict[str, Any]]:
+    """The user registration's child executions that registered ``username``, oldest first."""
+    arn = stack.physical_id("UserRegistrationWorkflow")
+    executions = stack.sfn.list_executions(stateMachineArn=arn)["executions"]
+    described = [stack.sfn.describe_execution(executionArn=execution["executionArn"]) for execution in executions]
+    mine = [execution for execution in described if json.loads(execution["input"]).get("username") == username]
+    return sorted(mine, key=lambda execution: execution["startDate"])
+
+
+def test_a_parent_stopped_while_its_child_runs_frees_the_key_only_once_the_child_has_ended_too(
+    ended: OfflineStack, unique: str
+) -> None:
+    stack = ended
+    execution_input = {"username": unique, "email": f"{unique}@example.com", "phone": "555", "idempotencyKeyJmespath": "username"}
+    gate = Gate()
+    with stack.lambdas.intercept("RegisterUserFunction", gate):
+        parent_arn = stack.start_execution(execution_input, state_machine="IdempotentUserRegistrationWorkflow")
+        assert gate.arrived.wait(10), "the child never reached its registration"
+        stack.sfn.stop_execution(executionArn=parent_arn)
+        # Step Functions stops the .sync child when its parent's task ends early; its calls run on.
+        wait_until(lambda: _children(stack, unique)[0]["status"] != "RUNNING", message="the child to be stopped with its parent")
+        duplicate_arn = stack.start_execution(execution_input, state_machine="IdempotentUserRegistrationWorkflow")
+        gate.open()
+        duplicate = stack.wait_for(duplicate_arn, timeout=60)
+    first_child, *later = _children(stack, unique)
+
+    assert stack.sfn.describe_execution(executionArn=parent_arn)["status"] == "ABORTED"
+    assert first_child["status"] == "ABORTED"
+    assert duplicate.status == "SUCCEEDED", duplicate.cause
+    # The duplicate started its own child only once the stopped one's calls could have ended.
+    (second_child,) = later
+    assert second_child["startDate"].timestamp() >= first_child["stopDate"].timestamp() + LONGEST_CALL_SECONDS - 1

@@ -32,7 +32,6 @@ STEP = "CountedStepFunction"
 FRESH_RUN_STATES = [
     "Take the idempotency record",
     "Is the work done, ours to do, or running elsewhere?",
-    "Hand the input to the business steps",
     child_envelope.LINK,
     child_envelope.RUN_CHILD,
     child_envelope.TAKE_OUTPUT,
@@ -40,7 +39,7 @@ FRESH_RUN_STATES = [
 ]
 HIT_STATES = [*FRESH_RUN_STATES[:2], "Return the stored result"]
 # Up to the run, then the chain that reads the workflow's own error, records it and fails with it.
-FAILURE_STATES = 11
+FAILURE_STATES = 10
 
 
 @pytest.fixture(scope="module")

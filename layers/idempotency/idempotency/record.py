@@ -372,16 +372,7 @@ def _put_owned_record(
     child_execution: str | None,
 ) -> dict[str, Any] | None:
     """Put the caller's IN_PROGRESS record under ``condition``; None when it landed, else the item that refused it."""
-    item = {
-        ID: {"S": key},
-        STATUS: {"S": IN_PROGRESS},
-        EXECUTION_ID: {"S": owner.execution_id},
-        RUN_ID: {"S": owner.run_id},
-        START_TIME: {"S": owner.start_time},
-        TTL: {"N": str(now + record_ttl_seconds)},
-        LEASE_EXPIRY: {"N": str(now + lease_seconds)},
-        WAITERS: {"N": "0"},
-    }
+    item = _in_progress_item(key, owner, ttl=now + record_ttl_seconds, lease_expiry=now + lease_seconds)
     if payload_hash is not None:
         item[PAYLOAD_HASH] = {"S": payload_hash}
     if child_execution is not None:
@@ -435,8 +426,8 @@ def register_waiter(
     wake that token, so the waiter should look again now.
     """
     # A record written without a run id (by hand, or by an earlier version) is held by the execution alone.
-    condition = _HELD_BY if holder.run_id else _HELD_BY.replace("#run_id = :run_id", "attribute_not_exists(#run_id)")
-    run_value = {":run_id": {"S": holder.run_id}} if holder.run_id else {}
+    condition = _HELD_BY if holder.run_id else _HELD_BY.replace("#run_id = :run_id", "(attribute_not_exists(#run_id) OR #run_id = :run_id)")
+    run_value = {":run_id": {"S": holder.run_id}}
     try:
         response = _with_retries(
             lambda: client.update_item(
@@ -549,34 +540,15 @@ def save_outcome(
     else:
         status = FAILED
         update = "SET #status = :status, #error = :error, #cause = :cause"
-        values = {":status": {"S": FAILED}, ":error": {"S": error[:MAX_ERROR_CHARS]}, ":cause": {"S": (cause or "")[:MAX_CAUSE_CHARS]}}
+        values = {":status": {"S": FAILED}, **_failure_values(error, cause)}
         if quiet_until is not None:
             update += ", #lease = :quiet_until"
             values[":quiet_until"] = {"N": str(quiet_until)}
         else:
             update += " REMOVE #lease"
-    condition = _OWNED
-    try:
-        response = _with_retries(
-            lambda: client.update_item(
-                TableName=table_name,
-                Key={ID: {"S": key}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=_names(update + condition),
-                ExpressionAttributeValues={
-                    **values,
-                    ":in_progress": {"S": IN_PROGRESS},
-                    ":execution_id": {"S": owner_execution_id},
-                    ":run_id": {"S": run_id},
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        )
-        item = response["Attributes"]
-    except client.exceptions.ConditionalCheckFailedException as refused:
-        item = _item_of_refusal(refused) or {}
+    owned = {":in_progress": {"S": IN_PROGRESS}, ":execution_id": {"S": owner_execution_id}, ":run_id": {"S": run_id}}
+    item, landed = _update_if(client, table_name, key, update, _OWNED, {**values, **owned})
+    if not landed:
         already_saved = (
             item.get(EXECUTION_ID, {}).get("S") == owner_execution_id
             and item.get(RUN_ID, {}).get("S") == run_id
@@ -588,7 +560,7 @@ def save_outcome(
                 f"(now {item.get(STATUS, {}).get('S', 'absent')}, owned by {item.get(EXECUTION_ID, {}).get('S')}); "
                 "another execution took it over after this one could no longer be seen running, or it was released. "
                 "This execution's outcome was not stored."
-            ) from refused
+            )
     return SavedOutcome(key=key, status=status, owner_tag=owner_tag(owner_execution_id, run_id), waiter_count=_waiter_count(item))
 
 
@@ -621,37 +593,15 @@ def end_ownership(
         values: dict[str, Any] = {":free_at": {"N": str(free_at)}}
     else:
         update = "SET #lease = :free_at, #status = :failed, #error = :error, #cause = :cause"
-        values = {
-            ":free_at": {"N": str(free_at)},
-            ":failed": {"S": FAILED},
-            ":error": {"S": error[:MAX_ERROR_CHARS]},
-            ":cause": {"S": (cause or "")[:MAX_CAUSE_CHARS]},
-        }
+        values = {":free_at": {"N": str(free_at)}, ":failed": {"S": FAILED}, **_failure_values(error, cause)}
     condition = f"{run_id_condition} AND #ttl >= :now"
-    try:
-        response = _with_retries(
-            lambda: client.update_item(
-                TableName=table_name,
-                Key={ID: {"S": key}},
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=_names(update + condition),
-                ExpressionAttributeValues={
-                    **values,
-                    ":execution_id": {"S": ended.execution_id},
-                    ":in_progress": {"S": IN_PROGRESS},
-                    ":now": {"N": str(now)},
-                },
-                ReturnValues="ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        )
-    except client.exceptions.ConditionalCheckFailedException as refused:
-        if _live(_item_of_refusal(refused), now) is not None:
+    held = {":execution_id": {"S": ended.execution_id}, ":in_progress": {"S": IN_PROGRESS}, ":now": {"N": str(now)}}
+    item, landed = _update_if(client, table_name, key, update, condition, {**values, **held})
+    if not landed:
+        if _live(item or None, now) is not None:
             return None  # saved, or held by another execution: not ours to change
         _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, record_ttl_seconds)
         return None
-    item = response["Attributes"]
     return SavedOutcome(
         key=key,
         status=item[STATUS]["S"],
@@ -668,16 +618,7 @@ def _put_record_of_ended_owner(
         _with_retries(
             lambda: client.put_item(
                 TableName=table_name,
-                Item={
-                    ID: {"S": key},
-                    STATUS: {"S": IN_PROGRESS},
-                    EXECUTION_ID: {"S": ended.execution_id},
-                    RUN_ID: {"S": ended.run_id},
-                    START_TIME: {"S": ended.start_time},
-                    TTL: {"N": str(now + record_ttl_seconds)},
-                    LEASE_EXPIRY: {"N": str(free_at)},
-                    WAITERS: {"N": "0"},
-                },
+                Item=_in_progress_item(key, ended, ttl=now + record_ttl_seconds, lease_expiry=free_at),
                 ConditionExpression=_NOT_LIVE,
                 ExpressionAttributeNames=_names(_NOT_LIVE),
                 ExpressionAttributeValues={":now": {"N": str(now)}},
@@ -686,6 +627,47 @@ def _put_record_of_ended_owner(
 
 
 # --------------------------------------------------------------------------- helpers
+def _in_progress_item(key: str, owner: Owner, ttl: int, lease_expiry: int) -> dict[str, Any]:
+    """A record held IN_PROGRESS by ``owner``, with no waiter yet."""
+    return {
+        ID: {"S": key},
+        STATUS: {"S": IN_PROGRESS},
+        EXECUTION_ID: {"S": owner.execution_id},
+        RUN_ID: {"S": owner.run_id},
+        START_TIME: {"S": owner.start_time},
+        TTL: {"N": str(ttl)},
+        LEASE_EXPIRY: {"N": str(lease_expiry)},
+        WAITERS: {"N": "0"},
+    }
+
+
+def _update_if(
+    client: DynamoDBClient, table_name: str, key: str, update: str, condition: str, values: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """A conditional update of the record: (the record after it, True), or (the record that refused it, False)."""
+    try:
+        response = _with_retries(
+            lambda: client.update_item(
+                TableName=table_name,
+                Key={ID: {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(update + condition),
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        )
+    except client.exceptions.ConditionalCheckFailedException as refused:
+        return _item_of_refusal(refused) or {}, False
+    return response["Attributes"], True
+
+
+def _failure_values(error: str, cause: str | None) -> dict[str, Any]:
+    """A failure's error and cause as stored: cut to what Step Functions itself allows."""
+    return {":error": {"S": error[:MAX_ERROR_CHARS]}, ":cause": {"S": (cause or "")[:MAX_CAUSE_CHARS]}}
+
+
 def _with_retries(call: Callable[[], Any]) -> Any:
     """Make a DynamoDB request, again after a lost reply or a throttle (each request here is safe to repeat)."""
     for attempt in range(_WRITE_ATTEMPTS):

@@ -52,12 +52,17 @@ class WakeUps:
     failed: int = 0
 
 
-def wake_up_message(saved: SavedOutcome, result: Any = None, error: str | None = None, cause: str | None = None) -> dict[str, Any]:
-    """What the waiters of ``saved`` are told: the result itself on success, else to look again."""
+def wake_up_message(saved: SavedOutcome, result: Any = None) -> dict[str, Any]:
+    """What the waiters of ``saved`` are told: the result itself on success, else to look again.
+
+    A failure's error and cause are not sent: the waiter reads them from the record when it looks
+    again, and its next look carries this message beside the execution input, where a cause of up
+    to 32,768 characters could push the state past Step Functions' 256 KiB.
+    """
     if saved.status == SUCCESS:
         return {"outcome": COMPLETED, "key": saved.key, "result": result}
     if saved.status == FAILED:
-        return {"outcome": OWNER_FAILED, "key": saved.key, "error": error, "cause": cause}
+        return {"outcome": OWNER_FAILED, "key": saved.key}
     return {"outcome": RELEASED, "key": saved.key}
 
 
