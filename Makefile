@@ -84,16 +84,20 @@ $(SCAN_STAMP): requirements-scan.txt
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	@touch $@
 
-scan: $(SCAN_STAMP) ## Security scan of template.yaml (checkov; skipped checks are explained in .checkov.yaml)
-	$(SCAN_VENV)/bin/checkov --file template.yaml --config-file .checkov.yaml
+scan: $(SCAN_STAMP) ## Security scan of template.yaml and envelope/template.yaml (checkov; skipped checks are explained in .checkov.yaml)
+	$(SCAN_VENV)/bin/checkov --file template.yaml --file envelope/template.yaml --config-file .checkov.yaml
 
-validate: validate-template validate-asl ## Lint the template (sam validate --lint) and the ASL (statelint + moto)
+validate: validate-template validate-asl ## Lint the templates (sam validate --lint) and the ASL (statelint + moto)
 
+# template.yaml, and the reusable envelope (envelope/template.yaml) that wraps a workflow by ARN.
 validate-template: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml --region us-east-1
+	$(BIN)/sam validate --lint --template envelope/template.yaml --region us-east-1
 
 validate-asl: $(STAMP)
 	$(PY) scripts/validate_asl.py
+	$(PY) scripts/validate_asl.py --template envelope/template.yaml \
+	  --parameter-overrides WorkflowArn=arn:aws:states:us-east-1:123456789012:stateMachine:WrappedWorkflow
 
 # The slow tier (tests marked slow: hundreds of concurrent executions) runs apart, with make test-slow.
 pytest: $(STAMP)

@@ -68,8 +68,13 @@ LAYER = "AWS::Serverless::LayerVersion"
 LOG_GROUP = "AWS::Logs::LogGroup"
 TOPIC = "AWS::SNS::Topic"
 BUCKET = "AWS::S3::Bucket"
-# Created in this order: each kind may refer to the kinds before it.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET)
+APPLICATION = "AWS::Serverless::Application"
+# Created in this order: each kind may refer to the kinds before it. A nested application comes
+# after the stack's state machines (it may be given them, as the reusable envelope is given the
+# workflow it wraps); only the stack's event rules and Outputs may use what it gives back.
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION)
+# Properties of a nested application that change nothing offline.
+_APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("Tags", "TimeoutInMinutes", "NotificationARNs")
 # Between a record id's scope and its key (layers/idempotency/idempotency/key.py).
 SCOPE_SEPARATOR = "#"
 # A function whose layers hold this package is part of the envelope; the others do the business work.
@@ -135,7 +140,12 @@ class OfflineStack:
         self.lambdas = LambdaRegistry()
         self.events = EventBus(region=REGION, account_id=ACCOUNT_ID)
         self.outputs: dict[str, str] = {}
+        # Nested applications (AWS::Serverless::Application with a local Location), by logical id.
+        self.applications: dict[str, OfflineStack] = {}
+        # Shared with nested stacks: every state machine of the process, and every function's
+        # environment variable (functions share this process's environment).
         self._state_machine_types: dict[str, str] = {}
+        self._function_environment: dict[str, str] = {}
         self._environment = dict(environment or {})
         self._resolver = Resolver(
             parameters=self.parameters,
@@ -238,7 +248,7 @@ class OfflineStack:
             RoleName=f"{self.stack_name}-role-{self._suffix}",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
-        environment: dict[str, str] = {}
+        environment = self._function_environment
         functions = self.template.resources_of_type(FUNCTION)
         for logical_id in functions:
             environment.update(self._create_function(logical_id, role_arn, environment))
@@ -250,6 +260,8 @@ class OfflineStack:
             self.lambdas.register(self.physical_id(logical_id), logical_id, handler)
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
             self._create_state_machine(logical_id, role_arn)
+        for logical_id in self.template.resources_of_type(APPLICATION):
+            self._deploy_application(logical_id, exit_stack)
         for logical_id in functions:
             self._create_event_rules(logical_id)
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
@@ -258,6 +270,47 @@ class OfflineStack:
             name: str(self._resolver.resolve(output["Value"]))
             for name, output in self.template.body.get("Outputs", {}).items()
         }
+
+    def _deploy_application(self, logical_id: str, exit_stack: ExitStack) -> None:
+        """Deploy a nested application from its local template, as a nested stack of this one.
+
+        Its parameters are resolved in this stack; its resources live in the same emulated account
+        (same clients, functions, event bus, adapters); its outputs are ``!GetAtt <id>.Outputs.<name>``.
+        An application from the Serverless Application Repository (``ApplicationId``) cannot be
+        fetched offline: nest its template by path instead.
+        """
+        properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
+        location = properties.get("Location")
+        if not isinstance(location, str):
+            raise UnsupportedTemplateFeature(f"{logical_id}: only an application with a local template (Location: <path>) is emulated, not {location!r}")
+        unsupported = sorted(set(properties) - {"Location", "Parameters", *_APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT})
+        if unsupported:
+            raise UnsupportedTemplateFeature(f"{logical_id}: application properties not emulated: {', '.join(unsupported)}")
+        nested = OfflineStack(
+            {name: str(value) for name, value in properties.get("Parameters", {}).items()},
+            time_scale=self.time_scale,
+            # As CloudFormation names a nested stack: the parent's name, the logical id, a suffix.
+            stack_name=f"{self.stack_name}-{logical_id}-{uuid.uuid4().hex[:8].upper()}",
+            template_path=self.template.root / location,
+            environment=self._environment,
+            task_token_length=self.task_token_length,
+        )
+        nested._deploy_inside(self, exit_stack)
+        self.applications[logical_id] = nested
+        self._resolver.refs[logical_id] = f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{nested.stack_name}/{uuid.uuid4()}"
+        for name, value in nested.outputs.items():
+            self._resolver.attributes[(logical_id, f"Outputs.{name}")] = value
+
+    def _deploy_inside(self, parent: OfflineStack, exit_stack: ExitStack) -> None:
+        """Deploy this stack as a nested stack of ``parent``, already entered: it uses the parent's
+        backend, adapters and clients, and shares what the process shares."""
+        self._endpoint_url = parent._endpoint_url
+        self.sfn, self.dynamodb = parent.sfn, parent.dynamodb
+        self.lambdas = parent.lambdas.nested()
+        self.events = parent.events
+        self._state_machine_types = parent._state_machine_types
+        self._function_environment = parent._function_environment
+        self._deploy(exit_stack)
 
     def _create_table(self, logical_id: str) -> None:
         properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])

@@ -2,6 +2,8 @@
 
     python scripts/validate_asl.py                      # the project's template.yaml
     python scripts/validate_asl.py --template other.yaml
+    python scripts/validate_asl.py --template envelope/template.yaml \
+        --parameter-overrides WorkflowArn=arn:aws:states:us-east-1:123456789012:stateMachine:Wrapped
 
 ``sam validate --lint`` and cfn-lint do not look inside a ``DefinitionUri`` file, so this script
 does. For each ``AWS::Serverless::StateMachine`` it reads the ``DefinitionUri`` file, fills its
@@ -83,10 +85,10 @@ def _fake_identity(resource_type: str, name: str) -> tuple[str, dict[str, str]]:
     return name, {}
 
 
-def _fake_resolver(template: Template, stack_name: str = STACK_NAME) -> Resolver:
+def _fake_resolver(template: Template, stack_name: str = STACK_NAME, parameters: Mapping[str, str] | None = None) -> Resolver:
     """A resolver that gives every resource the kind of name and ARN CloudFormation would."""
     resolver = Resolver(
-        parameters=template.parameter_values(),
+        parameters=template.parameter_values(parameters),
         pseudo={
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT_ID,
@@ -103,14 +105,16 @@ def _fake_resolver(template: Template, stack_name: str = STACK_NAME) -> Resolver
     return resolver
 
 
-def substituted_definitions(template_path: Path = TEMPLATE_PATH) -> dict[str, tuple[str, str]]:
+def substituted_definitions(
+    template_path: Path = TEMPLATE_PATH, parameters: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, str]]:
     """``{logical_id: (DefinitionUri, substituted definition text)}`` for each state machine.
 
     Raises ``UnsupportedTemplateFeature`` / ``TemplateParameterError`` when the placeholders and
     the substitutions do not match or a substitution cannot be resolved.
     """
     template = Template.load(template_path)
-    resolver = _fake_resolver(template)
+    resolver = _fake_resolver(template, parameters=parameters)
     definitions: dict[str, tuple[str, str]] = {}
     for logical_id, resource in template.resources_of_type(STATE_MACHINE).items():
         properties = resource.get("Properties", {})
@@ -176,10 +180,11 @@ def validate_definition(definition: str, state_machine_type: str = "STANDARD") -
     return problems
 
 
-def validate_template(template_path: Path = TEMPLATE_PATH) -> list[DefinitionCheck]:
-    """Validate every state machine of ``template_path``; a template problem is reported as a check too."""
+def validate_template(template_path: Path = TEMPLATE_PATH, parameters: Mapping[str, str] | None = None) -> list[DefinitionCheck]:
+    """Validate every state machine of ``template_path`` (with ``parameters`` overriding its defaults);
+    a template problem is reported as a check too."""
     try:
-        definitions = substituted_definitions(template_path)
+        definitions = substituted_definitions(template_path, parameters)
         template = Template.load(template_path)
     except (UnsupportedTemplateFeature, TemplateParameterError, OSError) as error:
         return [DefinitionCheck(logical_id="(template)", definition_uri=str(template_path), problems=[f"substitution: {error}"])]
@@ -195,8 +200,16 @@ def validate_template(template_path: Path = TEMPLATE_PATH) -> list[DefinitionChe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--template", type=Path, default=TEMPLATE_PATH, help="SAM template (default: template.yaml)")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="values for the template's parameters, e.g. one without a default (WorkflowArn=...)",
+    )
     args = parser.parse_args(argv)
-    checks = validate_template(args.template)
+    overrides = dict(item.split("=", 1) for item in args.parameter_overrides)
+    checks = validate_template(args.template, overrides)
     for check in checks:
         if check.ok:
             print(f"ASL OK: {check.logical_id} ({check.definition_uri}) passes statelint and moto's ASL parser")

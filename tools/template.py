@@ -187,7 +187,24 @@ class Resolver:
             "Ref": self.ref,
             "Fn::GetAtt": lambda argument: self.get_att(*argument),
             "Fn::Sub": self._sub,
+            "Fn::Select": self._select,
+            "Fn::Split": self._split,
+            "Fn::Join": self._join,
         }
+
+    def _select(self, argument: Any) -> Any:
+        index, items = self.resolve(argument)
+        if not isinstance(items, list) or not 0 <= int(index) < len(items):
+            raise UnsupportedTemplateFeature(f"Fn::Select index {index} is outside {items!r}")
+        return items[int(index)]
+
+    def _split(self, argument: Any) -> list[str]:
+        delimiter, text = self.resolve(argument)
+        return str(text).split(delimiter)
+
+    def _join(self, argument: Any) -> str:
+        delimiter, items = self.resolve(argument)
+        return str(delimiter).join(str(item) for item in items)
 
     def _sub(self, argument: Any) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else argument

@@ -54,22 +54,35 @@ class LambdaContext:
 class InProcessFunction:
     logical_id: str
     handler: Handler
+    # The registry of the function's own stack, which counts its calls by its logical id.
+    owner: LambdaRegistry
     interceptors: list[Interceptor] = field(default_factory=list)
 
 
 class LambdaRegistry:
     """The functions of a deployed stack, by function name, and how often each was invoked."""
 
-    def __init__(self) -> None:
-        self._functions: dict[str, InProcessFunction] = {}
+    def __init__(self, functions: dict[str, InProcessFunction] | None = None) -> None:
+        # By function name: the one table every invocation in the process is dispatched from.
+        self._functions: dict[str, InProcessFunction] = {} if functions is None else functions
         self._by_logical_id: dict[str, InProcessFunction] = {}
         self._invocations: Counter[str] = Counter()
         self._lock = threading.Lock()
 
+    def nested(self) -> LambdaRegistry:
+        """The registry of a nested stack: its functions are invoked through this registry's table
+        (one patch of moto serves both stacks), but counted and intercepted by their own stack's
+        logical ids, which may repeat the parent's."""
+        return LambdaRegistry(self._functions)
+
     def register(self, function_name: str, logical_id: str, handler: Handler) -> None:
-        entry = InProcessFunction(logical_id, handler)
+        entry = InProcessFunction(logical_id, handler, owner=self)
         self._functions[function_name] = entry
         self._by_logical_id[logical_id] = entry
+
+    def _count(self, logical_id: str) -> None:
+        with self._lock:
+            self._invocations[logical_id] += 1
 
     def invocations(self, logical_id: str) -> int:
         """How many times the function with this template logical id was invoked."""
@@ -91,8 +104,7 @@ class LambdaRegistry:
         entry = self._functions.get(function.function_name)
         if entry is None:
             raise RuntimeError(f"Lambda function {function.function_name} is not part of the offline stack")
-        with self._lock:
-            self._invocations[entry.logical_id] += 1
+        entry.owner._count(entry.logical_id)
         if isinstance(event, (str, bytes)):
             event = json.loads(event or "{}")
         context = LambdaContext(

@@ -277,6 +277,15 @@ def resolver() -> Resolver:
         pytest.param({"Fn::Sub": "no placeholders"}, "no placeholders", id="Sub of plain text"),
         pytest.param([{"Ref": "Stage"}, {"K": {"Ref": "Stage"}}, 3], ["dev", {"K": "dev"}, 3], id="nested lists and objects"),
         pytest.param({"Ref": "Stage", "Other": {"Ref": "Stage"}}, {"Ref": "Stage", "Other": "dev"}, id="two keys: not an intrinsic"),
+        pytest.param({"Fn::Split": [":", "arn:aws:states"]}, ["arn", "aws", "states"], id="Split"),
+        pytest.param({"Fn::Select": ["1", ["a", "b"]]}, "b", id="Select with the index as text"),
+        pytest.param({"Fn::Select": [6, {"Fn::Split": [":", "arn:aws:states:r:1:stateMachine:Orders"]}]}, "Orders", id="Select of a Split"),
+        pytest.param({"Fn::Join": ["-", [{"Ref": "Stage"}, "b"]]}, "dev-b", id="Join"),
+        pytest.param(
+            {"Fn::Sub": ["x:${N}:*", {"N": {"Fn::Select": [1, {"Fn::Split": ["-", {"Ref": "Table"}]}]}}]},
+            "x:Table:*",
+            id="Sub with a variable from Select and Split",
+        ),
     ],
 )
 def test_resolver_resolves_intrinsics(resolver: Resolver, value: Any, resolved: Any) -> None:
@@ -296,7 +305,8 @@ def test_parameters_come_before_pseudo_parameters_and_resources() -> None:
         pytest.param({"Fn::GetAtt": ["Table", "StreamArn"]}, "Fn::GetAtt Table.StreamArn is not emulated", id="unknown attribute"),
         pytest.param({"Fn::Sub": "${Missing}"}, "Ref to 'Missing'", id="unknown name in Sub"),
         pytest.param({"Fn::Sub": "${Queue.Url}"}, "Fn::GetAtt Queue.Url is not emulated", id="unknown attribute in Sub"),
-        pytest.param({"Fn::Join": ["-", ["a", "b"]]}, "Intrinsic Fn::Join is not emulated", id="intrinsic not emulated"),
+        pytest.param({"Fn::FindInMap": ["M", "a", "b"]}, "Intrinsic Fn::FindInMap is not emulated", id="intrinsic not emulated"),
+        pytest.param({"Fn::Select": [3, {"Fn::Split": [":", "a:b"]}]}, "Fn::Select index 3 is outside", id="Select past the end"),
         pytest.param({"K": [{"Fn::If": ["C", 1, 2]}]}, "Intrinsic Fn::If is not emulated", id="nested intrinsic not emulated"),
     ],
 )
