@@ -430,7 +430,7 @@ class OfflineStack:
 
         ``state_machine`` is the logical id of the state machine to start; the envelope's by default.
         """
-        text = input_json if input_json is not None else json.dumps(execution_input)
+        text = input_json if input_json is not None else json.dumps(execution_input, ensure_ascii=False)  # UTF-8, as a client sends it
         arn = self.physical_id(state_machine) if state_machine else self.state_machine_arn
         return self.sfn.start_execution(stateMachineArn=arn, name=name or uuid.uuid4().hex, input=text)["executionArn"]
 

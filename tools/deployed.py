@@ -191,7 +191,7 @@ class DeployedStack:
     # ------------------------------------------------------------------ executions
     def start_execution(self, execution_input: Any = None, *, input_json: str | None = None, name: str | None = None) -> str:
         """Start an execution with ``execution_input`` (any JSON value) or the raw ``input_json`` text."""
-        text = input_json if input_json is not None else json.dumps(execution_input)
+        text = input_json if input_json is not None else json.dumps(execution_input, ensure_ascii=False)  # UTF-8, as a client sends it
         self._remember_key_of(text)
         arn = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name or f"{EXECUTION_NAME_PREFIX}-{uuid.uuid4().hex}", input=text
