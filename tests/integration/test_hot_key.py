@@ -26,11 +26,14 @@ STEP_COUNT = 5
 
 
 def hot_key_stack() -> OfflineStack:
-    """A stack whose waiters look on their own only after 60 s (0.6 s here, then backing off), with AWS-length tokens if the emulator can."""
+    """A stack whose waiters look on their own only after 60 s, with AWS-length tokens if the emulator can."""
     options: dict[str, Any] = {"environment": QUIET}
     if "task_token_length" in inspect.signature(OfflineStack).parameters:
         options["task_token_length"] = TOKEN_LENGTH
-    return OfflineStack({"PollIntervalSeconds": 60}, **options)
+    # Real time (time_scale 1): the emulator starts hundreds of executions far slower than Step Functions
+    # does, and scaled waits would make early waiters look again, and use up their wait bound, while
+    # the last ones are still registering. Nobody looks on its own within 60 s: a wake-up ends each wait.
+    return OfflineStack({"PollIntervalSeconds": 60}, time_scale=1.0, **options)
 
 
 def run_hot_key(duplicates: int, unique: str, timeout: float) -> None:
