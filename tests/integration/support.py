@@ -20,9 +20,86 @@ from emulator import OfflineStack
 from emulator.adapters import Gate, load_module
 from emulator.stack import QUIET_FUNCTIONS, REGION, business_step_functions
 from emulator.template import PROJECT_ROOT, Template
+from scripts.asl_diagram import load_definition
+from tools.template import ENVELOPE_STATE_MACHINE
 
 QUIET = QUIET_FUNCTIONS
-BUSINESS_STEP_FUNCTIONS = business_step_functions(Template.load())
+
+# What the business steps are is read from the template and the ASL, never from the example steps:
+# a project that put its own steps in (docs/examples.md) keeps these tests green.
+_TEMPLATE = Template.load()
+BUSINESS_STEP_FUNCTIONS = business_step_functions(_TEMPLATE)
+BUSINESS_STEPS_STATE = "Run the business steps"
+
+
+def _business_steps_state() -> dict[str, Any]:
+    uri = _TEMPLATE.resources[ENVELOPE_STATE_MACHINE]["Properties"]["DefinitionUri"]
+    state: dict[str, Any] = load_definition(_TEMPLATE.root / uri)["States"][BUSINESS_STEPS_STATE]
+    return state
+
+
+def _lambda_tasks(states: dict[str, Any]) -> int:
+    """How many Lambda-invoking Task states ``states`` holds, branches of nested Parallel states included."""
+    count = 0
+    for state in states.values():
+        if state.get("Type") == "Task" and str(state.get("Resource", "")).startswith("arn:aws:states:::lambda:invoke"):
+            count += 1
+        for branch in state.get("Branches", []):
+            count += _lambda_tasks(branch["States"])
+    return count
+
+
+# How many calls of the business steps' functions one run makes: each Lambda Task state of the
+# Parallel's branches is entered once when the steps succeed (no Choice skips one, no Map repeats one).
+STEP_CALLS = sum(_lambda_tasks(branch["States"]) for branch in _business_steps_state()["Branches"])
+
+
+def steps_output_shape() -> Any:
+    """What a successful run returns, as the Parallel's ``ResultSelector`` shapes it: the names of its
+    fields (a set), or, without a ResultSelector, the number of branches (the output is their list)."""
+    state = _business_steps_state()
+    selector = state.get("ResultSelector")
+    if selector is None:
+        return len(state["Branches"])
+    return {name.removesuffix(".$") for name in selector}
+
+
+def assert_steps_output(output: Any) -> None:
+    """``output`` is what the business steps return, as the Parallel's ``ResultSelector`` shapes it."""
+    shape = steps_output_shape()
+    if isinstance(shape, int):
+        assert isinstance(output, list) and len(output) == shape, output
+    else:
+        assert isinstance(output, dict) and set(output) == shape, output
+
+
+class InjectedStepFailure(Exception):
+    """A business step made to fail by a test; Step Functions reports it under this class name."""
+
+
+INJECTED_FAILURE_MESSAGE = "A business step failed because the test made it fail."
+
+
+def fail_the_call(handler: Any, event: Any, context: Any) -> Any:
+    """An interceptor: the call fails with ``InjectedStepFailure`` without running the step."""
+    raise InjectedStepFailure(INJECTED_FAILURE_MESSAGE)
+
+
+@contextlib.contextmanager
+def intercept_steps(stack: OfflineStack, interceptor: Callable[[Any, Any, Any], Any], functions: tuple[str, ...] = BUSINESS_STEP_FUNCTIONS) -> Iterator[None]:
+    """Route every call of the business steps' functions (or of ``functions``) through ``interceptor``."""
+    with contextlib.ExitStack() as interceptors:
+        for function in functions:
+            interceptors.enter_context(stack.lambdas.intercept(function, interceptor))
+        yield
+
+
+@contextlib.contextmanager
+def failing_steps(stack: OfflineStack) -> Iterator[None]:
+    """While open, one business step function (the template's last) fails every call with
+    ``InjectedStepFailure``; the other steps run, so a run still makes ``STEP_CALLS`` calls."""
+    with stack.lambdas.intercept(BUSINESS_STEP_FUNCTIONS[-1], fail_the_call):
+        yield
 
 # The layer's key module, loaded as the functions load it (one implementation of the key).
 key_module = load_module(PROJECT_ROOT / "layers" / "idempotency", "idempotency.key")
@@ -84,10 +161,12 @@ def failing_dynamodb(
 
 
 @contextlib.contextmanager
-def held_owner(stack: OfflineStack, execution_input: Any, function: str = "ExampleStepFunction") -> Iterator[tuple[str, Gate]]:
-    """Start an execution and hold it in its first call of ``function`` until the gate opens (on exit at the latest)."""
+def held_owner(stack: OfflineStack, execution_input: Any, function: str | None = None) -> Iterator[tuple[str, Gate]]:
+    """Start an execution and hold it in its first call of a business step function (of ``function``,
+    if given) until the gate opens (on exit at the latest)."""
     gate = Gate()
-    with stack.lambdas.intercept(function, gate):
+    functions = BUSINESS_STEP_FUNCTIONS if function is None else (function,)
+    with intercept_steps(stack, gate, functions):
         owner_arn = stack.start_execution(execution_input)
         assert gate.arrived.wait(10), f"the owner never called {function}"
         try:
