@@ -28,13 +28,12 @@ from bench.render import render_markdown, report_json
 from bench.run import StandardRun, build_report, measure_standard
 from bench.waiters import ContentionSummary, measure_contention, samples
 from emulator.template import Template
-from tests.integration.support import BUSINESS_STEP_FUNCTIONS, compute_idempotency_key
+from tests.integration.support import BUSINESS_STEP_FUNCTIONS, STEP_CALLS, compute_idempotency_key
 
 # Waits far apart: a waiter parked on a task token has waited wall time / time_scale, so a 0.2 s
 # hiccup of a loaded machine adds 20 declared seconds to the shorter one.
 OPTIONS = BenchOptions(quick=True, waiter_waits=(10.0, 60.0), contention=(1, 3))
 SINGLE_EXECUTION_PATHS = ("fresh", "hit", "failed", "rerun")
-STEP_CALLS_PER_RUN = 5
 TOKEN_LENGTH = OPTIONS.task_token_length if takes_task_token_length() else None
 SAMPLE = samples()
 
@@ -77,7 +76,7 @@ def test_every_function_of_the_template_is_counted(measured: tuple[MeteredStack,
         assert set(path.usage.lambda_calls) == functions
     envelope = {name for name, spec in measured[1].functions.items() if spec.envelope}
     assert envelope == {"AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction"}
-    assert set(BUSINESS_STEP_FUNCTIONS) == {"ExampleStepFunction", "RandomFailureFunction"}
+    assert BUSINESS_STEP_FUNCTIONS and not envelope & set(BUSINESS_STEP_FUNCTIONS)
 
 
 @pytest.mark.parametrize("key", SINGLE_EXECUTION_PATHS)
@@ -98,7 +97,7 @@ def test_states_and_lambda_calls_agree_with_the_history(measured: tuple[MeteredS
 def test_a_hit_runs_no_business_step_and_a_fresh_run_does(measured: tuple[MeteredStack, StandardRun]) -> None:
     paths = _paths(measured)
     assert paths["hit"].usage.step_states == _business_calls(paths["hit"]) == 0
-    assert paths["fresh"].usage.step_states == STEP_CALLS_PER_RUN
+    assert paths["fresh"].usage.step_states == STEP_CALLS
     assert paths["fresh"].usage.envelope_states == paths["fresh"].usage.states_entered - _business_calls(paths["fresh"])
 
 
@@ -246,7 +245,7 @@ def test_contention_runs_the_steps_once_and_counts_per_waiter(contention: tuple[
     for row in summary.rows:
         assert len(row.run.executions) == row.waiters + 1
         assert row.run.registered_before_release == row.waiters
-        assert row.step_calls == STEP_CALLS_PER_RUN
+        assert row.step_calls == STEP_CALLS
         assert (row.failed, row.distinct_outputs) == (0, 1)
         assert len(row.run.woken_at) == row.waiters  # each woken by the owner's save, none timed out
         assert row.wru_per_waiter > 0
@@ -268,7 +267,7 @@ def test_a_hit_on_a_key_that_had_waiters_runs_nothing_but_the_take(contention: t
 def test_the_express_paths_are_priced_per_request(express: list[PathResult]) -> None:
     paths = {path.key: path for path in express}
     assert list(paths) == ["express_fresh", "express_hit", "express_failed", "express_rerun"]
-    assert paths["express_fresh"].notes["step_calls"] == STEP_CALLS_PER_RUN
+    assert paths["express_fresh"].notes["step_calls"] == STEP_CALLS
     assert paths["express_hit"].notes["step_calls"] == 0
     assert sum(paths["express_hit"].usage.lambda_calls.values()) == 1
     for path in express:

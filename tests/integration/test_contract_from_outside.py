@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from emulator import ExecutionResult, OfflineStack
-from tests.integration.support import compute_idempotency_key
+from tests.integration.support import compute_idempotency_key, failing_steps
 
 
 @pytest.fixture(scope="module")
@@ -70,18 +70,20 @@ def test_a_fresh_run_stores_its_result_and_a_repeat_returns_it_without_running_t
     assert json.loads(record["executionresult"]) == first.output
 
 
+@pytest.mark.offline_only(reason="makes a business step fail with a Lambda interceptor")
 def test_a_failure_is_recorded_and_the_same_request_runs_the_steps_again(
     stack: OfflineStack, unique: str, business_states: set[str]
 ) -> None:
-    failing = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
+    failing = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": False}
     key = compute_idempotency_key(failing)
 
-    failed = stack.run(failing)
+    with failing_steps(stack):
+        failed = stack.run(failing)
     failed_record = stack.get_record(key)
-    retried = stack.run({**failing, "forceFailure": False})
+    retried = stack.run(failing)
 
     assert failed.status == "FAILED"
-    assert failed.error == "SimulatedStepFailure"
+    assert failed.error == "InjectedStepFailure"
     assert failed_record is not None
     assert (failed_record["executionstatus"], failed_record["error"], failed_record["cause"]) == ("FAILED", failed.error, failed.cause)
     assert retried.status == "SUCCEEDED", retried.cause

@@ -13,7 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, Gate, business_step_calls, compute_idempotency_key, wait_until
+from tests.integration.support import (
+    QUIET,
+    STEP_CALLS,
+    Gate,
+    business_step_calls,
+    compute_idempotency_key,
+    failing_steps,
+    intercept_steps,
+    wait_until,
+)
 
 # An Express owner cannot be asked whether it still runs: its lease must outlive it and its calls.
 EXPRESS = {
@@ -23,7 +32,6 @@ EXPRESS = {
     "LockLeaseSeconds": 270,
     "WaitTimeoutSeconds": 200,
 }
-STEP_COUNT = 5
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +49,7 @@ def test_an_express_workflow_runs_the_steps_once_and_returns_the_stored_result(e
 
     assert first.status == repeat.status == "SUCCEEDED"
     assert repeat.output == first.output
-    assert business_step_calls(express) - calls == STEP_COUNT
+    assert business_step_calls(express) - calls == STEP_CALLS
     record = express.get_record(compute_idempotency_key(execution_input))
     assert record is not None and record["executionstatus"] == "SUCCESS"
 
@@ -50,7 +58,7 @@ def test_express_waiters_poll_instead_of_waiting_for_a_task_token(express: Offli
     execution_input = {"orderId": "express-2", "forceFailure": False}
     gate = Gate()
     calls = business_step_calls(express)
-    with express.lambdas.intercept("ExampleStepFunction", gate):
+    with intercept_steps(express, gate):
         owner_arn = express.start_execution(execution_input)
         assert gate.arrived.wait(10)
         looks = express.lambdas.invocations("AcquireLockFunction")
@@ -65,11 +73,12 @@ def test_express_waiters_poll_instead_of_waiting_for_a_task_token(express: Offli
     assert [waiter.status for waiter in waiters] == ["SUCCEEDED"] * 5
     assert all(waiter.output == owner.output for waiter in waiters)
     assert express.lambdas.invocations("WaitForOwnerFunction") == 0
-    assert business_step_calls(express) - calls == STEP_COUNT
+    assert business_step_calls(express) - calls == STEP_CALLS
 
 
 def test_an_express_owner_that_fails_is_not_released_by_an_event(express: OfflineStack) -> None:
-    failed = express.run({"orderId": "express-3", "forceFailure": True})
+    with failing_steps(express):
+        failed = express.run({"orderId": "express-3", "forceFailure": False})
     express.events.wait_until_delivered()
 
     assert failed.status == "FAILED"

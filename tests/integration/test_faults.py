@@ -27,11 +27,15 @@ from emulator import OfflineStack
 from emulator.stack import ExecutionResult
 from tests.integration.support import (
     QUIET,
+    STEP_CALLS,
     business_step_calls,
     compute_idempotency_key,
     dynamodb_call_arguments,
+    fail_the_call,
     failing_dynamodb,
+    failing_steps,
     held_owner,
+    intercept_steps,
     start_registered_waiter,
     wait_until,
 )
@@ -41,7 +45,6 @@ pytestmark = pytest.mark.offline_only(reason="injects DynamoDB and Step Function
 TRANSIENT_ERRORS = ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"]
 # How many times the record module makes one request before the error reaches the state machine.
 ATTEMPTS_IN_PLACE = 4
-STEP_COUNT = 5
 WOKEN = "Return the result it saved"
 FOUND_ON_ITS_OWN = "Return the stored result"
 SAVE_FUNCTION = "SaveOutcomeFunction"
@@ -177,21 +180,21 @@ def test_a_few_transient_errors_on_the_take_are_retried_in_place(stack: OfflineS
 
 
 def test_recording_a_failure_is_retried_in_place_on_throttling(stack: OfflineStack, unique: str) -> None:
-    execution_input = {"orderId": unique, "forceFailure": True}
+    execution_input = {"orderId": unique, "forceFailure": False}
 
     def records_the_failure(call: dict[str, Any]) -> bool:
         return ":error" in call["expression_attribute_values"]
 
-    with failing_dynamodb("update_item", "ThrottlingException", times=ATTEMPTS_IN_PLACE - 1, when=records_the_failure) as remaining:
+    with failing_dynamodb("update_item", "ThrottlingException", times=ATTEMPTS_IN_PLACE - 1, when=records_the_failure) as remaining, failing_steps(stack):
         result = stack.run(execution_input)
 
     assert remaining == [0]
     assert result.status == "FAILED"
-    assert result.error == "SimulatedStepFailure"  # the steps' error, not the throttling
+    assert result.error == "InjectedStepFailure"  # the steps' error, not the throttling
     assert "ThrottlingException" not in _task_failures(result.history)
     record = stack.get_record(compute_idempotency_key(execution_input))
     assert record is not None
-    assert (record["executionstatus"], record["error"]) == ("FAILED", "SimulatedStepFailure")
+    assert (record["executionstatus"], record["error"]) == ("FAILED", "InjectedStepFailure")
 
 
 @pytest.mark.parametrize("error_code", ["ThrottlingException", "InternalServerError"])
@@ -220,7 +223,7 @@ def test_a_take_failing_more_often_than_the_retries_in_place_is_retried_by_the_s
     assert remaining == [0]
     assert result.status == "SUCCEEDED", result.cause
     assert _task_failures(result.history) == ["ProvisionedThroughputExceededException"]
-    assert business_step_calls(stack) - calls == STEP_COUNT
+    assert business_step_calls(stack) - calls == STEP_CALLS
     record = stack.get_record(compute_idempotency_key(execution_input))
     assert record is not None and record["executionstatus"] == "SUCCESS"
 
@@ -275,7 +278,7 @@ def test_a_throttled_wake_up_fails_neither_the_owner_nor_the_other_waiters(patie
     assert WOKEN in results[untouched].states_entered
     assert WOKEN not in results[for_good].states_entered
     assert FOUND_ON_ITS_OWN in results[for_good].states_entered  # it looked again when its wait ran out
-    assert business_step_calls(stack) - calls == STEP_COUNT
+    assert business_step_calls(stack) - calls == STEP_CALLS
 
 
 # --------------------------------------------------------------------------- a save that keeps failing
@@ -306,12 +309,12 @@ def test_a_save_that_keeps_failing_is_recorded_failed_and_run_again_once_the_own
         return handler(event, context)
 
     calls = business_step_calls(stack)
-    with stack.lambdas.intercept("ExampleStepFunction", note_time):
+    with intercept_steps(stack, note_time):
         rerun = stack.run(execution_input)
 
     assert rerun.status == "SUCCEEDED", rerun.cause
     assert "Run the business steps" in rerun.states_entered
-    assert business_step_calls(stack) - calls == STEP_COUNT
+    assert business_step_calls(stack) - calls == STEP_CALLS
     assert min(first_step_at) >= record["leaseexpiry"]
     saved = stack.get_record(key)
     assert saved is not None and (saved["executionstatus"], saved["executionid"]) == ("SUCCESS", rerun.execution_arn)
@@ -333,7 +336,7 @@ def test_a_save_and_a_release_that_keep_failing_leave_a_lease_taken_over_once_th
             first_step_at.append(time.time())
             return handler(event, context)
 
-        with stack.lambdas.intercept("ExampleStepFunction", note_time):
+        with intercept_steps(stack, note_time):
             rerun = stack.run(execution_input)
 
     assert owner.status == "FAILED"
@@ -377,35 +380,37 @@ def test_a_failure_caught_while_other_steps_still_run_keeps_the_key_until_their_
     short_call_stack: OfflineStack, unique: str
 ) -> None:
     stack = short_call_stack
-    execution_input = {"orderId": unique, "forceFailure": True}
+    execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
     release_owner_calls = threading.Event()
     lock = threading.Lock()
-    seen: list[float] = []  # when each call of the example step started, in order
+    seen: list[float] = []  # when each call of a business step started, in order
 
     def hold_the_owners_calls(handler: Any, event: Any, context: Any) -> Any:
+        # The owner's calls are held but its last to start, which fails at once; the rerun's calls fail.
         with lock:
             seen.append(time.time())
-            owners = len(seen) <= 4  # steps 1-4 of the owner; the step that fails returns at once
-        if owners:
+            held = len(seen) < STEP_CALLS
+        if held:
             release_owner_calls.wait(30)
-        return handler(event, context)
+            return handler(event, context)
+        return fail_the_call(handler, event, context)
 
-    with stack.lambdas.intercept("ExampleStepFunction", hold_the_owners_calls):
+    with intercept_steps(stack, hold_the_owners_calls):
         try:
             owner_arn = stack.start_execution(execution_input)
-            wait_until(lambda: len(seen) == 4, message="the owner's steps to start")
-            owner = stack.wait_for(owner_arn)  # fails while steps 1-4 are still in flight
+            wait_until(lambda: len(seen) >= STEP_CALLS, message="the owner's steps to start")
+            owner = stack.wait_for(owner_arn)  # fails while its other steps are still in flight
             record = stack.get_record(key)
             rerun = stack.run(execution_input)
         finally:
             release_owner_calls.set()
     stopped = stack.sfn.describe_execution(executionArn=owner.execution_arn)["stopDate"].timestamp()
 
-    assert (owner.status, owner.error) == ("FAILED", "SimulatedStepFailure")
+    assert (owner.status, owner.error) == ("FAILED", "InjectedStepFailure")
     assert record is not None and record["executionstatus"] == "FAILED"
     # Step Functions does not cancel the owner's other branches' Lambda calls: the key stays held
     # until they can have ended (LongestCallSeconds after the owner stopped), then runs again.
     assert record.get("leaseexpiry", 0) >= int(stopped) + 2
     assert rerun.status == "FAILED" and RUN_STEPS in rerun.states_entered
-    assert min(seen[4:]) >= int(stopped) + 2
+    assert min(seen[STEP_CALLS:]) >= int(stopped) + 2

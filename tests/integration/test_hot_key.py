@@ -16,13 +16,19 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.adapters import Gate
-from tests.integration.support import QUIET, business_step_calls, compute_idempotency_key, wait_until
+from tests.integration.support import (
+    QUIET,
+    STEP_CALLS,
+    business_step_calls,
+    compute_idempotency_key,
+    intercept_steps,
+    wait_until,
+)
 
 pytestmark = pytest.mark.offline_only(reason="holds the owner and reads the waiters' tokens with Lambda interceptors")
 
 # The longest task token the Step Functions API accepts (``$$.Task.Token``); AWS's are long opaque strings.
 TOKEN_LENGTH = 2048
-STEP_COUNT = 5
 
 
 def hot_key_stack() -> OfflineStack:
@@ -53,7 +59,7 @@ def run_hot_key(duplicates: int, unique: str, timeout: float) -> None:
 
         gate = Gate(timeout=timeout)
         calls = business_step_calls(stack)
-        with stack.lambdas.intercept("WaitForOwnerFunction", note_token), stack.lambdas.intercept("ExampleStepFunction", gate):
+        with stack.lambdas.intercept("WaitForOwnerFunction", note_token), intercept_steps(stack, gate):
             owner_arn = stack.start_execution(execution_input)
             assert gate.arrived.wait(timeout), "the owner never started its steps"
             waiter_arns = [stack.start_execution(execution_input) for _ in range(duplicates - 1)]
@@ -67,7 +73,7 @@ def run_hot_key(duplicates: int, unique: str, timeout: float) -> None:
         slots_left = [item["id"] for item in stack.records() if item["id"].startswith(f"{record_id}#waiter#")]
         steps_run = business_step_calls(stack) - calls
 
-    assert steps_run == STEP_COUNT  # the steps ran once
+    assert steps_run == STEP_CALLS  # the steps ran once
     failed = {arn: (result.status, result.error) for arn, result in waiters.items() if result.status != "SUCCEEDED"}
     # None failed: none timed out or ran out of its wait bound (IdempotencyWaitTimeoutError), all returned.
     assert failed == {}

@@ -13,12 +13,17 @@ from typing import Any
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, business_step_calls, held_owner, start_registered_waiter, wait_until
+from tests.integration.support import (
+    QUIET,
+    business_step_calls,
+    held_owner,
+    start_registered_waiter,
+    wait_until,
+)
 
 pytestmark = pytest.mark.offline_only(reason="deploys the emulator with parameter overrides and counts Lambda calls")
 
 MISMATCH = "IdempotencyPayloadMismatchError"
-STEP_COUNT = 5
 
 
 def sha256_of(canonical: str) -> str:

@@ -22,6 +22,7 @@ from emulator.stack import ExecutionResult
 from emulator.template import PROJECT_ROOT
 from tests.integration.support import (
     QUIET,
+    STEP_CALLS,
     business_step_calls,
     compute_idempotency_key,
     held_owner,
@@ -38,7 +39,6 @@ MAX_INPUT_BYTES: int = limits.MAX_INPUT_BYTES
 PAYLOAD_LIMIT_BYTES = 256 * 1024
 # The longest cause Step Functions accepts for an error (Fail state, SendTaskFailure, a task's failure).
 MAX_CAUSE_CHARS = 32_768
-STEP_COUNT = 5
 WOKEN = "Return the result it saved"
 HIT = "Return the stored result"
 RUN_STEPS = "Run the business steps"
@@ -119,7 +119,7 @@ def test_a_result_of_150_000_bytes_of_non_ascii_text_is_stored_as_utf8_and_every
     for waiter in waiters:
         assert waiter.status == "SUCCEEDED", (waiter.error, waiter.cause)
         assert waiter.output == owner.output
-    assert business_step_calls(stack) - calls == STEP_COUNT  # five duplicates, the steps ran once
+    assert business_step_calls(stack) - calls == STEP_CALLS  # five duplicates, the steps ran once
     assert record is not None and record["executionstatus"] == "SUCCESS"
     stored = record["executionresult"]
     assert json.loads(stored) == owner.output
@@ -158,7 +158,7 @@ def test_a_result_over_the_storable_size_is_recorded_failed_and_its_waiters_fail
         assert (waiter.status, waiter.error) == ("FAILED", "IdempotencyResultTooLargeError"), waiter.cause
         assert waiter.cause is not None and f"at most {MAX_RESULT_BYTES}" in waiter.cause
         assert RUN_STEPS not in waiter.states_entered
-    assert business_step_calls(stack) - calls == STEP_COUNT
+    assert business_step_calls(stack) - calls == STEP_CALLS
 
 
 def test_a_result_past_256_kib_fails_with_data_limit_exceeded_and_the_record_is_failed_not_deleted(
@@ -265,4 +265,4 @@ def test_a_waiter_wake_up_and_a_hit_at_the_largest_result_succeed(patient_stack:
     assert WOKEN in waiter.states_entered  # the wake-up itself carried the largest result
     assert (hit.status, hit.output) == ("SUCCEEDED", result), (hit.error, hit.cause)
     assert HIT in hit.states_entered and RUN_STEPS not in hit.states_entered
-    assert business_step_calls(stack) - calls == STEP_COUNT
+    assert business_step_calls(stack) - calls == STEP_CALLS

@@ -54,7 +54,7 @@ def test_a_save_never_recreates_a_deleted_record(stack: OfflineStack, unique: st
 def test_a_waiter_takes_a_record_that_vanished_while_it_waited(stack: OfflineStack, unique: str) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    with held_owner(stack, execution_input, "RandomFailureFunction") as (owner_arn, gate):
+    with held_owner(stack, execution_input) as (owner_arn, gate):
         looks = stack.lambdas.invocations("AcquireLockFunction")
         waiter_arn = stack.start_execution(execution_input)
         wait_until(lambda: stack.lambdas.invocations("AcquireLockFunction") >= looks + 2, message="waiter polls")
@@ -71,7 +71,7 @@ def test_a_waiter_takes_a_record_that_vanished_while_it_waited(stack: OfflineSta
 
 
 def test_different_inputs_never_wait_for_each_other(stack: OfflineStack, unique: str) -> None:
-    with held_owner(stack, {"orderId": unique, "forceFailure": False}, "RandomFailureFunction") as (held_arn, gate):
+    with held_owner(stack, {"orderId": unique, "forceFailure": False}) as (held_arn, gate):
         calls = business_step_calls(stack)
         # The random step is held for every execution, so count the example steps instead.
         other_arn = stack.start_execution({"orderId": unique + "-other", "forceFailure": False})

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, Gate, compute_idempotency_key, held_owner, wait_until
+from tests.integration.support import QUIET, Gate, compute_idempotency_key, held_owner, intercept_steps, wait_until
 
 WAIT_STATE = "Wait for the other execution to finish"
 
@@ -19,7 +19,7 @@ def test_lock_lease_parameter_sets_the_lease_of_an_in_progress_record() -> None:
     with OfflineStack({"LockLeaseSeconds": 45}, environment=QUIET) as stack:
         execution_input = {"orderId": "lease", "forceFailure": False}
         gate = Gate()
-        with stack.lambdas.intercept("ExampleStepFunction", gate):
+        with intercept_steps(stack, gate):
             before = int(time.time())
             arn = stack.start_execution(execution_input)
             assert gate.arrived.wait(10)

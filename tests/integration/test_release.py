@@ -21,16 +21,17 @@ from emulator import OfflineStack
 from emulator.stack import ExecutionResult
 from tests.integration.support import (
     QUIET,
+    STEP_CALLS,
     Gate,
     business_step_calls,
     compute_idempotency_key,
     held_owner,
+    intercept_steps,
     start_registered_waiter,
     wait_until,
 )
 
 RELEASE_FUNCTION = "ReleaseAbandonedRecordFunction"
-STEP_COUNT = 5
 
 
 def _invoke_release(stack: OfflineStack, execution_arn: str, execution_input: Any, *, include_input: bool = True) -> dict[str, Any]:
@@ -89,10 +90,10 @@ def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_en
     key = compute_idempotency_key(execution_input)
     gate = Gate()
     calls = business_step_calls(stack)
-    with stack.lambdas.intercept("ExampleStepFunction", gate), stack.lambdas.intercept("RandomFailureFunction", gate):
+    with intercept_steps(stack, gate):
         owner_arn = stack.start_execution(execution_input)
         # Stop it with every branch of the Parallel state in flight.
-        wait_until(lambda: business_step_calls(stack) == calls + STEP_COUNT, message="all the owner's steps to start")
+        wait_until(lambda: business_step_calls(stack) == calls + STEP_CALLS, message="all the owner's steps to start")
         stack.sfn.stop_execution(executionArn=owner_arn)
         duplicate_arn = stack.start_execution(execution_input)
         stopped = _stop_date(stack, owner_arn)
@@ -110,7 +111,7 @@ def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_en
     assert "Run the business steps" in duplicate.states_entered
     assert taken is not None and (taken["executionstatus"], taken["executionid"]) == ("SUCCESS", duplicate_arn)
     assert _steps_started_at(duplicate) >= stopped + LONGEST_CALL_SECONDS
-    assert business_step_calls(stack) - calls == 2 * STEP_COUNT
+    assert business_step_calls(stack) - calls == 2 * STEP_CALLS
 
 
 def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended: OfflineStack, unique: str) -> None:
@@ -165,9 +166,9 @@ def test_a_waiter_of_a_stopped_owner_is_woken_and_takes_over_once_the_owners_cal
     with OfflineStack(parameters, environment=QUIET) as stack:
         execution_input = {"orderId": "stopped", "forceFailure": False}
         gate = Gate()
-        with stack.lambdas.intercept("ExampleStepFunction", gate), stack.lambdas.intercept("RandomFailureFunction", gate):
+        with intercept_steps(stack, gate):
             owner_arn = stack.start_execution(execution_input)
-            wait_until(lambda: business_step_calls(stack) == STEP_COUNT, message="all the owner's steps to start")
+            wait_until(lambda: business_step_calls(stack) == STEP_CALLS, message="all the owner's steps to start")
             waiter_arn = stack.start_execution(execution_input)
             wait_until(lambda: stack.lambdas.invocations("WaitForOwnerFunction") == 1, message="the waiter to register")
             stack.sfn.stop_execution(executionArn=owner_arn)

@@ -14,10 +14,12 @@ from emulator import OfflineStack
 from emulator.stack import ExecutionResult
 from tests.integration.support import (
     QUIET,
+    STEP_CALLS,
     Gate,
     business_step_calls,
     compute_idempotency_key,
     held_owner,
+    intercept_steps,
     start_registered_waiter,
     wait_until,
 )
@@ -26,7 +28,6 @@ pytestmark = pytest.mark.offline_only(reason="holds and counts Lambda calls, ove
 
 WAIT_STATE = "Wait for the other execution to finish"
 LOOK_AGAIN = "Look at the record again"
-STEP_COUNT = 5
 WOKEN_PATH = [
     "Take the idempotency record",
     "Is the work done, ours to do, or running elsewhere?",
@@ -60,7 +61,7 @@ def test_a_lost_wake_up_costs_latency_not_correctness(stack: OfflineStack, uniqu
         return {"registered": False}  # as if the token never reached the record
 
     gate = Gate()
-    with stack.lambdas.intercept("ExampleStepFunction", gate), stack.lambdas.intercept("WaitForOwnerFunction", lose_the_token):
+    with intercept_steps(stack, gate), stack.lambdas.intercept("WaitForOwnerFunction", lose_the_token):
         owner_arn = stack.start_execution(execution_input)
         assert gate.arrived.wait(10)
         waiter_arn = stack.start_execution(execution_input)
@@ -112,7 +113,7 @@ def failing_owner_and_waiter(order_id: str) -> tuple[dict[str, Any], dict[str, A
 def failing_owner(stack: OfflineStack, owner_input: Any) -> Iterator[tuple[str, FirstCallFails]]:
     """An owner held in its step that fails once the gate opens."""
     gate = FirstCallFails()
-    with stack.lambdas.intercept("RandomFailureFunction", gate):
+    with intercept_steps(stack, gate):
         owner_arn = stack.start_execution(owner_input)
         assert gate.arrived.wait(10), "the owner never reached its step"
         try:
@@ -160,7 +161,7 @@ def test_many_waiters_of_a_failed_owner_run_the_steps_again_only_once(stack: Off
     assert [waiter.status for waiter in waiters] == ["SUCCEEDED"] * 10
     assert sum("Run the business steps" in waiter.states_entered for waiter in waiters) == 1
     # The owner's held call was counted when it arrived; after it, one waiter runs the five steps.
-    assert business_step_calls(stack) - calls_before == STEP_COUNT
+    assert business_step_calls(stack) - calls_before == STEP_CALLS
     assert all(waiter.output == waiters[0].output for waiter in waiters)
 
 
@@ -233,7 +234,7 @@ def test_concurrent_executions_with_one_input_run_the_steps_once(stack: OfflineS
     failures = [(result.error, result.cause, result.states_entered) for result in results if result.status != "SUCCEEDED"]
     assert not failures
     assert all(result.output == results[0].output for result in results)
-    assert business_step_calls(stack) - calls_before == STEP_COUNT
+    assert business_step_calls(stack) - calls_before == STEP_CALLS
     assert sum("Run the business steps" in result.states_entered for result in results) == 1
 
 

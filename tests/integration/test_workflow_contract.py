@@ -9,15 +9,17 @@ from datetime import datetime
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import BUSINESS_STEP_FUNCTIONS, QUIET, business_step_calls, compute_idempotency_key
-
-EXPECTED_OUTPUT = {
-    "step1": {"result": "Output of step 1"},
-    "step2": {"result": "Output of step 2"},
-    "step3": {"result": "Output of step 3"},
-    "step4": {"result": "Output of step 4"},
-    "randomFailureFunc": "All good",
-}
+from tests.integration.support import (
+    BUSINESS_STEP_FUNCTIONS,
+    INJECTED_FAILURE_MESSAGE,
+    QUIET,
+    STEP_CALLS,
+    assert_steps_output,
+    business_step_calls,
+    compute_idempotency_key,
+    failing_steps,
+    intercept_steps,
+)
 
 
 @pytest.mark.offline_only(reason="counts Lambda calls")
@@ -28,9 +30,9 @@ def test_fresh_run_executes_every_step_once_and_stores_the_result(stack: Offline
     result = stack.run(execution_input)
 
     assert result.status == "SUCCEEDED", result.cause
-    assert result.output == EXPECTED_OUTPUT
-    assert stack.lambdas.invocations("ExampleStepFunction") - calls_before["ExampleStepFunction"] == 4
-    assert stack.lambdas.invocations("RandomFailureFunction") - calls_before["RandomFailureFunction"] == 1
+    assert_steps_output(result.output)
+    calls = {name: stack.lambdas.invocations(name) - calls_before[name] for name in BUSINESS_STEP_FUNCTIONS}
+    assert all(calls.values()) and sum(calls.values()) == STEP_CALLS, calls
     assert "Run the business steps" in result.states_entered
 
     record = stack.get_record(compute_idempotency_key(execution_input))
@@ -65,27 +67,28 @@ def test_repeat_returns_the_stored_result_without_running_any_step(stack: Offlin
 @pytest.mark.offline_only(reason="counts Lambda calls")
 def test_failed_steps_are_recorded_and_a_later_execution_runs_them_again(stack: OfflineStack, unique: str) -> None:
     # The key is the order id only, so the same request can be retried with the failure switched off.
-    failing = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": True}
+    failing = {"orderId": unique, "idempotencyKeyJmespath": "orderId", "forceFailure": False}
     key = compute_idempotency_key(failing)
 
-    failed = stack.run(failing)
+    with failing_steps(stack):
+        failed = stack.run(failing)
 
     assert failed.status == "FAILED"
-    assert failed.error == "SimulatedStepFailure"
-    assert "The example step failed" in (failed.cause or "")
+    assert failed.error == "InjectedStepFailure"
+    assert INJECTED_FAILURE_MESSAGE in (failed.cause or "")
     record = stack.get_record(key)
     assert record is not None
     assert record["executionstatus"] == "FAILED"
-    assert record["error"] == "SimulatedStepFailure"
+    assert record["error"] == "InjectedStepFailure"
     assert record["cause"] == failed.cause
     assert "executionresult" not in record
 
     calls_before_retry = business_step_calls(stack)
-    retried = stack.run({**failing, "forceFailure": False})
+    retried = stack.run(failing)
 
     assert retried.status == "SUCCEEDED", retried.cause
-    assert retried.output == EXPECTED_OUTPUT
-    assert business_step_calls(stack) - calls_before_retry == len(EXPECTED_OUTPUT)
+    assert_steps_output(retried.output)
+    assert business_step_calls(stack) - calls_before_retry == STEP_CALLS
     record = stack.get_record(key)
     assert record is not None
     assert record["executionstatus"] == "SUCCESS"
@@ -94,14 +97,15 @@ def test_failed_steps_are_recorded_and_a_later_execution_runs_them_again(stack: 
 
 @pytest.mark.offline_only(reason="counts Lambda calls")
 def test_a_failure_repeated_runs_the_steps_each_time(stack: OfflineStack, unique: str) -> None:
-    failing = {"orderId": unique, "forceFailure": True}
-    first = stack.run(failing)
-    calls_between = business_step_calls(stack)
-    second = stack.run(failing)
+    failing = {"orderId": unique, "forceFailure": False}
+    with failing_steps(stack):
+        first = stack.run(failing)
+        calls_between = business_step_calls(stack)
+        second = stack.run(failing)
 
     assert (first.status, second.status) == ("FAILED", "FAILED")
-    assert second.error == first.error == "SimulatedStepFailure"
-    assert business_step_calls(stack) - calls_between == len(EXPECTED_OUTPUT)
+    assert second.error == first.error == "InjectedStepFailure"
+    assert business_step_calls(stack) - calls_between == STEP_CALLS
 
 
 @pytest.mark.offline_only(reason="counts Lambda calls")
@@ -130,7 +134,7 @@ def test_jmespath_key_selects_the_key_and_payload_validation_refuses_what_it_lef
         {"top": "one", "nested": {"key1": unique, "key2": "v3"}, "idempotencyKeyJmespath": expression, "forceFailure": False}
     )
     assert other_key.status == "SUCCEEDED"
-    assert business_step_calls(stack) == calls + len(EXPECTED_OUTPUT)
+    assert business_step_calls(stack) == calls + STEP_CALLS
 
 
 @pytest.mark.offline_only(reason="intercepts Lambda calls")
@@ -139,13 +143,13 @@ def test_the_business_steps_receive_the_input_unchanged(stack: OfflineStack, uni
     seen: list[object] = []
 
     def record_input(handler, event, context):  # type: ignore[no-untyped-def]
-        seen.append(event["input"])
+        seen.append(event["input"] if isinstance(event, dict) and "input" in event else event)
         return handler(event, context)
 
-    with stack.lambdas.intercept("ExampleStepFunction", record_input):
+    with intercept_steps(stack, record_input):
         assert stack.run(execution_input).status == "SUCCEEDED"
 
-    assert seen == [execution_input] * 4
+    assert seen == [execution_input] * STEP_CALLS
 
 
 EXPIRED_RECORDS = {
@@ -178,9 +182,9 @@ def test_an_expired_record_counts_as_absent(stack: OfflineStack, unique: str, st
     result = stack.run(execution_input)
 
     assert result.status == "SUCCEEDED"
-    assert result.output == EXPECTED_OUTPUT
+    assert_steps_output(result.output)
     assert "Wait for the other execution to finish" not in result.states_entered
-    assert business_step_calls(stack) == calls + len(EXPECTED_OUTPUT)
+    assert business_step_calls(stack) == calls + STEP_CALLS
     record = stack.get_record(key)
     assert record is not None and record["executionid"] == result.execution_arn
 
