@@ -450,7 +450,7 @@ class OfflineStack:
         execution_input: Any = None,
         *,
         input_json: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = 120.0,
         state_machine: str | None = None,
     ) -> ExecutionResult:
         """Start one execution (of the envelope, or of ``state_machine``) and wait for it to finish."""
