@@ -481,7 +481,7 @@ class OfflineStack:
         arn = self.physical_id(state_machine) if state_machine else self.state_machine_arn
         return self.sfn.start_execution(stateMachineArn=arn, name=name or uuid.uuid4().hex, input=text)["executionArn"]
 
-    def wait_for(self, execution_arn: str, timeout: float = 30.0) -> ExecutionResult:
+    def wait_for(self, execution_arn: str, timeout: float = 120.0) -> ExecutionResult:
         """Poll until the execution has finished, then return its outcome and history."""
         deadline = time.monotonic() + timeout
         while (description := self.sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
@@ -497,7 +497,7 @@ class OfflineStack:
         execution_input: Any = None,
         *,
         input_json: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = 120.0,
         state_machine: str | None = None,
     ) -> ExecutionResult:
         """Start one execution (of the envelope, or of ``state_machine``) and wait for it to finish."""

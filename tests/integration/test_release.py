@@ -121,7 +121,7 @@ def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended
     gate = Gate()
     with stack.lambdas.intercept("AcquireLockFunction", gate):
         owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10), "the owner never called the take function"
+        assert gate.arrived.wait(60), "the owner never called the take function"
         stack.sfn.stop_execution(executionArn=owner_arn)
         gate.open()  # its take lands (or is refused) after the stop
         owner = stack.wait_for(owner_arn)
@@ -288,7 +288,7 @@ def test_a_parent_stopped_while_its_child_runs_frees_the_key_only_once_the_child
     gate = Gate()
     with stack.lambdas.intercept("CountedStepFunction", gate):
         parent_arn = envelope.start_execution(execution_input)
-        assert gate.arrived.wait(10), "the child never reached its step"
+        assert gate.arrived.wait(60), "the child never reached its step"
         stack.sfn.stop_execution(executionArn=parent_arn)
         # Step Functions stops the .sync child when its parent's task ends early; its calls run on.
         wait_until(lambda: _children(stack, unique)[0]["status"] != "RUNNING", message="the child to be stopped with its parent")
