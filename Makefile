@@ -33,7 +33,9 @@ ENV_VARS ?= events/env.json
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
-REQUIREMENTS := requirements-dev.txt $(sort $(wildcard functions/*/requirements.txt layers/*/requirements.txt))
+REQUIREMENTS := requirements-dev.txt $(sort $(wildcard functions/*/requirements.txt layers/*/requirements.txt examples/*/functions/*/requirements.txt))
+# The example apps (examples/<name>/template.yaml), each nesting the reusable envelope.
+EXAMPLE_TEMPLATES := $(sort $(wildcard examples/*/template.yaml))
 
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -84,27 +86,29 @@ $(SCAN_STAMP): requirements-scan.txt
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	@touch $@
 
-scan: $(SCAN_STAMP) ## Security scan of template.yaml and envelope/template.yaml (checkov; skipped checks are explained in .checkov.yaml)
-	$(SCAN_VENV)/bin/checkov --file template.yaml --file envelope/template.yaml --config-file .checkov.yaml
+scan: $(SCAN_STAMP) ## Security scan of template.yaml, envelope/template.yaml and the examples' templates (checkov; skipped checks are explained in .checkov.yaml)
+	$(SCAN_VENV)/bin/checkov --file template.yaml --file envelope/template.yaml $(addprefix --file ,$(EXAMPLE_TEMPLATES)) --config-file .checkov.yaml
 
 validate: validate-template validate-asl ## Lint the templates (sam validate --lint) and the ASL (statelint + moto)
 
-# template.yaml, and the reusable envelope (envelope/template.yaml) that wraps a workflow by ARN.
+# template.yaml, the reusable envelope (envelope/template.yaml) that wraps a workflow by ARN, and the examples.
 validate-template: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml --region us-east-1
 	$(BIN)/sam validate --lint --template envelope/template.yaml --region us-east-1
+	for template in $(EXAMPLE_TEMPLATES); do $(BIN)/sam validate --lint --template $$template --region us-east-1; done
 
 validate-asl: $(STAMP)
 	$(PY) scripts/validate_asl.py
 	$(PY) scripts/validate_asl.py --template envelope/template.yaml \
 	  --parameter-overrides WorkflowArn=arn:aws:states:us-east-1:123456789012:stateMachine:WrappedWorkflow
+	for template in $(EXAMPLE_TEMPLATES); do $(PY) scripts/validate_asl.py --template $$template; done
 
 # The slow tier (tests marked slow: hundreds of concurrent executions) runs apart, with make test-slow.
 pytest: $(STAMP)
-	$(PY) -m pytest tests -m "not slow" -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
+	$(PY) -m pytest tests examples -m "not slow" -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## Run only the slow tier: the tests at scale (e.g. 500 duplicates at a hot key), one process
-	$(PY) -m pytest tests -m slow -n 0 $(PYTEST_ARGS)
+	$(PY) -m pytest tests examples -m slow -n 0 $(PYTEST_ARGS)
 
 bench: $(STAMP) ## Measure states, Lambda calls, DynamoDB requests and cost per execution, against the targets
 	$(PY) -m bench $(BENCH_ARGS)

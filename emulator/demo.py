@@ -12,8 +12,8 @@ It deploys ``template.yaml`` into the in-process emulator (moto: no AWS account,
    another input with the same selected values is a repeat;
 5. shows a failing run (``events/execution_forced_failure.json``): FAILED is recorded, and a
    rerun of the same input runs the steps again;
-6. and 7. run the two example child workflows twice each, a registration event and an S3 upload
-   (``emulator/demo_examples.py``): the work runs once.
+6. and 7. deploy the two example apps (``examples/``, each nesting the envelope) and run each
+   twice, a registration event and an S3 upload (``emulator/demo_examples.py``): the work runs once.
 
 Exits with status 1 when the workflow does not behave as described (the demo checks itself).
 """
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print("Idempotent Step Functions workflow, offline: template.yaml deployed into moto, in process")
-    with OfflineStack(demo_examples.DEMO_PARAMETERS, environment=QUIET_LAMBDAS) as stack:
+    with OfflineStack(environment=QUIET_LAMBDAS) as stack:
         print(f"State machine: {stack.state_machine_arn}")
         print(f"Table:         {stack.table_name}")
         demo = Demo(stack)
@@ -174,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.short:
             demo.jmespath_key(JMESPATH_EVENT)
             demo.forced_failure(FAILURE_EVENT)
-            demo_examples.user_registration(demo)
-            demo_examples.sensor_file_upload(demo)
+    if not args.short:
+        # Each example is an app of its own: deployed as its own stack, after the root one.
+        demo_examples.user_registration(demo)
+        demo_examples.sensor_file_upload(demo)
 
     print()
     if demo.unmet:

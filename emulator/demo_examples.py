@@ -1,8 +1,11 @@
-"""The demo's sections on the two example child workflows (see ``docs/child-workflows.md``).
+"""The demo's sections on the two example apps (``examples/``; see ``docs/examples.md``).
+
+Each example is an app of its own that nests the reusable envelope around its workflow; each
+section deploys the example's template, as its own stack:
 
 * User registration (seed 003): the registration event, twice; the three systems are called once.
 * Sensor file (seed 002): the sample CSV uploaded to S3 starts the envelope through the
-  template's EventBridge rule; the same event delivered again stores nothing twice.
+  example's EventBridge rule; the same event delivered again stores nothing twice.
 
 Each section prints a few lines and records unmet expectations on the ``Demo`` it is given;
 ``emulator.demo`` runs them, and this module does not import it.
@@ -12,45 +15,57 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
 
-from emulator.stack import REGION, OfflineStack
+from emulator.stack import QUIET_FUNCTIONS, REGION, OfflineStack
 from tools.template import PROJECT_ROOT
 
-EVENTS = PROJECT_ROOT / "events"
-REGISTRATION_EVENT = EVENTS / "execution_user_registration.json"
-SENSOR_CSV = EVENTS / "sensor_readings.csv"
-REGISTRATION_ENVELOPE, REGISTRATION_CHILD, REGISTER = "IdempotentUserRegistrationWorkflow", "UserRegistrationWorkflow", "RegisterUserFunction"
-SENSOR_ENVELOPE, SENSOR_CHILD, PARSE = "IdempotentSensorFileWorkflow", "SensorFileWorkflow", "ParseSensorReadingsFunction"
+EXAMPLES = PROJECT_ROOT / "examples"
+REGISTRATION_TEMPLATE = EXAMPLES / "user_registration" / "template.yaml"
+SENSOR_TEMPLATE = EXAMPLES / "sensor_file" / "template.yaml"
+REGISTRATION_EVENT = EXAMPLES / "user_registration" / "events" / "execution_user_registration.json"
+SENSOR_CSV = EXAMPLES / "sensor_file" / "events" / "sensor_readings.csv"
+# The nested envelope, in each example's template.
+APPLICATION = "Envelope"
+REGISTRATION_CHILD, REGISTER = "UserRegistrationWorkflow", "RegisterUserFunction"
+SENSOR_CHILD, PARSE = "SensorFileWorkflow", "ParseSensorReadingsFunction"
 SENSOR_BUCKET, SENSOR_TABLE = "SensorFilesBucket", "SensorReadingsTable"
 # The seed waits ten minutes before notifying; the demo waits 30 s (0.3 s once the emulator scales it).
-DEMO_PARAMETERS = {"SensorFileNotificationDelaySeconds": 30}
+SENSOR_PARAMETERS = {"NotificationDelaySeconds": 30}
 
 
 class Demo(Protocol):
-    """What a section needs from the demo that runs it (``emulator.demo.Demo``): the stack, and where to report."""
-
-    stack: OfflineStack
+    """What a section needs from the demo that runs it (``emulator.demo.Demo``): where to report."""
 
     def expect(self, condition: bool, what: str) -> None: ...
 
 
-def _children(demo: Demo, child: str) -> int:
-    return len(demo.stack.sfn.list_executions(stateMachineArn=demo.stack.physical_id(child))["executions"])
+def _deployed(template: Path, parameters: dict[str, Any] | None = None) -> OfflineStack:
+    return OfflineStack(parameters, template_path=template, environment=QUIET_FUNCTIONS)
+
+
+def _children(stack: OfflineStack, child: str) -> int:
+    return len(stack.sfn.list_executions(stateMachineArn=stack.physical_id(child))["executions"])
 
 
 def user_registration(demo: Demo) -> None:
     """The registration event twice: one child execution, three registrations, one stored result."""
-    stack = demo.stack
+    with _deployed(REGISTRATION_TEMPLATE) as stack:
+        _user_registration(demo, stack)
+
+
+def _user_registration(demo: Demo, stack: OfflineStack) -> None:
+    envelope = stack.applications[APPLICATION]
     event = json.loads(REGISTRATION_EVENT.read_text(encoding="utf-8"))
-    print(f"\nExample: user registration (seed 003) as a child workflow, made idempotent ({REGISTRATION_EVENT.relative_to(PROJECT_ROOT)})\n")
+    print(f"\nExample: user registration (seed 003), its own app with the envelope nested ({REGISTRATION_TEMPLATE.relative_to(PROJECT_ROOT)})\n")
     outputs = []
     for label in ("Run 1: a registration event", "Run 2: the same event again"):
-        registers, children = stack.lambdas.invocations(REGISTER), _children(demo, REGISTRATION_CHILD)
-        result = stack.run(event, state_machine=REGISTRATION_ENVELOPE)
-        calls, started = stack.lambdas.invocations(REGISTER) - registers, _children(demo, REGISTRATION_CHILD) - children
+        registers, children = stack.lambdas.invocations(REGISTER), _children(stack, REGISTRATION_CHILD)
+        result = envelope.run(event)
+        calls, started = stack.lambdas.invocations(REGISTER) - registers, _children(stack, REGISTRATION_CHILD) - children
         print(f"-- {label}")
         print(f"   {result.status}: {len(result.states_entered)} states entered, {started} child execution(s), {calls} registration call(s)")
         outputs.append((result, calls, started))
@@ -65,22 +80,26 @@ def user_registration(demo: Demo) -> None:
 
 def sensor_file_upload(demo: Demo) -> None:
     """The sample CSV uploaded once and its event delivered twice: stored once, moved once."""
-    stack = demo.stack
+    with _deployed(SENSOR_TEMPLATE, SENSOR_PARAMETERS) as stack:
+        _sensor_file_upload(demo, stack)
+
+
+def _sensor_file_upload(demo: Demo, stack: OfflineStack) -> None:
     bucket, key = stack.physical_id(SENSOR_BUCKET), "readings/2017-01-08.csv"
-    print(f"\nExample: sensor file (seed 002), started by an S3 upload through EventBridge ({SENSOR_CSV.relative_to(PROJECT_ROOT)})\n")
+    print(f"\nExample: sensor file (seed 002), its own app, started by an S3 upload through EventBridge ({SENSOR_TEMPLATE.relative_to(PROJECT_ROOT)})\n")
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_object(Bucket=bucket, Key=key, Body=SENSOR_CSV.read_bytes())
-    delivery = _delivery_for(demo, key)
+    delivery = _delivery_for(stack, key)
     first = stack.wait_for(delivery.payload["executionArn"])
     readings = stack.dynamodb.scan(TableName=stack.physical_id(SENSOR_TABLE), Select="COUNT")["Count"]
     keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
     print("-- Upload: S3 event -> EventBridge rule -> envelope -> child")
     print(f"   {first.status}: {readings} readings stored; the bucket now holds {', '.join(keys)}")
-    parses, children = stack.lambdas.invocations(PARSE), _children(demo, SENSOR_CHILD)
-    again = _redeliver(demo, delivery)
+    parses, children = stack.lambdas.invocations(PARSE), _children(stack, SENSOR_CHILD)
+    again = _redeliver(stack, delivery)
     print("-- The same event delivered again (EventBridge delivers at least once)")
     print(
-        f"   {again.status}: {len(again.states_entered)} states entered, {_children(demo, SENSOR_CHILD) - children} "
+        f"   {again.status}: {len(again.states_entered)} states entered, {_children(stack, SENSOR_CHILD) - children} "
         f"child execution(s), {stack.lambdas.invocations(PARSE) - parses} file(s) parsed"
     )
     demo.expect(first.status == "SUCCEEDED", f"the upload was processed (got {first.status}: {first.error})")
@@ -91,19 +110,18 @@ def sensor_file_upload(demo: Demo) -> None:
         print("   => processed once; the redelivered event returned the stored result")
 
 
-def _delivery_for(demo: Demo, key: str, timeout: float = 10.0) -> Any:
+def _delivery_for(stack: OfflineStack, key: str, timeout: float = 10.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for delivery in demo.stack.events.wait_until_delivered():
+        for delivery in stack.events.wait_until_delivered():
             if delivery.event["source"] == "aws.s3" and delivery.event["detail"]["object"]["key"] == key:
                 return delivery
         time.sleep(0.01)
     raise TimeoutError(f"no execution was started for the upload of {key}")
 
 
-def _redeliver(demo: Demo, delivery: Any) -> Any:
-    stack = demo.stack
-    machine = stack.physical_id(SENSOR_ENVELOPE)
+def _redeliver(stack: OfflineStack, delivery: Any) -> Any:
+    machine = stack.outputs["IdempotentWorkflowArn"]
     before = {e["executionArn"] for e in stack.sfn.list_executions(stateMachineArn=machine)["executions"]}
     event = delivery.event
     stack.events.put_event(event["source"], event["detail-type"], event["detail"], event["resources"])

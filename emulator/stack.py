@@ -69,10 +69,17 @@ LOG_GROUP = "AWS::Logs::LogGroup"
 TOPIC = "AWS::SNS::Topic"
 BUCKET = "AWS::S3::Bucket"
 APPLICATION = "AWS::Serverless::Application"
+ROLE = "AWS::IAM::Role"
+RULE = "AWS::Events::Rule"
 # Created in this order: each kind may refer to the kinds before it. A nested application comes
 # after the stack's state machines (it may be given them, as the reusable envelope is given the
-# workflow it wraps); only the stack's event rules and Outputs may use what it gives back.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION)
+# workflow it wraps); only the stack's roles, event rules and Outputs may use what it gives back
+# (an example's S3 rule starts its nested envelope's state machine).
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION, ROLE, RULE)
+# What an AWS::Events::Rule and its state machine targets may say offline: the rest (other buses,
+# dead-letter queues, other target kinds) is refused rather than silently left out.
+_RULE_PROPERTIES = frozenset({"Description", "Name", "EventPattern", "State", "Targets"})
+_RULE_TARGET_PROPERTIES = frozenset({"Arn", "Id", "RoleArn", "InputTransformer", "RetryPolicy"})
 # Properties of a nested application that change nothing offline.
 _APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("Tags", "TimeoutInMinutes", "NotificationARNs")
 # Between a record id's scope and its key (layers/idempotency/idempotency/key.py).
@@ -262,6 +269,10 @@ class OfflineStack:
             self._create_state_machine(logical_id, role_arn)
         for logical_id in self.template.resources_of_type(APPLICATION):
             self._deploy_application(logical_id, exit_stack)
+        for logical_id in self.template.resources_of_type(ROLE):
+            self._create_role(logical_id)
+        for logical_id in self.template.resources_of_type(RULE):
+            self._create_rule(logical_id)
         for logical_id in functions:
             self._create_event_rules(logical_id)
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
@@ -400,6 +411,42 @@ class OfflineStack:
                 self._resolver.resolve(properties.get("InputTransformer")),
             )
 
+    def _create_role(self, logical_id: str) -> None:
+        """An IAM role with its inline policies: moto keeps them (nothing is enforced offline)."""
+        properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
+        unsupported = sorted(set(properties) - {"AssumeRolePolicyDocument", "Policies", "Description", "Path"})
+        if unsupported:
+            raise UnsupportedTemplateFeature(f"{logical_id}: role properties not emulated: {', '.join(unsupported)}")
+        iam = self._client("iam")
+        name = self._physical_name(logical_id)
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]))["Role"]["Arn"]
+        for policy in properties.get("Policies", []):
+            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"]))
+        self._resolver.refs[logical_id] = name
+        self._resolver.attributes[(logical_id, "Arn")] = arn
+
+    def _create_rule(self, logical_id: str) -> None:
+        """An EventBridge rule on the default bus whose targets are state machines (started with the
+        event, or with what its ``InputTransformer`` builds), as ``Events`` of a state machine are."""
+        properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
+        unsupported = sorted(set(properties) - _RULE_PROPERTIES)
+        if unsupported:
+            raise UnsupportedTemplateFeature(f"{logical_id}: rule properties not emulated: {', '.join(unsupported)}")
+        if properties.get("State", "ENABLED") != "ENABLED":
+            return  # a disabled rule delivers nothing
+        for target in properties.get("Targets", []):
+            where = f"{logical_id} target {target.get('Id')!r}"
+            unsupported = sorted(set(target) - _RULE_TARGET_PROPERTIES)
+            if unsupported:
+                raise UnsupportedTemplateFeature(f"{where}: target properties not emulated: {', '.join(unsupported)}")
+            arn = str(target["Arn"])
+            if ":states:" not in arn or ":stateMachine:" not in arn:
+                raise UnsupportedTemplateFeature(f"{where}: only a state machine is emulated as a rule's target, not {arn}")
+            if "RoleArn" not in target:
+                # EventBridge starts an execution with the target's role; without one the target is refused.
+                raise UnsupportedTemplateFeature(f"{where}: a state machine target needs a RoleArn (EventBridge starts it with that role)")
+            self.events.add_state_machine_rule(f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer"))
+
     def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
         properties = self.template.resources[logical_id]["Properties"]
         name = str(self._resolver.resolve(properties["Name"])) if "Name" in properties else self._physical_name(logical_id)
@@ -434,7 +481,7 @@ class OfflineStack:
         arn = self.physical_id(state_machine) if state_machine else self.state_machine_arn
         return self.sfn.start_execution(stateMachineArn=arn, name=name or uuid.uuid4().hex, input=text)["executionArn"]
 
-    def wait_for(self, execution_arn: str, timeout: float = 30.0) -> ExecutionResult:
+    def wait_for(self, execution_arn: str, timeout: float = 120.0) -> ExecutionResult:
         """Poll until the execution has finished, then return its outcome and history."""
         deadline = time.monotonic() + timeout
         while (description := self.sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
@@ -450,7 +497,7 @@ class OfflineStack:
         execution_input: Any = None,
         *,
         input_json: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = 120.0,
         state_machine: str | None = None,
     ) -> ExecutionResult:
         """Start one execution (of the envelope, or of ``state_machine``) and wait for it to finish."""

@@ -22,7 +22,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASL_PATH = PROJECT_ROOT / "statemachine" / "idempotent_workflow.asl.json"
 README_PATH = PROJECT_ROOT / "README.md"
 # Documents whose diagram blocks --write redraws.
-DOCUMENTS = (README_PATH, PROJECT_ROOT / "docs" / "examples.md", PROJECT_ROOT / "docs" / "child-workflows.md")
+DOCUMENTS = (
+    README_PATH,
+    PROJECT_ROOT / "docs" / "examples.md",
+    PROJECT_ROOT / "docs" / "child-workflows.md",
+    PROJECT_ROOT / "examples" / "user_registration" / "README.md",
+    PROJECT_ROOT / "examples" / "sensor_file" / "README.md",
+)
 START_MARK, END_MARK = "<!-- diagram:start -->", "<!-- diagram:end -->"
 # A block's start mark, with the definition it draws when that is not the project's state machine.
 _START = re.compile(r"<!-- diagram:start(?: (\S+))? -->")

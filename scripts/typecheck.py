@@ -1,8 +1,9 @@
 """Type-check the functions, the layer, the tools, the emulator, the scripts and the bench with mypy (``make lint``).
 
 Each function is checked from its own folder, as Lambda imports it, with its layers on the
-search path: the import roots come from ``template.yaml`` (``Template.import_roots``), so a new
-function or layer is checked without editing this script. Settings are in ``pyproject.toml``.
+search path: the import roots come from ``template.yaml`` and each example's template
+(``examples/*/template.yaml``, via ``Template.import_roots``), so a new function, layer or example
+is checked without editing this script. Settings are in ``pyproject.toml``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ def main() -> int:
     template = Template.load()
     failures = 0
     checked: set[tuple[Path, ...]] = set()
-    for logical_id in template.resources_of_type("AWS::Serverless::Function"):
-        code_uri, *layers = template.import_roots(logical_id)
-        module = template.function_properties(logical_id)["Handler"].rpartition(".")[0]
+    examples = [Template.load(path) for path in sorted(PROJECT_ROOT.glob("examples/*/template.yaml"))]
+    functions = [(logical_id, owner) for owner in (template, *examples) for logical_id in owner.resources_of_type("AWS::Serverless::Function")]
+    for logical_id, owner in functions:
+        code_uri, *layers = owner.import_roots(logical_id)
+        module = owner.function_properties(logical_id)["Handler"].rpartition(".")[0]
         if (code_uri, *layers) in checked:
             continue
         checked.add((code_uri, *layers))

@@ -111,7 +111,7 @@ def business_step_calls(stack: OfflineStack) -> int:
     return sum(stack.lambdas.invocations(name) for name in BUSINESS_STEP_FUNCTIONS)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0, message: str = "condition") -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0, message: str = "condition") -> None:
     """Poll ``condition`` until true; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -168,7 +168,7 @@ def held_owner(stack: OfflineStack, execution_input: Any, function: str | None =
     functions = BUSINESS_STEP_FUNCTIONS if function is None else (function,)
     with intercept_steps(stack, gate, functions):
         owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10), f"the owner never called {function}"
+        assert gate.arrived.wait(60), f"the owner never called {function}"
         try:
             yield owner_arn, gate
         finally:

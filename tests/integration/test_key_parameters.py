@@ -79,20 +79,28 @@ def test_an_input_may_override_the_deployments_expression_unless_the_deployment_
 
 def test_two_workflows_sharing_the_table_never_share_a_record(validating: OfflineStack) -> None:
     stack = validating
-    execution_input = {"username": "shared-table", "email": "shared-table@example.com", "phone": "555", "forceFailure": False}
+    # A second workflow on the same functions and table: the envelope's definition under another
+    # state machine name (as a second envelope given the same table would be).
+    described = stack.sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)
+    other_name = f"{scope_of(stack)}-Other"
+    other_arn = stack.sfn.create_state_machine(name=other_name, definition=described["definition"], roleArn=described["roleArn"])[
+        "stateMachineArn"
+    ]
+    execution_input = {"orderId": "shared-table", "forceFailure": False}
     key = sha256_of(json.dumps(execution_input, sort_keys=True, separators=(",", ":")))
 
+    calls = business_step_calls(stack)
     envelope = stack.run(execution_input)
-    registration = stack.run(execution_input, state_machine="IdempotentUserRegistrationWorkflow")
-    records = {
-        name: stack.get_record(f"{scope_of(stack, name)}#{key}") for name in ("IdempotentWorkflow", "IdempotentUserRegistrationWorkflow")
-    }
+    between = business_step_calls(stack)
+    other = stack.wait_for(stack.sfn.start_execution(stateMachineArn=other_arn, input=json.dumps(execution_input))["executionArn"])
+    records = {name: stack.get_record(f"{name}#{key}") for name in (scope_of(stack), other_name)}
 
-    assert envelope.status == registration.status == "SUCCEEDED"
-    assert envelope.output != registration.output  # each ran its own work: no hit on the other's record
+    assert envelope.status == other.status == "SUCCEEDED"
+    # Each ran its own steps: no hit on the other's record.
+    assert between > calls and business_step_calls(stack) > between
     assert {name: (record or {}).get("executionid") for name, record in records.items()} == {
-        "IdempotentWorkflow": envelope.execution_arn,
-        "IdempotentUserRegistrationWorkflow": registration.execution_arn,
+        scope_of(stack): envelope.execution_arn,
+        other_name: other.execution_arn,
     }
 
 
@@ -113,12 +121,12 @@ def test_a_repeat_with_another_payload_is_refused_for_a_completed_record(validat
     record = stack.get_record(f"{scope_of(stack)}#{sha256_of(json.dumps(unique))}")
     calls = business_step_calls(stack)
 
-    other = stack.run({**first, "amount": 99})
+    other = stack.run({**first, "amount": "secret-amount-value"})
 
     assert done.status == "SUCCEEDED"
     assert (other.status, other.error) == ("FAILED", MISMATCH)
     assert record is not None and record["id"] in cause_message(other.cause)
-    assert "99" not in cause_message(other.cause)  # names the key, never the payload
+    assert "secret-amount-value" not in cause_message(other.cause)  # names the key, never the payload
     assert stack.get_record(record["id"]) == record  # changed nothing
     assert business_step_calls(stack) == calls
 

@@ -19,6 +19,7 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.stack import ExecutionResult
+from emulator.template import PROJECT_ROOT
 from tests.integration.support import (
     QUIET,
     STEP_CALLS,
@@ -121,7 +122,7 @@ def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended
     gate = Gate()
     with stack.lambdas.intercept("AcquireLockFunction", gate):
         owner_arn = stack.start_execution(execution_input)
-        assert gate.arrived.wait(10), "the owner never called the take function"
+        assert gate.arrived.wait(60), "the owner never called the take function"
         stack.sfn.stop_execution(executionArn=owner_arn)
         gate.open()  # its take lands (or is refused) after the stop
         owner = stack.wait_for(owner_arn)
@@ -259,28 +260,40 @@ def test_a_waiter_stopped_while_it_waits_is_aborted_at_once_and_leaves_the_recor
     assert owner.status == "SUCCEEDED"
 
 
-def _children(stack: OfflineStack, username: str) -> list[dict[str, Any]]:
-    """The user registration's child executions that registered ``username``, oldest first."""
-    arn = stack.physical_id("UserRegistrationWorkflow")
+# The reusable envelope nested around a workflow the tests own (tests/integration/reusable_envelope/).
+WRAPPING_TEMPLATE = PROJECT_ROOT / "tests" / "integration" / "reusable_envelope" / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def wrapping() -> Iterator[OfflineStack]:
+    """The envelope around a child workflow, whose calls last at most LONGEST_CALL_SECONDS too."""
+    with OfflineStack({"LongestCallSeconds": LONGEST_CALL_SECONDS}, template_path=WRAPPING_TEMPLATE, environment=QUIET) as stack:
+        yield stack
+
+
+def _children(stack: OfflineStack, name: str) -> list[dict[str, Any]]:
+    """The wrapped workflow's executions that greeted ``name``, oldest first."""
+    arn = stack.physical_id("WrappedWorkflow")
     executions = stack.sfn.list_executions(stateMachineArn=arn)["executions"]
     described = [stack.sfn.describe_execution(executionArn=execution["executionArn"]) for execution in executions]
-    mine = [execution for execution in described if json.loads(execution["input"]).get("username") == username]
+    mine = [execution for execution in described if json.loads(execution["input"]).get("name") == name]
     return sorted(mine, key=lambda execution: execution["startDate"])
 
 
 def test_a_parent_stopped_while_its_child_runs_frees_the_key_only_once_the_child_has_ended_too(
-    ended: OfflineStack, unique: str
+    wrapping: OfflineStack, unique: str
 ) -> None:
-    stack = ended
-    execution_input = {"username": unique, "email": f"{unique}@example.com", "phone": "555", "idempotencyKeyJmespath": "username"}
+    stack = wrapping
+    envelope = stack.applications["Envelope"]
+    execution_input = {"name": unique}
     gate = Gate()
-    with stack.lambdas.intercept("RegisterUserFunction", gate):
-        parent_arn = stack.start_execution(execution_input, state_machine="IdempotentUserRegistrationWorkflow")
-        assert gate.arrived.wait(10), "the child never reached its registration"
+    with stack.lambdas.intercept("CountedStepFunction", gate):
+        parent_arn = envelope.start_execution(execution_input)
+        assert gate.arrived.wait(60), "the child never reached its step"
         stack.sfn.stop_execution(executionArn=parent_arn)
         # Step Functions stops the .sync child when its parent's task ends early; its calls run on.
         wait_until(lambda: _children(stack, unique)[0]["status"] != "RUNNING", message="the child to be stopped with its parent")
-        duplicate_arn = stack.start_execution(execution_input, state_machine="IdempotentUserRegistrationWorkflow")
+        duplicate_arn = envelope.start_execution(execution_input)
         gate.open()
         duplicate = stack.wait_for(duplicate_arn, timeout=60)
     first_child, *later = _children(stack, unique)

@@ -24,7 +24,7 @@ def test_the_readme_draws_the_envelope_and_the_examples_page_both_example_childr
     assert "<!-- diagram:start -->\n```mermaid\nflowchart TD" in README.read_text(encoding="utf-8")
     document = EXAMPLES.read_text(encoding="utf-8")
 
-    for path in ("statemachine/user_registration.asl.json", "statemachine/sensor_file.asl.json"):
+    for path in ("examples/user_registration/statemachine/user_registration.asl.json", "examples/sensor_file/statemachine/sensor_file.asl.json"):
         assert f"<!-- diagram:start {path} -->\n```mermaid\nflowchart TD" in document, path
 
 
@@ -33,8 +33,8 @@ def test_the_doc_draws_the_variant_and_both_example_children() -> None:
 
     for path in (
         "statemachine/idempotent_child_workflow.asl.json",
-        "statemachine/user_registration.asl.json",
-        "statemachine/sensor_file.asl.json",
+        "examples/user_registration/statemachine/user_registration.asl.json",
+        "examples/sensor_file/statemachine/sensor_file.asl.json",
     ):
         assert f"<!-- diagram:start {path} -->\n```mermaid\nflowchart TD" in document, path
 
@@ -70,10 +70,10 @@ def test_combined_conditions_read_as_words() -> None:
 
 
 def test_a_block_is_redrawn_in_place() -> None:
-    stale = "intro\n<!-- diagram:start statemachine/sensor_file.asl.json -->\nold\n<!-- diagram:end -->\noutro\n"
+    stale = "intro\n<!-- diagram:start examples/sensor_file/statemachine/sensor_file.asl.json -->\nold\n<!-- diagram:end -->\noutro\n"
 
     redrawn = asl_diagram.redraw(stale)
 
-    assert redrawn.startswith("intro\n<!-- diagram:start statemachine/sensor_file.asl.json -->\n```mermaid\n")
+    assert redrawn.startswith("intro\n<!-- diagram:start examples/sensor_file/statemachine/sensor_file.asl.json -->\n```mermaid\n")
     assert redrawn.endswith("<!-- diagram:end -->\noutro\n")
     assert "Store each reading (for each item)" in redrawn and "old" not in redrawn

@@ -35,7 +35,7 @@ WILDCARD_STATEMENTS = {
     "SendTraces": "X-Ray's PutTraceSegments, PutTelemetryRecords and sampling actions support only Resource *",
 }
 # Parameters of template.yaml that the reusable envelope has no use for.
-ROOT_ONLY_PARAMETERS = {"WorkflowType", "SensorFileNotificationDelaySeconds", "FailureProbability"}
+ROOT_ONLY_PARAMETERS = {"WorkflowType", "FailureProbability"}
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
-"""The user registration example (seed 003), alone and inside the envelope around a child workflow.
+"""The user registration example (seed 003): its own app, made idempotent by the nested envelope.
 
 ``UserRegistrationWorkflow`` registers a user in three systems in parallel (each call retried),
-rolls back and fails when any fails, and publishes a confirmation. ``IdempotentUserRegistrationWorkflow``
-is the envelope (generated from the envelope's own ASL) around it: the same registration event
-registers once, concurrent duplicates start one child, and a failed child is recorded with the
-child's own error. Faults are injected into the registration function with interceptors.
+rolls back and fails when any fails, and publishes a confirmation. The example's template
+(``examples/user_registration/template.yaml``) nests the reusable envelope around it, keyed by
+``['user-registration', username]``: the same registration event registers once, concurrent
+duplicates start one child, and a failed child is recorded with the child's own error. Faults
+are injected into the registration function with interceptors.
 """
 
 from __future__ import annotations
@@ -12,31 +13,54 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import load_module
-from emulator.template import PROJECT_ROOT, Template
+from emulator.template import Template
 from scripts import child_envelope
-from tests.integration.support import Gate, compute_idempotency_key, queued_messages, subscribe_queue, wait_until
+from tests.integration.support import QUIET, Gate, key_module, queued_messages, subscribe_queue, wait_until
 
-pytestmark = pytest.mark.offline_only(reason="intercepts and counts Lambda calls of the example")
-
-ENVELOPE = "IdempotentUserRegistrationWorkflow"
+EXAMPLE = Path(__file__).resolve().parent.parent
+TEMPLATE = EXAMPLE / "template.yaml"
+APPLICATION = "Envelope"
 CHILD = "UserRegistrationWorkflow"
 REGISTER = "RegisterUserFunction"
 ROLLBACK = "RollbackRegistrationFunction"
-TOPIC = "ExampleNotificationsTopic"
-SAMPLE = json.loads((PROJECT_ROOT / "events" / "execution_user_registration.json").read_text(encoding="utf-8"))
-CHILD_DEFINITION = json.loads((PROJECT_ROOT / "statemachine" / "user_registration.asl.json").read_text(encoding="utf-8"))
+TOPIC = "NotificationsTopic"
+SAMPLE = json.loads((EXAMPLE / "events" / "execution_user_registration.json").read_text(encoding="utf-8"))
+CHILD_DEFINITION = json.loads((EXAMPLE / "statemachine" / "user_registration.asl.json").read_text(encoding="utf-8"))
 BRANCHES = CHILD_DEFINITION["States"]["Register the user in every system"]["Branches"]
+# The example's steps answer in milliseconds: a stopped owner's key is freed after 2 s, not 10.
+LONGEST_CALL_SECONDS = 2
 
-_register_module = load_module(Template.load().import_roots(REGISTER), "app")
+_register_module = load_module(Template.load(TEMPLATE).import_roots(REGISTER), "app")
 RegistrationRejectedError = _register_module.RegistrationRejectedError
 RegistrationSystemUnavailableError = _register_module.RegistrationSystemUnavailableError
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[OfflineStack]:
+    """The example's own app: its workflow, functions and topic, and the envelope nested around it."""
+    with OfflineStack({"LongestCallSeconds": LONGEST_CALL_SECONDS}, template_path=TEMPLATE, environment=QUIET) as deployed:
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+def envelope(stack: OfflineStack) -> OfflineStack:
+    """The nested envelope: its state machine (where registrations start), table and records."""
+    return stack.applications[APPLICATION]
+
+
+def key_of(envelope: OfflineStack, execution_input: Any) -> str:
+    """The record key of an input under the envelope's key expression (IdempotencyKeyJmespath)."""
+    rules = key_module.KeyRules(key_expression=envelope.parameters["IdempotencyKeyJmespath"])
+    return key_module.compute_idempotency_key(execution_input, rules)
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +113,11 @@ class FailIn:
 
 # --------------------------------------------------------------------------- once per event
 def test_a_registration_runs_the_child_once_and_returns_its_output(
-    stack: OfflineStack, unique: str, notifications: str
+    stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str
 ) -> None:
     registers = stack.lambdas.invocations(REGISTER)
 
-    result = stack.run(registration(unique), state_machine=ENVELOPE)
+    result = envelope.run(registration(unique))
 
     assert result.status == "SUCCEEDED", result.cause
     assert result.output["username"] == unique
@@ -106,7 +130,7 @@ def test_a_registration_runs_the_child_once_and_returns_its_output(
     child_input = json.loads(child_description["input"])
     assert child_input.pop(child_envelope.STARTED_BY_FIELD) == result.execution_arn
     assert child_input == registration(unique)
-    record = stack.get_record(compute_idempotency_key(registration(unique)), ENVELOPE)
+    record = envelope.get_record(key_of(envelope, registration(unique)))
     assert record["executionstatus"] == "SUCCESS"
     assert json.loads(record["executionresult"]) == result.output
     assert confirmations_for(notifications, unique) == [
@@ -114,14 +138,14 @@ def test_a_registration_runs_the_child_once_and_returns_its_output(
     ]
 
 
-def test_a_repeated_registration_event_registers_once(stack: OfflineStack, unique: str, notifications: str) -> None:
-    first = stack.run(registration(unique), state_machine=ENVELOPE)
+def test_a_repeated_registration_event_registers_once(stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str) -> None:
+    first = envelope.run(registration(unique))
     registers = stack.lambdas.invocations(REGISTER)
 
-    repeat = stack.run(registration(unique), state_machine=ENVELOPE)
+    repeat = envelope.run(registration(unique))
     # The key is ['user-registration', username]; payload validation (on by default) refuses the
     # same username with another phone number instead of answering with the first registration.
-    other_phone = stack.run(registration(unique, phone="999"), state_machine=ENVELOPE)
+    other_phone = envelope.run(registration(unique, phone="999"))
 
     assert repeat.status == "SUCCEEDED"
     assert repeat.output == first.output
@@ -132,12 +156,12 @@ def test_a_repeated_registration_event_registers_once(stack: OfflineStack, uniqu
     assert len(confirmations_for(notifications, unique)) == 1
 
 
-def test_concurrent_duplicate_events_start_one_child(stack: OfflineStack, unique: str, notifications: str) -> None:
+def test_concurrent_duplicate_events_start_one_child(stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str) -> None:
     gate = Gate()
     registers = stack.lambdas.invocations(REGISTER)
     with stack.lambdas.intercept(REGISTER, gate), ThreadPoolExecutor(max_workers=5) as pool:
         # Hold the first child's registrations until every duplicate has started.
-        arns = list(pool.map(lambda _: stack.start_execution(registration(unique), state_machine=ENVELOPE), range(5)))
+        arns = list(pool.map(lambda _: envelope.start_execution(registration(unique)), range(5)))
         wait_until(gate.arrived.is_set, message="the first child to register")
         gate.open()
         results = list(pool.map(stack.wait_for, arns))
@@ -150,12 +174,12 @@ def test_concurrent_duplicate_events_start_one_child(stack: OfflineStack, unique
 
 
 # --------------------------------------------------------------------------- failures, retries, rollback
-def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_error(stack: OfflineStack, unique: str) -> None:
+def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_error(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
     rollbacks = stack.lambdas.invocations(ROLLBACK)
     products = FailIn("Products", RegistrationRejectedError("Products refuses this user."))
 
     with stack.lambdas.intercept(REGISTER, products):
-        failed = stack.run(registration(unique), state_machine=ENVELOPE)
+        failed = envelope.run(registration(unique))
 
     # A rejection is not retried; the rollback runs once and the child fails with the error.
     assert products.calls == 1
@@ -168,35 +192,35 @@ def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_erro
     assert failed.status == "FAILED"
     assert failed.error == "RegistrationRejectedError"
     assert "Products refuses this user." in failed.cause
-    record = stack.get_record(compute_idempotency_key(registration(unique)), ENVELOPE)
+    record = envelope.get_record(key_of(envelope, registration(unique)))
     assert (record["executionstatus"], record["error"]) == ("FAILED", "RegistrationRejectedError")
     assert record["cause"] == failed.cause
 
     # A FAILED record does not block: the same event registers again, and now succeeds.
-    retried = stack.run(registration(unique), state_machine=ENVELOPE)
+    retried = envelope.run(registration(unique))
     assert retried.status == "SUCCEEDED"
     assert len(all_children_for(stack, unique)) == 2
 
 
-def test_a_system_down_for_a_moment_is_retried_and_the_registration_succeeds(stack: OfflineStack, unique: str) -> None:
+def test_a_system_down_for_a_moment_is_retried_and_the_registration_succeeds(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
     rollbacks = stack.lambdas.invocations(ROLLBACK)
     products = FailIn("Products", RegistrationSystemUnavailableError("Products did not answer."), times=1)
 
     with stack.lambdas.intercept(REGISTER, products):
-        result = stack.run(registration(unique), state_machine=ENVELOPE)
+        result = envelope.run(registration(unique))
 
     assert result.status == "SUCCEEDED", result.cause
     assert products.calls == 2
     assert stack.lambdas.invocations(ROLLBACK) == rollbacks
 
 
-def test_a_system_down_for_longer_than_the_retries_rolls_back(stack: OfflineStack, unique: str) -> None:
+def test_a_system_down_for_longer_than_the_retries_rolls_back(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
     (retry,) = BRANCHES[1]["States"]["Register in Products"]["Retry"]
     rollbacks = stack.lambdas.invocations(ROLLBACK)
     products = FailIn("Products", RegistrationSystemUnavailableError("Products did not answer."))
 
     with stack.lambdas.intercept(REGISTER, products):
-        failed = stack.run(registration(unique), state_machine=ENVELOPE)
+        failed = envelope.run(registration(unique))
 
     assert products.calls == 1 + retry["MaxAttempts"]
     assert stack.lambdas.invocations(ROLLBACK) - rollbacks == 1
@@ -215,11 +239,11 @@ def test_a_system_down_for_longer_than_the_retries_rolls_back(stack: OfflineStac
         assert gap >= retry["IntervalSeconds"] * retry["BackoffRate"] ** retry_number * stack.time_scale
 
 
-def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(stack: OfflineStack, unique: str) -> None:
+def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
     gate = Gate()
     # Stopped while it rolls back (a plain Task): moto stops a Parallel mid-branch less cleanly.
     with stack.lambdas.intercept(REGISTER, FailIn("Products", RegistrationRejectedError("no"))), stack.lambdas.intercept(ROLLBACK, gate):
-        arn = stack.start_execution(registration(unique), state_machine=ENVELOPE)
+        arn = envelope.start_execution(registration(unique))
         wait_until(gate.arrived.is_set, message="the child to roll back")
         parent_name = arn.rsplit(":", 1)[1]
         child_arn = next(
@@ -235,55 +259,19 @@ def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(stack: Of
     # the child's description as the cause. (Re-raising a "States." error from the Fail state is
     # refused by moto's interpreter, so the execution's own error name is not asserted here.)
     assert stopped.status == "FAILED"
-    record = stack.get_record(compute_idempotency_key(registration(unique)), ENVELOPE)
+    record = envelope.get_record(key_of(envelope, registration(unique)))
     assert (record["executionstatus"], record["error"]) == ("FAILED", "States.TaskFailed")
     # A stopped child gives no error of its own: its status is the cause.
     (child,) = all_children_for(stack, unique)
     assert record["cause"] == f"The child execution {child['executionArn']} ended ABORTED."
 
 
-def test_a_start_under_a_taken_name_is_refused_and_recorded(stack: OfflineStack, unique: str) -> None:
+def test_a_start_under_a_taken_name_is_refused_and_recorded(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
     name = f"registration-{unique}"
     # A child already started under the parent's name (as a retried start would find it).
     stack.start_execution(registration(unique), name=name, state_machine=CHILD)
 
-    refused = stack.wait_for(stack.start_execution(registration(unique), name=name, state_machine=ENVELOPE))
+    refused = stack.wait_for(envelope.start_execution(registration(unique), name=name))
 
     assert (refused.status, refused.error) == ("FAILED", "StepFunctions.ExecutionAlreadyExistsException")
     assert len(all_children_for(stack, unique)) == 1
-
-
-# --------------------------------------------------------------------------- what the variant costs
-def _top_level(result: ExecutionResult, definition: dict[str, Any]) -> list[str]:
-    return [name for name in result.states_entered if name in definition["States"]]
-
-
-def test_what_the_child_variant_costs_in_transitions(stack: OfflineStack, unique: str) -> None:
-    """Measured from the histories: the envelope's own states, inline and around a child."""
-    envelope = child_envelope.load()
-    variant = child_envelope.derive(envelope)
-    inline = stack.run({"orderId": unique, "forceFailure": False})
-    fresh = stack.run(registration(unique), state_machine=ENVELOPE)
-    (child,) = child_executions(stack, fresh)
-    child_states = stack.wait_for(child["executionArn"]).states_entered
-
-    inline_envelope, variant_envelope = _top_level(inline, envelope), _top_level(fresh, variant)
-    # Inline, the protected work is one state (the Parallel) around the steps; here it is a chain
-    # of three (link, run the child, take its output) around the child's own states.
-    assert len(variant_envelope) - len(inline_envelope) == 2
-    assert [name for name in inline_envelope if name != child_envelope.PROTECTED_WORK] == [
-        name for name in variant_envelope if name not in (child_envelope.LINK, child_envelope.RUN_CHILD, child_envelope.TAKE_OUTPUT)
-    ]
-    assert len(child_states) == 6  # Parallel, 3 registrations, confirmation, output
-
-    # A hit costs the same: the child is never started.
-    hit = stack.run(registration(unique), state_machine=ENVELOPE)
-    inline_hit = stack.run({"orderId": unique, "forceFailure": False})
-    assert len(hit.states_entered) == len(inline_hit.states_entered) == 3
-
-    # A failure: the chain also reads the child's own error out of the task's failure (four states).
-    other = f"{unique}-failing"
-    inline_failure = stack.run({"orderId": other, "forceFailure": True})
-    with stack.lambdas.intercept(REGISTER, FailIn("Products", RegistrationRejectedError("Products refuses."))):
-        failure = stack.run(registration(other), state_machine=ENVELOPE)
-    assert len(_top_level(failure, variant)) - len(_top_level(inline_failure, envelope)) == 5

@@ -1,11 +1,12 @@
 """The sensor file example (seed 002): a CSV uploaded to S3, stored once per upload.
 
 ``SensorFileWorkflow`` reads the file, checks every row, stores one item per reading with an
-inline Map, moves the file under ``processed/``, waits, and notifies. ``IdempotentSensorFileWorkflow``
-is the envelope around it, keyed by bucket, object key and ETag. An upload starts it through the
-template's EventBridge rule (emulated: S3's event on the stack's bus, the rule's pattern and
-``InputTransformer``), as on AWS; duplicates are the same event delivered again, or executions
-started with the input the rule built.
+inline Map, moves the file under ``processed/``, waits, and notifies. The example's template
+(``examples/sensor_file/template.yaml``) nests the reusable envelope around it, keyed by bucket,
+object key and ETag (``IdempotencyKeyJmespath``). An upload starts the envelope's state machine
+through the template's EventBridge rule (emulated: S3's event on the stack's bus, the rule's
+pattern and ``InputTransformer``), as on AWS; duplicates are the same event delivered again, or
+executions started with the input the rule built.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,38 +25,52 @@ from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import load_module
 from emulator.events import Delivery, transform_input
 from emulator.stack import REGION
-from emulator.template import PROJECT_ROOT, Template
+from emulator.template import Template
 from scripts.asl_diagram import load_definition
-from tests.integration.support import QUIET, compute_idempotency_key, queued_messages, subscribe_queue, wait_until
+from tests.integration.support import QUIET, key_module, queued_messages, subscribe_queue, wait_until
 
-pytestmark = pytest.mark.offline_only(reason="overrides a parameter, counts Lambda calls and reads the emulator's event bus")
-
-ENVELOPE = "IdempotentSensorFileWorkflow"
+EXAMPLE = Path(__file__).resolve().parent.parent
+TEMPLATE = EXAMPLE / "template.yaml"
+APPLICATION = "Envelope"
 CHILD = "SensorFileWorkflow"
 PARSE = "ParseSensorReadingsFunction"
 BUCKET = "SensorFilesBucket"
 READINGS = "SensorReadingsTable"
-EVENTS = PROJECT_ROOT / "events"
+EVENTS = EXAMPLE / "events"
 SAMPLE_CSV = (EVENTS / "sensor_readings.csv").read_text(encoding="utf-8")
 SAMPLE_EVENT = json.loads((EVENTS / "s3_object_created.json").read_text(encoding="utf-8"))
-CHILD_DEFINITION = load_definition(PROJECT_ROOT / "statemachine" / "sensor_file.asl.json")
+CHILD_DEFINITION = load_definition(EXAMPLE / "statemachine" / "sensor_file.asl.json")
 # Short enough for a quick test; the emulator scales it down further (time_scale).
 NOTIFICATION_DELAY_SECONDS = 20
 
-_template = Template.load()
-TRIGGER = _template.resources[ENVELOPE]["Properties"]["Events"]["SensorFileUploaded"]["Properties"]
+_template = Template.load(TEMPLATE)
+(TRIGGER,) = _template.resources["SensorFileUploadedRule"]["Properties"]["Targets"]
+KEY_EXPRESSION = _template.resources[APPLICATION]["Properties"]["Parameters"]["IdempotencyKeyJmespath"]
 MalformedSensorFileError = load_module(_template.import_roots(PARSE), "app").MalformedSensorFileError
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[OfflineStack]:
-    with OfflineStack({"SensorFileNotificationDelaySeconds": NOTIFICATION_DELAY_SECONDS}, environment=QUIET) as deployed:
+    """The example's own app: bucket, table, topic, workflow, the upload rule, and the nested envelope."""
+    parameters = {"NotificationDelaySeconds": NOTIFICATION_DELAY_SECONDS, "LongestCallSeconds": 2}
+    with OfflineStack(parameters, template_path=TEMPLATE, environment=QUIET) as deployed:
         yield deployed
 
 
 @pytest.fixture(scope="module")
+def envelope(stack: OfflineStack) -> OfflineStack:
+    """The nested envelope: its state machine (the rule's target), table and records."""
+    return stack.applications[APPLICATION]
+
+
+@pytest.fixture(scope="module")
 def notifications(stack: OfflineStack) -> str:
-    return subscribe_queue(stack, "ExampleNotificationsTopic", "sensor-file-notifications")
+    return subscribe_queue(stack, "NotificationsTopic", "sensor-file-notifications")
+
+
+def compute_idempotency_key(execution_input: Any) -> str:
+    """The record key of an input under the example's key expression (the envelope's IdempotencyKeyJmespath)."""
+    return key_module.compute_idempotency_key(execution_input, key_module.KeyRules(key_expression=KEY_EXPRESSION))
 
 
 def upload(stack: OfflineStack, key: str, text: str = SAMPLE_CSV) -> Delivery:
@@ -116,7 +132,8 @@ def test_the_trigger_keys_an_upload_by_bucket_object_key_and_etag() -> None:
     built = execution_input(SAMPLE_EVENT)
     detail = SAMPLE_EVENT["detail"]
 
-    assert {name: built[name] for name in ("bucket", "key", "etag")} == {
+    # Nothing but the upload's identity: the key expression is the envelope's parameter, not a field.
+    assert built == {
         "bucket": detail["bucket"]["name"],
         "key": detail["object"]["key"],
         "etag": detail["object"]["etag"],
@@ -181,13 +198,13 @@ def test_the_rows_are_stored_by_an_inline_map_after_every_row_was_checked(stack:
     assert (waited[1] - waited[0]).total_seconds() >= NOTIFICATION_DELAY_SECONDS * stack.time_scale
 
 
-def test_concurrent_duplicate_events_process_the_file_once(stack: OfflineStack, unique: str, notifications: str) -> None:
+def test_concurrent_duplicate_events_process_the_file_once(stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str) -> None:
     key = f"readings/{unique}.csv"
     delivery = upload(stack, key)
 
     # While the rule's execution runs, three more with the same input (duplicate deliveries).
     with ThreadPoolExecutor(max_workers=3) as pool:
-        arns = list(pool.map(lambda _: stack.start_execution(execution_input(delivery.event), state_machine=ENVELOPE), range(3)))
+        arns = list(pool.map(lambda _: envelope.start_execution(execution_input(delivery.event)), range(3)))
         results = list(pool.map(stack.wait_for, [delivery.payload["executionArn"], *arns]))
 
     assert {result.status for result in results} == {"SUCCEEDED"}
@@ -210,7 +227,7 @@ def test_a_new_version_of_a_file_is_a_new_upload(stack: OfflineStack, unique: st
 
 
 # --------------------------------------------------------------------------- malformed rows
-def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack: OfflineStack, unique: str) -> None:
+def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
     key = f"readings/{unique}.csv"
     text = "0000-0001,1483906366,10.10\n0000-0011,yesterday,-5.10\n0000-0093,1483906376\n0000-0107,1483906520,115.45\n"
     failed, started_with = processed(stack, key, text)
@@ -224,7 +241,7 @@ def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack
     # Nothing half-written: no reading stored, the file left where it was uploaded.
     assert readings_of(stack, key) == []
     assert key in objects(stack) and f"processed/{key}" not in objects(stack)
-    record = stack.get_record(compute_idempotency_key(started_with), ENVELOPE)
+    record = envelope.get_record(compute_idempotency_key(started_with))
     assert (record["executionstatus"], record["error"]) == ("FAILED", MalformedSensorFileError.__name__)
 
     # The corrected file, uploaded to the same key, is a new version and is processed.
@@ -235,7 +252,7 @@ def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack
 
 # --------------------------------------------------------------------------- the trigger itself
 def executions_of_envelope(stack: OfflineStack) -> set[str]:
-    return {e["executionArn"] for e in stack.sfn.list_executions(stateMachineArn=stack.physical_id(ENVELOPE))["executions"]}
+    return {e["executionArn"] for e in stack.sfn.list_executions(stateMachineArn=stack.outputs["IdempotentWorkflowArn"])["executions"]}
 
 
 def test_one_upload_starts_one_execution_and_the_moved_copy_none(stack: OfflineStack, unique: str) -> None:
