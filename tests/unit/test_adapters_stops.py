@@ -124,6 +124,10 @@ def test_a_stop_before_the_worker_has_started_aborts_the_execution(cloud: Cloud,
         assert cloud.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
         release.set()
         cloud.wait_for_history(execution, "ExecutionAborted")
+        # The event is published by the stopping thread, which may write the history first.
+        deadline = time.monotonic() + 30
+        while not recorded and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     assert [event["detail"]["status"] for event in recorded] == ["ABORTED"]
     assert not any(event["type"] == "PassStateEntered" for event in cloud.history(execution))
