@@ -11,6 +11,7 @@ recorded FAILED by the release function.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.integration.support import (
     business_step_calls,
     compute_idempotency_key,
     held_owner,
+    intercept_steps,
     key_module,
     start_registered_waiter,
     wait_until,
@@ -42,13 +44,8 @@ MAX_CAUSE_CHARS = 32_768
 WOKEN = "Return the result it saved"
 HIT = "Return the stored result"
 RUN_STEPS = "Run the business steps"
-# What the steps other than step 1 return, as the Parallel state's ResultSelector names them.
-OTHER_STEPS = {
-    "step2": {"result": "Output of step 2"},
-    "step3": {"result": "Output of step 3"},
-    "step4": {"result": "Output of step 4"},
-    "randomFailureFunc": "All good",
-}
+# What every business step call but one returns here (whatever the template's steps are).
+SMALL_STEP_OUTPUT = {"n": 0}
 CYRILLIC_AND_ACCENTED = "Съешь же ещё этих мягких французских булок — à côté de l'église, déjà été. "
 
 
@@ -69,22 +66,34 @@ def text_of(size: int, sample: str) -> str:
             used += width
 
 
-def step_one_returns(text: str) -> Callable[[Any, Any, Any], Any]:
-    """An interceptor of the example step: step 1 returns ``{"text": text}``, the others run as they are."""
+class OneStepReturns:
+    """An interceptor of every business step: the calls run as they are (gates still hold them), but
+    the first returns ``{"text": text}`` and the others ``SMALL_STEP_OUTPUT``, so the steps' result
+    is the template's own shape with one text in it, whichever steps the template has."""
 
-    def intercept(handler: Any, event: Any, context: Any) -> Any:
-        return {"text": text} if event["step"] == 1 else handler(event, context)
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._first = True
+        self._lock = threading.Lock()
 
-    return intercept
+    def __call__(self, handler: Any, event: Any, context: Any) -> Any:
+        handler(event, context)
+        with self._lock:
+            first, self._first = self._first, False
+        return {"text": self.text} if first else SMALL_STEP_OUTPUT
 
 
-def result_with_size(size: int, sample: str) -> tuple[str, dict[str, Any]]:
-    """Step 1's text that makes the steps' whole result exactly ``size`` bytes of UTF-8 JSON, and that result."""
-    bare = utf8_size({"step1": {"text": ""}, **OTHER_STEPS})
-    text = text_of(size - bare, sample)
-    result = {"step1": {"text": text}, **OTHER_STEPS}
-    assert utf8_size(result) == size
-    return text, result
+def bare_result_size(stack: OfflineStack, unique: str) -> int:
+    """The UTF-8 size of the steps' result when the one text is empty, measured by a run."""
+    with intercept_steps(stack, OneStepReturns("")):
+        probe = stack.run({"orderId": f"{unique}-size-probe", "forceFailure": False})
+    assert probe.status == "SUCCEEDED", (probe.error, probe.cause)
+    return utf8_size(probe.output)
+
+
+def text_for_result_size(stack: OfflineStack, unique: str, size: int, sample: str) -> str:
+    """The one text that makes the steps' whole result exactly ``size`` bytes of UTF-8 JSON."""
+    return text_of(size - bare_result_size(stack, unique), sample)
 
 
 @pytest.fixture
@@ -105,7 +114,7 @@ def test_a_result_of_150_000_bytes_of_non_ascii_text_is_stored_as_utf8_and_every
     execution_input = {"orderId": unique, "forceFailure": False}
     text = text_of(150_000, CYRILLIC_AND_ACCENTED)
     calls = business_step_calls(stack)
-    with stack.lambdas.intercept("ExampleStepFunction", step_one_returns(text)):
+    with intercept_steps(stack, OneStepReturns(text)):
         with held_owner(stack, execution_input) as (owner_arn, gate):
             waiter_arns = [start_registered_waiter(stack, execution_input) for _ in range(4)]
             gate.open()
@@ -115,7 +124,7 @@ def test_a_result_of_150_000_bytes_of_non_ascii_text_is_stored_as_utf8_and_every
     record = stack.get_record(compute_idempotency_key(execution_input))
 
     assert owner.status == "SUCCEEDED", (owner.error, owner.cause)
-    assert owner.output == {"step1": {"text": text}, **OTHER_STEPS}
+    assert text in json.dumps(owner.output, ensure_ascii=False)
     for waiter in waiters:
         assert waiter.status == "SUCCEEDED", (waiter.error, waiter.cause)
         assert waiter.output == owner.output
@@ -136,9 +145,9 @@ def test_a_result_over_the_storable_size_is_recorded_failed_and_its_waiters_fail
     execution_input = {"orderId": unique, "forceFailure": False}
     size = MAX_RESULT_BYTES + 1
     assert size < PAYLOAD_LIMIT_BYTES - 1024  # Step Functions itself still carries it, with the envelope's fields
-    text, _ = result_with_size(size, "x")
+    text = text_for_result_size(stack, unique, size, "x")
     calls = business_step_calls(stack)
-    with stack.lambdas.intercept("ExampleStepFunction", step_one_returns(text)):
+    with intercept_steps(stack, OneStepReturns(text)):
         with held_owner(stack, execution_input) as (owner_arn, gate):
             waiter_arns = [start_registered_waiter(stack, execution_input) for _ in range(2)]
             gate.open()
@@ -167,10 +176,14 @@ def test_a_result_past_256_kib_fails_with_data_limit_exceeded_and_the_record_is_
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
 
-    def huge_result(handler: Any, event: Any, context: Any) -> Any:
-        return {"blob": "x" * 70_000}  # x4 steps: over Step Functions' 256 KiB
+    # Each call's output fits, their sum does not: the steps' result is over Step Functions' 256 KiB.
+    blob = "x" * (PAYLOAD_LIMIT_BYTES // max(STEP_CALLS, 2) + 1024)
 
-    with stack.lambdas.intercept("ExampleStepFunction", huge_result):
+    def huge_result(handler: Any, event: Any, context: Any) -> Any:
+        handler(event, context)
+        return {"blob": blob}
+
+    with intercept_steps(stack, huge_result):
         owner = stack.run(execution_input)
         # States.DataLimitExceeded cannot be caught; the FAILED status-change event reaches the release function.
         wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") != "IN_PROGRESS", message="the release to record the failure")
@@ -192,10 +205,16 @@ class LongCauseStepError(Exception):
 
 
 def failing_step_one(message: str) -> Callable[[Any, Any, Any], Any]:
+    """An interceptor of every business step: the first call fails with ``message``, the others return a small value."""
+    lock, calls = threading.Lock(), [0]
+
     def intercept(handler: Any, event: Any, context: Any) -> Any:
-        if event["step"] == 1:
+        with lock:
+            calls[0] += 1
+            first = calls[0] == 1
+        if first:
             raise LongCauseStepError(message)
-        return handler(event, context)
+        return SMALL_STEP_OUTPUT
 
     return intercept
 
@@ -208,7 +227,7 @@ def message_for_longest_cause(stack: OfflineStack, unique: str, char: str) -> st
     """
     lengths = []
     for count in (100, 200):
-        with stack.lambdas.intercept("ExampleStepFunction", failing_step_one(char * count)):
+        with intercept_steps(stack, failing_step_one(char * count)):
             probe = stack.run({"orderId": f"{unique}-probe-{count}", "forceFailure": False})
         assert probe.error == "LongCauseStepError" and probe.cause is not None
         lengths.append(len(probe.cause))
@@ -232,7 +251,7 @@ def test_the_largest_input_with_the_longest_cause_ends_with_the_steps_error_reco
 ) -> None:
     message = message_for_longest_cause(stack, unique, cause_char)
     execution_input = input_of_size(unique, input_sample)
-    with stack.lambdas.intercept("ExampleStepFunction", failing_step_one(message)):
+    with intercept_steps(stack, failing_step_one(message)):
         owner = stack.run(execution_input)
     record = stack.get_record(compute_idempotency_key(execution_input))
 
@@ -248,9 +267,9 @@ def test_the_largest_input_with_the_longest_cause_ends_with_the_steps_error_reco
 def test_a_waiter_wake_up_and_a_hit_at_the_largest_result_succeed(patient_stack: OfflineStack, unique: str, sample: str) -> None:
     stack = patient_stack
     execution_input = {"orderId": unique, "forceFailure": False}
-    text, result = result_with_size(MAX_RESULT_BYTES, sample)
+    text = text_for_result_size(stack, unique, MAX_RESULT_BYTES, sample)
     calls = business_step_calls(stack)
-    with stack.lambdas.intercept("ExampleStepFunction", step_one_returns(text)):
+    with intercept_steps(stack, OneStepReturns(text)):
         with held_owner(stack, execution_input) as (owner_arn, gate):
             waiter_arn = start_registered_waiter(stack, execution_input)
             gate.open()
@@ -260,7 +279,8 @@ def test_a_waiter_wake_up_and_a_hit_at_the_largest_result_succeed(patient_stack:
     hit: ExecutionResult = stack.run(execution_input)
 
     assert owner.status == "SUCCEEDED", (owner.error, owner.cause)
-    assert owner.output == result
+    result = owner.output
+    assert utf8_size(result) == MAX_RESULT_BYTES and text in json.dumps(result, ensure_ascii=False)
     assert (waiter.status, waiter.output) == ("SUCCEEDED", result), (waiter.error, waiter.cause)
     assert WOKEN in waiter.states_entered  # the wake-up itself carried the largest result
     assert (hit.status, hit.output) == ("SUCCEEDED", result), (hit.error, hit.cause)
