@@ -66,7 +66,8 @@ def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient,
     else:
         error, cause = str(failure.get("Error", "")), str(failure.get("Cause", ""))
         # The failed steps' other calls (a Parallel's other branches) run on: not taken again before they can have ended.
-        quiet_until = int(time.time()) + config.longest_call_seconds if calls_in_flight(sfn, owner) else None
+        # Rounded up: never free the key early.
+        quiet_until = int(time.time()) + 1 + config.longest_call_seconds if calls_in_flight(sfn, owner) else None
         saved = save_outcome(client, config.table_name, key, owner, run_id, error=error, cause=cause, quiet_until=quiet_until)
         message = wake_up_message(saved)
     wake_ups = wake_waiters(client, sfn, config.table_name, saved, message, logger)

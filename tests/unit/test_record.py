@@ -738,3 +738,20 @@ def test_ending_ownership_of_an_expired_record_holds_the_key_until_free_at(recor
     assert item is not None
     assert (item[record.LEASE_EXPIRY], item[record.TTL]) == ({"N": str(now + 60)}, {"N": str(now + TTL_SECONDS)})
     assert take(OTHER, now=now + 1).outcome == record.BUSY
+
+
+def test_ending_ownership_cuts_the_lease_of_a_take_that_lands_between_its_two_writes(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
+    # The release finds no record (its update is refused), then the ended execution's own take lands
+    # before the release's put: the put is refused, and the release cuts the new record's lease instead.
+    stopped, free_at = NOW, NOW + 60
+    release_client = _rival_client()
+    _before_first(release_client, "PutItem", lambda: take(OWNER, now=stopped + 1))
+
+    changed = record.end_ownership(release_client, TABLE, KEY, _ended(record), stopped + 1, free_at, TTL_SECONDS)
+
+    item = _item(dynamodb)
+    assert changed is not None and changed.status == record.IN_PROGRESS
+    assert item is not None and item[record.EXECUTION_ID] == {"S": OWNER}
+    assert item[record.LEASE_EXPIRY] == {"N": str(free_at)}  # not the take's own lease of LEASE seconds

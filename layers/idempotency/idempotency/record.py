@@ -21,7 +21,6 @@ TTL deletion may come days late.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -596,11 +595,17 @@ def end_ownership(
         values = {":free_at": {"N": str(free_at)}, ":failed": {"S": FAILED}, **_failure_values(error, cause)}
     condition = f"{run_id_condition} AND #ttl >= :now"
     held = {":execution_id": {"S": ended.execution_id}, ":in_progress": {"S": IN_PROGRESS}, ":now": {"N": str(now)}}
-    item, landed = _update_if(client, table_name, key, update, condition, {**values, **held})
-    if not landed:
+    for _ in range(3):
+        item, landed = _update_if(client, table_name, key, update, condition, {**values, **held})
+        if landed:
+            break
         if _live(item or None, now) is not None:
             return None  # saved, or held by another execution: not ours to change
-        _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, record_ttl_seconds)
+        if _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, record_ttl_seconds):
+            return None
+        # A record appeared between the two writes (the ended execution's own take, landing late):
+        # look again, so its lease is cut too.
+    else:
         return None
     return SavedOutcome(
         key=key,
@@ -612,9 +617,9 @@ def end_ownership(
 
 def _put_record_of_ended_owner(
     client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, record_ttl_seconds: int
-) -> None:
-    # A record that appeared meanwhile is its own owner's: the put is then refused, and that is all.
-    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+) -> bool:
+    """Put a record held by ``ended`` until ``free_at`` if there is none; False when one appeared meanwhile."""
+    try:
         _with_retries(
             lambda: client.put_item(
                 TableName=table_name,
@@ -624,6 +629,9 @@ def _put_record_of_ended_owner(
                 ExpressionAttributeValues={":now": {"N": str(now)}},
             )
         )
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- helpers
