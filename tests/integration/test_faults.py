@@ -141,8 +141,12 @@ def patient_stack() -> Iterator[OfflineStack]:
 
 @pytest.fixture(scope="module")
 def short_call_stack() -> Iterator[OfflineStack]:
-    """A failed owner's calls can run 2 s after it stopped (LongestCallSeconds), with the other bounds coherent."""
-    parameters = {"LongestCallSeconds": 2, "ExecutionTimeoutSeconds": 300, "RecordTtlSeconds": 3600, "WaitTimeoutSeconds": 200}
+    """A failed owner's calls can run 2 s after it stopped (LongestCallSeconds), with the other bounds coherent.
+
+    LongestCallSeconds is real time (the functions read the clock), while waits are scaled (1500 s
+    of waiting last 15 s here): the wait bound must stay far longer than the calls' bound in real time.
+    """
+    parameters = {"LongestCallSeconds": 2, "ExecutionTimeoutSeconds": 2000, "RecordTtlSeconds": 3600, "WaitTimeoutSeconds": 1500}
     with OfflineStack(parameters, environment=QUIET) as stack:
         yield stack
 
