@@ -286,17 +286,23 @@ def test_a_throttled_wake_up_fails_neither_the_owner_nor_the_other_waiters(patie
 
 
 # --------------------------------------------------------------------------- a save that keeps failing
+def failed_by_its_save(stack: OfflineStack, execution_input: Any) -> tuple[ExecutionResult, dict[str, Any] | None]:
+    """Run an owner whose save of its result always fails; return it and its record once the
+    release function (reached by the FAILED status-change event) has recorded the failure."""
+    key = compute_idempotency_key(execution_input)
+    with failing_dynamodb("update_item", "ThrottlingException", times=1_000_000, when=_saves_a_result):
+        owner = stack.run(execution_input)
+        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the release to record the failure")
+    return owner, stack.get_record(key)
+
+
 def test_a_save_that_keeps_failing_is_recorded_failed_and_run_again_once_the_owners_calls_can_have_ended(
     short_call_stack: OfflineStack, unique: str
 ) -> None:
     stack = short_call_stack
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
-    with failing_dynamodb("update_item", "ThrottlingException", times=1_000_000, when=_saves_a_result):
-        owner = stack.run(execution_input)
-        # The failed execution's status-change event reaches the release function.
-        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the release to record the failure")
-    record = stack.get_record(key)
+    owner, record = failed_by_its_save(stack, execution_input)
     stopped = stack.sfn.describe_execution(executionArn=owner.execution_arn)["stopDate"].timestamp()
 
     assert owner.status == "FAILED"
@@ -358,11 +364,7 @@ def test_a_duplicate_of_a_failed_owner_waits_out_its_calls_without_being_told_th
 ) -> None:
     stack = short_call_stack
     execution_input = {"orderId": unique, "forceFailure": False}
-    key = compute_idempotency_key(execution_input)
-    with failing_dynamodb("update_item", "ThrottlingException", times=1_000_000, when=_saves_a_result):
-        owner = stack.run(execution_input)
-        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the release to record the failure")
-    record = stack.get_record(key)
+    owner, record = failed_by_its_save(stack, execution_input)
     assert owner.status == "FAILED" and record is not None and record["leaseexpiry"] >= time.time()
 
     rerun = stack.run(execution_input)  # starts while the failed owner's calls may still run
