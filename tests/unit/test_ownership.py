@@ -170,10 +170,10 @@ def test_an_unknown_holder_counts_as_ended(ownership: ModuleType, record: Module
     "fault",
     [
         ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "DescribeExecution"),
-        ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeExecution"),
+        ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "later"}}, "DescribeExecution"),
         EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com"),
     ],
-    ids=["throttled", "refused", "unreachable"],
+    ids=["throttled", "unavailable", "unreachable"],
 )
 @pytest.mark.parametrize("asked_about", ["holder", "child"])
 def test_any_doubt_about_the_holder_or_its_child_counts_as_can_act(
@@ -248,3 +248,12 @@ def test_an_expired_lease_of_a_running_holder_is_extended_and_of_a_stopped_one_t
     taken = _take(record, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at, checker)
     assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
     assert checker.checks == 4
+
+
+def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(ownership: ModuleType, record: ModuleType) -> None:
+    # Another workflow given the same IdempotencyScope: these functions may not describe its executions.
+    # Asking again would never be answered, so the expired lease decides, as for an Express owner.
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "DescribeExecution")
+    answer = _checker(ownership, FakeStepFunctions({HOLDER: denied}))(_holder(record, HOLDER, None), NOW + 1000)
+
+    assert answer.can_act is False

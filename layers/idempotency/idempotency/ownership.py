@@ -25,13 +25,18 @@ RUNNING = ("RUNNING", "PENDING_REDRIVE")
 # The execution is unknown: never started (a child the owner did not get to start), or its
 # history is gone (Step Functions keeps a closed Standard execution for 90 days).
 _UNKNOWN = ("ExecutionDoesNotExist",)
+# Step Functions will not say: an execution of a state machine these functions may not describe
+# (another workflow given the same IdempotencyScope), or not a Standard execution ARN. Then the
+# lease alone decides, as for Express workflows; asking again would never get an answer.
+_UNANSWERABLE = ("AccessDeniedException", "InvalidArn")
 
 
 class LivenessChecker:
     """Answers ``record.LivenessCheck`` with ``DescribeExecution`` calls; the client is made on first use.
 
-    Any doubt (a throttled or failed call) counts as "can still act": a live owner's record must
-    never be taken, and the next look asks again.
+    Any passing doubt (a throttled or failed call) counts as "can still act": a live owner's
+    record must never be taken, and the next look asks again. An execution Step Functions will
+    never describe to these functions (access denied) is left to its lease, as an Express one is.
     """
 
     def __init__(self, make_client: Any, longest_call_seconds: int) -> None:
@@ -49,8 +54,11 @@ class LivenessChecker:
             try:
                 description = self._client.describe_execution(executionArn=execution_arn)
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in _UNKNOWN:
+                code = error.response.get("Error", {}).get("Code")
+                if code in _UNKNOWN:
                     continue
+                if code in _UNANSWERABLE:
+                    return Liveness(can_act=False)
                 return Liveness(can_act=True)
             except BotoCoreError:
                 return Liveness(can_act=True)
