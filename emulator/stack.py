@@ -50,7 +50,7 @@ from emulator.adapters import (
     timeouts_evaluated_once_stopped,
 )
 from emulator.events import EventBus, execution_status_events, s3_object_events
-from emulator.execution_api import named_and_checked_executions, stops_reach_starting_executions
+from emulator.execution_api import named_and_checked_executions
 from tools.executions import FINISHED as FINISHED
 from tools.executions import ExecutionDidNotFinish as ExecutionDidNotFinish
 from tools.executions import ExecutionResult as ExecutionResult
@@ -189,7 +189,6 @@ class OfflineStack:
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
             exit_stack.enter_context(named_and_checked_executions())
-            exit_stack.enter_context(stops_reach_starting_executions())
             exit_stack.enter_context(realistic_task_tokens(self.task_token_length))
             exit_stack.enter_context(s3_object_events(self.events))
             self.sfn = self._client("stepfunctions")

@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from emulator.execution_api import named_and_checked_executions, stops_reach_starting_executions
+from emulator.adapters import immediate_stops
+from emulator.execution_api import named_and_checked_executions
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 WAITING = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 300, "End": True}}}
@@ -27,7 +28,7 @@ WAITING = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 300
 def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), named_and_checked_executions(), stops_reach_starting_executions():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), named_and_checked_executions(), immediate_stops():
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
 
