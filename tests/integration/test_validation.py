@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from emulator import OfflineStack
+from emulator.demo import DEMO_PARAMETERS, FAILURE_EVENT, Demo
 from emulator.demo import main as demo_main
 from emulator.stack import ENVELOPE_STATE_MACHINE, is_envelope_function
 from emulator.template import PROJECT_ROOT, TEMPLATE_PATH, Template
@@ -33,7 +34,7 @@ from scripts.validate_asl import (
     substituted_definitions,
     validate_template,
 )
-from tests.integration.support import QUIET, compute_idempotency_key
+from tests.integration.support import QUIET, compute_idempotency_key, intercept_steps, wait_until
 
 Mutation = Callable[[dict[str, Any]], None]
 
@@ -245,3 +246,23 @@ def test_the_demo_meets_its_own_expectations(capsys: pytest.CaptureFixture[str])
     assert demo_main([]) == 0, capsys.readouterr().err
 
     assert "Demo OK" in capsys.readouterr().out
+
+
+def test_the_demos_rerun_of_a_failure_runs_the_steps_even_when_the_other_branches_outlived_the_failing_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # On a busy machine (or on AWS) the failing step may end while its siblings' calls still run: the
+    # record is then quiet for LongestCallSeconds, and the demo's rerun must still run the steps.
+    key = compute_idempotency_key(json.loads(FAILURE_EVENT.read_text(encoding="utf-8")))
+
+    def hold_the_other_branches(handler: Any, event: Any, context: Any) -> Any:
+        # Held until the failure is recorded (first run only: the rerun finds the record FAILED at once).
+        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the failure to be recorded")
+        return handler(event, context)
+
+    with OfflineStack(DEMO_PARAMETERS, environment=QUIET) as stack, intercept_steps(stack, hold_the_other_branches, ("ExampleStepFunction",)):
+        demo = Demo(stack)
+        demo.forced_failure(FAILURE_EVENT)
+
+    assert demo.unmet == []
+    assert "stays\n      quiet until" in capsys.readouterr().out
