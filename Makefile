@@ -1,6 +1,6 @@
 # Everything runs offline: no AWS account, no Docker. A fresh machine needs only Python 3.11+.
 #
-#   make demo    set up, then run the workflow on the in-process emulator (moto)
+#   make demo    set up (.venv and .venv-scan), then run the workflow on the in-process emulator (moto)
 #   make test    set up, then run every check: lint, validate, security scan, the test suite
 #   make test-slow  set up, then run only the slow tier (tests at scale, marked slow), which make test leaves out
 #   make bench   set up, then measure cost and latency per execution on the emulator (BENCH_ARGS=--json or --quick)
@@ -8,8 +8,8 @@
 #   make records ARGS="--stack-name idempotent-workflow list"   the records tool, with the project's Python
 #   make build / make deploy / make invoke FUNCTION=AcquireLockFunction   SAM CLI (it is installed in .venv/bin)
 #
-# Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt;
-# it is redone only when one of those files changes.
+# Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt,
+# and one in .venv-scan for checkov (make venv makes both); each is redone only when its requirements change.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -33,6 +33,9 @@ ENV_VARS ?= events/env.json
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
+# checkov pins a boto3 that conflicts with aws-sam-cli's, so it has a virtualenv of its own.
+SCAN_VENV ?= .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed
 REQUIREMENTS := requirements-dev.txt $(sort $(wildcard functions/*/requirements.txt layers/*/requirements.txt examples/*/functions/*/requirements.txt))
 # The example apps (examples/<name>/template.yaml), each nesting the reusable envelope.
 EXAMPLE_TEMPLATES := $(sort $(wildcard examples/*/template.yaml))
@@ -45,15 +48,12 @@ SHELL := bash
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
 
-SCAN_VENV ?= .venv-scan
-SCAN_STAMP := $(SCAN_VENV)/.installed
-
 .PHONY: help venv install demo serve records test test-slow lint validate validate-template validate-asl scan pytest bench build deploy invoke clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-venv: $(STAMP) ## Create .venv and install the dependencies (only when requirements change)
+venv: $(STAMP) $(SCAN_STAMP) ## Create .venv (and checkov's .venv-scan) and install the dependencies (only when requirements change)
 install: venv
 
 $(PY):
@@ -65,7 +65,7 @@ $(STAMP): $(REQUIREMENTS) | $(PY)
 	$(PY) -m pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
 	@touch $@
 
-demo: $(STAMP) ## Deploy the stack into the emulator and run the workflow (first run, repeat, record)
+demo: venv ## Set up (both virtualenvs), then deploy the stack into the emulator and run the workflow (first run, repeat, record)
 	$(PY) -m emulator.demo
 
 serve: $(STAMP) ## Serve the stack as a local AWS endpoint (aws ... --endpoint-url http://127.0.0.1:4566)
@@ -80,7 +80,6 @@ lint: $(STAMP) ## ruff, and mypy on the functions (each with its layers), the la
 	$(BIN)/ruff check .
 	$(PY) scripts/typecheck.py
 
-# checkov pins a boto3 that conflicts with aws-sam-cli's, so it has a virtualenv of its own.
 $(SCAN_STAMP): requirements-scan.txt
 	$(PYTHON) -m venv $(SCAN_VENV)
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
