@@ -11,7 +11,8 @@ It deploys ``template.yaml`` into the in-process emulator (moto: no AWS account,
 4. shows a key chosen with ``idempotencyKeyJmespath`` (``events/execution_jmespath_key.json``):
    another input with the same selected values is a repeat;
 5. shows a failing run (``events/execution_forced_failure.json``): FAILED is recorded, and a
-   rerun of the same input runs the steps again;
+   rerun of the same input runs the steps again (after the failed run's quiet period, when its
+   other branches' calls were still running at the failure);
 6. and 7. deploy the two example apps (``examples/``, each nesting the envelope) and run each
    twice, a registration event and an S3 upload (``emulator/demo_examples.py``): the work runs once.
 
