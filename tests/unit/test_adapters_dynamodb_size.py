@@ -10,10 +10,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
 from emulator.adapters import atomic_dynamodb_writes, dynamodb_item_size_limit
@@ -24,8 +22,8 @@ from emulator.dynamodb_size import (
     read_capacity_units,
     write_capacity_units,
 )
+from tests.unit.conftest import RECORDS_TABLE as TABLE
 
-TABLE = "records"
 PUT_TOO_LARGE = "Item size has exceeded the maximum allowed size"
 UPDATE_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
 # An item {"id": "k", "data": <text>} is 2 + 1 + 4 = 7 bytes besides the text.
@@ -75,20 +73,6 @@ def test_capacity_units_follow_the_larger_item_and_round_up() -> None:
 
 
 # --------------------------------------------------------------------------- the limit in moto
-@pytest.fixture
-def dynamodb(aws_credentials: None) -> Iterator[Any]:
-    """A DynamoDB client with an empty table ``records`` (key ``id``), in moto as pinned."""
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
-
-
 @pytest.fixture
 def strict(dynamodb: Any) -> Iterator[Any]:
     """The same, with the size adapter (and the lock, in the order the stack enters them)."""
