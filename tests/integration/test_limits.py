@@ -96,6 +96,16 @@ def text_for_result_size(stack: OfflineStack, unique: str, size: int, sample: st
     return text_of(size - bare_result_size(stack, unique), sample)
 
 
+def owner_returning_with_waiters(stack: OfflineStack, execution_input: Any, text: str, waiters: int) -> tuple[ExecutionResult, list[ExecutionResult]]:
+    """Run an owner whose one step returns ``text``, with ``waiters`` duplicates registered while it runs; all of them, ended."""
+    with intercept_steps(stack, OneStepReturns(text)):
+        with held_owner(stack, execution_input) as (owner_arn, gate):
+            waiter_arns = [start_registered_waiter(stack, execution_input) for _ in range(waiters)]
+            gate.open()
+            owner = stack.wait_for(owner_arn)
+        return owner, [stack.wait_for(arn) for arn in waiter_arns]
+
+
 @pytest.fixture
 def patient_stack() -> Iterator[OfflineStack]:
     """Waiters look on their own only after 600 s (6 s here): a waiter that returns the saved result sooner was woken.
@@ -114,13 +124,7 @@ def test_a_result_of_150_000_bytes_of_non_ascii_text_is_stored_as_utf8_and_every
     execution_input = {"orderId": unique, "forceFailure": False}
     text = text_of(150_000, CYRILLIC_AND_ACCENTED)
     calls = business_step_calls(stack)
-    with intercept_steps(stack, OneStepReturns(text)):
-        with held_owner(stack, execution_input) as (owner_arn, gate):
-            waiter_arns = [start_registered_waiter(stack, execution_input) for _ in range(4)]
-            gate.open()
-            owner = stack.wait_for(owner_arn)
-        assert owner.status == "SUCCEEDED", (owner.error, owner.cause)
-        waiters = [stack.wait_for(arn) for arn in waiter_arns]
+    owner, waiters = owner_returning_with_waiters(stack, execution_input, text, waiters=4)
     record = stack.get_record(compute_idempotency_key(execution_input))
 
     assert owner.status == "SUCCEEDED", (owner.error, owner.cause)
@@ -147,12 +151,7 @@ def test_a_result_over_the_storable_size_is_recorded_failed_and_its_waiters_fail
     assert size < PAYLOAD_LIMIT_BYTES - 1024  # Step Functions itself still carries it, with the envelope's fields
     text = text_for_result_size(stack, unique, size, "x")
     calls = business_step_calls(stack)
-    with intercept_steps(stack, OneStepReturns(text)):
-        with held_owner(stack, execution_input) as (owner_arn, gate):
-            waiter_arns = [start_registered_waiter(stack, execution_input) for _ in range(2)]
-            gate.open()
-            owner = stack.wait_for(owner_arn)
-        waiters = [stack.wait_for(arn) for arn in waiter_arns]
+    owner, waiters = owner_returning_with_waiters(stack, execution_input, text, waiters=2)
     record = stack.get_record(compute_idempotency_key(execution_input))
 
     assert owner.status == "FAILED"
@@ -269,13 +268,7 @@ def test_a_waiter_wake_up_and_a_hit_at_the_largest_result_succeed(patient_stack:
     execution_input = {"orderId": unique, "forceFailure": False}
     text = text_for_result_size(stack, unique, MAX_RESULT_BYTES, sample)
     calls = business_step_calls(stack)
-    with intercept_steps(stack, OneStepReturns(text)):
-        with held_owner(stack, execution_input) as (owner_arn, gate):
-            waiter_arn = start_registered_waiter(stack, execution_input)
-            gate.open()
-            owner = stack.wait_for(owner_arn)
-        assert owner.status == "SUCCEEDED", (owner.error, owner.cause)
-        waiter = stack.wait_for(waiter_arn)
+    owner, (waiter,) = owner_returning_with_waiters(stack, execution_input, text, waiters=1)
     hit: ExecutionResult = stack.run(execution_input)
 
     assert owner.status == "SUCCEEDED", (owner.error, owner.cause)
