@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +18,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from emulator.adapters import (
     nested_workflows,
@@ -29,8 +26,8 @@ from emulator.adapters import (
     step_functions_response,
     stoppable_task_token_waits,
 )
+from tests.unit.sfn_support import REGION, Cloud, cloud_fixture  # noqa: F401  (the cloud fixture)
 
-REGION = "us-east-1"
 START = "arn:aws:states:::states:startExecution"
 CHILD_OUTPUT = {"greeting": "hello", "items": [1, 2]}
 CHILD_SUCCEEDS = {"StartAt": "Answer", "States": {"Answer": {"Type": "Pass", "Result": CHILD_OUTPUT, "End": True}}}
@@ -41,46 +38,8 @@ CHILD_FAILS = {
 CHILD_ECHOES_INPUT = {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": True}}}
 
 
-class Machines:
-    """Creates state machines in moto and runs executions to their end."""
-
-    def __init__(self) -> None:
-        self.sfn = boto3.client("stepfunctions", region_name=REGION)
-        self._role = boto3.client("iam", region_name=REGION).create_role(
-            RoleName=f"role-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument="{}"
-        )["Role"]["Arn"]
-
-    def create(self, definition: dict[str, Any]) -> str:
-        return self.sfn.create_state_machine(
-            name=f"machine-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=self._role
-        )["stateMachineArn"]
-
-    def run(self, arn: str, execution_input: Any = None, name: str | None = None) -> dict[str, Any]:
-        execution_arn = self.sfn.start_execution(
-            stateMachineArn=arn, name=name or uuid.uuid4().hex, input=json.dumps(execution_input or {})
-        )["executionArn"]
-        deadline = time.monotonic() + 10
-        while (description := self.sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
-            assert time.monotonic() < deadline, "execution did not finish"
-            time.sleep(0.01)
-        return description
-
-    def children(self, child_arn: str) -> list[dict[str, Any]]:
-        return self.sfn.list_executions(stateMachineArn=child_arn)["executions"]
-
-
-@pytest.fixture
-def machines(monkeypatch: pytest.MonkeyPatch) -> Iterator[Machines]:
-    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
-        monkeypatch.setenv(name, value)
-    interpreter_log = logging.getLogger("moto.stepfunctions.parser")
-    level = interpreter_log.level
-    interpreter_log.setLevel(logging.CRITICAL)  # failed states log their whole parse tree
-    try:
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-            yield Machines()
-    finally:
-        interpreter_log.setLevel(level)
+def children(cloud: Cloud, child_arn: str) -> list[dict[str, Any]]:
+    return cloud.sfn.list_executions(stateMachineArn=child_arn)["executions"]
 
 
 def parent_of(child_arn: str, resource: str, **parameters: Any) -> dict[str, Any]:
@@ -101,23 +60,23 @@ def parent_of(child_arn: str, resource: str, **parameters: Any) -> dict[str, Any
 
 
 # --------------------------------------------------------------------------- nested workflows
-def test_moto_as_shipped_cannot_start_a_child(machines: Machines) -> None:
-    child = machines.create(CHILD_SUCCEEDS)
-    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={"a": 1}))
+def test_moto_as_shipped_cannot_start_a_child(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_SUCCEEDS)
+    parent = cloud.machine(parent_of(child, f"{START}.sync:2", Input={"a": 1}))
 
-    description = machines.run(parent)
+    description = cloud.run(parent)
 
     # The parameters reach boto3 in the ASL's PascalCase; the task cannot even start the child.
     assert json.loads(description["output"])["Error"] == "States.Runtime"
-    assert machines.children(child) == []
+    assert children(cloud, child) == []
 
 
-def test_sync2_returns_the_childs_output_as_json(machines: Machines) -> None:
-    child = machines.create(CHILD_SUCCEEDS)
-    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={"a": 1}, Name="child-of-run-1"))
+def test_sync2_returns_the_childs_output_as_json(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_SUCCEEDS)
+    parent = cloud.machine(parent_of(child, f"{START}.sync:2", Input={"a": 1}, Name="child-of-run-1"))
 
     with nested_workflows():
-        description = machines.run(parent)
+        description = cloud.run(parent)
 
     assert description["status"] == "SUCCEEDED"
     result = json.loads(description["output"])
@@ -129,49 +88,49 @@ def test_sync2_returns_the_childs_output_as_json(machines: Machines) -> None:
     assert isinstance(result["StartDate"], int) and isinstance(result["StopDate"], int)
 
 
-def test_sync_returns_the_childs_output_as_a_string(machines: Machines) -> None:
-    child = machines.create(CHILD_SUCCEEDS)
-    parent = machines.create(parent_of(child, f"{START}.sync", Input={"a": 1}))
+def test_sync_returns_the_childs_output_as_a_string(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_SUCCEEDS)
+    parent = cloud.machine(parent_of(child, f"{START}.sync", Input={"a": 1}))
 
     with nested_workflows():
-        result = json.loads(machines.run(parent)["output"])
+        result = json.loads(cloud.run(parent)["output"])
 
     assert isinstance(result["Output"], str)
     assert json.loads(result["Output"]) == CHILD_OUTPUT
 
 
-def test_plain_start_returns_at_once_with_the_childs_arn(machines: Machines) -> None:
-    child = machines.create(CHILD_ECHOES_INPUT)
-    parent = machines.create(parent_of(child, START, Input={"b": 2}))
+def test_plain_start_returns_at_once_with_the_childs_arn(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_ECHOES_INPUT)
+    parent = cloud.machine(parent_of(child, START, Input={"b": 2}))
 
     with nested_workflows():
-        result = json.loads(machines.run(parent)["output"])
-        (started,) = machines.children(child)
+        result = json.loads(cloud.run(parent)["output"])
+        (started,) = children(cloud, child)
 
     assert set(result) == {"ExecutionArn", "StartDate"}
     assert result["ExecutionArn"] == started["executionArn"]
     assert isinstance(result["StartDate"], int)
 
 
-def test_an_input_given_with_a_path_reaches_the_child_as_json(machines: Machines) -> None:
-    child = machines.create(CHILD_ECHOES_INPUT)
-    parent = machines.create(parent_of(child, f"{START}.sync:2", **{"Input.$": "$.order"}))
+def test_an_input_given_with_a_path_reaches_the_child_as_json(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_ECHOES_INPUT)
+    parent = cloud.machine(parent_of(child, f"{START}.sync:2", **{"Input.$": "$.order"}))
 
     with nested_workflows():
-        result = json.loads(machines.run(parent, {"order": {"id": "42", "lines": [1, 2]}})["output"])
+        result = json.loads(cloud.run(parent, {"order": {"id": "42", "lines": [1, 2]}})["output"])
 
     assert result["Output"] == {"id": "42", "lines": [1, 2]}
 
 
-def test_starts_without_a_name_get_names_of_their_own(machines: Machines) -> None:
-    child = machines.create(CHILD_ECHOES_INPUT)
-    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={}))
+def test_starts_without_a_name_get_names_of_their_own(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_ECHOES_INPUT)
+    parent = cloud.machine(parent_of(child, f"{START}.sync:2", Input={}))
 
     with nested_workflows():
-        first, second = machines.run(parent), machines.run(parent)
+        first, second = cloud.run(parent), cloud.run(parent)
 
     assert first["status"] == second["status"] == "SUCCEEDED"
-    names = {execution["name"] for execution in machines.children(child)}
+    names = {execution["name"] for execution in children(cloud, child)}
     assert len(names) == 2 and "None" not in names
 
 
@@ -179,22 +138,22 @@ def _token_listeners() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name.startswith("WaitForTaskToken_SyncTask_")]
 
 
-def test_a_sync_task_leaves_no_task_token_listener_behind(machines: Machines) -> None:
-    child = machines.create(CHILD_SUCCEEDS)
-    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={}))
+def test_a_sync_task_leaves_no_task_token_listener_behind(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_SUCCEEDS)
+    parent = cloud.machine(parent_of(child, f"{START}.sync:2", Input={}))
 
     with nested_workflows(), stoppable_task_token_waits():
-        assert machines.run(parent)["status"] == "SUCCEEDED"
+        assert cloud.run(parent)["status"] == "SUCCEEDED"
         # moto as shipped starts one listener per .sync task, which never ends (it polls, here).
         assert _token_listeners() == []
 
 
-def test_a_failed_child_fails_the_task_with_its_description_as_cause(machines: Machines) -> None:
-    child = machines.create(CHILD_FAILS)
-    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={}))
+def test_a_failed_child_fails_the_task_with_its_description_as_cause(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_FAILS)
+    parent = cloud.machine(parent_of(child, f"{START}.sync:2", Input={}))
 
     with nested_workflows():
-        caught = json.loads(machines.run(parent)["output"])
+        caught = json.loads(cloud.run(parent)["output"])
 
     assert caught["Error"] == "States.TaskFailed"
     child_description = json.loads(caught["Cause"])
@@ -203,17 +162,17 @@ def test_a_failed_child_fails_the_task_with_its_description_as_cause(machines: M
     assert child_description["Cause"] == "the child's own reason"
 
 
-def test_a_start_that_aws_refuses_fails_with_the_service_error_name(machines: Machines) -> None:
-    child = machines.create(CHILD_SUCCEEDS)
-    parent = machines.create(parent_of(child, f"{START}.sync:2", Input={}, Name="same-name"))
+def test_a_start_that_aws_refuses_fails_with_the_service_error_name(cloud: Cloud) -> None:
+    child = cloud.machine(CHILD_SUCCEEDS)
+    parent = cloud.machine(parent_of(child, f"{START}.sync:2", Input={}, Name="same-name"))
 
     with nested_workflows():
-        machines.run(parent)
-        caught = json.loads(machines.run(parent)["output"])
+        cloud.run(parent)
+        caught = json.loads(cloud.run(parent)["output"])
 
     # A second start with the name of a finished execution is refused: the child runs once.
     assert caught["Error"] == "StepFunctions.ExecutionAlreadyExistsException"
-    assert len(machines.children(child)) == 1
+    assert len(children(cloud, child)) == 1
 
 
 def test_responses_keep_the_executions_own_data_as_it_is() -> None:
@@ -269,16 +228,16 @@ def an_object(text: str) -> Iterator[dict[str, str]]:
     yield {"bucket": bucket, "key": "incoming/readings.csv"}
 
 
-def test_moto_as_shipped_hands_a_stream_to_the_state(machines: Machines) -> None:
+def test_moto_as_shipped_hands_a_stream_to_the_state(cloud: Cloud) -> None:
     with an_object("a,1,2\n") as location, pytest.raises(TypeError, match="Streaming"):
         # The stream becomes the execution's output, which moto cannot even describe.
-        machines.run(machines.create(READS_AN_OBJECT), location)
+        cloud.run(cloud.machine(READS_AN_OBJECT), location)
 
 
-def test_an_objects_body_reaches_the_state_as_text(machines: Machines) -> None:
+def test_an_objects_body_reaches_the_state_as_text(cloud: Cloud) -> None:
     text = "0000-0001,1483906366,10.10\n0000-0011,1483906376,-5.10\n"
     with an_object(text) as location, sdk_bodies_as_text():
-        description = machines.run(machines.create(READS_AN_OBJECT), location)
+        description = cloud.run(cloud.machine(READS_AN_OBJECT), location)
 
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert json.loads(description["output"]) == {"text": text}
