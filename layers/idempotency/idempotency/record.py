@@ -607,12 +607,7 @@ def end_ownership(
         # look again, so its lease is cut too.
     else:
         return None
-    return SavedOutcome(
-        key=key,
-        status=item[STATUS]["S"],
-        owner_tag=owner_tag(ended.execution_id, item.get(RUN_ID, {}).get("S", "")),
-        waiter_count=_waiter_count(item),
-    )
+    return waiters_of(item)
 
 
 def _put_record_of_ended_owner(
