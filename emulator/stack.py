@@ -71,17 +71,30 @@ BUCKET = "AWS::S3::Bucket"
 APPLICATION = "AWS::Serverless::Application"
 ROLE = "AWS::IAM::Role"
 RULE = "AWS::Events::Rule"
+ALARM = "AWS::CloudWatch::Alarm"
+DASHBOARD = "AWS::CloudWatch::Dashboard"
 # Created in this order: each kind may refer to the kinds before it. A nested application comes
 # after the stack's state machines (it may be given them, as the reusable envelope is given the
 # workflow it wraps); only the stack's roles, event rules and Outputs may use what it gives back
-# (an example's S3 rule starts its nested envelope's state machine).
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION, ROLE, RULE)
+# (an example's S3 rule starts its nested envelope's state machine). Alarms and dashboards, last,
+# only name what the others are called.
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION, ROLE, RULE, ALARM, DASHBOARD)
 # What an AWS::Events::Rule and its state machine targets may say offline: the rest (other buses,
 # dead-letter queues, other target kinds) is refused rather than silently left out.
 _RULE_PROPERTIES = frozenset({"Description", "Name", "EventPattern", "State", "Targets"})
 _RULE_TARGET_PROPERTIES = frozenset({"Arn", "Id", "RoleArn", "InputTransformer", "RetryPolicy"})
 # Properties of a nested application that change nothing offline.
 _APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("Tags", "TimeoutInMinutes", "NotificationARNs")
+# An AWS::CloudWatch::Alarm's properties are PutMetricAlarm's parameters, these numbers among them.
+_ALARM_PROPERTIES = frozenset(
+    {
+        "ActionsEnabled", "AlarmActions", "AlarmDescription", "AlarmName", "ComparisonOperator", "DatapointsToAlarm",
+        "Dimensions", "EvaluateLowSampleCountPercentile", "EvaluationPeriods", "ExtendedStatistic", "InsufficientDataActions",
+        "MetricName", "Metrics", "Namespace", "OKActions", "Period", "Statistic", "Threshold", "ThresholdMetricId",
+        "TreatMissingData", "Unit",
+    }
+)
+_ALARM_INTEGERS = ("DatapointsToAlarm", "EvaluationPeriods", "Period")
 # Between a record id's scope and its key (layers/idempotency/idempotency/key.py).
 SCOPE_SEPARATOR = "#"
 # A function whose layers hold this package is part of the envelope; the others do the business work.
@@ -136,8 +149,8 @@ class OfflineStack:
         environment: Mapping[str, str] | None = None,
         task_token_length: int = DEFAULT_TASK_TOKEN_LENGTH,
     ) -> None:
-        self.template = Template.load(template_path)
-        self.parameters = self.template.parameter_values(parameters)
+        template = Template.load(template_path)
+        self.parameters = template.parameter_values(parameters)
         self.time_scale = time_scale
         long_task_token(task_token_length)  # refuses a length AWS would not hand out, before deploying
         self.task_token_length = task_token_length
@@ -163,7 +176,10 @@ class OfflineStack:
                 "AWS::Partition": "aws",
                 "AWS::URLSuffix": "amazonaws.com",
             },
+            conditions=template.body.get("Conditions", {}),
         )
+        # What CloudFormation creates: resources and outputs whose Condition is false are left out.
+        self.template = template.as_deployed(self._resolver)
         self._exit: ExitStack | None = None
         # None: clients are intercepted in process by mock_aws; a URL: they call that endpoint.
         self._endpoint_url: str | None = None
@@ -276,6 +292,10 @@ class OfflineStack:
             self._create_event_rules(logical_id)
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
             self._create_state_machine_rules(logical_id)
+        for logical_id in self.template.resources_of_type(ALARM):
+            self._create_alarm(logical_id)
+        for logical_id in self.template.resources_of_type(DASHBOARD):
+            self._create_dashboard(logical_id)
         self.outputs = {
             name: str(self._resolver.resolve(output["Value"]))
             for name, output in self.template.body.get("Outputs", {}).items()
@@ -409,6 +429,26 @@ class OfflineStack:
                 self.physical_id(logical_id),
                 self._resolver.resolve(properties.get("InputTransformer")),
             )
+
+    def _create_alarm(self, logical_id: str) -> None:
+        """A CloudWatch alarm in moto, which keeps it as given (no metric reaches it offline)."""
+        properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
+        unsupported = sorted(set(properties) - _ALARM_PROPERTIES)
+        if unsupported:
+            raise UnsupportedTemplateFeature(f"{logical_id}: alarm properties not emulated: {', '.join(unsupported)}")
+        request = {"AlarmName": self._physical_name(logical_id), **properties, "Threshold": float(properties["Threshold"])}
+        request.update({name: int(properties[name]) for name in _ALARM_INTEGERS if name in properties})
+        cloudwatch = self._client("cloudwatch")
+        cloudwatch.put_metric_alarm(**request)
+        self._resolver.refs[logical_id] = request["AlarmName"]
+        self._resolver.attributes[(logical_id, "Arn")] = cloudwatch.describe_alarms(AlarmNames=[request["AlarmName"]])["MetricAlarms"][0]["AlarmArn"]
+
+    def _create_dashboard(self, logical_id: str) -> None:
+        """A CloudWatch dashboard in moto (which refuses a body that is not JSON, as CloudWatch does)."""
+        properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
+        name = str(properties.get("DashboardName", self._physical_name(logical_id)))
+        self._client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=properties["DashboardBody"])
+        self._resolver.refs[logical_id] = name
 
     def _create_role(self, logical_id: str) -> None:
         """An IAM role with its inline policies: moto keeps them (nothing is enforced offline)."""
