@@ -85,15 +85,17 @@ $(SCAN_STAMP): requirements-scan.txt
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	@touch $@
 
-scan: $(SCAN_STAMP) ## Security scan of template.yaml, envelope/template.yaml and the examples' templates (checkov; skipped checks are explained in .checkov.yaml)
-	$(SCAN_VENV)/bin/checkov --file template.yaml --file envelope/template.yaml $(addprefix --file ,$(EXAMPLE_TEMPLATES)) --config-file .checkov.yaml
+scan: $(SCAN_STAMP) ## Security scan of template.yaml, envelope/template.yaml (and its monitoring.yaml) and the examples' templates (checkov; skipped checks are explained in .checkov.yaml)
+	$(SCAN_VENV)/bin/checkov --file template.yaml --file envelope/template.yaml --file envelope/monitoring.yaml $(addprefix --file ,$(EXAMPLE_TEMPLATES)) --config-file .checkov.yaml
 
 validate: validate-template validate-asl ## Lint the templates (sam validate --lint) and the ASL (statelint + moto)
 
-# template.yaml, the reusable envelope (envelope/template.yaml) that wraps a workflow by ARN, and the examples.
+# template.yaml, the reusable envelope (envelope/template.yaml) that wraps a workflow by ARN, the alarms and
+# dashboard both nest (envelope/monitoring.yaml; cfn-lint checks resources under a false Condition too), and the examples.
 validate-template: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml --region us-east-1
 	$(BIN)/sam validate --lint --template envelope/template.yaml --region us-east-1
+	$(BIN)/sam validate --lint --template envelope/monitoring.yaml --region us-east-1
 	for template in $(EXAMPLE_TEMPLATES); do $(BIN)/sam validate --lint --template $$template --region us-east-1; done
 
 validate-asl: $(STAMP)
