@@ -39,6 +39,7 @@ from emulator.adapters import (
     in_process_lambdas,
     load_handler,
     long_task_token,
+    metric_alarms_checked,
     nested_workflows,
     realistic_task_tokens,
     scaled_waits,
@@ -207,6 +208,7 @@ class OfflineStack:
             exit_stack.enter_context(named_and_checked_executions())
             exit_stack.enter_context(realistic_task_tokens(self.task_token_length))
             exit_stack.enter_context(s3_object_events(self.events))
+            exit_stack.enter_context(metric_alarms_checked())
             self.sfn = self._client("stepfunctions")
             self.dynamodb = self._client("dynamodb")
             self._deploy(exit_stack)
