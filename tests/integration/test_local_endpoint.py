@@ -137,7 +137,9 @@ def test_the_server_prints_the_outputs_and_commands_to_paste(endpoint: LocalEndp
     assert f"Local AWS endpoint ready: {endpoint.url}" in printed
     assert f"aws stepfunctions start-execution --endpoint-url {endpoint.url} --state-machine-arn {arn}" in printed
     fresh_key = compute_idempotency_key(json.loads((PROJECT_ROOT / "events" / "execution_fresh.json").read_text(encoding="utf-8")))
-    assert f"aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key '{{\"id\": {{\"S\": \"{fresh_key}\"}}}}'" in printed
+    # Records are <scope>#<key>, the scope being the envelope state machine's name by default.
+    fresh_id = f"{arn.rsplit(':', 1)[-1]}#{fresh_key}"
+    assert f"aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key '{{\"id\": {{\"S\": \"{fresh_id}\"}}}}'" in printed
     assert f"{STACK_NAME_VARIABLE}={STACK_NAME} {ENDPOINT_VARIABLE}={endpoint.url} make pytest" in printed
     assert f'make records ARGS="--endpoint-url {endpoint.url} --stack-name {STACK_NAME} list"' in printed
 

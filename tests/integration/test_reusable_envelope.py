@@ -27,7 +27,7 @@ TEMPLATE = PROJECT_ROOT / "tests" / "integration" / "reusable_envelope" / "templ
 APPLICATION = "Envelope"
 WRAPPED = "WrappedWorkflow"
 STEP = "CountedStepFunction"
-# The envelope's states on a fresh run (docs/reusable-envelope.md, "What it costs"): the wrapped
+# The envelope's states on a fresh run (envelope/README.md, "What it costs"): the wrapped
 # workflow's own states are in its own history. A hit is the first two and "Return the stored result".
 FRESH_RUN_STATES = [
     "Take the idempotency record",
