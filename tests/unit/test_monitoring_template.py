@@ -163,6 +163,17 @@ def test_every_alarm_exists_only_with_a_topic_and_notifies_it_on_alarm_and_on_ok
     assert monitoring.body["Conditions"]["AlarmsOn"] == {"Fn::Not": [{"Fn::Equals": [ref(TOPIC_PARAMETER), ""]}]}
 
 
+def test_every_alarm_fires_at_the_thresholds_the_operations_guide_gives(alarms: dict[str, dict[str, Any]]) -> None:
+    """The first occurrence in 5 minutes; throttles, which are retried, in 2 of 3 periods; failures at their parameter."""
+    for name, alarm in alarms.items():
+        periods = {alarm.get("Period")} if "Period" in alarm else {query["MetricStat"]["Period"] for query in alarm["Metrics"] if "MetricStat" in query}
+        assert periods == {300}, name
+        retried = name.endswith("ThrottlesAlarm")
+        assert (alarm["EvaluationPeriods"], alarm.get("DatapointsToAlarm")) == ((3, 2) if retried else (1, None)), name
+        expected = ref("FailedExecutionsAlarmThreshold") if name == "ExecutionsFailedAlarm" else 1
+        assert alarm["Threshold"] == expected, name
+
+
 def test_every_alarm_says_what_happened_and_what_to_do_first(alarms: dict[str, dict[str, Any]]) -> None:
     for name, alarm in alarms.items():
         description = alarm["AlarmDescription"]
