@@ -118,10 +118,9 @@ bench: $(STAMP) ## Measure states, Lambda calls, DynamoDB requests and cost per 
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Optional, not part of `test`. `sam build` without a container needs the template's runtime
-# (python3.13) on PATH; with pyenv: PYENV_VERSION=3.11.7:3.13.0 make build
-build: $(STAMP) ## sam build (needs python3.13 on PATH; not needed offline)
-	@python3.13 --version >/dev/null 2>&1 || { echo "make build: sam build needs a working python3.13 on PATH (the template's Runtime: python3.13). With pyenv: PYENV_VERSION=3.11.7:3.13.0 make build" >&2; exit 1; }
-	$(BIN)/sam build --template template.yaml
+# (python3.13) on PATH: tools/runtimes.py finds one (on PATH, or among pyenv's versions) and puts it first.
+build: $(STAMP) ## sam build (finds python3.13 itself, on PATH or from pyenv; not needed offline)
+	PATH="$$($(PY) -m tools.runtimes python3.13):$$PATH" $(BIN)/sam build --template template.yaml
 
 deploy: build ## sam deploy --guided (the first time it asks, and saves the answers in samconfig.toml)
 	$(BIN)/sam deploy --guided $(DEPLOY_ARGS)

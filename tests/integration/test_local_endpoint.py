@@ -93,18 +93,10 @@ def _start_server(directory: Path, *arguments: str) -> tuple[subprocess.Popen[by
     return process, log
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint]:
-    directory = tmp_path_factory.mktemp("endpoint")
+def start_endpoint(directory: Path, *arguments: str) -> LocalEndpoint:
+    """Start ``python -m emulator.server`` with ``arguments`` and wait until it is ready (its ``--outputs-file`` appears)."""
     outputs_file = directory / "outputs.json"
-    process, log = _start_server(
-        directory,
-        "--port", "0",
-        "--time-scale", "0.01",
-        "--stack-name", STACK_NAME,
-        "--parameter-overrides", "FailureProbability=0",
-        "--outputs-file", str(outputs_file),
-    )  # fmt: skip
+    process, log = _start_server(directory, *arguments, "--outputs-file", str(outputs_file))
     # Ready when the outputs file appears (written whole); a failed start ends the process.
     deadline = time.monotonic() + HANG_GUARD_SECONDS
     while not outputs_file.exists():
@@ -112,7 +104,18 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint
             process.kill()
             pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
         time.sleep(0.05)
-    served = LocalEndpoint(process, log, outputs_file, json.loads(outputs_file.read_text(encoding="utf-8")))
+    return LocalEndpoint(process, log, outputs_file, json.loads(outputs_file.read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint]:
+    served = start_endpoint(
+        tmp_path_factory.mktemp("endpoint"),
+        "--port", "0",
+        "--time-scale", "0.01",
+        "--stack-name", STACK_NAME,
+        "--parameter-overrides", "FailureProbability=0",
+    )  # fmt: skip
     try:
         yield served
     finally:
