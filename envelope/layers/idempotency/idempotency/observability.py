@@ -26,3 +26,6 @@ WAKE_UPS_FAILED = "WakeUpsFailed"  # waiters not woken (they look again on their
 RESULTS_TOO_LARGE = "ResultsTooLarge"
 # What the release function did.
 RECORDS_RELEASED = "RecordsReleased"  # an ended owner's record marked free once its calls can have ended
+# What the front door answered: a stored result without starting anything, or a started execution.
+FRONT_DOOR_HITS = "FrontDoorHits"
+FRONT_DOOR_STARTS = "FrontDoorStarts"
