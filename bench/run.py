@@ -95,7 +95,7 @@ def run_bench(options: BenchOptions) -> BenchReport:
     if options.contention_sizes:
         with MeteredStack.deployed(options.contention_time_scale, CONTENTION_PARAMETERS, task_token_length=token_length) as contended:
             report.contention, hit_after = measure_contention(contended, options, sample, token_length)
-            hit_after.cost = contended.cost(hit_after.usage, prices)
+            hit_after.cost = contended.cost(hit_after.usage, prices, billed_ms=hit_after.billed_ms)
         report.paths.append(hit_after)
     if options.express:
         with MeteredStack.deployed(options.time_scale, EXPRESS_PARAMETERS, task_token_length=token_length) as express:
