@@ -257,6 +257,14 @@ def announcement(stack: ServedStack, outputs_file: Path | None) -> str:
         f"  aws stepfunctions start-execution --endpoint-url {url} --state-machine-arn {arn} --name repeat --input {fresh_input}",
         f"  aws stepfunctions describe-execution --endpoint-url {url} --execution-arn {execution_arn}:repeat",
         f"  {record_hint}",
+    ]
+    front_door = stack.envelope.outputs.get("FrontDoorFunctionName")
+    if front_door:
+        lines.append(
+            f"  aws lambda invoke --endpoint-url {url} --function-name {front_door} --cli-binary-format raw-in-base64-out "
+            f"--payload {fresh_input} answer.json   # the front door: the stored result, or the execution it started"
+        )
+    lines += [
         f"  aws cloudformation describe-stacks --endpoint-url {url} --stack-name {stack.stack_name}",
         f"  make records ARGS=\"--endpoint-url {url} --stack-name {stack.stack_name} list\"",
     ]

@@ -72,6 +72,7 @@ BUCKET = "AWS::S3::Bucket"
 APPLICATION = "AWS::Serverless::Application"
 ROLE = "AWS::IAM::Role"
 RULE = "AWS::Events::Rule"
+PERMISSION = "AWS::Lambda::Permission"
 ALARM = "AWS::CloudWatch::Alarm"
 DASHBOARD = "AWS::CloudWatch::Dashboard"
 # Created in this order: each kind may refer to the kinds before it. A nested application comes
@@ -79,7 +80,9 @@ DASHBOARD = "AWS::CloudWatch::Dashboard"
 # workflow it wraps); only the stack's roles, event rules and Outputs may use what it gives back
 # (an example's S3 rule starts its nested envelope's state machine). Alarms and dashboards, last,
 # only name what the others are called.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION, ROLE, RULE, ALARM, DASHBOARD)
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION, ROLE, PERMISSION, RULE, ALARM, DASHBOARD)
+# The principal a rule invokes a function as: without a permission for it, EventBridge's invocation is refused.
+EVENTS_PRINCIPAL = "events.amazonaws.com"
 # What an AWS::Events::Rule and its state machine targets may say offline: the rest (other buses,
 # dead-letter queues, other target kinds) is refused rather than silently left out.
 _RULE_PROPERTIES = frozenset({"Description", "Name", "EventPattern", "State", "Targets"})
@@ -301,6 +304,10 @@ class OfflineStack:
             RoleName=f"{self.stack_name}-role-{self._suffix}",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
+        for logical_id in self.template.resources_of_type(STATE_MACHINE):
+            # A state machine's name and ARN are known before it exists, as CloudFormation knows them
+            # from its Name: a function may be given them (the front door starts the envelope).
+            self._name_state_machine(logical_id)
         environment = self._function_environment
         functions = self.template.resources_of_type(FUNCTION)
         for logical_id in functions:
@@ -317,6 +324,14 @@ class OfflineStack:
             self._deploy_application(logical_id, exit_stack)
         for logical_id in self.template.resources_of_type(ROLE):
             self._create_role(logical_id)
+        for logical_id, rule in self.template.resources_of_type(RULE).items():
+            # Named before anything refers to it (a function's permission names the rule that may invoke it).
+            name = str(self._resolver.resolve(rule["Properties"].get("Name", self._physical_name(logical_id))))
+            self._resolver.refs[logical_id] = name
+            self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{name}"
+        for logical_id in self.template.resources_of_type(PERMISSION):
+            # Nothing to create offline: the rules that invoke functions check that one lets them.
+            self._resolver.refs[logical_id] = f"{self.stack_name}-{logical_id}"
         for logical_id in self.template.resources_of_type(RULE):
             self._create_rule(logical_id)
         for logical_id in functions:
@@ -510,16 +525,44 @@ class OfflineStack:
             if unsupported:
                 raise UnsupportedTemplateFeature(f"{where}: target properties not emulated: {', '.join(unsupported)}")
             arn = str(target["Arn"])
+            if ":lambda:" in arn and ":function:" in arn:
+                self._check_invoke_permission(where, arn, self._resolver.attributes[(logical_id, "Arn")])
+                self.events.add_rule(f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer"))
+                continue
             if ":states:" not in arn or ":stateMachine:" not in arn:
-                raise UnsupportedTemplateFeature(f"{where}: only a state machine is emulated as a rule's target, not {arn}")
+                raise UnsupportedTemplateFeature(f"{where}: only a state machine or a Lambda function is emulated as a rule's target, not {arn}")
             if "RoleArn" not in target:
                 # EventBridge starts an execution with the target's role; without one the target is refused.
                 raise UnsupportedTemplateFeature(f"{where}: a state machine target needs a RoleArn (EventBridge starts it with that role)")
             self.events.add_state_machine_rule(f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer"))
 
-    def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
+    def _name_state_machine(self, logical_id: str) -> None:
         properties = self.template.resources[logical_id]["Properties"]
         name = str(self._resolver.resolve(properties["Name"])) if "Name" in properties else self._physical_name(logical_id)
+        self._resolver.refs[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{name}"
+        self._resolver.attributes[(logical_id, "Name")] = name
+        self._resolver.attributes[(logical_id, "Arn")] = self._resolver.refs[logical_id]
+
+    def _check_invoke_permission(self, where: str, function_arn: str, rule_arn: str) -> None:
+        """A rule invokes a function only if an ``AWS::Lambda::Permission`` lets EventBridge do it (as on AWS,
+        where the invocation is refused without one): for that function, and for this rule if it names one."""
+        for resource in self.template.resources_of_type(PERMISSION).values():
+            permission = self._resolver.resolve(resource["Properties"])
+            function = str(permission.get("FunctionName", ""))
+            if (
+                permission.get("Action") == "lambda:InvokeFunction"
+                and permission.get("Principal") == EVENTS_PRINCIPAL
+                and function_arn in (function, f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}")
+                and permission.get("SourceArn", rule_arn) == rule_arn
+            ):
+                return
+        raise UnsupportedTemplateFeature(
+            f"{where}: no AWS::Lambda::Permission lets {EVENTS_PRINCIPAL} invoke {function_arn} (EventBridge's invocation would be refused)"
+        )
+
+    def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
+        properties = self.template.resources[logical_id]["Properties"]
+        name = self._resolver.attributes[(logical_id, "Name")]
         definition = substitute_definition(
             (self.template.root / properties["DefinitionUri"]).read_text(encoding="utf-8"),
             self._resolver.resolve(properties.get("DefinitionSubstitutions", {})),
@@ -529,10 +572,9 @@ class OfflineStack:
         arn: str = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=machine_type)[
             "stateMachineArn"
         ]
+        if arn != self._resolver.refs[logical_id]:
+            raise UnsupportedTemplateFeature(f"{logical_id}: created as {arn}, not {self._resolver.refs[logical_id]} as named")
         self._state_machine_types[arn] = machine_type
-        self._resolver.refs[logical_id] = arn
-        self._resolver.attributes[(logical_id, "Name")] = name
-        self._resolver.attributes[(logical_id, "Arn")] = arn
 
     # ------------------------------------------------------------------ executions
     def start_execution(

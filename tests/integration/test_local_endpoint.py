@@ -244,6 +244,28 @@ def test_the_records_tool_finds_the_table_from_the_stack_outputs(endpoint: Local
     assert run.execution_arn in printed.getvalue() and "SUCCESS" in printed.getvalue()
 
 
+def test_the_front_door_is_called_through_the_endpoint_as_the_server_says(endpoint: LocalEndpoint, client_credentials: None) -> None:
+    name = endpoint.description["Outputs"]["FrontDoorFunctionName"]
+    assert f"aws lambda invoke --endpoint-url {endpoint.url} --function-name {name} " in endpoint.output()
+    front_door, sfn = endpoint.client("lambda"), endpoint.client("stepfunctions")
+    execution_input = {"orderId": f"front-door-{uuid.uuid4().hex}", "forceFailure": False}
+
+    def call() -> dict[str, Any]:
+        response = front_door.invoke(FunctionName=name, Payload=json.dumps(execution_input).encode())
+        assert "FunctionError" not in response
+        return dict(json.loads(response["Payload"].read()))
+
+    started = call()
+    assert started["outcome"] == "STARTED"
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while (described := sfn.describe_execution(executionArn=started["executionArn"]))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution the front door started never ended"
+        time.sleep(0.05)
+    assert described["status"] == "SUCCEEDED"
+
+    assert call() == {"outcome": "COMPLETED", "key": started["key"], "result": json.loads(described["output"])}
+
+
 def test_a_port_in_use_is_an_error_not_a_hang() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
