@@ -270,7 +270,7 @@ def _register_cloudformation_stack(stack: OfflineStack) -> None:
 
 def test_show_by_input_uses_the_scope_and_key_rules_of_the_stack(unique: str) -> None:
     # A stack of its own (entered in the test: two stacks alive at once would share the emulator's adapters).
-    parameters = {"IdempotencyScope": "orders-ops", "IdempotencyKeyJmespath": "orderId"}
+    parameters = {"IdempotencyScope": "orders-ops", "IdempotencyKeyJmespath": "orderId", "PayloadValidationJmespath": "@"}
     with OfflineStack(parameters, environment=QUIET) as scoped_stack:
         _register_cloudformation_stack(scoped_stack)
         run = scoped_stack.run({"orderId": unique, "forceFailure": False})
