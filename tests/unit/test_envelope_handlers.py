@@ -93,9 +93,8 @@ class Envelope:
         return sorted(item["id"]["S"] for item in items if item["id"]["S"].startswith(f"{key}#waiter#"))
 
 
-@pytest.fixture
-def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None) -> Envelope:
-    """The four envelope functions, loaded with the template's environment inside the ``dynamodb`` fixture's moto."""
+def load_envelope(load_function: Any, template_environment: dict[str, str]) -> Envelope:
+    """The four envelope functions, loaded with the template's environment (inside moto: see the fixture)."""
     environment = {**template_environment, "POWERTOOLS_METRICS_DISABLED": "false"}
     return Envelope(
         {
@@ -103,6 +102,12 @@ def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, 
             for logical_id in ("AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction")
         }
     )
+
+
+@pytest.fixture
+def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None) -> Envelope:
+    """The four envelope functions, loaded with the template's environment inside the ``dynamodb`` fixture's moto."""
+    return load_envelope(load_function, template_environment)
 
 
 def _ms(seconds: float) -> int:

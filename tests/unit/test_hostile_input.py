@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from emulator.adapters import LambdaContext
 from tests.unit.conftest import RECORDS_TABLE
-from tests.unit.test_envelope_handlers import START, Envelope, envelope  # noqa: F401 - envelope is a fixture
+from tests.unit.test_envelope_handlers import START, Envelope, load_envelope
 
 FIELD = "idempotencyKeyJmespath"
 CONTRACT = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text(encoding="utf-8")
@@ -226,6 +226,12 @@ def frames_left(count: int) -> Iterator[None]:
         yield
     finally:
         sys.setrecursionlimit(limit)
+
+
+@pytest.fixture
+def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None) -> Envelope:
+    """The envelope's functions on moto, as ``test_envelope_handlers.py`` has them."""
+    return load_envelope(load_function, template_environment)
 
 
 def record_ids(envelope: Envelope) -> set[str]:
