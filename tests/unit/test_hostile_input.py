@@ -299,6 +299,7 @@ def test_the_depth_counts_brackets_and_operators_and_skips_quoted_text(layer: Si
 
     assert (depth("a"), depth("a.b"), depth("(a)"), depth("[a, b, c]"), depth("[a.b.c, d]")) == (0, 1, 1, 1, 3)
     assert depth("a | b | c") == depth("a || b") == depth("!!a") == 2
+    assert depth("sort_by(items, &price)[0].id") == 3  # the examples docs/keys.md gives
     assert depth("'((((((' || \"]]]]\"") == 2  # brackets in a raw string or a quoted name are text
     assert depth("`[[1, \"]]]]\"], {\"a\": [2]}]`") == 3  # a literal's own nesting, its strings skipped
     assert depth("`\"\\`[[[\"`") == 0  # an escaped backtick does not end the literal
