@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -166,7 +166,7 @@ def release_abandoned_record(
     return {"released": True, "key": key, "freeAt": free_at, "status": changed.status, "wokenWaiters": wake_ups.woken}
 
 
-def _is_arn(value: Any) -> bool:
+def _is_arn(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and value.startswith("arn:") and len(value) <= _LONGEST_ARN
 
 

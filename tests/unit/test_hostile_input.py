@@ -149,6 +149,11 @@ def _grown(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 grammar = st.recursive(atoms, _grown, max_leaves=12)
 soup = st.text(alphabet="abk1@*.[](){}|&!<>=?,:'`\"\\- 0", max_size=40)
 expressions = grammar | nested | wide | soup
+# Short expressions whose work doubles at each level, or that repeat the whole input many times:
+# each may take the most steps allowed (about a second), so only the slow tier draws them at random.
+amplifying = st.integers(min_value=1, max_value=33).map(lambda n: "[@, @]" + "[*].[@, @]" * n) | st.integers(
+    min_value=1, max_value=3000
+).map(lambda n: "to_string([" + ", ".join(["@"] * n) + "])")
 field_values = expressions | json_values
 
 
@@ -305,6 +310,20 @@ def test_the_depth_counts_brackets_and_operators_and_skips_quoted_text(layer: Si
     assert depth("`\"\\`[[[\"`") == 0  # an escaped backtick does not end the literal
 
 
+def test_an_expression_that_multiplies_its_work_is_stopped_after_a_bounded_number_of_steps(layer: SimpleNamespace) -> None:
+    # The largest input an execution may have, as 10,000 small items.
+    items = {"items": [{"sku": f"s{i}", "n": i} for i in range(10_000)]}
+    doubling = "[@, @]" + "[*].[@, @]" * 32  # 2^33 values from 300 characters
+    repeating = "[" + ", ".join(["@"] * 100) + "]"  # the whole input 100 times over
+    for expression in (doubling, repeating):
+        with pytest.raises(layer.errors.IdempotencyKeyExpressionError, match=f"more than {layer.key.MAX_EXPRESSION_STEPS:,} steps"):
+            layer.key.identify({**items, FIELD: expression}, SCOPE)
+
+    # What a key is usually made of, from the same input, stays well within the steps.
+    for expression in ("items[*].sku", "sort_by(items, &n)[*].sku", "to_string(@)", "items[?n > `5`].[sku, n]", "[@, @, @, @]"):
+        assert isinstance(identify_or_error(layer, {**items, FIELD: expression}, layer.key.KeyRules()), layer.key.Identity), expression
+
+
 @pytest.mark.parametrize(("expression", "words"), [case[1:] for case in REGRESSIONS], ids=[case[0] for case in REGRESSIONS])
 def test_the_expressions_that_once_crashed_are_named_errors_for_the_input_and_for_the_deployment(
     layer: SimpleNamespace, expression: str, words: str
@@ -432,7 +451,7 @@ def test_the_release_handler_leaves_the_executions_whose_expressions_once_crashe
 # --------------------------------------------------------------------------- more of it, in the slow tier
 @pytest.mark.slow
 @MORE
-@given(execution_input=inputs, expression=expressions)
+@given(execution_input=inputs, expression=expressions | amplifying)
 def test_many_more_random_inputs_and_expressions_get_keys_or_named_errors(
     layer: SimpleNamespace, execution_input: Any, expression: str
 ) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.functions import Functions
+from jmespath.visitor import TreeInterpreter
 
 from idempotency.errors import (
     IdempotencyConfigurationError,
@@ -60,6 +61,11 @@ MAX_NESTING_DEPTH = 100
 # needs at most 400 of the 1,000 Python allows, a selected value of 100 + 100 levels 200 more
 # while it is serialized, and the Lambda runtime and these functions well under 100.
 MAX_EXPRESSION_DEPTH = 100
+# The most work one evaluation may do: one step per node it visits, and per node (or 64 characters
+# of a string) of each value it passes to a function or selects. A short expression can otherwise
+# double its work at each level ([@, @][*].[@, @][*]...) and outlast the function's timeout. Legit
+# selections of the largest input stay far below; at the limit, an evaluation takes about a second.
+MAX_EXPRESSION_STEPS = 500_000
 # How much of an expression, or of the library's message about it, an error message repeats.
 MAX_SHOWN_CHARACTERS = 200
 WHOLE_INPUT = "@"
@@ -274,6 +280,55 @@ def _reads_the_input(node: dict[str, Any]) -> bool:
     return False
 
 
+class _TooMuchWork(Exception):
+    def __init__(self) -> None:
+        super().__init__(
+            f"it needs more than {MAX_EXPRESSION_STEPS:,} steps on this input (each value it visits, passes to a "
+            "function or selects counts by its size); select less, or fewer times"
+        )
+
+
+class _BoundedInterpreter(TreeInterpreter):  # type: ignore[misc]  # jmespath has no type hints
+    """JMESPath's interpreter, stopped with ``_TooMuchWork`` once it has done ``MAX_EXPRESSION_STEPS`` steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._steps_left = MAX_EXPRESSION_STEPS
+
+    def visit(self, node: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # The library's own dispatch, with a count: no frame more per level than it takes itself.
+        self._steps_left -= 1
+        if self._steps_left < 0:
+            raise _TooMuchWork()
+        method = self._method_cache.get(node["type"])
+        if method is None:
+            method = self._method_cache[node["type"]] = getattr(self, f"visit_{node['type']}", self.default_visit)
+        return method(node, *args, **kwargs)
+
+    def visit_function_expression(self, node: dict[str, Any], value: Any) -> Any:
+        arguments = [self.visit(child, value) for child in node["children"]]
+        for argument in arguments:  # a function's work grows with its arguments (to_string, sort, join)
+            self.charge(argument)
+        return self._functions.call_function(node["value"], arguments)
+
+    def charge(self, value: Any) -> None:
+        """Count ``value``'s size as steps, walking it without recursion and stopping once the steps run out.
+
+        A value built by the expression may hold one part of the input many times over (``[@, @]``):
+        it is counted as written out, which is what serializing or sorting it costs.
+        """
+        stack = [value]
+        while stack:
+            current = stack.pop()
+            self._steps_left -= 1 + (len(current) // 64 if isinstance(current, str) else 0)
+            if self._steps_left < 0:
+                raise _TooMuchWork()
+            if isinstance(current, dict):
+                stack.extend(current.values())
+            elif isinstance(current, list):
+                stack.extend(current)
+
+
 _ON_AN_INPUT = "on this input"
 _ON_ANY_INPUT = "on every input (it uses nothing of the input)"
 
@@ -282,9 +337,11 @@ def _evaluate(
     compiled: Any, value: Any, described: str, error_class: type[IdempotencyError], on: str = _ON_AN_INPUT
 ) -> tuple[Any, bytes]:
     """What ``compiled`` selects from ``value``, and its canonical JSON; ``error_class`` if it fails or JSON cannot carry it."""
+    interpreter = _BoundedInterpreter()
     try:
-        selected = compiled.search(value)
-    except Exception as error:  # a type, value or overflow error of any kind: the expression fails on this value
+        selected = interpreter.visit(compiled.parsed, value)
+        interpreter.charge(selected)  # what is selected is then written out as canonical JSON
+    except Exception as error:  # too much work, or a type, value or overflow error of any kind: it fails on this value
         raise error_class(f"{described} failed {on}: {_error_text(error)}") from error
     try:
         canonical = canonical_json(selected)
