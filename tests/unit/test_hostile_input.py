@@ -299,6 +299,17 @@ def test_an_expression_within_the_depth_bound_is_evaluated_with_the_frames_a_han
         assert "at most" not in str(outcome)  # not refused for its depth: it is within the bound
 
 
+@pytest.mark.parametrize("shape", sorted(NESTINGS))
+def test_every_shape_nested_as_deep_as_accepted_is_evaluated_with_the_frames_a_handler_leaves(layer: SimpleNamespace, shape: str) -> None:
+    levels = next(n for n in range(layer.key.MAX_EXPRESSION_DEPTH, 0, -1) if layer.key.expression_depth(NESTINGS[shape](n)) <= layer.key.MAX_EXPRESSION_DEPTH)
+    execution_input = {"a": _nest(layer.key.MAX_NESTING_DEPTH - 1), FIELD: NESTINGS[shape](levels)}
+
+    with frames_left(FRAMES_FOR_THE_KEY):
+        identify_or_error(layer, execution_input, layer.key.KeyRules(validation_expression="@"))
+    with pytest.raises(layer.errors.IdempotencyKeyExpressionError, match="at most 100 are accepted"):
+        layer.key.identify({**execution_input, FIELD: NESTINGS[shape](levels + 3)}, SCOPE)  # a level deeper is refused
+
+
 def test_the_depth_counts_brackets_and_operators_and_skips_quoted_text(layer: SimpleNamespace) -> None:
     depth = layer.key.expression_depth
 
