@@ -34,7 +34,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from idempotency.errors import IdempotencyError, IdempotencyInputNotJsonSafeError, IdempotencyInputTooDeepError
-from idempotency.key import MAX_NESTING_DEPTH, identify
+from idempotency.key import MAX_NESTING_DEPTH, identify, json_text_depth
 from idempotency.observability import RECORDS_RELEASED, WAKE_UPS_FAILED
 from idempotency.record import Owner, end_ownership
 from idempotency.settings import SDK_CONFIG, Settings
@@ -61,8 +61,8 @@ _NO_SUCH_EXECUTION = ("ExecutionDoesNotExist", "InvalidArn")
 class _NoKey(Exception):
     """The ended execution has no key (so no record): ``reason`` says why."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(detail or reason)
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -101,28 +101,6 @@ def execution_input(text: Any) -> Any:
         raise _NoKey(type(error).__name__) from error
     except ValueError as error:  # an integer too long for Python to read: the take could not have keyed it
         raise IdempotencyInputNotJsonSafeError(f"The execution input has no canonical JSON form ({error}).") from error
-
-
-def json_text_depth(text: str) -> int:
-    """How deep JSON ``text`` nests its arrays and objects (outside strings), counted without parsing it."""
-    deepest = depth = 0
-    in_string = escaped = False
-    for character in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif character == "\\":
-                escaped = True
-            elif character == '"':
-                in_string = False
-        elif character == '"':
-            in_string = True
-        elif character in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif character in "]}":
-            depth -= 1
-    return deepest
 
 
 def release_abandoned_record(

@@ -450,6 +450,37 @@ def test_the_release_handler_never_fails_on_a_status_change_event_and_leaves_wha
         assert record_ids(envelope) == before  # no key, so no record: nothing written
 
 
+def test_the_release_handler_says_why_it_leaves_an_event_it_cannot_key(envelope: Envelope) -> None:
+    machine, gone = envelope.machine, f"{ARN_PREFIX}execution:wf:gone"
+    ended = {"executionArn": gone, "stateMachineArn": machine, "status": "ABORTED", "input": '{"orderId": "1"}', "inputDetails": {"included": True}}
+    cases = [
+        ({"status": "ABORTED"}, "NotAnExecutionStatusChange"),
+        ({**ended, "executionArn": "junk"}, "NotAnExecutionStatusChange"),
+        ({**ended, "stateMachineArn": f"{ARN_PREFIX}function:not-a-state-machine"}, "IdempotencyConfigurationError"),
+        ({**ended, "inputDetails": {"included": False}}, "ExecutionDoesNotExist"),
+        ({**ended, "input": '{"a": ' + "[" * 5000 + "]" * 5000 + "}"}, "IdempotencyInputTooDeepError"),
+        ({**ended, "input": '{"a": ' + "1" * 5000 + "}"}, "IdempotencyInputNotJsonSafeError"),
+        ({**ended, "input": "not json"}, "JSONDecodeError"),
+        ({**ended, "input": '{"a": 1, "idempotencyKeyJmespath": "a[::0]"}'}, "IdempotencyKeyExpressionError"),
+    ]
+    for detail, reason in cases:
+        assert release(envelope, detail) == {"released": False, "reason": reason}, reason
+    assert record_ids(envelope) == set()
+
+
+def test_the_release_handler_dates_an_event_without_a_usable_stop_date_now(envelope: Envelope) -> None:
+    settings = envelope.release.settings
+    for number, stop_date in enumerate([float("nan"), float("inf"), -1, 10**30, True, "yesterday"]):
+        detail = {
+            "executionArn": f"{ARN_PREFIX}execution:wf:gone-{number}", "stateMachineArn": envelope.machine, "status": "ABORTED",
+            "input": json.dumps({"orderId": number}), "inputDetails": {"included": True}, "stopDate": stop_date, "startDate": stop_date,
+        }
+        output = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, envelope.sfn, settings, now=1_800_000_000)
+
+        # No record yet: one held by the ended execution until its calls can have ended, dated from now.
+        assert output == {"released": False, "key": output["key"], "freeAt": 1_800_000_000 + settings.longest_call_seconds}, stop_date
+
+
 def test_the_release_handler_leaves_the_executions_whose_expressions_once_crashed(envelope: Envelope) -> None:
     for number, (case, expression, _) in enumerate(REGRESSIONS):  # one stack for all, as above
         owner = envelope.start(f"owner-{number}", {"a": [1, 2], FIELD: expression})

@@ -168,24 +168,35 @@ def _after_quoted(expression: str, position: int) -> int:
 
 
 def _literal_depth(expression: str, position: int) -> tuple[int, int]:
-    """How deep the JSON literal opening at ``position`` nests (outside its strings), and the position after it."""
+    """How deep the JSON literal opening at ``position`` nests, and the position after it."""
+    after = _after_quoted(expression, position)  # \` is a backtick inside the literal
+    return json_text_depth(expression[position + 1 : after - 1]), after
+
+
+def json_text_depth(text: str) -> int:
+    """How deep JSON ``text`` nests its arrays and objects (outside strings), counted without parsing it.
+
+    Python's JSON parser recurses once per level: count them first, and refuse what is too deep.
+    Where ``text`` is not JSON, the count may be anything from there on, but the parser stops there.
+    """
     deepest = depth = 0
-    in_string = False
-    position += 1
-    while position < len(expression) and expression[position] != "`":
-        character = expression[position]
-        if character == "\\":
-            position += 2  # \` is a backtick inside the literal; in a JSON string, \" is a quote
-            continue
-        if character == '"':
-            in_string = not in_string
-        elif not in_string and character in "[{":
+    in_string = escaped = False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
             depth += 1
             deepest = max(deepest, depth)
-        elif not in_string and character in "]}":
+        elif character in "]}":
             depth = max(0, depth - 1)
-        position += 1
-    return deepest, position + 1
+    return deepest
 
 
 def _static_problem(node: dict[str, Any]) -> str | None:
