@@ -82,7 +82,7 @@ _RULE_PROPERTIES = frozenset({"Description", "Name", "EventPattern", "State", "T
 _RULE_TARGET_PROPERTIES = frozenset({"Arn", "Id", "RoleArn", "InputTransformer", "RetryPolicy"})
 # Properties of a nested application that change nothing offline.
 _APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("Tags", "TimeoutInMinutes", "NotificationARNs")
-# Between a record id's scope and its key (layers/idempotency/idempotency/key.py).
+# Between a record id's scope and its key (envelope/layers/idempotency/idempotency/key.py).
 SCOPE_SEPARATOR = "#"
 # A function whose layers hold this package is part of the envelope; the others do the business work.
 ENVELOPE_PACKAGE = "idempotency"
@@ -211,14 +211,43 @@ class OfflineStack:
 
     # ------------------------------------------------------------------ resources
     @property
+    def envelope(self) -> OfflineStack:
+        """The stack that holds the envelope: this one, or the nested application that does (as when an
+        app nests ``envelope/template.yaml`` around a workflow of its own). A stack with no envelope
+        anywhere (a plain workflow in a test) is its own."""
+        if self._holds_envelope() or not self.has_envelope:
+            return self
+        nested = [application.envelope for application in self.applications.values() if application.has_envelope]
+        if len(nested) != 1:
+            found = ", ".join(sorted(self.applications)) or "none"
+            raise LookupError(f"{self.template.path}: {len(nested)} nested applications hold an envelope (applications: {found}); use .applications[...]")
+        return nested[0]
+
+    @property
+    def has_envelope(self) -> bool:
+        """Whether this stack or one of its nested applications holds an envelope."""
+        return self._holds_envelope() or any(application.has_envelope for application in self.applications.values())
+
+    def _holds_envelope(self) -> bool:
+        # An envelope is a state machine that runs the envelope's own functions (those loading its layer).
+        return any(
+            is_envelope_function(self.template, function)
+            for machine in self.template.resources_of_type(STATE_MACHINE)
+            for function in self.template.functions_invoked_by(machine)
+        )
+
+    @property
     def state_machine_arn(self) -> str:
-        """The envelope's state machine, where executions start unless told otherwise."""
-        return self.physical_id(self._main(STATE_MACHINE, ENVELOPE_STATE_MACHINE))
+        """The envelope's state machine, where executions start unless told otherwise (a nested envelope's
+        when the envelope is nested: never the workflow it wraps)."""
+        envelope = self.envelope
+        return envelope.physical_id(envelope._main(STATE_MACHINE, ENVELOPE_STATE_MACHINE))
 
     @property
     def table_name(self) -> str:
-        """The table of the idempotency records."""
-        return self.physical_id(self._main(TABLE, RECORD_TABLE))
+        """The table of the idempotency records (a nested envelope's when the envelope is nested)."""
+        envelope = self.envelope
+        return envelope.physical_id(envelope._main(TABLE, RECORD_TABLE))
 
     def physical_id(self, logical_id: str) -> str:
         """What ``Ref`` of a resource gives: table name, function name, state machine ARN."""
@@ -506,6 +535,8 @@ class OfflineStack:
         """The record id of ``key``: as it is if already scoped, else under the scope of ``state_machine`` (the envelope's)."""
         if SCOPE_SEPARATOR in key:
             return key
+        if state_machine is None and self.envelope is not self:
+            return self.envelope.record_id(key)
         scope = self.parameters.get("IdempotencyScope") or self.physical_id(state_machine or ENVELOPE_STATE_MACHINE).rsplit(":", 1)[-1]
         return f"{scope}{SCOPE_SEPARATOR}{key}"
 

@@ -93,18 +93,10 @@ def _start_server(directory: Path, *arguments: str) -> tuple[subprocess.Popen[by
     return process, log
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint]:
-    directory = tmp_path_factory.mktemp("endpoint")
+def start_endpoint(directory: Path, *arguments: str) -> LocalEndpoint:
+    """Start ``python -m emulator.server`` with ``arguments`` and wait until it is ready (its ``--outputs-file`` appears)."""
     outputs_file = directory / "outputs.json"
-    process, log = _start_server(
-        directory,
-        "--port", "0",
-        "--time-scale", "0.01",
-        "--stack-name", STACK_NAME,
-        "--parameter-overrides", "FailureProbability=0",
-        "--outputs-file", str(outputs_file),
-    )  # fmt: skip
+    process, log = _start_server(directory, *arguments, "--outputs-file", str(outputs_file))
     # Ready when the outputs file appears (written whole); a failed start ends the process.
     deadline = time.monotonic() + HANG_GUARD_SECONDS
     while not outputs_file.exists():
@@ -112,7 +104,18 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint
             process.kill()
             pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
         time.sleep(0.05)
-    served = LocalEndpoint(process, log, outputs_file, json.loads(outputs_file.read_text(encoding="utf-8")))
+    return LocalEndpoint(process, log, outputs_file, json.loads(outputs_file.read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint]:
+    served = start_endpoint(
+        tmp_path_factory.mktemp("endpoint"),
+        "--port", "0",
+        "--time-scale", "0.01",
+        "--stack-name", STACK_NAME,
+        "--parameter-overrides", "FailureProbability=0",
+    )  # fmt: skip
     try:
         yield served
     finally:
@@ -137,7 +140,9 @@ def test_the_server_prints_the_outputs_and_commands_to_paste(endpoint: LocalEndp
     assert f"Local AWS endpoint ready: {endpoint.url}" in printed
     assert f"aws stepfunctions start-execution --endpoint-url {endpoint.url} --state-machine-arn {arn}" in printed
     fresh_key = compute_idempotency_key(json.loads((PROJECT_ROOT / "events" / "execution_fresh.json").read_text(encoding="utf-8")))
-    assert f"aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key '{{\"id\": {{\"S\": \"{fresh_key}\"}}}}'" in printed
+    # Records are <scope>#<key>, the scope being the envelope state machine's name by default.
+    fresh_id = f"{arn.rsplit(':', 1)[-1]}#{fresh_key}"
+    assert f"aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key '{{\"id\": {{\"S\": \"{fresh_id}\"}}}}'" in printed
     assert f"{STACK_NAME_VARIABLE}={STACK_NAME} {ENDPOINT_VARIABLE}={endpoint.url} make pytest" in printed
     assert f'make records ARGS="--endpoint-url {endpoint.url} --stack-name {STACK_NAME} list"' in printed
 

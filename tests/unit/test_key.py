@@ -1,4 +1,4 @@
-"""The idempotency key (layers/idempotency/idempotency/key.py): canonical JSON, JMESPath selection, named errors,
+"""The idempotency key (envelope/layers/idempotency/idempotency/key.py): canonical JSON, JMESPath selection, named errors,
 and what a key means: its scope, the deployment's key rules and the payload hash validation compares.
 
 Expected keys are computed here with ``hashlib`` from canonical JSON written out by hand, never by
