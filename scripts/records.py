@@ -121,7 +121,7 @@ class Deployment:
             return _key.KeyRules.from_parameters(
                 key_expression=self.parameters.get(_key.KEY_EXPRESSION_PARAMETER, ""),
                 allow_key_override=self.parameters.get(_key.ALLOW_OVERRIDE_PARAMETER, "true"),
-                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, _key.WHOLE_INPUT),
+                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, ""),
             )
         except _errors.IdempotencyConfigurationError as error:
             raise UsageError(f"the deployment's key rules are not valid: {error}") from None

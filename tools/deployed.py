@@ -289,7 +289,7 @@ class DeployedStack:
             rules = _key.KeyRules.from_parameters(
                 key_expression=self.parameters.get(_key.KEY_EXPRESSION_PARAMETER, ""),
                 allow_key_override=self.parameters.get(_key.ALLOW_OVERRIDE_PARAMETER, "true"),
-                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, _key.WHOLE_INPUT),
+                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, ""),
             )
             self._touched_keys.add(_key.identify(json.loads(input_text), self.scope, rules).key)
         except (ValueError, _errors.IdempotencyError):

@@ -134,7 +134,7 @@ class Settings:
             key_rules=KeyRules.from_parameters(
                 key_expression=environ.get("IDEMPOTENCY_KEY_JMESPATH", ""),
                 allow_key_override=environ.get("ALLOW_KEY_OVERRIDE", "true"),
-                validation_expression=environ.get("PAYLOAD_VALIDATION_JMESPATH", "@"),
+                validation_expression=environ.get("PAYLOAD_VALIDATION_JMESPATH", ""),
             ),
             scope=environ.get("IDEMPOTENCY_SCOPE", ""),
         )
