@@ -2,8 +2,9 @@
 
 Deep and wide expressions (brackets thousands deep, long chains of operators), numbers JSON cannot
 carry, slices with step 0, functions given the wrong types, unicode and inputs that are no object
-are thrown at the key computation, at the take function's handler and at the release function's
-handler. Each either answers (a key, an outcome, a release) or fails with an error named in the
+are thrown at the key computation, at the take function's handler, at the front door (which must
+key or refuse each input exactly as the take does, and start nothing when it refuses) and at the
+release function's handler. Each either answers (a key, an outcome, a release) or fails with an error named in the
 contract (``docs/contract.md``'s error table); an input it refuses leaves no record in the table.
 The cases that once ended in RecursionError, ValueError, TypeError or OverflowError are fixed
 regression examples.
@@ -18,6 +19,7 @@ import itertools
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -393,6 +395,53 @@ def test_the_take_handler_refuses_the_expressions_that_once_crashed_without_a_re
         assert type(outcome).__name__ == "IdempotencyKeyExpressionError" and words in str(outcome), case
         assert_named(outcome)
     assert record_ids(envelope) == set()
+
+
+# --------------------------------------------------------------------------- the front door
+class StartsRecorded:
+    """A Step Functions client for the front door that records the executions it would start."""
+
+    def __init__(self) -> None:
+        self.started: list[dict[str, Any]] = []
+
+    def start_execution(self, **request: Any) -> dict[str, Any]:
+        self.started.append(request)
+        return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:wf:front-door-{len(self.started)}"}
+
+
+def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any) -> tuple[Any, StartsRecorded]:
+    """The front door's library call, with the take function's own deployment settings; its answer or its error."""
+    settings = envelope.take.settings
+    config = layer.front_door.FrontDoorConfig(envelope.machine, settings.table_name, layer.key.KeyRules.from_parameters(
+        key_expression=settings.key_rules.key_expression or "",
+        allow_key_override="true" if settings.key_rules.allow_key_override else "false",
+        validation_expression=settings.key_rules.validation_expression or "",
+    ), settings.scope)
+    sfn = StartsRecorded()
+    try:
+        return layer.front_door.result_or_start(execution_input, config, envelope.take.dynamodb, lambda: sfn, int(time.time())), sfn
+    except Exception as error:
+        return error, sfn
+
+
+@FAST
+@given(execution_input=inputs)
+def test_the_front_door_keys_or_refuses_any_input_as_the_take_does_and_a_refusal_starts_and_writes_nothing(
+    envelope: Envelope, layer: SimpleNamespace, execution_input: Any
+) -> None:
+    before = record_ids(envelope)
+    answer, sfn = front_door(envelope, layer, execution_input)
+    taken = take(envelope, execution_input)
+
+    if isinstance(answer, Exception):
+        assert_named(answer)
+        assert sfn.started == []
+        assert type(taken).__name__ == type(answer).__name__, (answer, taken)
+        assert record_ids(envelope) == before
+    else:
+        assert not isinstance(taken, Exception), taken
+        assert answer.key == taken["key"]
+        assert (answer.outcome, len(sfn.started)) == (("COMPLETED", 0) if taken["outcome"] == "COMPLETED" else ("STARTED", 1))
 
 
 # --------------------------------------------------------------------------- the release function's handler
