@@ -1,4 +1,4 @@
-"""The adapters that let moto run this project offline (emulator/adapters.py), each on its own."""
+"""The adapters that let moto run this project offline (the emulator/adapters package), each on its own."""
 
 from __future__ import annotations
 

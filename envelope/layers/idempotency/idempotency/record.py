@@ -47,7 +47,7 @@ from idempotency.key import mismatch_message
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-# Attribute names of the record (see CONTRACT: "The record").
+# Attribute names of the record (docs/contract.md, "The record").
 ID = "id"
 STATUS = "executionstatus"
 RESULT = "executionresult"
