@@ -41,6 +41,7 @@ from emulator.adapters import (
     long_task_token,
     nested_workflows,
     realistic_task_tokens,
+    redrivable_executions,
     scaled_waits,
     sdk_bodies_as_text,
     step_functions_payload_limit,
@@ -49,7 +50,7 @@ from emulator.adapters import (
     task_tokens_reach_started_executions,
     timeouts_evaluated_once_stopped,
 )
-from emulator.events import EventBus, execution_status_events, s3_object_events
+from emulator.events import EventBus, execution_status_events, publish_status_change, s3_object_events
 from emulator.execution_api import named_and_checked_executions
 from tools.executions import FINISHED as FINISHED
 from tools.executions import ExecutionDidNotFinish as ExecutionDidNotFinish
@@ -185,6 +186,7 @@ class OfflineStack:
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(immediate_stops())
+            exit_stack.enter_context(redrivable_executions(on_redrive=lambda execution: publish_status_change(self.events, execution)))
             exit_stack.enter_context(timeouts_evaluated_once_stopped())
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())

@@ -44,6 +44,10 @@ Each adapter is a context manager that patches one named place in moto and undoe
   the child, so this does too.
 * ``aws_context_timestamps``: ``$$.Execution.StartTime`` and ``$$.State.EnteredTime`` in AWS's
   format (milliseconds and ``Z``), not Python's ``isoformat()``.
+* ``redrivable_executions``: moto has no ``RedriveExecution``; this adds it as Step Functions
+  documents it (same ARN and input, from the unsuccessful state, succeeded states and finished
+  branches or iterations kept, ``RedriveCount``/``RedriveTime``, ``PENDING_REDRIVE``, the
+  redrive fields of DescribeExecution, ``ExecutionNotRedrivable``).
 * ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
   handed over as moto's stream object, which no state can read; Step Functions gives its text.
 """
@@ -70,6 +74,7 @@ from emulator.adapters.nested import (
     step_functions_response,
     sync_children_stop_with_their_task,
 )
+from emulator.adapters.redrive import REDRIVE_PERIOD, ExecutionNotRedrivable, redrivable_executions
 from emulator.adapters.sdk import sdk_bodies_as_text
 from emulator.adapters.stops import immediate_stops, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
@@ -87,7 +92,9 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_TASK_TOKEN_LENGTH",
     "MIN_TASK_TIMEOUT_SECONDS",
+    "REDRIVE_PERIOD",
     "SYNC_POLL_SECONDS",
+    "ExecutionNotRedrivable",
     "Gate",
     "Handler",
     "InProcessFunction",
@@ -106,6 +113,7 @@ __all__ = [
     "nested_workflows",
     "payload_size_bytes",
     "realistic_task_tokens",
+    "redrivable_executions",
     "scaled_waits",
     "sdk_bodies_as_text",
     "stack_trace",
