@@ -48,11 +48,22 @@ Each adapter is a context manager that patches one named place in moto and undoe
   documents it (same ARN and input, from the unsuccessful state, succeeded states and finished
   branches or iterations kept, ``RedriveCount``/``RedriveTime``, ``PENDING_REDRIVE``, the
   redrive fields of DescribeExecution, ``ExecutionNotRedrivable``).
+* ``express_executions_unanswered``: moto names an Express execution like a Standard one and
+  describes and stops it; Step Functions gives it an ``express`` ARN that DescribeExecution,
+  StopExecution and GetExecutionHistory refuse (``InvalidArn``), while a ``.sync`` parent is still
+  told when its Express child ends.
 * ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
   handed over as moto's stream object, which no state can read; Step Functions gives its text.
 """
 
 from emulator.adapters.dynamodb import atomic_dynamodb_writes, dynamodb_item_size_limit
+from emulator.adapters.express import (
+    EXPRESS_INVALID_ARN,
+    express_executions_unanswered,
+    express_outcome,
+    is_express_arn,
+    stop_express_execution,
+)
 from emulator.adapters.formats import aws_context_timestamps, aws_timestamp
 from emulator.adapters.lambdas import (
     Gate,
@@ -89,6 +100,7 @@ from emulator.adapters.timing import MIN_TASK_TIMEOUT_SECONDS, scaled_waits
 
 __all__ = [
     "DEFAULT_TASK_TOKEN_LENGTH",
+    "EXPRESS_INVALID_ARN",
     "MAX_PAYLOAD_BYTES",
     "MAX_TASK_TOKEN_LENGTH",
     "MIN_TASK_TIMEOUT_SECONDS",
@@ -105,8 +117,11 @@ __all__ = [
     "aws_context_timestamps",
     "aws_timestamp",
     "dynamodb_item_size_limit",
+    "express_executions_unanswered",
+    "express_outcome",
     "immediate_stops",
     "in_process_lambdas",
+    "is_express_arn",
     "load_handler",
     "load_module",
     "long_task_token",
@@ -120,6 +135,7 @@ __all__ = [
     "step_functions_parameters",
     "step_functions_payload_limit",
     "step_functions_response",
+    "stop_express_execution",
     "stoppable_task_token_waits",
     "sync_children_stop_with_their_task",
     "task_tokens_reach_started_executions",
