@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idempotency.errors import (
     IdempotencyError,
+    IdempotencyExecutionEndedError,
     IdempotencyPayloadMismatchError,
     IdempotencyResultTooLargeError,
     IdempotencyWaitTimeoutError,
@@ -28,7 +29,7 @@ from idempotency.errors import (
 from idempotency.key import identify
 from idempotency.observability import METRIC_FOR_OUTCOME, PAYLOAD_MISMATCHES, REJECTED_INPUTS, TAKEOVERS, WAIT_TIMEOUTS
 from idempotency.ownership import LivenessChecker, execution_arn_of_child
-from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, take_record
+from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, RunningCheck, take_record
 from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
 from idempotency.wakeup import RECORD_CHANGED
 
@@ -49,7 +50,12 @@ _TIMEOUT_ERROR = "States.Timeout"
 
 
 def look_and_take(
-    event: dict[str, Any], client: DynamoDBClient, config: Settings, now: int, check: LivenessCheck | None = None
+    event: dict[str, Any],
+    client: DynamoDBClient,
+    config: Settings,
+    now: int,
+    check: LivenessCheck | None = None,
+    running: RunningCheck | None = None,
 ) -> dict[str, Any]:
     """Compute the key of ``event["input"]`` and look at its record; take it if it is free.
 
@@ -58,7 +64,8 @@ def look_and_take(
     of one Express execution), ``childStateMachine``
     (child variant) and, when looking again after waiting, ``waiting``: this function's previous
     ``BUSY`` output, with ``wakeUp`` (what ended a wait for a task token: a wake-up message or a
-    timeout). ``check`` tells whether the holder of an expired lease can still act (Standard).
+    timeout). ``check`` tells whether the holder of an expired lease can still act, ``running``
+    whether this execution still runs before it replaces a record (Standard).
     """
     identity = identify(event["input"], config.scope_of(event["stateMachine"]), config.key_rules)
     key = identity.key
@@ -91,6 +98,7 @@ def look_and_take(
         payload_hash=identity.payload_hash,
         child_execution=execution_arn_of_child(child, event["executionId"]) if child else None,
         liveness=check if config.checks_liveness else None,
+        still_running=running if config.checks_liveness else None,
     )
     logger.info("Idempotency record looked at", extra={"outcome": outcome.outcome, "waited_seconds": waited_seconds})
     if outcome.taken_over:
@@ -116,7 +124,10 @@ def look_and_take(
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        output = look_and_take(event, dynamodb, settings, now=int(time.time()), check=liveness)
+        output = look_and_take(event, dynamodb, settings, now=int(time.time()), check=liveness, running=liveness.runs)
+    except IdempotencyExecutionEndedError:
+        logger.warning("This execution had ended when its take ran: nothing written")
+        raise
     except IdempotencyWaitTimeoutError:
         metrics.add_metric(name=WAIT_TIMEOUTS, unit=MetricUnit.Count, value=1)
         raise

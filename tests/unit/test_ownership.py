@@ -257,3 +257,18 @@ def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(ownershi
     answer = _checker(ownership, FakeStepFunctions({HOLDER: denied}))(_holder(record, HOLDER, None), NOW + 1000)
 
     assert answer.can_act is False
+
+
+@pytest.mark.parametrize(("status", "runs"), [("RUNNING", True), ("PENDING_REDRIVE", True), ("ABORTED", False), ("TIMED_OUT", False), ("FAILED", False)])
+def test_whether_an_execution_still_runs_is_its_status(ownership: ModuleType, status: str, runs: bool) -> None:
+    sfn = FakeStepFunctions({HOLDER: {"status": status}})
+
+    assert _checker(ownership, sfn).runs(HOLDER) is runs
+    assert sfn.described == [HOLDER]
+
+
+def test_an_execution_that_cannot_be_described_counts_as_running(ownership: ModuleType) -> None:
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "DescribeExecution")
+    sfn = FakeStepFunctions({HOLDER: throttled})
+
+    assert _checker(ownership, sfn).runs(HOLDER) is True

@@ -755,3 +755,62 @@ def test_ending_ownership_cuts_the_lease_of_a_take_that_lands_between_its_two_wr
     assert changed is not None and changed.status == record.IN_PROGRESS
     assert item is not None and item[record.EXECUTION_ID] == {"S": OWNER}
     assert item[record.LEASE_EXPIRY] == {"N": str(free_at)}  # not the take's own lease of LEASE seconds
+
+
+# --------------------------------------------------------------------------- a take still running after its execution ended
+class RecordingRunning:
+    """A ``record.RunningCheck`` answering from ``ended`` (the executions that have ended) and remembering whom it was asked about."""
+
+    def __init__(self, *ended: str) -> None:
+        self.ended = set(ended)
+        self.asked: list[str] = []
+
+    def __call__(self, execution_id: str) -> bool:
+        self.asked.append(execution_id)
+        return execution_id not in self.ended
+
+
+def test_a_take_whose_execution_has_ended_takes_back_none_of_its_own_records(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+    # What the release leaves for an ended execution that had no record yet: held by it until its calls can have ended.
+    free_at = NOW + 2
+    _put(dynamodb, record, record.IN_PROGRESS, **{record.RUN_ID: "", record.LEASE_EXPIRY: free_at})
+    before = _item(dynamodb)
+    running = RecordingRunning(OWNER)
+
+    with pytest.raises(layer.errors.IdempotencyExecutionEndedError) as refused:
+        take(OWNER, now=free_at + 5, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=free_at)), still_running=running)
+
+    assert OWNER in str(refused.value) and KEY in str(refused.value)
+    assert running.asked == [OWNER]
+    assert _item(dynamodb) == before
+
+
+def test_a_take_whose_execution_has_ended_takes_over_no_other_ended_holder(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+    take(OTHER)
+    before = _item(dynamodb)
+    now = NOW + LEASE + 1
+
+    with pytest.raises(layer.errors.IdempotencyExecutionEndedError):
+        take(OWNER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False)), still_running=RecordingRunning(OWNER))
+
+    assert _item(dynamodb) == before
+
+
+def test_a_failed_record_is_taken_again_only_by_a_running_execution(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+    _put(dynamodb, record, record.FAILED, **{record.EXECUTION_ID: OTHER, record.LEASE_EXPIRY: NOW - 1, record.ERROR: "StepFailed"})
+    before = _item(dynamodb)
+
+    with pytest.raises(layer.errors.IdempotencyExecutionEndedError):
+        take(OWNER, still_running=RecordingRunning(OWNER))
+    assert _item(dynamodb) == before
+
+    running = RecordingRunning()
+    assert take(OWNER, still_running=running).outcome == record.ACQUIRED
+    assert running.asked == [OWNER]
+
+
+def test_a_fresh_key_is_taken_without_asking_whether_the_caller_runs(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    running = RecordingRunning(OWNER)
+
+    assert take(OWNER, still_running=running).outcome == record.ACQUIRED
+    assert running.asked == []

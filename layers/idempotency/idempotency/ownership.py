@@ -68,6 +68,18 @@ class LivenessChecker:
         return Liveness(can_act=False, free_at=max(stops, default=0) + self.longest_call_seconds)
 
 
+    def runs(self, execution_arn: str) -> bool:
+        """Whether the execution still runs (``record.RunningCheck``); a doubt, or no answer, counts as running."""
+        if self._client is None:
+            self._client = self._make_client()
+        self.checks += 1
+        try:
+            description = self._client.describe_execution(executionArn=execution_arn)
+        except (ClientError, BotoCoreError):
+            return True
+        return description["status"] in RUNNING
+
+
 def execution_arn_of_child(child_state_machine_arn: str, parent_execution_arn: str) -> str:
     """The ARN of the child the child variant starts: named after its parent execution (see the child ASL)."""
     prefix, _, machine = child_state_machine_arn.rpartition(":stateMachine:")

@@ -38,6 +38,7 @@ from botocore.exceptions import (
 )
 
 from idempotency.errors import (
+    IdempotencyExecutionEndedError,
     IdempotencyPayloadMismatchError,
     IdempotencyRecordLostError,
     IdempotencyRecordStateError,
@@ -157,6 +158,8 @@ class Liveness:
 
 # Decides whether the holder of an expired lease can still act (asks Step Functions). None: lease only.
 LivenessCheck = Callable[[Holder, int], Liveness]
+# Whether an execution still runs (asks Step Functions; a doubt counts as running).
+RunningCheck = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ def take_record(
     payload_hash: str | None = None,
     child_execution: str | None = None,
     liveness: LivenessCheck | None = None,
+    still_running: RunningCheck | None = None,
 ) -> LockOutcome:
     """Look at the record of ``key`` and take it as IN_PROGRESS if it is free.
 
@@ -258,7 +262,14 @@ def take_record(
     ``liveness`` says its holder can no longer act (without ``liveness``, an Express workflow,
     the lease alone decides); a live holder's lease is extended.
 
+    A record that exists is only replaced by an execution ``still_running`` says runs: a take
+    still running after its own execution ended (a Lambda call outlives a stop) would otherwise
+    take the record back for an execution that will never save, once the record its release left
+    has gone quiet. A fresh key needs no such look: that release, which comes after the end,
+    finds the late take's record and cuts it, or leaves a record of its own first.
+
     Raises:
+        IdempotencyExecutionEndedError: the caller's execution has ended; nothing was written.
         IdempotencyPayloadMismatchError: the record was written for another payload with this key.
         IdempotencyRecordStateError: the stored record is in no state the envelope knows.
     """
@@ -274,6 +285,10 @@ def take_record(
                 return LockOutcome(BUSY, key, holder=decision.holder, look_again_at=now + lease_seconds)
             return decision
         condition, values = decision
+        if item is not None and still_running is not None and not still_running(owner.execution_id):
+            raise IdempotencyExecutionEndedError(
+                f"Execution {owner.execution_id} had ended when its take of record {key} ran: nothing was written."
+            )
         refused = _put_owned_record(
             client, table_name, key, owner, now, record_ttl_seconds, lease_seconds, condition, values, payload_hash, child_execution
         )
