@@ -12,6 +12,7 @@ the state machine from its ``DefinitionUri`` with ``DefinitionSubstitutions`` re
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import json
 import logging
@@ -19,7 +20,7 @@ import os
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,9 @@ class OfflineStack:
             },
         )
         self._exit: ExitStack | None = None
+        # Step Functions' clock for what it measures in days (the 14 days an execution can be
+        # redriven): a test moves it on instead of waiting. The functions read the real clock.
+        self.clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(tz=datetime.UTC)
         # None: clients are intercepted in process by mock_aws; a URL: they call that endpoint.
         self._endpoint_url: str | None = None
 
@@ -192,7 +196,9 @@ class OfflineStack:
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(immediate_stops())
-            exit_stack.enter_context(redrivable_executions(on_redrive=lambda execution: publish_status_change(self.events, execution)))
+            exit_stack.enter_context(
+                redrivable_executions(lambda: self.clock(), on_redrive=lambda execution: publish_status_change(self.events, execution))
+            )
             exit_stack.enter_context(timeouts_evaluated_once_stopped())
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())

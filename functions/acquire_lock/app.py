@@ -29,7 +29,7 @@ from idempotency.errors import (
 from idempotency.key import identify
 from idempotency.observability import METRIC_FOR_OUTCOME, PAYLOAD_MISMATCHES, REJECTED_INPUTS, TAKEOVERS, WAIT_TIMEOUTS
 from idempotency.ownership import LivenessChecker, execution_arn_of_child
-from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, RunningCheck, take_record
+from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, ResumeHolder, RunningCheck, take_record
 from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
 from idempotency.wakeup import RECORD_CHANGED
 
@@ -56,6 +56,7 @@ def look_and_take(
     now: int,
     check: LivenessCheck | None = None,
     running: RunningCheck | None = None,
+    resume: ResumeHolder | None = None,
 ) -> dict[str, Any]:
     """Compute the key of ``event["input"]`` and look at its record; take it if it is free.
 
@@ -65,7 +66,8 @@ def look_and_take(
     (child variant) and, when looking again after waiting, ``waiting``: this function's previous
     ``BUSY`` output, with ``wakeUp`` (what ended a wait for a task token: a wake-up message or a
     timeout). ``check`` tells whether the holder of an expired lease can still act, ``running``
-    whether this execution still runs before it replaces a record (Standard).
+    whether this execution still runs before it replaces a record, and ``resume`` redrives an
+    ended holder that can still be redriven instead of taking its record over (Standard).
     """
     identity = identify(event["input"], config.scope_of(event["stateMachine"]), config.key_rules)
     key = identity.key
@@ -99,6 +101,7 @@ def look_and_take(
         child_execution=execution_arn_of_child(child, event["executionId"]) if child else None,
         liveness=check if config.checks_liveness else None,
         still_running=running if config.checks_liveness else None,
+        resume=resume if config.checks_liveness else None,
     )
     logger.info("Idempotency record looked at", extra={"outcome": outcome.outcome, "waited_seconds": waited_seconds})
     if outcome.taken_over:
@@ -124,7 +127,7 @@ def look_and_take(
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        output = look_and_take(event, dynamodb, settings, now=int(time.time()), check=liveness, running=liveness.runs)
+        output = look_and_take(event, dynamodb, settings, now=int(time.time()), check=liveness, running=liveness.runs, resume=liveness.resume)
     except IdempotencyExecutionEndedError:
         logger.warning("This execution had ended when its take ran: nothing written")
         raise

@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from idempotency.errors import IdempotencyError
 from idempotency.key import identify
 from idempotency.observability import RECORDS_RELEASED, WAKE_UPS_FAILED
+from idempotency.ownership import REDRIVE_PERIOD_SECONDS
 from idempotency.record import Owner, end_ownership
 from idempotency.settings import SDK_CONFIG, Settings
 from idempotency.wakeup import wake_up_message, wake_waiters
@@ -79,8 +80,20 @@ def release_abandoned_record(
     failure_error = str(described.get("error") or "States.Runtime") if failed else None
     failure_cause = str(described.get("cause") or "") if failed else None
     ended = Owner(execution_id=execution_arn, start_time=_iso(detail.get("startDate"), now), run_id="")
+    # A stopped or timed-out owner can be redriven for 14 days: its record must outlive that, so a
+    # redrive (or a duplicate resuming it) finds it. A failure is recorded and ends the run.
+    keep_until = 0 if failed else stopped + REDRIVE_PERIOD_SECONDS + config.longest_call_seconds
     changed = end_ownership(
-        client, config.table_name, key, ended, now, free_at, config.record_ttl_seconds, error=failure_error, cause=failure_cause
+        client,
+        config.table_name,
+        key,
+        ended,
+        now,
+        free_at,
+        config.record_ttl_seconds,
+        error=failure_error,
+        cause=failure_cause,
+        keep_until=keep_until,
     )
     if changed is None:
         logger.info("Record not held by this execution: left as it is, or held for its take still in flight")

@@ -814,3 +814,48 @@ def test_a_fresh_key_is_taken_without_asking_whether_the_caller_runs(record: Mod
 
     assert take(OWNER, still_running=running).outcome == record.ACQUIRED
     assert running.asked == []
+
+
+# --------------------------------------------------------------------------- an ended holder that can still be redriven
+def test_an_ended_holder_that_can_still_be_redriven_is_resumed_and_waited_for_not_taken_over(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
+    take()
+    now = NOW + LEASE + 1
+    resumed: list[Any] = []
+
+    def resume(holder: Any) -> bool:
+        resumed.append(holder)
+        return True
+
+    busy = take(OTHER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=now - 1, redrivable=True)), resume=resume)
+
+    assert (busy.outcome, busy.taken_over, busy.look_again_at) == (record.BUSY, False, now + LEASE)
+    assert [holder.execution_id for holder in resumed] == [OWNER]
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.EXECUTION_ID], item[record.LEASE_EXPIRY]) == ({"S": OWNER}, {"N": str(now + LEASE)})
+
+
+def test_an_ended_holder_that_can_never_run_again_is_taken_over(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    now = NOW + LEASE + 1
+
+    taken = take(
+        OTHER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=now - 1, redrivable=True)), resume=lambda holder: False
+    )
+
+    assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
+    item = _item(dynamodb)
+    assert item is not None and item[record.EXECUTION_ID] == {"S": OTHER}
+
+
+def test_a_release_keeps_a_stopped_owners_record_at_least_until_asked(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    keep_until = NOW + 14 * 24 * 3600
+
+    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, RUN), NOW + 5, NOW + 7, TTL_SECONDS, keep_until=keep_until)
+
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.LEASE_EXPIRY], item[record.TTL]) == ({"N": str(NOW + 7)}, {"N": str(keep_until)})

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 RUNNING = ("RUNNING", "PENDING_REDRIVE")
+# DescribeExecution's redriveStatus of an ended execution Step Functions can still redrive.
+REDRIVABLE = "REDRIVABLE"
+# How long after its end Step Functions can redrive a Standard execution ("Redrive eligibility").
+REDRIVE_PERIOD_SECONDS = 14 * 24 * 3600
 # The execution is unknown: never started (a child the owner did not get to start), or its
 # history is gone (Step Functions keeps a closed Standard execution for 90 days).
 _UNKNOWN = ("ExecutionDoesNotExist",)
@@ -29,6 +33,8 @@ _UNKNOWN = ("ExecutionDoesNotExist",)
 # (another workflow given the same IdempotencyScope), or not a Standard execution ARN. Then the
 # lease alone decides, as for Express workflows; asking again would never get an answer.
 _UNANSWERABLE = ("AccessDeniedException", "InvalidArn")
+# RedriveExecution's answer for an execution that runs, succeeded, or can no longer be redriven.
+_NOT_REDRIVABLE = "ExecutionNotRedrivable"
 
 
 class LivenessChecker:
@@ -50,6 +56,7 @@ class LivenessChecker:
         if self._client is None:
             self._client = self._make_client()
         stops: list[int] = []
+        redrivable = False
         for execution_arn in filter(None, (holder.execution_id, holder.child_execution)):
             try:
                 description = self._client.describe_execution(executionArn=execution_arn)
@@ -65,7 +72,29 @@ class LivenessChecker:
             if description["status"] in RUNNING:
                 return Liveness(can_act=True)
             stops.append(_epoch_seconds(description.get("stopDate"), default=now))
-        return Liveness(can_act=False, free_at=max(stops, default=0) + self.longest_call_seconds)
+            redrivable = redrivable or description.get("redriveStatus") == REDRIVABLE
+        return Liveness(can_act=False, free_at=max(stops, default=0) + self.longest_call_seconds, redrivable=redrivable)
+
+    def resume(self, holder: Holder) -> bool:
+        """Redrive an ended holder (``record.ResumeHolder``): its child first, which its own redrive then finds running.
+
+        True when the holder runs again, by this redrive or another one; False when Step Functions
+        will never run it again (then its record may be taken over). A doubt counts as running.
+        """
+        if self._client is None:
+            self._client = self._make_client()
+        for execution_arn in filter(None, (holder.child_execution, holder.execution_id)):
+            try:
+                self._client.redrive_execution(executionArn=execution_arn)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                if code in _UNKNOWN:
+                    continue  # a child that was never started
+                if code != _NOT_REDRIVABLE:
+                    return True  # no answer: wait, and look again
+            except BotoCoreError:
+                return True
+        return self.runs(holder.execution_id)
 
 
     def runs(self, execution_arn: str) -> bool:

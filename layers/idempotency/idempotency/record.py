@@ -150,16 +150,25 @@ class Holder:
 
 @dataclass(frozen=True)
 class Liveness:
-    """Whether a holder can still act (it or a call it started still runs), and if not, from when its key is free."""
+    """Whether a holder can still act (it or a call it started still runs), and if not, from when its key is free.
+
+    ``redrivable``: the holder ended but Step Functions can still redrive it (a Standard execution
+    that failed, was stopped or timed out, less than 14 days ago). A redrive would continue its
+    steps, so its record is never taken over: it is resumed instead (``ResumeHolder``).
+    """
 
     can_act: bool
     free_at: int = 0
+    redrivable: bool = False
 
 
 # Decides whether the holder of an expired lease can still act (asks Step Functions). None: lease only.
 LivenessCheck = Callable[[Holder, int], Liveness]
 # Whether an execution still runs (asks Step Functions; a doubt counts as running).
 RunningCheck = Callable[[str], bool]
+# Redrives an ended holder that can still be redriven (RedriveExecution): True when it runs again
+# (by this call or another), False when it can never run again (then its record may be taken over).
+ResumeHolder = Callable[[Holder], bool]
 
 
 @dataclass(frozen=True)
@@ -252,6 +261,7 @@ def take_record(
     child_execution: str | None = None,
     liveness: LivenessCheck | None = None,
     still_running: RunningCheck | None = None,
+    resume: ResumeHolder | None = None,
 ) -> LockOutcome:
     """Look at the record of ``key`` and take it as IN_PROGRESS if it is free.
 
@@ -268,6 +278,11 @@ def take_record(
     has gone quiet. A fresh key needs no such look: that release, which comes after the end,
     finds the late take's record and cuts it, or leaves a record of its own first.
 
+    A holder that ended but can still be redriven is never taken over: any redrive, by an
+    operator or not, would continue its steps beside the new owner's. Once its calls can have
+    ended, ``resume`` redrives it instead, and the caller waits for it like any live holder
+    (its lease is extended); the record changes owner only once the holder can never run again.
+
     Raises:
         IdempotencyExecutionEndedError: the caller's execution has ended; nothing was written.
         IdempotencyPayloadMismatchError: the record was written for another payload with this key.
@@ -276,6 +291,11 @@ def take_record(
     item = _live(read_record(client, table_name, key), now)
     for _ in range(3):
         decision = _decide(key, item, owner, now, may_take_failed, reported_errors, payload_hash, liveness)
+        if isinstance(decision, _Resumable):
+            if resume is None or not resume(decision.holder):
+                decision = decision.put  # it can never run again: taken over
+            else:
+                decision = LockOutcome(BUSY, key, holder=decision.holder)  # running again: waited for, its lease extended
         if isinstance(decision, LockOutcome):
             if decision.outcome == BUSY and decision.look_again_at is None and item is not None:
                 extended = extend_lease(client, table_name, key, item, now + lease_seconds)
@@ -304,6 +324,14 @@ def take_record(
 _Put = tuple[str, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _Resumable:
+    """An ended holder that can still be redriven: resumed if possible, else its record is taken with ``put``."""
+
+    holder: Holder
+    put: _Put
+
+
 def _decide(
     key: str,
     item: dict[str, Any] | None,
@@ -313,7 +341,7 @@ def _decide(
     reported_errors: Collection[str],
     payload_hash: str | None,
     liveness: LivenessCheck | None,
-) -> LockOutcome | _Put:
+) -> LockOutcome | _Put | _Resumable:
     now_value = {":now": {"N": str(now)}}
     if item is None:
         return _NOT_LIVE, now_value
@@ -349,6 +377,8 @@ def _decide(
             return LockOutcome(BUSY, key, holder=holder)  # take_record extends the lease
         if state.free_at > now:
             return LockOutcome(BUSY, key, holder=holder, look_again_at=state.free_at + 1)
+        if state.redrivable:
+            return _Resumable(holder, (condition, values))
     return condition, values
 
 
@@ -590,6 +620,7 @@ def end_ownership(
     *,
     error: str | None = None,
     cause: str | None = None,
+    keep_until: int = 0,
 ) -> SavedOutcome | None:
     """Mark that ``ended`` (an execution that stopped, timed out or failed) will not save: its key is free at ``free_at``.
 
@@ -600,6 +631,10 @@ def end_ownership(
     flight that lands later: a record held by it until ``free_at`` is put first, so that take is
     refused instead of leaving the key blocked. Returns what changed (for its waiters), or None
     when the record is saved or held by another execution: then nothing changes.
+
+    The record lives at least until ``keep_until`` (its ``ttl`` is raised to it, never lowered):
+    an ended execution Step Functions can still redrive keeps its record, so a redrive finds it
+    and a later execution resumes it rather than starting the key afresh.
     """
     run_id_condition = "#execution_id = :execution_id AND #status = :in_progress"
     if error is None:
@@ -613,10 +648,12 @@ def end_ownership(
     for _ in range(3):
         item, landed = _update_if(client, table_name, key, update, condition, {**values, **held})
         if landed:
+            if int(item.get(TTL, {}).get("N", "0")) < keep_until:
+                item, _ = _update_if(client, table_name, key, "SET #ttl = :keep_until", condition, {**held, ":keep_until": {"N": str(keep_until)}})
             break
         if _live(item or None, now) is not None:
             return None  # saved, or held by another execution: not ours to change
-        if _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, record_ttl_seconds):
+        if _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, max(now + record_ttl_seconds, keep_until)):
             return None
         # A record appeared between the two writes (the ended execution's own take, landing late):
         # look again, so its lease is cut too.
@@ -625,15 +662,13 @@ def end_ownership(
     return waiters_of(item)
 
 
-def _put_record_of_ended_owner(
-    client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, record_ttl_seconds: int
-) -> bool:
+def _put_record_of_ended_owner(client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, ttl: int) -> bool:
     """Put a record held by ``ended`` until ``free_at`` if there is none; False when one appeared meanwhile."""
     try:
         _with_retries(
             lambda: client.put_item(
                 TableName=table_name,
-                Item=_in_progress_item(key, ended, ttl=now + record_ttl_seconds, lease_expiry=free_at),
+                Item=_in_progress_item(key, ended, ttl=ttl, lease_expiry=free_at),
                 ConditionExpression=_NOT_LIVE,
                 ExpressionAttributeNames=_names(_NOT_LIVE),
                 ExpressionAttributeValues={":now": {"N": str(now)}},
