@@ -12,6 +12,7 @@ before looking again) or, for a waiter whose policy is ``WaitersOnFailure=Fail``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -57,6 +58,7 @@ def look_and_take(
     check: LivenessCheck | None = None,
     running: RunningCheck | None = None,
     resume: ResumeHolder | None = None,
+    child_check: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Compute the key of ``event["input"]`` and look at its record; take it if it is free.
 
@@ -68,6 +70,7 @@ def look_and_take(
     timeout). ``check`` tells whether the holder of an expired lease can still act, ``running``
     whether this execution still runs before it replaces a record, and ``resume`` redrives an
     ended holder that can still be redriven instead of taking its record over (Standard).
+    ``child_check`` refuses a child workflow the envelope cannot follow (an Express one).
     """
     identity = identify(event["input"], config.scope_of(event["stateMachine"]), config.key_rules)
     key = identity.key
@@ -86,6 +89,8 @@ def look_and_take(
             rechecks += 1
             waited_seconds += int(waiting["recheckAfterSeconds"])
     child = event.get("childStateMachine")
+    if child and child_check is not None:
+        child_check(child)
     outcome = take_record(
         client,
         config.table_name,
@@ -127,7 +132,9 @@ def look_and_take(
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        output = look_and_take(event, dynamodb, settings, now=int(time.time()), check=liveness, running=liveness.runs, resume=liveness.resume)
+        output = look_and_take(
+            event, dynamodb, settings, now=int(time.time()), check=liveness, running=liveness.runs, resume=liveness.resume, child_check=liveness.refuse_express_child
+        )
     except IdempotencyExecutionEndedError:
         logger.warning("This execution had ended when its take ran: nothing written")
         raise

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from idempotency.errors import IdempotencyConfigurationError
 from idempotency.record import Holder, Liveness
+from idempotency.settings import EXPRESS
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
@@ -50,6 +52,8 @@ class LivenessChecker:
         self._client: SFNClient | None = None
         self.longest_call_seconds = longest_call_seconds
         self.checks = 0
+        # Child workflows found Standard: asked once per state machine and container.
+        self._standard_children: set[str] = set()
 
     def __call__(self, holder: Holder, now: int) -> Liveness:
         self.checks += 1
@@ -107,6 +111,34 @@ class LivenessChecker:
         except (ClientError, BotoCoreError):
             return True
         return description["status"] in RUNNING
+
+
+    def refuse_express_child(self, state_machine_arn: str) -> None:
+        """Refuse to wrap an Express state machine (child variant), once per state machine, before any write.
+
+        Step Functions can neither describe nor stop an Express execution: when the envelope is
+        stopped, its Express child runs on unseen (up to 5 minutes), so a duplicate would start a
+        second one beside it, and a redrive of the envelope would start the child afresh rather than
+        continue it. If the state machine cannot be described (no answer), the take goes on.
+
+        Raises:
+            IdempotencyConfigurationError: ``state_machine_arn`` is an Express state machine.
+        """
+        if state_machine_arn in self._standard_children:
+            return
+        if self._client is None:
+            self._client = self._make_client()
+        try:
+            described = self._client.describe_state_machine(stateMachineArn=state_machine_arn)
+        except (ClientError, BotoCoreError):
+            return
+        if described.get("type") == EXPRESS:
+            raise IdempotencyConfigurationError(
+                f"WorkflowArn {state_machine_arn} is an Express state machine: Step Functions can neither describe nor stop "
+                "an Express execution, so the envelope could not tell when a child left running by a stopped envelope ends, "
+                "nor continue it on a redrive. Wrap a Standard state machine (it may itself call Express workflows)."
+            )
+        self._standard_children.add(state_machine_arn)
 
 
 def execution_arn_of_child(child_state_machine_arn: str, parent_execution_arn: str) -> str:
