@@ -80,9 +80,9 @@ def release_abandoned_record(
     failure_error = str(described.get("error") or "States.Runtime") if failed else None
     failure_cause = str(described.get("cause") or "") if failed else None
     ended = Owner(execution_id=execution_arn, start_time=_iso(detail.get("startDate"), now), run_id="")
-    # A stopped or timed-out owner can be redriven for 14 days: its record must outlive that, so a
-    # redrive (or a duplicate resuming it) finds it. A failure is recorded and ends the run.
-    keep_until = 0 if failed else stopped + REDRIVE_PERIOD_SECONDS + config.longest_call_seconds
+    # An ended owner can be redriven for 14 days: its record must outlive that, so a redrive (or a
+    # duplicate resuming it) finds it and its redriven save can still land.
+    keep_until = stopped + REDRIVE_PERIOD_SECONDS + config.longest_call_seconds
     changed = end_ownership(
         client,
         config.table_name,

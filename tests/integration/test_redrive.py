@@ -29,6 +29,7 @@ from tests.integration.support import (
     start_registered_waiter,
     wait_until,
 )
+from tests.integration.test_faults import failed_by_its_save
 
 # Real seconds: a stopped owner's calls in flight can run this long after its stop.
 LONGEST_CALL_SECONDS = 2
@@ -158,3 +159,47 @@ def test_a_redrive_of_a_failed_owner_whose_key_another_execution_saved_runs_no_s
     assert business_step_calls(stack) == calls
     saved = stack.get_record(compute_idempotency_key(execution_input))
     assert saved is not None and (saved["executionstatus"], saved["executionid"]) == ("SUCCESS", rerun.execution_arn)
+
+
+def test_an_owner_whose_save_kept_failing_finishes_its_run_when_redriven(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    calls = business_step_calls(stack)
+    owner, recorded = failed_by_its_save(stack, execution_input)
+
+    stack.sfn.redrive_execution(executionArn=owner.execution_arn)
+    redriven = stack.wait_for(owner.execution_arn, timeout=60)
+
+    assert recorded is not None and (recorded["executionstatus"], recorded["executionid"]) == ("FAILED", owner.execution_arn)
+    assert redriven.status == "SUCCEEDED", redriven.cause
+    assert business_step_calls(stack) - calls == STEP_CALLS  # its steps are kept: only its save ran again
+    saved = stack.get_record(compute_idempotency_key(execution_input))
+    assert saved is not None and (saved["executionstatus"], saved["executionid"]) == ("SUCCESS", owner.execution_arn)
+
+
+class ReplyLost(Exception):
+    """The take's write landed, but its answer never reached the state machine."""
+
+
+def _take_then_lose_the_reply(handler: Any, event: Any, context: Any) -> Any:
+    handler(event, context)
+    raise ReplyLost("the take's reply was lost")
+
+
+def test_an_owner_whose_take_failed_after_it_landed_finishes_its_run_when_redriven(stack: OfflineStack, unique: str) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    calls = business_step_calls(stack)
+    with stack.lambdas.intercept("AcquireLockFunction", _take_then_lose_the_reply):
+        owner = stack.run(execution_input)
+        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the release to record the failure")
+    held = stack.get_record(key)
+
+    stack.sfn.redrive_execution(executionArn=owner.execution_arn)
+    redriven = stack.wait_for(owner.execution_arn, timeout=60)
+
+    assert owner.status == "FAILED" and owner.error == "ReplyLost"
+    assert held is not None and (held["executionstatus"], held["executionid"]) == ("FAILED", owner.execution_arn)
+    assert redriven.status == "SUCCEEDED", redriven.cause
+    assert business_step_calls(stack) - calls == STEP_CALLS
+    saved = stack.get_record(key)
+    assert saved is not None and (saved["executionstatus"], saved["executionid"]) == ("SUCCESS", owner.execution_arn)

@@ -298,11 +298,18 @@ def test_an_ended_holder_is_redrivable_as_step_functions_says(ownership: ModuleT
     assert (answer.can_act, answer.redrivable) == (False, redrivable)
 
 
-def test_resuming_a_holder_redrives_its_child_first_then_the_holder(ownership: ModuleType, record: ModuleType) -> None:
+def test_resuming_a_holder_redrives_it(ownership: ModuleType, record: ModuleType) -> None:
+    sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)})
+
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is True
+    assert sfn.redriven == [HOLDER]
+
+
+def test_a_holder_with_a_child_workflow_is_not_resumed(ownership: ModuleType, record: ModuleType) -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW), CHILD: _ended("ABORTED", NOW)})
 
-    assert _checker(ownership, sfn).resume(_holder(record, HOLDER, CHILD)) is True
-    assert sfn.redriven == [CHILD, HOLDER]
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER, CHILD)) is False
+    assert sfn.redriven == []
 
 
 def test_a_holder_someone_else_redrove_counts_as_resumed(ownership: ModuleType, record: ModuleType) -> None:

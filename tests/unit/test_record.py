@@ -859,3 +859,55 @@ def test_a_release_keeps_a_stopped_owners_record_at_least_until_asked(record: Mo
     item = _item(dynamodb)
     assert item is not None
     assert (item[record.LEASE_EXPIRY], item[record.TTL]) == ({"N": str(NOW + 7)}, {"N": str(keep_until)})
+
+
+# --------------------------------------------------------------------------- a failure the release recorded for an owner that ended unsaved
+def _ended_unsaved(record: ModuleType, dynamodb: Any, take: Any) -> None:
+    """OWNER took the record, then ended without saving; its release recorded the failure (quiet until NOW + 7)."""
+    take()
+    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, RUN), NOW + 5, NOW + 7, TTL_SECONDS, error="ThrottlingException", cause="")
+
+
+def test_a_redriven_owner_saves_over_the_failure_its_release_recorded(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    _ended_unsaved(record, dynamodb, take)
+
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json='{"ok":true}')
+
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.STATUS], item[record.RESULT]) == ({"S": record.SUCCESS}, {"S": '{"ok":true}'})
+    assert {record.ERROR, record.CAUSE, record.ENDED_UNSAVED, record.LEASE_EXPIRY}.isdisjoint(item)
+
+
+def test_a_failure_the_owner_saved_itself_is_never_saved_over(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+    take()
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="StepFailed", cause="")
+
+    with pytest.raises(layer.errors.IdempotencyRecordLostError):
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json="1")
+
+
+def test_a_duplicate_resumes_an_owner_that_ended_unsaved_instead_of_taking_its_failure_over(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    _ended_unsaved(record, dynamodb, take)
+    resumed: list[str] = []
+
+    def resume(holder: Any) -> bool:
+        resumed.append(holder.execution_id)
+        return True
+
+    busy = take(OTHER, now=NOW + 8, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=NOW + 7, redrivable=True)), resume=resume)
+
+    assert (busy.outcome, busy.wakes_waiters) == (record.BUSY, False)  # waiters poll: nobody registers on a FAILED record
+    assert resumed == [OWNER]
+    item = _item(dynamodb)
+    assert item is not None and (item[record.STATUS], item[record.EXECUTION_ID]) == ({"S": record.FAILED}, {"S": OWNER})
+
+
+def test_a_redriven_owner_takes_back_the_record_its_release_failed(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    _ended_unsaved(record, dynamodb, take)
+    running = RecordingRunning()
+
+    taken = take(OWNER, now=NOW + 6, still_running=running)  # within its own quiet period: it is that owner
+
+    assert taken.outcome == record.ACQUIRED
+    assert running.asked == [OWNER]

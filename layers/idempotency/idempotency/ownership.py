@@ -80,26 +80,28 @@ class LivenessChecker:
         return Liveness(can_act=False, free_at=max(stops, default=0) + self.longest_call_seconds, redrivable=redrivable)
 
     def resume(self, holder: Holder) -> bool:
-        """Redrive an ended holder (``record.ResumeHolder``): its child first, which its own redrive then finds running.
+        """Redrive an ended holder (``record.ResumeHolder``).
 
         True when the holder runs again, by this redrive or another one; False when Step Functions
-        will never run it again (then its record may be taken over). A doubt counts as running.
+        will never run it again, and then its record may be taken over. A doubt counts as running.
+
+        A holder with a child workflow (child variant) is not resumed: its redrive reruns its
+        ``startExecution.sync:2`` under the same name, which Step Functions refuses
+        (``ExecutionAlreadyExists``) unless the child is still running, so it would record a
+        failure rather than continue the child's run.
         """
+        if holder.child_execution:
+            return False
         if self._client is None:
             self._client = self._make_client()
-        for execution_arn in filter(None, (holder.child_execution, holder.execution_id)):
-            try:
-                self._client.redrive_execution(executionArn=execution_arn)
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code")
-                if code in _UNKNOWN:
-                    continue  # a child that was never started
-                if code != _NOT_REDRIVABLE:
-                    return True  # no answer: wait, and look again
-            except BotoCoreError:
-                return True
+        try:
+            self._client.redrive_execution(executionArn=holder.execution_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != _NOT_REDRIVABLE:
+                return True  # no answer: wait, and look again
+        except BotoCoreError:
+            return True
         return self.runs(holder.execution_id)
-
 
     def runs(self, execution_arn: str) -> bool:
         """Whether the execution still runs (``record.RunningCheck``); a doubt, or no answer, counts as running."""

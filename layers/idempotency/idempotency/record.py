@@ -68,6 +68,10 @@ WAITERS = "waiters"
 CHILD_EXECUTION = "childexecution"
 # SHA-256 of the validated part of the input (payload validation); absent when validation is off.
 PAYLOAD_HASH = "payloadhash"
+# Set by the release on a failure it recorded for an owner that ended without saving (its save or
+# another envelope state kept failing): that owner may still be redriven, and its redriven save
+# may then store its outcome over this failure.
+ENDED_UNSAVED = "endedunsaved"
 
 # Attribute names of a waiter slot.
 TASK_TOKEN = "tasktoken"
@@ -103,6 +107,8 @@ _WRITE_ATTEMPTS = 4
 _NOT_LIVE = "attribute_not_exists(#id) OR #ttl < :now"
 # The record is IN_PROGRESS and owned by the given run of the given execution.
 _OWNED = "#status = :in_progress AND #execution_id = :execution_id AND #run_id = :run_id"
+# ... or FAILED by its release after it ended unsaved (a redriven owner saving).
+_SAVABLE = "(#status = :in_progress OR (#status = :failed AND attribute_exists(#ended))) AND #execution_id = :execution_id AND #run_id = :run_id"
 # ... and live (a waiter registering on it).
 _HELD_BY = f"{_OWNED} AND #ttl >= :now"
 
@@ -117,6 +123,7 @@ _NAMES = {
     "#error": ERROR,
     "#cause": CAUSE,
     "#waiters": WAITERS,
+    "#ended": ENDED_UNSAVED,
 }
 
 
@@ -295,14 +302,17 @@ def take_record(
             if resume is None or not resume(decision.holder):
                 decision = decision.put  # it can never run again: taken over
             else:
-                decision = LockOutcome(BUSY, key, holder=decision.holder)  # running again: waited for, its lease extended
+                # Running again: waited for, its lease extended. Waiters register only on an IN_PROGRESS record; on a
+                # failure it will save over, they poll.
+                in_progress = item is not None and item.get(STATUS, {}).get("S") == IN_PROGRESS
+                decision = LockOutcome(BUSY, key, holder=decision.holder, wakes_waiters=in_progress)
         if isinstance(decision, LockOutcome):
             if decision.outcome == BUSY and decision.look_again_at is None and item is not None:
                 extended = extend_lease(client, table_name, key, item, now + lease_seconds)
                 if extended is not None:  # the holder changed meanwhile: look at what is there now
                     item = _live(extended, now)
                     continue
-                return LockOutcome(BUSY, key, holder=decision.holder, look_again_at=now + lease_seconds)
+                return LockOutcome(BUSY, key, holder=decision.holder, look_again_at=now + lease_seconds, wakes_waiters=decision.wakes_waiters)
             return decision
         condition, values = decision
         if item is not None and still_running is not None and not still_running(owner.execution_id):
@@ -358,10 +368,21 @@ def _decide(
         error = item.get(ERROR, {}).get("S", "States.TaskFailed")
         if not may_take_failed or error in reported_errors:
             return LockOutcome(FAILED_OUTCOME, key, holder=holder, error=error, cause=item.get(CAUSE, {}).get("S", ""))
+        put = f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
+        ended_unsaved = ENDED_UNSAVED in item
+        if ended_unsaved and holder.execution_id == owner.execution_id:
+            return put  # that owner itself, redriven: it takes its record back (if it runs: take_record asks)
         if holder.lease_expiry >= now:
             # The failed owner's other calls may still run (a Parallel's branches): not yet.
             return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1, wakes_waiters=False)
-        return f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
+        if ended_unsaved and liveness is not None:
+            # Its steps may have run; a redrive would continue it: resumed rather than run again.
+            state = liveness(holder, now)
+            if state.can_act:
+                return LockOutcome(BUSY, key, holder=holder, wakes_waiters=False)  # redriven already: waited for
+            if state.redrivable:
+                return _Resumable(holder, put)
+        return put
     if status != IN_PROGRESS:
         raise IdempotencyRecordStateError(
             f"Record {key} has {STATUS}={status!r}; expected {IN_PROGRESS}, {SUCCESS} or {FAILED}."
@@ -572,26 +593,32 @@ def save_outcome(
     ``owner_execution_id``, so an owner that lost the record cannot overwrite a newer owner's,
     and a save never creates a record. A reply lost on the way is retried; saving again what the
     same owner already saved succeeds, so a retried invocation is harmless. A FAILED record is
-    not taken again before ``quiet_until``: the failed steps' other calls may still run.
+    not taken again before ``quiet_until``: the failed steps' other calls may still run. A failure
+    the release recorded after this owner ended unsaved is overwritten: the owner was redriven.
 
     Raises:
         IdempotencyRecordLostError: another execution owns the record now, or it is gone.
     """
     if error is None:
         status = SUCCESS
-        update = "SET #status = :status, #result = :result REMOVE #lease"
+        update = "SET #status = :status, #result = :result REMOVE #lease, #ended, #error, #cause"
         values: dict[str, Any] = {":status": {"S": SUCCESS}, ":result": {"S": result_json if result_json is not None else "null"}}
     else:
         status = FAILED
         update = "SET #status = :status, #error = :error, #cause = :cause"
         values = {":status": {"S": FAILED}, **_failure_values(error, cause)}
         if quiet_until is not None:
-            update += ", #lease = :quiet_until"
+            update += ", #lease = :quiet_until REMOVE #ended"
             values[":quiet_until"] = {"N": str(quiet_until)}
         else:
-            update += " REMOVE #lease"
-    owned = {":in_progress": {"S": IN_PROGRESS}, ":execution_id": {"S": owner_execution_id}, ":run_id": {"S": run_id}}
-    item, landed = _update_if(client, table_name, key, update, _OWNED, {**values, **owned})
+            update += " REMOVE #lease, #ended"
+    owned = {
+        ":in_progress": {"S": IN_PROGRESS},
+        ":failed": {"S": FAILED},
+        ":execution_id": {"S": owner_execution_id},
+        ":run_id": {"S": run_id},
+    }
+    item, landed = _update_if(client, table_name, key, update, _SAVABLE, {**values, **owned})
     if not landed:
         already_saved = (
             item.get(EXECUTION_ID, {}).get("S") == owner_execution_id
@@ -641,8 +668,8 @@ def end_ownership(
         update = "SET #lease = :free_at"
         values: dict[str, Any] = {":free_at": {"N": str(free_at)}}
     else:
-        update = "SET #lease = :free_at, #status = :failed, #error = :error, #cause = :cause"
-        values = {":free_at": {"N": str(free_at)}, ":failed": {"S": FAILED}, **_failure_values(error, cause)}
+        update = "SET #lease = :free_at, #status = :failed, #error = :error, #cause = :cause, #ended = :ended"
+        values = {":free_at": {"N": str(free_at)}, ":failed": {"S": FAILED}, ":ended": {"BOOL": True}, **_failure_values(error, cause)}
     condition = f"{run_id_condition} AND #ttl >= :now"
     held = {":execution_id": {"S": ended.execution_id}, ":in_progress": {"S": IN_PROGRESS}, ":now": {"N": str(now)}}
     for _ in range(3):
