@@ -36,6 +36,7 @@ from tests.integration.support import (
     failing_steps,
     held_owner,
     intercept_steps,
+    past_the_redrive_period,
     start_registered_waiter,
     wait_until,
 )
@@ -329,7 +330,8 @@ def test_a_save_that_keeps_failing_is_recorded_failed_and_the_next_execution_res
 
 def test_a_save_and_a_release_that_keep_failing_leave_a_lease_taken_over_once_the_owner_has_ended() -> None:
     parameters = {"LockLeaseSeconds": 1, "LongestCallSeconds": 1}
-    with OfflineStack(parameters, environment=QUIET) as stack:
+    # Past the redrive period: the owner can never run again, so its record is taken over.
+    with OfflineStack(parameters, environment=QUIET) as stack, past_the_redrive_period(stack):
         execution_input = {"orderId": "unlucky", "forceFailure": False}
         key = compute_idempotency_key(execution_input)
         with failing_dynamodb("update_item", "ThrottlingException", times=1_000_000):

@@ -29,6 +29,7 @@ from tests.integration.support import (
     compute_idempotency_key,
     held_owner,
     intercept_steps,
+    past_the_redrive_period,
     start_registered_waiter,
     wait_until,
 )
@@ -64,6 +65,13 @@ def ended() -> Iterator[OfflineStack]:
         yield stack
 
 
+@pytest.fixture
+def owners_past_redrive(ended: OfflineStack) -> Iterator[None]:
+    """The ``ended`` stack with Step Functions' clock past the redrive period: stopped owners are taken over."""
+    with past_the_redrive_period(ended):
+        yield
+
+
 def _stop_date(stack: OfflineStack, execution_arn: str) -> int:
     """When the execution stopped, in whole seconds rounded up, from its status-change event (published at once, as on AWS)."""
     found: list[Any] = []
@@ -86,6 +94,7 @@ def _steps_started_at(result: ExecutionResult) -> float:
     return float(entered)
 
 
+@pytest.mark.usefixtures("owners_past_redrive")
 def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_ended(ended: OfflineStack, unique: str) -> None:
     stack = ended
     execution_input = {"orderId": unique, "forceFailure": False}
@@ -116,6 +125,7 @@ def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_en
     assert business_step_calls(stack) - calls == 2 * STEP_CALLS
 
 
+@pytest.mark.usefixtures("owners_past_redrive")
 def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended: OfflineStack, unique: str) -> None:
     stack = ended
     execution_input = {"orderId": unique, "forceFailure": False}
@@ -217,7 +227,7 @@ def test_steps_that_outlast_the_lease_are_not_run_twice_while_the_owner_runs() -
 def test_a_waiter_of_a_stopped_owner_is_woken_and_takes_over_once_the_owners_calls_can_have_ended() -> None:
     # Looks on its own only after 300 s: its wait ending with a message, not a timeout, proves the release woke it.
     parameters = {"PollIntervalSeconds": 300, "LongestCallSeconds": LONGEST_CALL_SECONDS}
-    with OfflineStack(parameters, environment=QUIET) as stack:
+    with OfflineStack(parameters, environment=QUIET) as stack, past_the_redrive_period(stack):
         execution_input = {"orderId": "stopped", "forceFailure": False}
         gate = Gate()
         with intercept_steps(stack, gate):

@@ -388,8 +388,10 @@ def _decide(
             f"Record {key} has {STATUS}={status!r}; expected {IN_PROGRESS}, {SUCCESS} or {FAILED}."
         )
     condition, values = f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
-    if holder.execution_id == owner.execution_id and holder.run_id == owner.run_id:
-        return condition, values  # a retried invocation whose first attempt took the record but lost the reply
+    if holder.execution_id == owner.execution_id and (holder.run_id == owner.run_id or liveness is not None):
+        # A retried invocation whose first attempt took the record but lost the reply; or (Standard, which
+        # runs one run at a time) the record its release left, found by that execution redriven.
+        return condition, values
     if holder.lease_expiry >= now:
         return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1)
     if liveness is not None:
