@@ -19,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from emulator.adapters import Handler, LambdaRegistry, in_process_lambdas
+from emulator.events import STATUS_CHANGE, EventBus
 
 REGION = "us-east-1"
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -87,6 +88,21 @@ class Cloud:
 
     def history(self, execution: str) -> list[dict[str, Any]]:
         return list(self.sfn.get_execution_history(executionArn=execution)["events"])
+
+
+def status_changes_of(bus: EventBus) -> list[dict[str, Any]]:
+    """Every "Step Functions Execution Status Change" event ``bus`` publishes from now on, in order (filled as published)."""
+    events: list[dict[str, Any]] = []
+    original = bus.put_event
+
+    def put_event(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:
+        event = original(source, detail_type, detail, resources)
+        if detail_type == STATUS_CHANGE:
+            events.append(event)
+        return event
+
+    bus.put_event = put_event  # type: ignore[method-assign]
+    return events
 
 
 def moto_execution(execution_arn: str) -> Any:

@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from emulator.adapters import REDRIVE_PERIOD, Gate, immediate_stops, redrivable_executions, scaled_waits
-from emulator.events import STATUS_CHANGE, EventBus, execution_status_events, publish_status_change
-from tests.unit.sfn_support import Cloud, cloud_fixture, lambda_task  # noqa: F401  (the cloud fixture)
+from emulator.events import EventBus, execution_status_events, publish_status_change
+from tests.unit.sfn_support import Cloud, cloud_fixture, lambda_task, status_changes_of  # noqa: F401  (the cloud fixture)
 
 
 class Steps:
@@ -59,16 +59,7 @@ def clock() -> Clock:
 def published(cloud: Cloud, clock: Clock) -> Iterator[list[dict[str, Any]]]:
     """The adapter on (with immediate stops and status-change events); yields every status change published."""
     bus = EventBus(region="us-east-1", account_id="123456789012")
-    events: list[dict[str, Any]] = []
-    original = bus.put_event
-
-    def put_event(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:
-        event = original(source, detail_type, detail, resources)
-        if detail_type == STATUS_CHANGE:
-            events.append(event)
-        return event
-
-    bus.put_event = put_event  # type: ignore[method-assign]
+    events = status_changes_of(bus)
     with (
         execution_status_events(bus),
         immediate_stops(),

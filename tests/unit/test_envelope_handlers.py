@@ -75,6 +75,8 @@ class Envelope:
             config or self.take.settings,
             now=now,
             check=self.take.liveness,
+            running=self.take.liveness.runs,
+            resume=self.take.liveness.resume,
         )
 
     def register(self, busy: dict[str, Any], waiter: str, token: str, sfn: Any = None, now: int = NOW) -> dict[str, Any]:
@@ -377,8 +379,11 @@ def test_the_release_of_an_owner_whose_take_has_not_landed_holds_the_key_for_it_
     answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=now)
 
     assert answer["released"] is False
-    late_take = envelope.look(owner, now=now + 1)  # the take that was still in flight lands now
-    assert late_take["outcome"] == "BUSY"
+    before = envelope.item(answer["key"])
+    with pytest.raises(Exception) as late_take:  # the take that was still in flight lands now
+        envelope.look(owner, now=now + 1)
+    assert type(late_take.value).__name__ == "IdempotencyExecutionEndedError"
+    assert envelope.item(answer["key"]) == before
     assert envelope.look(envelope.start("next"), now=answer["freeAt"] + 1)["outcome"] == "ACQUIRED"
 
 
