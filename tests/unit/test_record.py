@@ -911,3 +911,16 @@ def test_a_redriven_owner_takes_back_the_record_its_release_failed(record: Modul
 
     assert taken.outcome == record.ACQUIRED
     assert running.asked == [OWNER]
+
+
+def test_the_record_a_release_left_for_an_execution_that_never_took_it_is_taken_over_not_resumed(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, ""), NOW, NOW + 2, TTL_SECONDS, keep_until=NOW + 10**6)
+    left = _item(dynamodb)
+    resumed: list[Any] = []
+
+    taken = take(
+        OTHER, now=NOW + 3, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=NOW + 2, redrivable=True)), resume=resumed.append
+    )
+
+    assert left is not None and left[record.TTL] == {"N": str(NOW + TTL_SECONDS)}  # its run never began: nothing to keep
+    assert (taken.outcome, resumed) == (record.ACQUIRED, [])

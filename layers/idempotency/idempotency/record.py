@@ -400,7 +400,7 @@ def _decide(
             return LockOutcome(BUSY, key, holder=holder)  # take_record extends the lease
         if state.free_at > now:
             return LockOutcome(BUSY, key, holder=holder, look_again_at=state.free_at + 1)
-        if state.redrivable:
+        if state.redrivable and holder.run_id:  # no run: the record its release left for it, which it never took
             return _Resumable(holder, (condition, values))
     return condition, values
 
@@ -661,9 +661,9 @@ def end_ownership(
     refused instead of leaving the key blocked. Returns what changed (for its waiters), or None
     when the record is saved or held by another execution: then nothing changes.
 
-    The record lives at least until ``keep_until`` (its ``ttl`` is raised to it, never lowered):
-    an ended execution Step Functions can still redrive keeps its record, so a redrive finds it
-    and a later execution resumes it rather than starting the key afresh.
+    A record ``ended`` held lives at least until ``keep_until`` (its ``ttl`` is raised to it, never
+    lowered): an ended execution Step Functions can still redrive keeps its record, so a redrive
+    finds it and a later execution resumes it rather than starting the key afresh.
     """
     run_id_condition = "#execution_id = :execution_id AND #status = :in_progress"
     if error is None:
@@ -682,7 +682,8 @@ def end_ownership(
             break
         if _live(item or None, now) is not None:
             return None  # saved, or held by another execution: not ours to change
-        if _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, max(now + record_ttl_seconds, keep_until)):
+        # Only for its take in flight: it never held the record, so it has no run to resume.
+        if _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, now + record_ttl_seconds):
             return None
         # A record appeared between the two writes (the ended execution's own take, landing late):
         # look again, so its lease is cut too.
