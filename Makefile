@@ -4,11 +4,12 @@
 #   make test    set up, then run every check: lint, validate, security scan, the test suite
 #   make test-slow  set up, then run only the slow tier (tests at scale, marked slow), which make test leaves out
 #   make bench   set up, then measure cost and latency per execution on the emulator (BENCH_ARGS=--json or --quick)
-#   make serve   set up, then serve the stack as a local AWS endpoint on 127.0.0.1:4566 (Ctrl-C stops it)
+#   make serve   set up, then serve the stack as a local AWS endpoint on 127.0.0.1:4566 (Ctrl-C stops it);
+#                TEMPLATE=/path/to/your-app/template.yaml serves your own app, the envelope nested in it
 #   make records ARGS="--stack-name idempotent-workflow list"   the records tool, with the project's Python
 #   make build / make deploy / make invoke FUNCTION=AcquireLockFunction   SAM CLI (it is installed in .venv/bin)
 #
-# Setup is a virtualenv in .venv with requirements-dev.txt and every functions/*/ and layers/*/requirements.txt,
+# Setup is a virtualenv in .venv with requirements-dev.txt and every function's and layer's requirements.txt,
 # and one in .venv-scan for checkov (make venv makes both); each is redone only when its requirements change.
 
 PYTHON ?= python3
@@ -21,7 +22,9 @@ BENCH_ARGS ?=
 PYTEST_WORKERS ?= auto
 PYTEST_DIST ?= loadfile
 # e.g. make serve SERVE_ARGS="--time-scale 0.01 --parameter-overrides PollIntervalSeconds=2"
+# make serve TEMPLATE=/path/to/your-app/template.yaml serves an app of your own (the envelope nested in it).
 SERVE_ARGS ?=
+TEMPLATE ?= template.yaml
 # make records ARGS="..."; make deploy DEPLOY_ARGS="--parameter-overrides WorkflowType=EXPRESS ..."
 ARGS ?=
 DEPLOY_ARGS ?=
@@ -36,7 +39,7 @@ STAMP := $(VENV)/.installed
 # checkov pins a boto3 that conflicts with aws-sam-cli's, so it has a virtualenv of its own.
 SCAN_VENV ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed
-REQUIREMENTS := requirements-dev.txt $(sort $(wildcard functions/*/requirements.txt layers/*/requirements.txt examples/*/functions/*/requirements.txt))
+REQUIREMENTS := requirements-dev.txt $(sort $(wildcard functions/*/requirements.txt envelope/functions/*/requirements.txt envelope/layers/*/requirements.txt examples/*/functions/*/requirements.txt))
 # The example apps (examples/<name>/template.yaml), each nesting the reusable envelope.
 EXAMPLE_TEMPLATES := $(sort $(wildcard examples/*/template.yaml))
 
@@ -68,8 +71,8 @@ $(STAMP): $(REQUIREMENTS) | $(PY)
 demo: venv ## Set up (both virtualenvs), then deploy the stack into the emulator and run the workflow (first run, repeat, record)
 	$(PY) -m emulator.demo
 
-serve: $(STAMP) ## Serve the stack as a local AWS endpoint (aws ... --endpoint-url http://127.0.0.1:4566)
-	$(PY) -m emulator.server $(SERVE_ARGS)
+serve: $(STAMP) ## Serve the stack (or TEMPLATE=path/to/your/template.yaml) as a local AWS endpoint on 127.0.0.1:4566
+	$(PY) -m emulator.server --template $(TEMPLATE) $(SERVE_ARGS)
 
 records: $(STAMP) ## The records tool: list, show, release, delete (make records ARGS="--stack-name NAME list")
 	$(PY) scripts/records.py $(ARGS)
@@ -85,15 +88,17 @@ $(SCAN_STAMP): requirements-scan.txt
 	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	@touch $@
 
-scan: $(SCAN_STAMP) ## Security scan of template.yaml, envelope/template.yaml and the examples' templates (checkov; skipped checks are explained in .checkov.yaml)
-	$(SCAN_VENV)/bin/checkov --file template.yaml --file envelope/template.yaml $(addprefix --file ,$(EXAMPLE_TEMPLATES)) --config-file .checkov.yaml
+scan: $(SCAN_STAMP) ## Security scan of template.yaml, envelope/template.yaml (and its monitoring.yaml) and the examples' templates (checkov; skipped checks are explained in .checkov.yaml)
+	$(SCAN_VENV)/bin/checkov --file template.yaml --file envelope/template.yaml --file envelope/monitoring.yaml $(addprefix --file ,$(EXAMPLE_TEMPLATES)) --config-file .checkov.yaml
 
 validate: validate-template validate-asl ## Lint the templates (sam validate --lint) and the ASL (statelint + moto)
 
-# template.yaml, the reusable envelope (envelope/template.yaml) that wraps a workflow by ARN, and the examples.
+# template.yaml, the reusable envelope (envelope/template.yaml) that wraps a workflow by ARN, the alarms and
+# dashboard both nest (envelope/monitoring.yaml; cfn-lint checks resources under a false Condition too), and the examples.
 validate-template: $(STAMP)
 	$(BIN)/sam validate --lint --template template.yaml --region us-east-1
 	$(BIN)/sam validate --lint --template envelope/template.yaml --region us-east-1
+	$(BIN)/sam validate --lint --template envelope/monitoring.yaml --region us-east-1
 	for template in $(EXAMPLE_TEMPLATES); do $(BIN)/sam validate --lint --template $$template --region us-east-1; done
 
 validate-asl: $(STAMP)
@@ -113,10 +118,9 @@ bench: $(STAMP) ## Measure states, Lambda calls, DynamoDB requests and cost per 
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Optional, not part of `test`. `sam build` without a container needs the template's runtime
-# (python3.13) on PATH; with pyenv: PYENV_VERSION=3.11.7:3.13.0 make build
-build: $(STAMP) ## sam build (needs python3.13 on PATH; not needed offline)
-	@python3.13 --version >/dev/null 2>&1 || { echo "make build: sam build needs a working python3.13 on PATH (the template's Runtime: python3.13). With pyenv: PYENV_VERSION=3.11.7:3.13.0 make build" >&2; exit 1; }
-	$(BIN)/sam build --template template.yaml
+# (python3.13) on PATH: tools/runtimes.py finds one (on PATH, or among pyenv's versions) and puts it first.
+build: $(STAMP) ## sam build (finds python3.13 itself, on PATH or from pyenv; not needed offline)
+	PATH="$$($(PY) -m tools.runtimes python3.13):$$PATH" $(BIN)/sam build --template template.yaml
 
 deploy: build ## sam deploy --guided (the first time it asks, and saves the answers in samconfig.toml)
 	$(BIN)/sam deploy --guided $(DEPLOY_ARGS)

@@ -105,8 +105,11 @@ class MeteredStack:
     def billed_ms(self) -> dict[str, int]:
         return {name: self.timer.billed_ms(name) for name in self.functions}
 
-    def cost(self, usage: Usage, prices: Prices, express_duration_ms: float | None = None) -> Cost:
-        return cost_per_million(usage, self.functions, self.billed_ms(), prices, express_duration_ms)
+    def cost(
+        self, usage: Usage, prices: Prices, express_duration_ms: float | None = None, billed_ms: Mapping[str, int] | None = None
+    ) -> Cost:
+        """What a million of ``usage`` cost; ``billed_ms`` replaces the functions' median billed ms where a path has its own."""
+        return cost_per_million(usage, self.functions, {**self.billed_ms(), **(billed_ms or {})}, prices, express_duration_ms)
 
     def duration_ms(self, execution_arn: str) -> float:
         """The execution's duration from start to stop, as DescribeExecution (an Express one's logs) gives it (emulator wall time)."""

@@ -264,8 +264,15 @@ class LambdaTimer:
 
     def billed_ms(self, logical_id: str) -> int:
         """Billed duration per call: the median measured call, rounded up to 1 ms as Lambda bills (at least 1)."""
-        durations = self.durations_ms.get(logical_id) or [1.0]
-        return max(1, math.ceil(statistics.median(durations)))
+        return _billed(self.durations_ms.get(logical_id) or [1.0])
+
+    def billed_ms_of_last(self, logical_id: str, calls: int) -> int:
+        """The same, over the function's last ``calls`` calls only (one path's calls)."""
+        return _billed((self.durations_ms.get(logical_id) or [1.0])[-calls:])
+
+
+def _billed(durations: Sequence[float]) -> int:
+    return max(1, math.ceil(statistics.median(durations)))
 
 
 class TaskTokens:

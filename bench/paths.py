@@ -60,6 +60,9 @@ class PathResult:
     targets: list[Target] = field(default_factory=list)
     cost: Cost | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    # Billed ms per call of a function on this path, where it differs from the function's median
+    # over all its calls (the front door's hit is a read; its miss also starts an execution).
+    billed_ms: dict[str, int] = field(default_factory=dict)
 
 
 def load_event(path: Path) -> dict[str, Any]:

@@ -42,6 +42,7 @@ def render_markdown(report: BenchReport) -> str:
         "",
         _mix_line(report),
         "",
+        *_front_door_mix_lines(report),
         *_waiter_lines(report),
         "",
     ]
@@ -108,6 +109,19 @@ def _mix_line(report: BenchReport) -> str:
         f"executions (transitions ${_usd(mix.cost.workflow)}, Lambda ${_usd(mix.cost.lambda_)}, DynamoDB "
         f"${_usd(mix.cost.dynamodb)}); {mix.states:.1f} states entered per execution on average."
     )
+
+
+def _front_door_mix_lines(report: BenchReport) -> list[str]:
+    if report.front_door_mix is None:
+        return []
+    through, target = report.front_door_mix
+    return [
+        f"**The same mix through the front door** (hits answered by one read, fresh runs started by it): "
+        f"${_usd(through.cost.total)} per million calls (transitions ${_usd(through.cost.workflow)}, Lambda "
+        f"${_usd(through.cost.lambda_)}, DynamoDB ${_usd(through.cost.dynamodb)}); {through.states:.1f} states entered "
+        f"per call on average. Target {target.describe()}: {target.verdict()}.",
+        "",
+    ]
 
 
 def _waiter_lines(report: BenchReport) -> list[str]:
@@ -290,6 +304,14 @@ def report_json(report: BenchReport) -> dict[str, Any]:
             "hit_share": report.mix.hit_share,
             "states_entered": report.mix.states,
             "cost_per_million_usd": report.mix.cost.as_dict(),
+        },
+        "front_door_mix": None
+        if report.front_door_mix is None
+        else {
+            "hit_share": report.front_door_mix[0].hit_share,
+            "states_entered": report.front_door_mix[0].states,
+            "cost_per_million_usd": report.front_door_mix[0].cost.as_dict(),
+            "target": report.front_door_mix[1].as_dict(),
         },
         "waiters": {
             "growth_per_10s": report.waiters.growth_per_10s,

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 
 from bench.cold_start import TAKE_FUNCTION, ColdStart, handler_subjects, key_module_subject, measure_cold_start
 from bench.deployment import EXPRESS_PARAMETERS, MeteredStack, takes_task_token_length
+from bench.front_door import HIT as FRONT_DOOR_HIT
+from bench.front_door import MISS as FRONT_DOOR_MISS
+from bench.front_door import add_cost_targets, front_door_mix, measure_front_door
 from bench.key_hash import HashTiming, measure_key_hash
 from bench.options import BenchOptions
 from bench.paths import Mix, PathResult, measure_express, measure_result_sizes, measure_runs, mix
 from bench.prices import FunctionSpec, Prices
+from bench.targets import Target
 from bench.waiters import ContentionSummary, WaiterSummary, measure_contention, measure_waiters, samples
 from emulator.template import Template
 
@@ -35,6 +39,8 @@ class BenchReport:
     mix: Mix
     billed_ms: dict[str, int]
     functions: dict[str, FunctionSpec]
+    # Every call through the front door: the same share of hits, answered by one read.
+    front_door_mix: tuple[Mix, Target] | None = None
     contention: ContentionSummary | None = None
     express: list[PathResult] | None = None
     cold_start: ColdStart | None = None
@@ -47,8 +53,10 @@ def measure_standard(bench: MeteredStack, options: BenchOptions, prices: Prices,
     waiter_paths, waiters = measure_waiters(bench, paths[0], options, sample)
     paths += waiter_paths
     paths += measure_result_sizes(bench, options.result_sizes, sample)
+    paths += measure_front_door(bench, paths[0], sample())
     for path in paths:
-        path.cost = bench.cost(path.usage, prices)
+        path.cost = bench.cost(path.usage, prices, billed_ms=path.billed_ms)
+    add_cost_targets(next(path for path in paths if path.key == FRONT_DOOR_HIT))
     return StandardRun(
         paths=paths,
         waiters=waiters,
@@ -66,6 +74,7 @@ def build_report(options: BenchOptions, prices: Prices, run: StandardRun) -> Ben
         paths=run.paths,
         waiters=run.waiters,
         mix=mix(by_key["hit"], by_key["fresh"]),
+        front_door_mix=front_door_mix(by_key[FRONT_DOOR_HIT], by_key[FRONT_DOOR_MISS]),
         billed_ms=run.billed_ms,
         functions=run.functions,
     )
@@ -86,7 +95,7 @@ def run_bench(options: BenchOptions) -> BenchReport:
     if options.contention_sizes:
         with MeteredStack.deployed(options.contention_time_scale, CONTENTION_PARAMETERS, task_token_length=token_length) as contended:
             report.contention, hit_after = measure_contention(contended, options, sample, token_length)
-            hit_after.cost = contended.cost(hit_after.usage, prices)
+            hit_after.cost = contended.cost(hit_after.usage, prices, billed_ms=hit_after.billed_ms)
         report.paths.append(hit_after)
     if options.express:
         with MeteredStack.deployed(options.time_scale, EXPRESS_PARAMETERS, task_token_length=token_length) as express:

@@ -24,8 +24,18 @@ WAITER_GROWTH_LIMIT = 3.0
 # and every waiter woken within a few seconds of the save: far inside the save function's 10 s timeout.
 UNITS_PER_WAITER_SPREAD = 1.5
 WAKE_ALL_MAX_S = 5.0
-# Cold start: the take function's handler imports within 10% of a bare boto3 handler.
+# Cold start: the take function's and the front door's handlers import within 10% of a bare boto3 handler.
 TAKE_HANDLER_MAX_RATIO = 1.10
+# The front door (issue 23): a hit is 0 transitions and 1 Lambda call of at most 20 ms at 128 to 256 MB,
+# for at most $0.50 per million; the 90/10 mix through it at most $25 per million; a fresh run through
+# it at most one Lambda call and one read more than the same fresh run started directly.
+FRONT_DOOR_HIT_MAX_STATES = 0
+FRONT_DOOR_HIT_MAX_BILLED_MS = 20
+FRONT_DOOR_MEMORY_MB = (128, 256)
+FRONT_DOOR_HIT_MAX_USD_PER_MILLION = 0.50
+FRONT_DOOR_MIX_MAX_USD_PER_MILLION = 25.0
+FRONT_DOOR_FRESH_EXTRA_LAMBDA_CALLS = 1
+FRONT_DOOR_FRESH_EXTRA_RRU = 1.0
 # The key function alone.
 KEY_MODULE_MAX_MS = 150.0
 HASH_MAX_MS = 20.0

@@ -75,9 +75,13 @@ class EventBus:
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_rule(self, name: str, pattern: dict[str, Any], function_name: str) -> None:
+    def add_rule(
+        self, name: str, pattern: dict[str, Any], function_name: str, input_transformer: dict[str, Any] | None = None
+    ) -> None:
+        """A rule that invokes the function ``function_name`` (a name or ARN) with each matching event (or what
+        ``input_transformer`` builds from it)."""
         _check_pattern(name, pattern)
-        self.rules.append(Rule(name, pattern, function_name))
+        self.rules.append(Rule(name, pattern, function_name, input_transformer=input_transformer))
 
     def add_state_machine_rule(
         self, name: str, pattern: dict[str, Any], state_machine_arn: str, input_transformer: dict[str, Any] | None = None
@@ -113,8 +117,9 @@ class EventBus:
             delivery = self._start_execution(rule.state_machine_arn, rule, event)
         else:
             assert rule.function_name is not None  # a rule has one target or the other
+            payload = transform_input(rule.input_transformer, event) if rule.input_transformer else json.dumps(event)
             response = boto3.client("lambda", region_name=self.region).invoke(
-                FunctionName=rule.function_name, Payload=json.dumps(event).encode()
+                FunctionName=rule.function_name, Payload=payload.encode()
             )
             delivery = Delivery(
                 rule=rule.name,

@@ -43,6 +43,7 @@ from emulator.adapters import (
     is_express_arn,
     load_handler,
     long_task_token,
+    metric_alarms_checked,
     nested_workflows,
     realistic_task_tokens,
     redrivable_executions,
@@ -79,18 +80,34 @@ BUCKET = "AWS::S3::Bucket"
 APPLICATION = "AWS::Serverless::Application"
 ROLE = "AWS::IAM::Role"
 RULE = "AWS::Events::Rule"
+PERMISSION = "AWS::Lambda::Permission"
+ALARM = "AWS::CloudWatch::Alarm"
+DASHBOARD = "AWS::CloudWatch::Dashboard"
 # Created in this order: each kind may refer to the kinds before it. A nested application comes
 # after the stack's state machines (it may be given them, as the reusable envelope is given the
 # workflow it wraps); only the stack's roles, event rules and Outputs may use what it gives back
-# (an example's S3 rule starts its nested envelope's state machine).
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION, ROLE, RULE)
+# (an example's S3 rule starts its nested envelope's state machine). Alarms and dashboards, last,
+# only name what the others are called.
+EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION, ROLE, PERMISSION, RULE, ALARM, DASHBOARD)
+# The principal a rule invokes a function as: without a permission for it, EventBridge's invocation is refused.
+EVENTS_PRINCIPAL = "events.amazonaws.com"
 # What an AWS::Events::Rule and its state machine targets may say offline: the rest (other buses,
 # dead-letter queues, other target kinds) is refused rather than silently left out.
 _RULE_PROPERTIES = frozenset({"Description", "Name", "EventPattern", "State", "Targets"})
 _RULE_TARGET_PROPERTIES = frozenset({"Arn", "Id", "RoleArn", "InputTransformer", "RetryPolicy"})
 # Properties of a nested application that change nothing offline.
 _APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("Tags", "TimeoutInMinutes", "NotificationARNs")
-# Between a record id's scope and its key (layers/idempotency/idempotency/key.py).
+# An AWS::CloudWatch::Alarm's properties are PutMetricAlarm's parameters, these numbers among them.
+_ALARM_PROPERTIES = frozenset(
+    {
+        "ActionsEnabled", "AlarmActions", "AlarmDescription", "AlarmName", "ComparisonOperator", "DatapointsToAlarm",
+        "Dimensions", "EvaluateLowSampleCountPercentile", "EvaluationPeriods", "ExtendedStatistic", "InsufficientDataActions",
+        "MetricName", "Metrics", "Namespace", "OKActions", "Period", "Statistic", "Threshold", "ThresholdMetricId",
+        "TreatMissingData", "Unit",
+    }
+)
+_ALARM_INTEGERS = ("DatapointsToAlarm", "EvaluationPeriods", "Period")
+# Between a record id's scope and its key (envelope/layers/idempotency/idempotency/key.py).
 SCOPE_SEPARATOR = "#"
 # A function whose layers hold this package is part of the envelope; the others do the business work.
 ENVELOPE_PACKAGE = "idempotency"
@@ -144,8 +161,8 @@ class OfflineStack:
         environment: Mapping[str, str] | None = None,
         task_token_length: int = DEFAULT_TASK_TOKEN_LENGTH,
     ) -> None:
-        self.template = Template.load(template_path)
-        self.parameters = self.template.parameter_values(parameters)
+        template = Template.load(template_path)
+        self.parameters = template.parameter_values(parameters)
         self.time_scale = time_scale
         long_task_token(task_token_length)  # refuses a length AWS would not hand out, before deploying
         self.task_token_length = task_token_length
@@ -171,7 +188,10 @@ class OfflineStack:
                 "AWS::Partition": "aws",
                 "AWS::URLSuffix": "amazonaws.com",
             },
+            conditions=template.body.get("Conditions", {}),
         )
+        # What CloudFormation creates: resources and outputs whose Condition is false are left out.
+        self.template = template.as_deployed(self._resolver)
         self._exit: ExitStack | None = None
         # Step Functions' clock for what it measures in days (the 14 days an execution can be
         # redriven): a test moves it on instead of waiting. The functions read the real clock.
@@ -206,6 +226,7 @@ class OfflineStack:
             exit_stack.enter_context(express_executions_unanswered())
             exit_stack.enter_context(realistic_task_tokens(self.task_token_length))
             exit_stack.enter_context(s3_object_events(self.events))
+            exit_stack.enter_context(metric_alarms_checked())
             self.sfn = self._client("stepfunctions")
             self.dynamodb = self._client("dynamodb")
             self._deploy(exit_stack)
@@ -226,14 +247,43 @@ class OfflineStack:
 
     # ------------------------------------------------------------------ resources
     @property
+    def envelope(self) -> OfflineStack:
+        """The stack that holds the envelope: this one, or the nested application that does (as when an
+        app nests ``envelope/template.yaml`` around a workflow of its own). A stack with no envelope
+        anywhere (a plain workflow in a test) is its own."""
+        if self._holds_envelope() or not self.has_envelope:
+            return self
+        nested = [application.envelope for application in self.applications.values() if application.has_envelope]
+        if len(nested) != 1:
+            found = ", ".join(sorted(self.applications)) or "none"
+            raise LookupError(f"{self.template.path}: {len(nested)} nested applications hold an envelope (applications: {found}); use .applications[...]")
+        return nested[0]
+
+    @property
+    def has_envelope(self) -> bool:
+        """Whether this stack or one of its nested applications holds an envelope."""
+        return self._holds_envelope() or any(application.has_envelope for application in self.applications.values())
+
+    def _holds_envelope(self) -> bool:
+        # An envelope is a state machine that runs the envelope's own functions (those loading its layer).
+        return any(
+            is_envelope_function(self.template, function)
+            for machine in self.template.resources_of_type(STATE_MACHINE)
+            for function in self.template.functions_invoked_by(machine)
+        )
+
+    @property
     def state_machine_arn(self) -> str:
-        """The envelope's state machine, where executions start unless told otherwise."""
-        return self.physical_id(self._main(STATE_MACHINE, ENVELOPE_STATE_MACHINE))
+        """The envelope's state machine, where executions start unless told otherwise (a nested envelope's
+        when the envelope is nested: never the workflow it wraps)."""
+        envelope = self.envelope
+        return envelope.physical_id(envelope._main(STATE_MACHINE, ENVELOPE_STATE_MACHINE))
 
     @property
     def table_name(self) -> str:
-        """The table of the idempotency records."""
-        return self.physical_id(self._main(TABLE, RECORD_TABLE))
+        """The table of the idempotency records (a nested envelope's when the envelope is nested)."""
+        envelope = self.envelope
+        return envelope.physical_id(envelope._main(TABLE, RECORD_TABLE))
 
     def physical_id(self, logical_id: str) -> str:
         """What ``Ref`` of a resource gives: table name, function name, state machine ARN."""
@@ -269,6 +319,10 @@ class OfflineStack:
             RoleName=f"{self.stack_name}-role-{self._suffix}",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
+        for logical_id in self.template.resources_of_type(STATE_MACHINE):
+            # A state machine's name and ARN are known before it exists, as CloudFormation knows them
+            # from its Name: a function may be given them (the front door starts the envelope).
+            self._name_state_machine(logical_id)
         environment = self._function_environment
         functions = self.template.resources_of_type(FUNCTION)
         for logical_id in functions:
@@ -285,12 +339,24 @@ class OfflineStack:
             self._deploy_application(logical_id, exit_stack)
         for logical_id in self.template.resources_of_type(ROLE):
             self._create_role(logical_id)
+        for logical_id, rule in self.template.resources_of_type(RULE).items():
+            # Named before anything refers to it (a function's permission names the rule that may invoke it).
+            name = str(self._resolver.resolve(rule["Properties"].get("Name", self._physical_name(logical_id))))
+            self._resolver.refs[logical_id] = name
+            self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{name}"
+        for logical_id in self.template.resources_of_type(PERMISSION):
+            # Nothing to create offline: the rules that invoke functions check that one lets them.
+            self._resolver.refs[logical_id] = f"{self.stack_name}-{logical_id}"
         for logical_id in self.template.resources_of_type(RULE):
             self._create_rule(logical_id)
         for logical_id in functions:
             self._create_event_rules(logical_id)
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
             self._create_state_machine_rules(logical_id)
+        for logical_id in self.template.resources_of_type(ALARM):
+            self._create_alarm(logical_id)
+        for logical_id in self.template.resources_of_type(DASHBOARD):
+            self._create_dashboard(logical_id)
         self.outputs = {
             name: str(self._resolver.resolve(output["Value"]))
             for name, output in self.template.body.get("Outputs", {}).items()
@@ -425,6 +491,26 @@ class OfflineStack:
                 self._resolver.resolve(properties.get("InputTransformer")),
             )
 
+    def _create_alarm(self, logical_id: str) -> None:
+        """A CloudWatch alarm in moto, which keeps it as given (no metric reaches it offline)."""
+        properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
+        unsupported = sorted(set(properties) - _ALARM_PROPERTIES)
+        if unsupported:
+            raise UnsupportedTemplateFeature(f"{logical_id}: alarm properties not emulated: {', '.join(unsupported)}")
+        request = {"AlarmName": self._physical_name(logical_id), **properties, "Threshold": float(properties["Threshold"])}
+        request.update({name: int(properties[name]) for name in _ALARM_INTEGERS if name in properties})
+        cloudwatch = self._client("cloudwatch")
+        cloudwatch.put_metric_alarm(**request)
+        self._resolver.refs[logical_id] = request["AlarmName"]
+        self._resolver.attributes[(logical_id, "Arn")] = cloudwatch.describe_alarms(AlarmNames=[request["AlarmName"]])["MetricAlarms"][0]["AlarmArn"]
+
+    def _create_dashboard(self, logical_id: str) -> None:
+        """A CloudWatch dashboard in moto (which refuses a body that is not JSON, as CloudWatch does)."""
+        properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
+        name = str(properties.get("DashboardName", self._physical_name(logical_id)))
+        self._client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=properties["DashboardBody"])
+        self._resolver.refs[logical_id] = name
+
     def _create_role(self, logical_id: str) -> None:
         """An IAM role with its inline policies: moto keeps them (nothing is enforced offline)."""
         properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
@@ -454,16 +540,44 @@ class OfflineStack:
             if unsupported:
                 raise UnsupportedTemplateFeature(f"{where}: target properties not emulated: {', '.join(unsupported)}")
             arn = str(target["Arn"])
+            if ":lambda:" in arn and ":function:" in arn:
+                self._check_invoke_permission(where, arn, self._resolver.attributes[(logical_id, "Arn")])
+                self.events.add_rule(f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer"))
+                continue
             if ":states:" not in arn or ":stateMachine:" not in arn:
-                raise UnsupportedTemplateFeature(f"{where}: only a state machine is emulated as a rule's target, not {arn}")
+                raise UnsupportedTemplateFeature(f"{where}: only a state machine or a Lambda function is emulated as a rule's target, not {arn}")
             if "RoleArn" not in target:
                 # EventBridge starts an execution with the target's role; without one the target is refused.
                 raise UnsupportedTemplateFeature(f"{where}: a state machine target needs a RoleArn (EventBridge starts it with that role)")
             self.events.add_state_machine_rule(f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer"))
 
-    def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
+    def _name_state_machine(self, logical_id: str) -> None:
         properties = self.template.resources[logical_id]["Properties"]
         name = str(self._resolver.resolve(properties["Name"])) if "Name" in properties else self._physical_name(logical_id)
+        self._resolver.refs[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{name}"
+        self._resolver.attributes[(logical_id, "Name")] = name
+        self._resolver.attributes[(logical_id, "Arn")] = self._resolver.refs[logical_id]
+
+    def _check_invoke_permission(self, where: str, function_arn: str, rule_arn: str) -> None:
+        """A rule invokes a function only if an ``AWS::Lambda::Permission`` lets EventBridge do it (as on AWS,
+        where the invocation is refused without one): for that function, and for this rule if it names one."""
+        for resource in self.template.resources_of_type(PERMISSION).values():
+            permission = self._resolver.resolve(resource["Properties"])
+            function = str(permission.get("FunctionName", ""))
+            if (
+                permission.get("Action") == "lambda:InvokeFunction"
+                and permission.get("Principal") == EVENTS_PRINCIPAL
+                and function_arn in (function, f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}")
+                and permission.get("SourceArn", rule_arn) == rule_arn
+            ):
+                return
+        raise UnsupportedTemplateFeature(
+            f"{where}: no AWS::Lambda::Permission lets {EVENTS_PRINCIPAL} invoke {function_arn} (EventBridge's invocation would be refused)"
+        )
+
+    def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
+        properties = self.template.resources[logical_id]["Properties"]
+        name = self._resolver.attributes[(logical_id, "Name")]
         definition = substitute_definition(
             (self.template.root / properties["DefinitionUri"]).read_text(encoding="utf-8"),
             self._resolver.resolve(properties.get("DefinitionSubstitutions", {})),
@@ -473,10 +587,9 @@ class OfflineStack:
         arn: str = self.sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=machine_type)[
             "stateMachineArn"
         ]
+        if arn != self._resolver.refs[logical_id]:
+            raise UnsupportedTemplateFeature(f"{logical_id}: created as {arn}, not {self._resolver.refs[logical_id]} as named")
         self._state_machine_types[arn] = machine_type
-        self._resolver.refs[logical_id] = arn
-        self._resolver.attributes[(logical_id, "Name")] = name
-        self._resolver.attributes[(logical_id, "Arn")] = arn
 
     # ------------------------------------------------------------------ executions
     def start_execution(
@@ -529,6 +642,8 @@ class OfflineStack:
         """The record id of ``key``: as it is if already scoped, else under the scope of ``state_machine`` (the envelope's)."""
         if SCOPE_SEPARATOR in key:
             return key
+        if state_machine is None and self.envelope is not self:
+            return self.envelope.record_id(key)
         scope = self.parameters.get("IdempotencyScope") or self.physical_id(state_machine or ENVELOPE_STATE_MACHINE).rsplit(":", 1)[-1]
         return f"{scope}{SCOPE_SEPARATOR}{key}"
 

@@ -42,7 +42,7 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVELOPE_PATH = PROJECT_ROOT / "statemachine" / "idempotent_workflow.asl.json"
-CHILD_ENVELOPE_PATH = PROJECT_ROOT / "statemachine" / "idempotent_child_workflow.asl.json"
+CHILD_ENVELOPE_PATH = PROJECT_ROOT / "envelope" / "statemachine" / "idempotent_child_workflow.asl.json"
 PROTECTED_WORK = "Run the business steps"
 CHILD_STATE_MACHINE_PLACEHOLDER = "${ChildStateMachineArn}"
 START_CHILD_AND_WAIT = "arn:aws:states:::states:startExecution.sync:2"

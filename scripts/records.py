@@ -12,11 +12,12 @@ A record is named by its id (``<scope>#<key>``) or by an execution input (``--in
 JSON text). An input is identified by the layer's own ``key.identify``, under the scope and key
 rules the deployment uses: with ``--stack-name``, the stack's parameters ``IdempotencyScope``,
 ``IdempotencyKeyJmespath``, ``AllowKeyOverride`` and ``PayloadValidationJmespath``, and its
-envelope state machine (or ``--state-machine``); with ``--table``, the template's defaults and
+envelope state machine (or ``--state-machine``), read from the stack itself or, when an app nests the
+envelope, from the envelope's nested stack; with ``--table``, the template's defaults and
 the scope of ``--state-machine`` (or ``--scope``). The table is given by name (``--table``) or
 found from the stack's outputs (``--stack-name``).
 
-Every change goes through the envelope's own code (``layers/idempotency``): this tool writes no
+Every change goes through the envelope's own code (``envelope/layers/idempotency``): this tool writes no
 condition of its own, so it cannot drift from what the functions do. ``release`` is the layer's
 ``record.end_ownership`` with the key free now, then ``wakeup.wake_waiters``; ``delete`` removes
 a record (and its waiter slots) whatever its state and wakes the executions that waited for it.
@@ -47,11 +48,11 @@ import boto3  # noqa: E402
 from boto3.dynamodb.types import TypeDeserializer  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
-from tools.deployed import StackNotFound, describe_stack, output_name, stack_outputs  # noqa: E402
+from tools.deployed import StackNotFound, envelope_stack, output_name, stack_outputs  # noqa: E402
 from tools.layer_import import load_modules  # noqa: E402
 from tools.template import ENVELOPE_STATE_MACHINE, RECORD_TABLE, Template  # noqa: E402
 
-LAYER_ROOT = PROJECT_ROOT / "layers" / "idempotency"
+LAYER_ROOT = PROJECT_ROOT / "envelope" / "layers" / "idempotency"
 # Imported together, as the functions import them, so they share one copy of the layer.
 record, wakeup, _key, _settings, _errors, _ownership = load_modules(
     LAYER_ROOT,
@@ -120,7 +121,7 @@ class Deployment:
             return _key.KeyRules.from_parameters(
                 key_expression=self.parameters.get(_key.KEY_EXPRESSION_PARAMETER, ""),
                 allow_key_override=self.parameters.get(_key.ALLOW_OVERRIDE_PARAMETER, "true"),
-                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, _key.WHOLE_INPUT),
+                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, ""),
             )
         except _errors.IdempotencyConfigurationError as error:
             raise UsageError(f"the deployment's key rules are not valid: {error}") from None
@@ -141,16 +142,13 @@ def _machine_name(state_machine: str | None) -> str:
 
 
 def deployment_of_stack(cloudformation: Any, stack_name: str, template: Template | None = None) -> Deployment:
-    """The table, envelope state machine and identification parameters of a deployed stack (defaults for any not listed)."""
+    """The table, envelope state machine and identification parameters of a deployed stack, or of the
+    envelope nested in it (an app of your own nesting ``envelope/template.yaml``): the parameters are that
+    stack's own, as deployed (the template's defaults for any it does not list)."""
     template = template or Template.load()
-    description = describe_stack(cloudformation, stack_name)
-    outputs = stack_outputs(description)
     names = {logical_id: output_name(template, logical_id) for logical_id in (RECORD_TABLE, ENVELOPE_STATE_MACHINE)}
-    missing = [name for name in names.values() if name not in outputs]
-    if missing:
-        raise StackNotFound(
-            f"Stack {stack_name!r} has no output {', '.join(missing)}; outputs: {', '.join(sorted(outputs)) or 'none'}"
-        )
+    description = envelope_stack(cloudformation, stack_name, tuple(names.values()))
+    outputs = stack_outputs(description)
     given = {item["ParameterKey"]: item.get("ParameterValue", "") for item in description.get("Parameters", [])}
     declared = template.body.get("Parameters", {})
     parameters = template.parameter_values({name: value for name, value in given.items() if name in declared})

@@ -36,7 +36,7 @@ from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, RECORD_TABLE, T
 STACK_NAME_VARIABLE = "AWS_SAM_STACK_NAME"
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 EXECUTION_NAME_PREFIX = "itest"
-LAYER_ROOT = PROJECT_ROOT / "layers" / "idempotency"
+LAYER_ROOT = PROJECT_ROOT / "envelope" / "layers" / "idempotency"
 
 # Loaded together, so that the errors key.identify raises are the errors module's classes caught here.
 _key, _errors = load_modules(LAYER_ROOT, "idempotency.key", "idempotency.errors")
@@ -65,6 +65,46 @@ def describe_stack(cloudformation: Any, stack_name: str) -> dict[str, Any]:
             "Deploy it (sam deploy) or start the local endpoint (make serve)."
         ) from None
     return description
+
+
+NESTED_STACK = "AWS::CloudFormation::Stack"
+
+
+def envelope_stack(cloudformation: Any, stack_name: str, output_names: tuple[str, ...]) -> dict[str, Any]:
+    """``DescribeStacks`` of the stack that has ``output_names`` (the envelope's outputs): ``stack_name``
+    itself, or the one stack nested in it (at any depth) that has them, as when an app nests the envelope.
+
+    Raises ``StackNotFound`` when neither it nor exactly one nested stack has them.
+    """
+    description = describe_stack(cloudformation, stack_name)
+    missing = [name for name in output_names if name not in stack_outputs(description)]
+    if not missing:
+        return description
+    found = list(_nested_envelope_stacks(cloudformation, description["StackId"], output_names))
+    if len(found) == 1:
+        return found[0]
+    outputs = ", ".join(sorted(stack_outputs(description))) or "none"
+    if not found:
+        raise StackNotFound(
+            f"Stack {stack_name!r} has no output {', '.join(missing)} (outputs: {outputs}), "
+            "and no stack nested in it has them: is the envelope deployed in it?"
+        )
+    names = ", ".join(str(nested["StackName"]) for nested in found)
+    raise StackNotFound(f"Stack {stack_name!r} nests {len(found)} envelopes ({names}): name one of them with --stack-name")
+
+
+def _nested_envelope_stacks(cloudformation: Any, stack_id: str, output_names: tuple[str, ...]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_id):
+        for resource in page["StackResourceSummaries"]:
+            if resource.get("ResourceType") != NESTED_STACK or not resource.get("PhysicalResourceId"):
+                continue
+            nested = describe_stack(cloudformation, resource["PhysicalResourceId"])
+            if all(name in stack_outputs(nested) for name in output_names):
+                found.append(nested)
+            else:
+                found += _nested_envelope_stacks(cloudformation, nested["StackId"], output_names)
+    return found
 
 
 def output_name(template: Template, logical_id: str) -> str:
@@ -118,14 +158,15 @@ class DeployedStack:
         self.cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
         self.sfn = session.client("stepfunctions", endpoint_url=endpoint_url)
         self.dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
-        description = describe_stack(self.cloudformation, stack_name)
+        # The stack itself, or the envelope nested in it (an app nesting envelope/template.yaml).
+        envelope_outputs = (output_name(self.template, ENVELOPE_STATE_MACHINE), output_name(self.template, RECORD_TABLE))
+        description = envelope_stack(self.cloudformation, stack_name, envelope_outputs)
         self.outputs = stack_outputs(description)
         declared = self.template.body.get("Parameters", {})
         self.parameters = self.template.parameter_values(
             {item["ParameterKey"]: item["ParameterValue"] for item in description.get("Parameters", []) if item["ParameterKey"] in declared}
         )
-        self.state_machine_arn = self._output(output_name(self.template, ENVELOPE_STATE_MACHINE))
-        self.table_name = self._output(output_name(self.template, RECORD_TABLE))
+        self.state_machine_arn, self.table_name = (self._output(name) for name in envelope_outputs)
         self._started: list[str] = []
         self._touched_keys: set[str] = set()
         # Records a test writes or reads itself (stack.dynamodb.put_item, ...) are cleaned up too.
@@ -248,7 +289,7 @@ class DeployedStack:
             rules = _key.KeyRules.from_parameters(
                 key_expression=self.parameters.get(_key.KEY_EXPRESSION_PARAMETER, ""),
                 allow_key_override=self.parameters.get(_key.ALLOW_OVERRIDE_PARAMETER, "true"),
-                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, _key.WHOLE_INPUT),
+                validation_expression=self.parameters.get(_key.VALIDATION_PARAMETER, ""),
             )
             self._touched_keys.add(_key.identify(json.loads(input_text), self.scope, rules).key)
         except (ValueError, _errors.IdempotencyError):

@@ -39,7 +39,8 @@ class _CloudFormationLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML sh
 
 
 def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    # !Ref and !Condition keep their names; the other short forms are Fn::<name>.
+    name = tag_suffix if tag_suffix in ("Ref", "Condition") else f"Fn::{tag_suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if tag_suffix == "GetAtt":
@@ -108,6 +109,16 @@ class Template:
                     raise TemplateParameterError(f"{name}={value} is above its MaxValue {spec['MaxValue']}")
         return values
 
+    def as_deployed(self, resolver: Resolver) -> Template:
+        """The template without the resources and outputs whose ``Condition`` is false, as CloudFormation deploys it."""
+        body = dict(self.body)
+        for section in ("Resources", "Outputs"):
+            if section in body:
+                body[section] = {
+                    name: item for name, item in body[section].items() if "Condition" not in item or resolver.condition(item["Condition"])
+                }
+        return Template(body=body, path=self.path)
+
     def function_properties(self, logical_id: str) -> dict[str, Any]:
         """A function's properties with the template's ``Globals.Function`` merged in, as SAM does."""
         merged = copy.deepcopy(self.body.get("Globals", {}).get("Function", {}))
@@ -155,6 +166,8 @@ class Resolver:
     pseudo: Mapping[str, str]
     refs: dict[str, str] = field(default_factory=dict)
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The template's Conditions section.
+    conditions: Mapping[str, Any] = field(default_factory=dict)
 
     def ref(self, name: str) -> str:
         for source in (self.parameters, self.pseudo, self.refs):
@@ -167,6 +180,30 @@ class Resolver:
             return self.attributes[(logical_id, attribute)]
         except KeyError:
             raise UnsupportedTemplateFeature(f"Fn::GetAtt {logical_id}.{attribute} is not emulated") from None
+
+    def condition(self, name: str) -> bool:
+        """Whether a declared condition holds under the parameters."""
+        if name not in self.conditions:
+            raise UnsupportedTemplateFeature(f"Condition {name!r} is not declared in Conditions")
+        return self._holds(self.conditions[name])
+
+    def _holds(self, expression: Any) -> bool:
+        if not (isinstance(expression, dict) and len(expression) == 1):
+            raise UnsupportedTemplateFeature(f"Not a condition function: {expression!r}")
+        (name, argument), = expression.items()
+        if name == "Condition":
+            return self.condition(argument)
+        if name == "Fn::Equals":
+            left, right = self.resolve(argument)
+            return str(left) == str(right)
+        if name == "Fn::Not":
+            (inner,) = argument
+            return not self._holds(inner)
+        if name == "Fn::And":
+            return all(self._holds(inner) for inner in argument)
+        if name == "Fn::Or":
+            return any(self._holds(inner) for inner in argument)
+        raise UnsupportedTemplateFeature(f"Condition function {name} is not emulated")
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):

@@ -52,10 +52,15 @@ Each adapter is a context manager that patches one named place in moto and undoe
   describes and stops it; Step Functions gives it an ``express`` ARN that DescribeExecution,
   StopExecution and GetExecutionHistory refuse (``InvalidArn``), while a ``.sync`` parent is still
   told when its Express child ends.
+* ``metric_alarms_checked``: moto stores any alarm PutMetricAlarm is given; CloudWatch refuses
+  metric math naming a query that does not exist, more or fewer than one returned series, an
+  alarm on one metric without its statistic, and the like. So does this, so an alarm a template
+  could never create on AWS fails its deployment offline too.
 * ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
   handed over as moto's stream object, which no state can read; Step Functions gives its text.
 """
 
+from emulator.adapters.cloudwatch import alarm_refusal, metric_alarms_checked
 from emulator.adapters.dynamodb import atomic_dynamodb_writes, dynamodb_item_size_limit
 from emulator.adapters.express import (
     EXPRESS_INVALID_ARN,
@@ -113,6 +118,7 @@ __all__ = [
     "Interceptor",
     "LambdaContext",
     "LambdaRegistry",
+    "alarm_refusal",
     "atomic_dynamodb_writes",
     "aws_context_timestamps",
     "aws_timestamp",
@@ -125,6 +131,7 @@ __all__ = [
     "load_handler",
     "load_module",
     "long_task_token",
+    "metric_alarms_checked",
     "nested_workflows",
     "payload_size_bytes",
     "realistic_task_tokens",

@@ -103,7 +103,7 @@ def failing_steps(stack: OfflineStack) -> Iterator[None]:
         yield
 
 # The layer's key module, loaded as the functions load it (one implementation of the key).
-key_module = load_module(PROJECT_ROOT / "layers" / "idempotency", "idempotency.key")
+key_module = load_module(PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.key")
 compute_idempotency_key: Callable[[Any], str] = key_module.compute_idempotency_key
 
 

@@ -13,10 +13,16 @@ from tests.integration.support import business_step_calls, compute_idempotency_k
 
 MAX_INPUT_BYTES: int = key_module.MAX_INPUT_BYTES
 MAX_NESTING_DEPTH: int = key_module.MAX_NESTING_DEPTH
+MAX_EXPRESSION_DEPTH: int = key_module.MAX_EXPRESSION_DEPTH
 
 
 def _nested(depth: int) -> str:
     return '{"a":' * depth + "1" + "}" * depth
+
+
+def _keyed_by(expression: str) -> str:
+    """An input whose own key expression is ``expression``, with a list to slice and index."""
+    return json.dumps({"idempotencyKeyJmespath": expression, "a": [1, 2]})
 
 
 def _padded(total_bytes: int) -> str:
@@ -39,7 +45,7 @@ BAD_INPUTS = [
     ("expression is null", '{"idempotencyKeyJmespath": null, "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string, got null"),
     ("expression is a list", '{"idempotencyKeyJmespath": ["a"], "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string, got an array"),
     ("expression is blank", '{"idempotencyKeyJmespath": "  ", "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string"),
-    ("expression type error", '{"idempotencyKeyJmespath": "abs(a)", "a": "x"}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
+    ("expression type error", '{"idempotencyKeyJmespath": "abs(a)", "a": "x"}', "IdempotencyKeyExpressionError", "failed on this input"),
     ("unicode field unquoted", '{"idempotencyKeyJmespath": "\\u043a\\u043b\\u044e\\u0447", "\\u043a\\u043b\\u044e\\u0447": 1}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
     ("selects null", '{"idempotencyKeyJmespath": "orderId", "a": 1}', "IdempotencyKeyEmptyError", "selected nothing"),
     ("selects only nulls", '{"idempotencyKeyJmespath": "[x, y]", "a": 1}', "IdempotencyKeyEmptyError", "selected nothing"),
@@ -53,6 +59,28 @@ BAD_INPUTS = [
     ("nested too deep", _nested(MAX_NESTING_DEPTH + 1), "IdempotencyInputTooDeepError", f"at most {MAX_NESTING_DEPTH}"),
     ("one byte too large", _padded(MAX_INPUT_BYTES + 1), "IdempotencyInputTooLargeError", f"at most {MAX_INPUT_BYTES}"),
 ]
+# Expressions that once ended in generic errors (RecursionError, ValueError, TypeError, OverflowError):
+# nested too deep for JMESPath's recursion, refused before it parses them; parsed but never evaluable;
+# or evaluated to a number JSON cannot carry.
+DEEP = f"at most {MAX_EXPRESSION_DEPTH} are accepted"
+NOT_JMESPATH = "not a valid JMESPath expression"
+HOSTILE_EXPRESSIONS = [
+    ("3,000 nested parentheses", _keyed_by("(" * 3000 + "a" + ")" * 3000), "IdempotencyKeyExpressionError", DEEP),
+    ("50,000 opening brackets", _keyed_by("[" * 50_000), "IdempotencyKeyExpressionError", DEEP),
+    ("3,000 nested hashes", _keyed_by("{a:" * 3000 + "a" + "}" * 3000), "IdempotencyKeyExpressionError", DEEP),
+    ("3,000 negations", _keyed_by("!" * 3000 + "a"), "IdempotencyKeyExpressionError", DEEP),
+    ("3,000 pipes", _keyed_by("a" + "|a" * 3000), "IdempotencyKeyExpressionError", DEEP),
+    ("3,000 projections", _keyed_by("a" + "[*].a" * 3000), "IdempotencyKeyExpressionError", DEEP),
+    ("a literal nested 3,000 deep", _keyed_by("`" + "[" * 3000 + "]" * 3000 + "`"), "IdempotencyKeyExpressionError", DEEP),
+    ("slice with step 0", _keyed_by("a[::0]"), "IdempotencyKeyExpressionError", "a slice's step cannot be 0"),
+    ("5,000-digit index", _keyed_by("a[" + "1" * 5000 + "]"), "IdempotencyKeyExpressionError", NOT_JMESPATH),
+    ("NaN literal", _keyed_by("ceil(`NaN`)"), "IdempotencyKeyExpressionError", "not a value JSON can carry"),
+    ("expression reference alone", _keyed_by("&a"), "IdempotencyKeyExpressionError", "expression reference (&...)"),
+    ("merge of a number", _keyed_by("merge(@, `1`)"), "IdempotencyKeyExpressionError", "merge() cannot take 1 as argument 2"),
+    ("floor of 1e400", _keyed_by("floor(`1e400`)"), "IdempotencyKeyExpressionError", "not a value JSON can carry"),
+    ("a number that overflows", _keyed_by("to_number('1e400')"), "IdempotencyKeyExpressionError", "selected a value JSON cannot carry"),
+]
+BAD_INPUTS += HOSTILE_EXPRESSIONS
 
 
 @pytest.mark.parametrize(("raw_input", "error", "explanation"), [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
@@ -74,6 +102,7 @@ def test_the_catalog_is_large_and_names_every_error_of_the_input() -> None:
     # A deployment's own bad settings, and an override its settings refuse, need a stack deployed
     # with those settings: tests/integration/test_key_parameters.py has them.
     elsewhere = {"IdempotencyConfigurationError", "IdempotencyKeyOverrideNotAllowedError"}
+    elsewhere.add("IdempotencyError")  # the base class of them all
     input_errors = {name for name in dir(key_module) if name.startswith("Idempotency") and name.endswith("Error")} - elsewhere
 
     assert len(BAD_INPUTS) >= 15

@@ -75,7 +75,7 @@ def test_every_function_of_the_template_is_counted(measured: tuple[MeteredStack,
     for path in measured[1].paths:
         assert set(path.usage.lambda_calls) == functions
     envelope = {name for name, spec in measured[1].functions.items() if spec.envelope}
-    assert envelope == {"AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction"}
+    assert envelope == {"AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction", "FrontDoorFunction"}
     assert BUSINESS_STEP_FUNCTIONS and not envelope & set(BUSINESS_STEP_FUNCTIONS)
 
 
@@ -302,6 +302,25 @@ def test_the_report_has_every_row_and_target_and_serializes(
     fresh = figures["paths"][0]
     assert fresh["cost_per_million_usd"]["workflow"] == pytest.approx(fresh["states_entered"] * 25.0)
     assert {"hit_1kib", "hit_250kib"} <= {path["path"] for path in figures["paths"]}
+    # The front door's rows beside the envelope's, named so, and the mix through it with its target.
+    assert all("front door" in path["label"] for path in figures["paths"] if path["path"].startswith("front_door"))
+    assert {"front_door_hit", "front_door_miss"} <= {path["path"] for path in figures["paths"]}
+    assert figures["front_door_mix"]["target"]["limit"] == 25.0
+    assert "through the front door" in markdown
+
+
+def test_a_front_door_hit_is_one_call_and_one_read_and_its_miss_runs_the_envelope_once(measured: tuple[MeteredStack, StandardRun]) -> None:
+    paths = _paths(measured)
+    hit, miss, fresh = paths["front_door_hit"], paths["front_door_miss"], paths["fresh"]
+
+    assert hit.usage.states_entered == 0
+    assert hit.usage.lambda_calls == {**{name: 0 for name in hit.usage.lambda_calls}, "FrontDoorFunction": 1}
+    assert (hit.usage.dynamodb.wru, hit.usage.dynamodb.requests) == (0, {"GetItem": 1})
+    assert miss.usage.states_entered == fresh.usage.states_entered
+    assert miss.usage.lambda_calls["FrontDoorFunction"] == 1
+    assert sum(miss.usage.lambda_calls.values()) == sum(fresh.usage.lambda_calls.values()) + 1
+    assert miss.usage.dynamodb.rru == fresh.usage.dynamodb.rru + 1
+    assert hit.cost is not None and any(target.unit == "$" for target in hit.targets)
 
 
 def test_the_cold_start_probes_run_side_by_side(measured: tuple[MeteredStack, StandardRun]) -> None:

@@ -41,8 +41,8 @@ def cause_message(cause: str | None) -> str:
 
 @pytest.fixture(scope="module")
 def validating() -> Any:
-    """Default parameters (payload validation on: the whole input), the example steps never failing at random."""
-    with OfflineStack({"FailureProbability": 0, "LongestCallSeconds": 2}, environment=QUIET) as stack:
+    """Payload validation turned on for the whole input (it is off by default), the example steps never failing at random."""
+    with OfflineStack({"PayloadValidationJmespath": "@", "FailureProbability": 0, "LongestCallSeconds": 2}, environment=QUIET) as stack:
         yield stack
 
 
@@ -182,8 +182,10 @@ def test_a_waiter_whose_payload_no_longer_matches_is_refused_when_it_looks_again
         ({"IdempotencyKeyJmespath": "order["}, "IdempotencyKeyJmespath"),
         ({"PayloadValidationJmespath": "length("}, "PayloadValidationJmespath"),
         ({"IdempotencyKeyJmespath": "unknown_function(@)"}, "IdempotencyKeyJmespath"),
+        ({"PayloadValidationJmespath": "items[::0]"}, "a slice's step cannot be 0"),
+        ({"IdempotencyKeyJmespath": "(" * 150 + "orderId" + ")" * 150}, "at most 100 are accepted"),
     ],
-    ids=["key expression syntax", "validation expression syntax", "unknown function"],
+    ids=["key expression syntax", "validation expression syntax", "unknown function", "never evaluates", "nested too deep"],
 )
 def test_an_invalid_expression_in_a_parameter_is_refused_when_the_functions_start(parameters: dict[str, str], words: str) -> None:
     with pytest.raises(Exception) as refused:

@@ -35,7 +35,7 @@ from tests.integration.support import (
 
 pytestmark = pytest.mark.offline_only(reason="shapes the steps' results and errors with Lambda interceptors")
 
-limits = load_module(PROJECT_ROOT / "layers" / "idempotency", "idempotency.limits")
+limits = load_module(PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.limits")
 MAX_RESULT_BYTES: int = limits.MAX_RESULT_BYTES
 MAX_INPUT_BYTES: int = limits.MAX_INPUT_BYTES
 PAYLOAD_LIMIT_BYTES = 256 * 1024

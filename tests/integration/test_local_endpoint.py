@@ -93,18 +93,10 @@ def _start_server(directory: Path, *arguments: str) -> tuple[subprocess.Popen[by
     return process, log
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint]:
-    directory = tmp_path_factory.mktemp("endpoint")
+def start_endpoint(directory: Path, *arguments: str) -> LocalEndpoint:
+    """Start ``python -m emulator.server`` with ``arguments`` and wait until it is ready (its ``--outputs-file`` appears)."""
     outputs_file = directory / "outputs.json"
-    process, log = _start_server(
-        directory,
-        "--port", "0",
-        "--time-scale", "0.01",
-        "--stack-name", STACK_NAME,
-        "--parameter-overrides", "FailureProbability=0",
-        "--outputs-file", str(outputs_file),
-    )  # fmt: skip
+    process, log = _start_server(directory, *arguments, "--outputs-file", str(outputs_file))
     # Ready when the outputs file appears (written whole); a failed start ends the process.
     deadline = time.monotonic() + HANG_GUARD_SECONDS
     while not outputs_file.exists():
@@ -112,7 +104,18 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint
             process.kill()
             pytest.fail(f"the server did not start:\n{log.read_text(errors='replace')}")
         time.sleep(0.05)
-    served = LocalEndpoint(process, log, outputs_file, json.loads(outputs_file.read_text(encoding="utf-8")))
+    return LocalEndpoint(process, log, outputs_file, json.loads(outputs_file.read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEndpoint]:
+    served = start_endpoint(
+        tmp_path_factory.mktemp("endpoint"),
+        "--port", "0",
+        "--time-scale", "0.01",
+        "--stack-name", STACK_NAME,
+        "--parameter-overrides", "FailureProbability=0",
+    )  # fmt: skip
     try:
         yield served
     finally:
@@ -137,7 +140,9 @@ def test_the_server_prints_the_outputs_and_commands_to_paste(endpoint: LocalEndp
     assert f"Local AWS endpoint ready: {endpoint.url}" in printed
     assert f"aws stepfunctions start-execution --endpoint-url {endpoint.url} --state-machine-arn {arn}" in printed
     fresh_key = compute_idempotency_key(json.loads((PROJECT_ROOT / "events" / "execution_fresh.json").read_text(encoding="utf-8")))
-    assert f"aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key '{{\"id\": {{\"S\": \"{fresh_key}\"}}}}'" in printed
+    # Records are <scope>#<key>, the scope being the envelope state machine's name by default.
+    fresh_id = f"{arn.rsplit(':', 1)[-1]}#{fresh_key}"
+    assert f"aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key '{{\"id\": {{\"S\": \"{fresh_id}\"}}}}'" in printed
     assert f"{STACK_NAME_VARIABLE}={STACK_NAME} {ENDPOINT_VARIABLE}={endpoint.url} make pytest" in printed
     assert f'make records ARGS="--endpoint-url {endpoint.url} --stack-name {STACK_NAME} list"' in printed
 
@@ -147,7 +152,8 @@ def test_cloudformation_describes_the_stack_with_its_outputs_and_parameters(endp
     deployed = DeployedStack(STACK_NAME, endpoint_url=endpoint.url)
 
     assert {output["OutputKey"]: output["OutputValue"] for output in described["Outputs"]} == endpoint.description["Outputs"]
-    assert set(endpoint.description["Outputs"]) == set(Template.load().body["Outputs"])
+    # A deployment without AlarmTopicArn or CreateDashboard has every output but the conditional ones.
+    assert set(endpoint.description["Outputs"]) == {name for name, output in Template.load().body["Outputs"].items() if "Condition" not in output}
     assert deployed.outputs == endpoint.description["Outputs"]
     assert deployed.state_machine_arn == endpoint.description["Outputs"]["IdempotentWorkflowArn"]
     assert deployed.table_name == endpoint.description["Outputs"]["IdempotencyTableName"]
@@ -236,6 +242,28 @@ def test_the_records_tool_finds_the_table_from_the_stack_outputs(endpoint: Local
 
     assert status == 0
     assert run.execution_arn in printed.getvalue() and "SUCCESS" in printed.getvalue()
+
+
+def test_the_front_door_is_called_through_the_endpoint_as_the_server_says(endpoint: LocalEndpoint, client_credentials: None) -> None:
+    name = endpoint.description["Outputs"]["FrontDoorFunctionName"]
+    assert f"aws lambda invoke --endpoint-url {endpoint.url} --function-name {name} " in endpoint.output()
+    front_door, sfn = endpoint.client("lambda"), endpoint.client("stepfunctions")
+    execution_input = {"orderId": f"front-door-{uuid.uuid4().hex}", "forceFailure": False}
+
+    def call() -> dict[str, Any]:
+        response = front_door.invoke(FunctionName=name, Payload=json.dumps(execution_input).encode())
+        assert "FunctionError" not in response
+        return dict(json.loads(response["Payload"].read()))
+
+    started = call()
+    assert started["outcome"] == "STARTED"
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while (described := sfn.describe_execution(executionArn=started["executionArn"]))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution the front door started never ended"
+        time.sleep(0.05)
+    assert described["status"] == "SUCCEEDED"
+
+    assert call() == {"outcome": "COMPLETED", "key": started["key"], "result": json.loads(described["output"])}
 
 
 def test_a_port_in_use_is_an_error_not_a_hang() -> None:

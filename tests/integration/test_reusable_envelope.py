@@ -27,7 +27,7 @@ TEMPLATE = PROJECT_ROOT / "tests" / "integration" / "reusable_envelope" / "templ
 APPLICATION = "Envelope"
 WRAPPED = "WrappedWorkflow"
 STEP = "CountedStepFunction"
-# The envelope's states on a fresh run (docs/reusable-envelope.md, "What it costs"): the wrapped
+# The envelope's states on a fresh run (envelope/README.md, "What it costs"): the wrapped
 # workflow's own states are in its own history. A hit is the first two and "Return the stored result".
 FRESH_RUN_STATES = [
     "Take the idempotency record",
@@ -68,6 +68,20 @@ def test_the_envelope_is_deployed_around_the_workflow_given_by_arn(stack: Offlin
     definition = json.loads(envelope.sfn.describe_state_machine(stateMachineArn=envelope.state_machine_arn)["definition"])
     run_child = definition["States"][child_envelope.RUN_CHILD]
     assert run_child["Parameters"]["StateMachineArn"] == stack.physical_id(WRAPPED)
+
+
+def test_running_the_stack_that_nests_the_envelope_runs_the_envelope_never_the_workflow_it_wraps(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
+    assert stack.envelope is envelope
+    assert stack.state_machine_arn == envelope.state_machine_arn != stack.physical_id(WRAPPED)
+    assert stack.table_name == envelope.table_name
+
+    first, repeat = stack.run({"name": unique}), stack.run({"name": unique})
+
+    assert [first.states_entered, repeat.states_entered] == [FRESH_RUN_STATES, HIT_STATES]
+    assert len(wrapped_executions(stack, unique)) == 1
+    assert stack.get_record(compute_idempotency_key({"name": unique}))["executionstatus"] == "SUCCESS"
 
 
 def test_the_first_run_runs_the_workflow_once_and_stores_its_output(

@@ -86,8 +86,8 @@ class SimulatedStepFailure(Exception):
 class FirstCallFails(Gate):
     """Holds the first call until opened, then fails it; later calls (a waiter's rerun) go through.
 
-    Owner and waiters send the same input (payload validation would refuse another one), so the
-    owner's failure comes from here rather than from its input.
+    Owner and waiters send the same input (a deployment that validates payloads would refuse
+    another one), so the owner's failure comes from here rather than from its input.
     """
 
     def __init__(self) -> None:

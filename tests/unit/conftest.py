@@ -23,7 +23,7 @@ LAYER_TYPE = "AWS::Serverless::LayerVersion"
 # The table the ``dynamodb`` fixture creates, and the name the template environment gives it.
 RECORDS_TABLE = "records"
 # The layer's modules the unit tests use.
-LAYER_MODULES = ("errors", "key", "limits", "settings", "record", "ownership", "wakeup")
+LAYER_MODULES = ("errors", "key", "limits", "settings", "record", "ownership", "wakeup", "front_door", "observability")
 
 FunctionLoader = Callable[..., ModuleType]
 

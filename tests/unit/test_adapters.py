@@ -345,8 +345,9 @@ def test_a_write_paused_between_its_read_and_its_write_shows_what_the_lock_close
             reader = next(readers, "later")
         if reader == "first":
             first_has_read.set()
-            # Moto alone lets the second writer read now; with the lock it cannot until this write ends.
-            second_has_read.wait(timeout=0.3)
+            # Moto alone lets the second writer read now (waited for: it will come); with the lock it
+            # cannot until this write ends, so the first writer goes on after a pause.
+            second_has_read.wait(timeout=0.3 if atomic else 300)
         elif reader == "second":
             second_has_read.set()
         return current

@@ -32,7 +32,7 @@ def test_the_doc_draws_the_variant_and_both_example_children() -> None:
     document = DOC.read_text(encoding="utf-8")
 
     for path in (
-        "statemachine/idempotent_child_workflow.asl.json",
+        "envelope/statemachine/idempotent_child_workflow.asl.json",
         "examples/user_registration/statemachine/user_registration.asl.json",
         "examples/sensor_file/statemachine/sensor_file.asl.json",
     ):

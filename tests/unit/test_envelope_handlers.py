@@ -95,9 +95,8 @@ class Envelope:
         return sorted(item["id"]["S"] for item in items if item["id"]["S"].startswith(f"{key}#waiter#"))
 
 
-@pytest.fixture
-def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None) -> Envelope:
-    """The four envelope functions, loaded with the template's environment inside the ``dynamodb`` fixture's moto."""
+def load_envelope(load_function: Any, template_environment: dict[str, str]) -> Envelope:
+    """The four envelope functions, loaded with the template's environment (inside moto: see the fixture)."""
     environment = {**template_environment, "POWERTOOLS_METRICS_DISABLED": "false"}
     return Envelope(
         {
@@ -105,6 +104,12 @@ def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, 
             for logical_id in ("AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction")
         }
     )
+
+
+@pytest.fixture
+def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None) -> Envelope:
+    """The four envelope functions, loaded with the template's environment inside the ``dynamodb`` fixture's moto."""
+    return load_envelope(load_function, template_environment)
 
 
 def _ms(seconds: float) -> int:
@@ -128,15 +133,19 @@ def test_the_first_execution_takes_the_record_and_a_repeat_gets_its_stored_resul
 
 
 def test_a_repeat_whose_validated_payload_differs_fails_with_a_named_error_and_changes_nothing(envelope: Envelope) -> None:
+    rules = type(envelope.take.settings.key_rules)(validation_expression="amount")  # the take's own layer's KeyRules
+    validating = dataclasses.replace(envelope.take.settings, key_rules=rules)
     keyed = {**INPUT, "idempotencyKeyJmespath": "orderId"}
     owner = envelope.start("owner", keyed)
-    taken = envelope.look(owner, payload=keyed)
+    taken = envelope.look(owner, payload=keyed, config=validating)
     before = envelope.item(taken["key"])
 
     with pytest.raises(envelope.take.IdempotencyPayloadMismatchError):
-        envelope.look(envelope.start("other"), payload={**keyed, "amount": 6})
+        envelope.look(envelope.start("other"), payload={**keyed, "amount": 6}, config=validating)
 
     assert envelope.item(taken["key"]) == before
+    # With the template's default (no payload validation) the same repeat is answered as the same request.
+    assert envelope.look(envelope.start("again"), payload={**keyed, "amount": 6})["outcome"] == "BUSY"
 
 
 def test_a_result_too_large_to_return_is_recorded_as_failed_with_a_named_error(envelope: Envelope) -> None:

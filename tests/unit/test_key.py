@@ -1,4 +1,4 @@
-"""The idempotency key (layers/idempotency/idempotency/key.py): canonical JSON, JMESPath selection, named errors,
+"""The idempotency key (envelope/layers/idempotency/idempotency/key.py): canonical JSON, JMESPath selection, named errors,
 and what a key means: its scope, the deployment's key rules and the payload hash validation compares.
 
 Expected keys are computed here with ``hashlib`` from canonical JSON written out by hand, never by
@@ -225,6 +225,7 @@ def test_the_size_limit_counts_utf8_bytes_not_characters(layer: SimpleNamespace)
 
 def test_every_error_key_py_raises_is_a_named_idempotency_error(layer: SimpleNamespace) -> None:
     raised_by_key = {name for name in vars(layer.key) if name.startswith("Idempotency") and name.endswith("Error")}
+    raised_by_key.discard("IdempotencyError")  # the base class, named where any of them may be raised
     tested = {case.values[1] for case in _bad_input_cases()} | {
         "IdempotencyInputTooDeepError",
         "IdempotencyInputTooLargeError",
@@ -441,14 +442,16 @@ def test_allow_key_override_as_text_is_refused_by_the_constructor(layer: SimpleN
         layer.key.KeyRules(allow_key_override="false")
 
 
-def test_the_default_rules_key_on_the_whole_input_allow_overrides_and_validate_everything(
+def test_the_default_rules_key_on_the_whole_input_allow_overrides_and_validate_nothing(
     layer: SimpleNamespace,
 ) -> None:
+    # As in the original pattern and in Powertools: the key alone identifies a request.
     rules = layer.key.KeyRules()
 
-    assert (rules.key_expression, rules.allow_key_override, rules.validation_expression) == (None, True, "@")
-    assert rules.validates_payload
+    assert (rules.key_expression, rules.allow_key_override, rules.validation_expression) == (None, True, None)
+    assert not rules.validates_payload
     assert layer.key.identify(ORDER, SCOPE) == layer.key.identify(ORDER, SCOPE, rules)
+    assert layer.key.identify(ORDER, SCOPE).payload_hash is None
 
 
 # --------------------------------------------------------------------------- payload validation
@@ -456,15 +459,25 @@ PAYMENT = {"paymentId": "p-7", "amount": 12, "currency": "EUR"}
 PAYMENT_CANONICAL = '{"amount":12,"currency":"EUR","paymentId":"p-7"}'
 
 
-def test_by_default_the_payload_hash_is_the_hash_of_the_whole_input(layer: SimpleNamespace) -> None:
-    keyed = layer.key.KeyRules(key_expression="paymentId")
+def test_validating_the_whole_input_hashes_the_whole_input(layer: SimpleNamespace) -> None:
+    whole = layer.key.KeyRules(validation_expression="@")
+    keyed = layer.key.KeyRules(key_expression="paymentId", validation_expression="@")
 
-    assert layer.key.identify(PAYMENT, SCOPE).payload_hash == sha256_hex(PAYMENT_CANONICAL)
+    assert layer.key.identify(PAYMENT, SCOPE, whole).payload_hash == sha256_hex(PAYMENT_CANONICAL)
     assert layer.key.identify(PAYMENT, SCOPE, keyed).payload_hash == sha256_hex(PAYMENT_CANONICAL)
 
 
-def test_a_repeat_that_differs_only_outside_the_key_is_a_mismatch(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(key_expression="paymentId")
+def test_by_default_a_repeat_that_differs_only_outside_the_key_is_the_same_request(layer: SimpleNamespace) -> None:
+    # The original pattern's own example: the key is computed from nested.key1 and nested.key2 only.
+    first = {"top": "level", "nested": {"key1": "value1", "key2": "value2"}, EXPRESSION: "[nested.key1, nested.key2]"}
+    repeat = {**first, "top": "another level"}
+
+    assert layer.key.identify(first, SCOPE) == layer.key.identify(repeat, SCOPE)
+    assert layer.key.identify(repeat, SCOPE) == layer.key.Identity(record_id(SCOPE, '["value1","value2"]'), None)
+
+
+def test_a_repeat_that_differs_only_outside_the_key_is_a_mismatch_when_validating(layer: SimpleNamespace) -> None:
+    rules = layer.key.KeyRules(key_expression="paymentId", validation_expression="@")
     first = layer.key.identify(PAYMENT, SCOPE, rules)
     repeat = layer.key.identify({**PAYMENT, "amount": 1200}, SCOPE, rules)
 
@@ -510,14 +523,16 @@ def test_a_validation_expression_selecting_nothing_hashes_null(layer: SimpleName
 )
 def test_the_payload_hash_ignores_key_order_and_whitespace(layer: SimpleNamespace, text: str) -> None:
     narrowed = layer.key.KeyRules(validation_expression="{c: currency, a: amount}")
+    whole = layer.key.KeyRules(validation_expression="@")
 
-    assert layer.key.identify(json.loads(text), SCOPE).payload_hash == sha256_hex(PAYMENT_CANONICAL)
+    assert layer.key.identify(json.loads(text), SCOPE, whole).payload_hash == sha256_hex(PAYMENT_CANONICAL)
     assert layer.key.identify(json.loads(text), SCOPE, narrowed).payload_hash == sha256_hex('{"a":12,"c":"EUR"}')
 
 
 def test_how_the_input_spells_its_key_is_not_part_of_the_validated_payload(layer: SimpleNamespace) -> None:
     # Two producers of one request may spell the expression differently: same key, same payload.
-    spellings = [layer.key.identify({**PAYMENT, EXPRESSION: spelling}, SCOPE) for spelling in ("paymentId", "[paymentId][0]")]
+    whole = layer.key.KeyRules(validation_expression="@")
+    spellings = [layer.key.identify({**PAYMENT, EXPRESSION: spelling}, SCOPE, whole) for spelling in ("paymentId", "[paymentId][0]")]
 
     assert {identity.key for identity in spellings} == {record_id(SCOPE, '"p-7"')}
     assert {identity.payload_hash for identity in spellings} == {sha256_hex(PAYMENT_CANONICAL)}

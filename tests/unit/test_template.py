@@ -317,6 +317,69 @@ def test_what_cannot_be_resolved_is_refused_not_passed_through(resolver: Resolve
     assert message in str(refused.value)
 
 
+# --------------------------------------------------------------------------- Conditions
+CONDITIONS = """
+Parameters:
+  Topic: {Type: String, Default: ""}
+  Dashboard: {Type: String, Default: "false"}
+Conditions:
+  HasTopic: !Not [!Equals [!Ref Topic, ""]]
+  WantsDashboard: !Equals [!Ref Dashboard, "true"]
+  Either: !Or [!Condition HasTopic, !Condition WantsDashboard]
+  Both: !And [!Condition HasTopic, !Condition WantsDashboard]
+Resources:
+  Always: {Type: Custom::Thing}
+  Alarm: {Type: Custom::Thing, Condition: HasTopic}
+  Board: {Type: Custom::Thing, Condition: WantsDashboard}
+  Nested: {Type: Custom::Thing, Condition: Either}
+  Pair: {Type: Custom::Thing, Condition: Both}
+Outputs:
+  Plain: {Value: x}
+  BoardName: {Value: !Ref Board, Condition: WantsDashboard}
+"""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "deployed", "outputs"),
+    [
+        pytest.param({}, {"Always"}, {"Plain"}, id="defaults: only the unconditional ones"),
+        pytest.param({"Topic": "arn:aws:sns:eu-west-1:111122223333:t"}, {"Always", "Alarm", "Nested"}, {"Plain"}, id="a topic"),
+        pytest.param({"Dashboard": "true"}, {"Always", "Board", "Nested"}, {"Plain", "BoardName"}, id="a dashboard"),
+        pytest.param(
+            {"Topic": "t", "Dashboard": "true"}, {"Always", "Alarm", "Board", "Nested", "Pair"}, {"Plain", "BoardName"}, id="both"
+        ),
+    ],
+)
+def test_a_resource_or_output_under_a_false_condition_is_not_deployed(
+    write_template: TemplateWriter, overrides: dict[str, str], deployed: set[str], outputs: set[str]
+) -> None:
+    template = write_template(CONDITIONS)
+    resolver = Resolver(parameters=template.parameter_values(overrides), pseudo=PSEUDO, conditions=template.body["Conditions"])
+
+    as_deployed = template.as_deployed(resolver)
+
+    assert set(as_deployed.resources) == deployed
+    assert set(as_deployed.body["Outputs"]) == outputs
+    assert set(template.resources) == {"Always", "Alarm", "Board", "Nested", "Pair"}  # the template itself is unchanged
+
+
+@pytest.mark.parametrize(
+    ("conditions", "name", "message"),
+    [
+        pytest.param({}, "Missing", "Condition 'Missing' is not declared", id="undeclared"),
+        pytest.param({"C": {"Fn::Contains": [["a"], "a"]}}, "C", "Condition function Fn::Contains is not emulated", id="function not emulated"),
+        pytest.param({"C": "true"}, "C", "Not a condition function", id="not a function"),
+    ],
+)
+def test_a_condition_that_cannot_be_evaluated_is_refused(conditions: dict[str, Any], name: str, message: str) -> None:
+    resolver = Resolver(parameters={}, pseudo=PSEUDO, conditions=conditions)
+
+    with pytest.raises(UnsupportedTemplateFeature) as refused:
+        resolver.condition(name)
+
+    assert message in str(refused.value)
+
+
 # --------------------------------------------------------------------------- DefinitionSubstitutions
 def test_substitute_definition_replaces_every_occurrence() -> None:
     definition = '{"A": "${Arn}", "B": "${Arn}", "Seconds": ${Seconds}}'

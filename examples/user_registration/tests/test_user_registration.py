@@ -143,8 +143,9 @@ def test_a_repeated_registration_event_registers_once(stack: OfflineStack, envel
     registers = stack.lambdas.invocations(REGISTER)
 
     repeat = envelope.run(registration(unique))
-    # The key is ['user-registration', username]; payload validation (on by default) refuses the
-    # same username with another phone number instead of answering with the first registration.
+    # The key is ['user-registration', username]; the example turns payload validation on for the
+    # registration's details, so the same username with another phone number is refused instead of
+    # answered with the first registration.
     other_phone = envelope.run(registration(unique, phone="999"))
 
     assert repeat.status == "SUCCEEDED"

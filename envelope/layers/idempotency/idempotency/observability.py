@@ -26,3 +26,24 @@ WAKE_UPS_FAILED = "WakeUpsFailed"  # waiters not woken (they look again on their
 RESULTS_TOO_LARGE = "ResultsTooLarge"
 # What the release function did.
 RECORDS_RELEASED = "RecordsReleased"  # an ended owner's record marked free once its calls can have ended
+# What the front door answered: a stored result without starting anything, or a started execution.
+FRONT_DOOR_HITS = "FrontDoorHits"
+FRONT_DOOR_STARTS = "FrontDoorStarts"
+
+# Every name above, for alarms and dashboards to be checked against (emitted names unchanged).
+METRIC_NAMES = frozenset(
+    {
+        *METRIC_FOR_OUTCOME.values(),
+        WAIT_TIMEOUTS,
+        REJECTED_INPUTS,
+        PAYLOAD_MISMATCHES,
+        TAKEOVERS,
+        *METRIC_FOR_SAVED_STATUS.values(),
+        WAITERS_WOKEN,
+        WAKE_UPS_FAILED,
+        RESULTS_TOO_LARGE,
+        RECORDS_RELEASED,
+        FRONT_DOOR_HITS,
+        FRONT_DOOR_STARTS,
+    }
+)

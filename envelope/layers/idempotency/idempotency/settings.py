@@ -134,14 +134,19 @@ class Settings:
             key_rules=KeyRules.from_parameters(
                 key_expression=environ.get("IDEMPOTENCY_KEY_JMESPATH", ""),
                 allow_key_override=environ.get("ALLOW_KEY_OVERRIDE", "true"),
-                validation_expression=environ.get("PAYLOAD_VALIDATION_JMESPATH", "@"),
+                validation_expression=environ.get("PAYLOAD_VALIDATION_JMESPATH", ""),
             ),
             scope=environ.get("IDEMPOTENCY_SCOPE", ""),
         )
 
     def scope_of(self, state_machine_arn: str) -> str:
         """The scope of the records of a state machine's executions: the deployment's, or the state machine's name."""
-        return check_scope(self.scope or state_machine_name(state_machine_arn))
+        return record_scope(self.scope, state_machine_arn)
+
+
+def record_scope(scope: str, state_machine_arn: str) -> str:
+    """The scope of a state machine's records: ``scope`` (IdempotencyScope) if set, else the state machine's name."""
+    return check_scope(scope or state_machine_name(state_machine_arn))
 
 
 def state_machine_name(arn: str) -> str:

@@ -355,14 +355,11 @@ def _decide(
     now_value = {":now": {"N": str(now)}}
     if item is None:
         return _NOT_LIVE, now_value
-    status = item.get(STATUS, {}).get("S")
+    status = _known_status(key, item)
     holder = _holder(item)
-    if status in (SUCCESS, IN_PROGRESS):
-        _check_payload(key, item, payload_hash)
-    if status == SUCCESS:
-        if RESULT not in item:
-            raise IdempotencyRecordStateError(f"Record {key} is {SUCCESS} but has no {RESULT}.")
-        return LockOutcome(COMPLETED, key, result=json.loads(item[RESULT]["S"]))
+    completed = _completed(key, item, payload_hash)
+    if completed is not None:
+        return completed
     still_so, same_holder = _unchanged(item)
     if status == FAILED:
         error = item.get(ERROR, {}).get("S", "States.TaskFailed")
@@ -383,10 +380,6 @@ def _decide(
             if state.redrivable:
                 return _Resumable(holder, put)
         return put
-    if status != IN_PROGRESS:
-        raise IdempotencyRecordStateError(
-            f"Record {key} has {STATUS}={status!r}; expected {IN_PROGRESS}, {SUCCESS} or {FAILED}."
-        )
     condition, values = f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
     if holder.execution_id == owner.execution_id and (holder.run_id == owner.run_id or liveness is not None):
         # A retried invocation whose first attempt took the record but lost the reply; or (Standard, which
@@ -403,6 +396,48 @@ def _decide(
         if state.redrivable and holder.run_id:  # no run: the record its release left for it, which it never took
             return _Resumable(holder, (condition, values))
     return condition, values
+
+
+def _completed(key: str, item: dict[str, Any], payload_hash: str | None) -> LockOutcome | None:
+    """A live record's stored result (``COMPLETED``), or None when it holds none yet (IN_PROGRESS, FAILED).
+
+    Raises:
+        IdempotencyPayloadMismatchError: a SUCCESS or IN_PROGRESS record was written for another payload.
+        IdempotencyRecordStateError: a SUCCESS record without its result.
+    """
+    status = item.get(STATUS, {}).get("S")
+    if status in (SUCCESS, IN_PROGRESS):
+        _check_payload(key, item, payload_hash)
+    if status != SUCCESS:
+        return None
+    if RESULT not in item:
+        raise IdempotencyRecordStateError(f"Record {key} is {SUCCESS} but has no {RESULT}.")
+    return LockOutcome(COMPLETED, key, result=json.loads(item[RESULT]["S"]))
+
+
+def stored_result(client: DynamoDBClient, table_name: str, key: str, now: int, payload_hash: str | None) -> LockOutcome | None:
+    """The stored result of ``key`` if its record is live and SUCCESS (``COMPLETED``), by one strongly
+    consistent read and no write; None when the record is absent, expired, IN_PROGRESS or FAILED.
+
+    The same reading of a record as ``take_record``'s (TTL, payload validation, states), for callers
+    that answer a repeat without taking anything (the front door).
+
+    Raises:
+        IdempotencyPayloadMismatchError: the record was written for another payload with this key.
+        IdempotencyRecordStateError: the stored record is in no state the envelope knows.
+    """
+    item = _live(read_record(client, table_name, key), now)
+    if item is None:
+        return None
+    _known_status(key, item)
+    return _completed(key, item, payload_hash)
+
+
+def _known_status(key: str, item: dict[str, Any]) -> str:
+    status = item.get(STATUS, {}).get("S")
+    if status not in (SUCCESS, IN_PROGRESS, FAILED):
+        raise IdempotencyRecordStateError(f"Record {key} has {STATUS}={status!r}; expected {IN_PROGRESS}, {SUCCESS} or {FAILED}.")
+    return str(status)
 
 
 def _unchanged(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
