@@ -112,8 +112,8 @@ class MeteredStack:
         return cost_per_million(usage, self.functions, {**self.billed_ms(), **(billed_ms or {})}, prices, express_duration_ms)
 
     def duration_ms(self, execution_arn: str) -> float:
-        """The execution's duration from start to stop, as DescribeExecution gives it (emulator wall time)."""
-        description = self.stack.sfn.describe_execution(executionArn=execution_arn)
+        """The execution's duration from start to stop, as DescribeExecution (an Express one's logs) gives it (emulator wall time)."""
+        description = self.stack.execution_description(execution_arn)
         return float((description["stopDate"] - description["startDate"]).total_seconds() * 1000)
 
     def record_size(self, owner_execution_arn: str) -> int:

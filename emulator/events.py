@@ -35,6 +35,7 @@ import boto3
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
+from emulator.adapters.redrive import attempts_of, is_express, redrive_status
 from emulator.template import UnsupportedTemplateFeature
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
@@ -192,32 +193,46 @@ def _check_pattern(rule: str, pattern: Any) -> None:
 
 @contextlib.contextmanager
 def execution_status_events(bus: EventBus) -> Iterator[None]:
-    """Publish a status-change event on ``bus`` whenever an execution ends, as Step Functions does."""
+    """Publish a status-change event on ``bus`` whenever an execution ends, as Step Functions does.
+
+    A redriven execution's change back to RUNNING is published by ``publish_status_change`` too,
+    given to ``adapters.redrivable_executions`` as its ``on_redrive``.
+    """
     original = BaseExecutionWorkerCommunication.terminated
 
     def terminated(self: BaseExecutionWorkerCommunication) -> None:
         original(self)
-        execution = self.execution
-        if getattr(execution.state_machine, "type", None) == "EXPRESS":  # moto leaves sm_type STANDARD
-            return  # Express workflows send no status-change events to EventBridge
-        status = getattr(execution.exec_status, "value", str(execution.exec_status))
-        detail = {
-            "executionArn": execution.exec_arn,
-            "stateMachineArn": execution.state_machine_arn,
-            "name": execution.name,
-            "status": status,
-            "startDate": _epoch_millis(execution.start_date),
-            "stopDate": _epoch_millis(execution.stop_date),
-            "input": json.dumps(execution.input_data),
-            "output": json.dumps(execution.output) if execution.output is not None else None,
-            "inputDetails": {"included": True},
-            "error": execution.error,
-            "cause": execution.cause,
-        }
-        bus.put_event("aws.states", STATUS_CHANGE, detail, [execution.exec_arn])
+        publish_status_change(bus, self.execution)
 
     with mock.patch.object(BaseExecutionWorkerCommunication, "terminated", terminated):
         yield
+
+
+def publish_status_change(bus: EventBus, execution: Any) -> None:
+    """Publish the "Step Functions Execution Status Change" event of moto's ``execution`` in its current status."""
+    if is_express(execution):
+        return  # Express workflows send no status-change events to EventBridge
+    status = getattr(execution.exec_status, "value", str(execution.exec_status))
+    attempts = attempts_of(execution)
+    redrive, reason = redrive_status(execution, execution.stop_date or datetime.now(UTC))
+    detail = {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": status,
+        "startDate": _epoch_millis(execution.start_date),
+        "stopDate": _epoch_millis(execution.stop_date),
+        "input": json.dumps(execution.input_data),
+        "output": json.dumps(execution.output) if execution.output is not None else None,
+        "inputDetails": {"included": True},
+        "error": execution.error,
+        "cause": execution.cause,
+        "redriveCount": attempts.redrive_count,
+        "redriveDate": _epoch_millis(attempts.redrive_date),
+        "redriveStatus": redrive,
+        "redriveStatusReason": reason,
+    }
+    bus.put_event("aws.states", STATUS_CHANGE, detail, [execution.exec_arn])
 
 
 def _epoch_millis(moment: datetime | None) -> int | None:

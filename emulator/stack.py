@@ -12,6 +12,7 @@ the state machine from its ``DefinitionUri`` with ``DefinitionSubstitutions`` re
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import json
 import logging
@@ -19,7 +20,7 @@ import os
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -35,22 +36,27 @@ from emulator.adapters import (
     atomic_dynamodb_writes,
     aws_context_timestamps,
     dynamodb_item_size_limit,
+    express_executions_unanswered,
+    express_outcome,
     immediate_stops,
     in_process_lambdas,
+    is_express_arn,
     load_handler,
     long_task_token,
     metric_alarms_checked,
     nested_workflows,
     realistic_task_tokens,
+    redrivable_executions,
     scaled_waits,
     sdk_bodies_as_text,
     step_functions_payload_limit,
+    stop_express_execution,
     stoppable_task_token_waits,
     sync_children_stop_with_their_task,
     task_tokens_reach_started_executions,
     timeouts_evaluated_once_stopped,
 )
-from emulator.events import EventBus, execution_status_events, s3_object_events
+from emulator.events import EventBus, execution_status_events, publish_status_change, s3_object_events
 from emulator.execution_api import named_and_checked_executions
 from tools.executions import FINISHED as FINISHED
 from tools.executions import ExecutionDidNotFinish as ExecutionDidNotFinish
@@ -61,6 +67,8 @@ from tools.template import RECORD_TABLE as RECORD_TABLE
 from tools.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
 
 REGION = "us-east-1"
+# An execution still under way: the redriven one too, until its program runs again.
+UNFINISHED = ("RUNNING", "PENDING_REDRIVE")
 ACCOUNT_ID = "123456789012"
 TABLE = "AWS::DynamoDB::Table"
 FUNCTION = "AWS::Serverless::Function"
@@ -185,6 +193,9 @@ class OfflineStack:
         # What CloudFormation creates: resources and outputs whose Condition is false are left out.
         self.template = template.as_deployed(self._resolver)
         self._exit: ExitStack | None = None
+        # Step Functions' clock for what it measures in days (the 14 days an execution can be
+        # redriven): a test moves it on instead of waiting. The functions read the real clock.
+        self.clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(tz=datetime.UTC)
         # None: clients are intercepted in process by mock_aws; a URL: they call that endpoint.
         self._endpoint_url: str | None = None
 
@@ -205,10 +216,14 @@ class OfflineStack:
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(immediate_stops())
+            exit_stack.enter_context(
+                redrivable_executions(lambda: self.clock(), on_redrive=lambda execution: publish_status_change(self.events, execution))
+            )
             exit_stack.enter_context(timeouts_evaluated_once_stopped())
             exit_stack.enter_context(task_tokens_reach_started_executions())
             exit_stack.enter_context(stoppable_task_token_waits())
             exit_stack.enter_context(named_and_checked_executions())
+            exit_stack.enter_context(express_executions_unanswered())
             exit_stack.enter_context(realistic_task_tokens(self.task_token_length))
             exit_stack.enter_context(s3_object_events(self.events))
             exit_stack.enter_context(metric_alarms_checked())
@@ -594,15 +609,23 @@ class OfflineStack:
         return self.sfn.start_execution(stateMachineArn=arn, name=name or uuid.uuid4().hex, input=text)["executionArn"]
 
     def wait_for(self, execution_arn: str, timeout: float = 120.0) -> ExecutionResult:
-        """Poll until the execution has finished, then return its outcome and history."""
+        """Poll until the execution has finished, then return its outcome and history.
+
+        Step Functions neither describes Express executions nor keeps their history: their outcome is
+        read where an operator reads it (CloudWatch Logs), which here is moto's own record.
+        """
         deadline = time.monotonic() + timeout
-        while (description := self.sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
+        while (description := self.execution_description(execution_arn))["status"] in UNFINISHED:
             if time.monotonic() > deadline:
-                raise ExecutionDidNotFinish(f"{execution_arn} still RUNNING after {timeout}s")
+                raise ExecutionDidNotFinish(f"{execution_arn} still {description['status']} after {timeout}s")
             time.sleep(0.005)
-        # Step Functions keeps no history of Express executions (CloudWatch Logs has them).
-        express = self._state_machine_types.get(description["stateMachineArn"]) == "EXPRESS"
-        return finished_execution(self.sfn, description, with_history=not express)
+        return finished_execution(self.sfn, description, with_history=not is_express_arn(execution_arn))
+
+    def execution_description(self, execution_arn: str) -> dict[str, Any]:
+        """DescribeExecution's answer; for an Express execution, which it refuses, the same fields from its logs (moto's record)."""
+        if is_express_arn(execution_arn):
+            return express_outcome(execution_arn)
+        return dict(self.sfn.describe_execution(executionArn=execution_arn))
 
     def run(
         self,
@@ -641,7 +664,11 @@ class OfflineStack:
         # the real endpoints once moto is gone.
         for arn in self._state_machine_types:
             for execution in self.sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
-                self.sfn.stop_execution(executionArn=execution["executionArn"])
+                if is_express_arn(execution["executionArn"]):
+                    # No API stops an Express execution; the emulator ends it, or it would outlive moto.
+                    stop_express_execution(execution["executionArn"])
+                else:
+                    self.sfn.stop_execution(executionArn=execution["executionArn"])
         time.sleep(0.05)
         self.events.wait_until_delivered()
 

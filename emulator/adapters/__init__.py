@@ -44,6 +44,14 @@ Each adapter is a context manager that patches one named place in moto and undoe
   the child, so this does too.
 * ``aws_context_timestamps``: ``$$.Execution.StartTime`` and ``$$.State.EnteredTime`` in AWS's
   format (milliseconds and ``Z``), not Python's ``isoformat()``.
+* ``redrivable_executions``: moto has no ``RedriveExecution``; this adds it as Step Functions
+  documents it (same ARN and input, from the unsuccessful state, succeeded states and finished
+  branches or iterations kept, ``RedriveCount``/``RedriveTime``, ``PENDING_REDRIVE``, the
+  redrive fields of DescribeExecution, ``ExecutionNotRedrivable``).
+* ``express_executions_unanswered``: moto names an Express execution like a Standard one and
+  describes and stops it; Step Functions gives it an ``express`` ARN that DescribeExecution,
+  StopExecution and GetExecutionHistory refuse (``InvalidArn``), while a ``.sync`` parent is still
+  told when its Express child ends.
 * ``metric_alarms_checked``: moto stores any alarm PutMetricAlarm is given; CloudWatch refuses
   metric math naming a query that does not exist, more or fewer than one returned series, an
   alarm on one metric without its statistic, and the like. So does this, so an alarm a template
@@ -54,6 +62,13 @@ Each adapter is a context manager that patches one named place in moto and undoe
 
 from emulator.adapters.cloudwatch import alarm_refusal, metric_alarms_checked
 from emulator.adapters.dynamodb import atomic_dynamodb_writes, dynamodb_item_size_limit
+from emulator.adapters.express import (
+    EXPRESS_INVALID_ARN,
+    express_executions_unanswered,
+    express_outcome,
+    is_express_arn,
+    stop_express_execution,
+)
 from emulator.adapters.formats import aws_context_timestamps, aws_timestamp
 from emulator.adapters.lambdas import (
     Gate,
@@ -75,6 +90,7 @@ from emulator.adapters.nested import (
     step_functions_response,
     sync_children_stop_with_their_task,
 )
+from emulator.adapters.redrive import REDRIVE_PERIOD, ExecutionNotRedrivable, redrivable_executions
 from emulator.adapters.sdk import sdk_bodies_as_text
 from emulator.adapters.stops import immediate_stops, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
@@ -89,10 +105,13 @@ from emulator.adapters.timing import MIN_TASK_TIMEOUT_SECONDS, scaled_waits
 
 __all__ = [
     "DEFAULT_TASK_TOKEN_LENGTH",
+    "EXPRESS_INVALID_ARN",
     "MAX_PAYLOAD_BYTES",
     "MAX_TASK_TOKEN_LENGTH",
     "MIN_TASK_TIMEOUT_SECONDS",
+    "REDRIVE_PERIOD",
     "SYNC_POLL_SECONDS",
+    "ExecutionNotRedrivable",
     "Gate",
     "Handler",
     "InProcessFunction",
@@ -104,8 +123,11 @@ __all__ = [
     "aws_context_timestamps",
     "aws_timestamp",
     "dynamodb_item_size_limit",
+    "express_executions_unanswered",
+    "express_outcome",
     "immediate_stops",
     "in_process_lambdas",
+    "is_express_arn",
     "load_handler",
     "load_module",
     "long_task_token",
@@ -113,12 +135,14 @@ __all__ = [
     "nested_workflows",
     "payload_size_bytes",
     "realistic_task_tokens",
+    "redrivable_executions",
     "scaled_waits",
     "sdk_bodies_as_text",
     "stack_trace",
     "step_functions_parameters",
     "step_functions_payload_limit",
     "step_functions_response",
+    "stop_express_execution",
     "stoppable_task_token_waits",
     "sync_children_stop_with_their_task",
     "task_tokens_reach_started_executions",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import inspect
 import json
 import threading
@@ -104,6 +105,19 @@ def failing_steps(stack: OfflineStack) -> Iterator[None]:
 # The layer's key module, loaded as the functions load it (one implementation of the key).
 key_module = load_module(PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.key")
 compute_idempotency_key: Callable[[Any], str] = key_module.compute_idempotency_key
+
+
+@contextlib.contextmanager
+def past_the_redrive_period(stack: OfflineStack) -> Iterator[None]:
+    """Step Functions' clock moved past the 14 days an ended execution can be redriven: an ended owner
+    can never run again, so its record is taken over (tests of the takeover itself; test_redrive.py
+    has what happens within those days)."""
+    now = stack.clock
+    stack.clock = lambda: now() + datetime.timedelta(days=15)
+    try:
+        yield
+    finally:
+        stack.clock = now
 
 
 def business_step_calls(stack: OfflineStack) -> int:

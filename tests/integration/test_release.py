@@ -10,6 +10,7 @@ Step Functions that the owner is over, and takes the record over.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from tests.integration.support import (
     compute_idempotency_key,
     held_owner,
     intercept_steps,
+    past_the_redrive_period,
     start_registered_waiter,
     wait_until,
 )
@@ -63,6 +65,13 @@ def ended() -> Iterator[OfflineStack]:
         yield stack
 
 
+@pytest.fixture
+def owners_past_redrive(ended: OfflineStack) -> Iterator[None]:
+    """The ``ended`` stack with Step Functions' clock past the redrive period: stopped owners are taken over."""
+    with past_the_redrive_period(ended):
+        yield
+
+
 def _stop_date(stack: OfflineStack, execution_arn: str) -> int:
     """When the execution stopped, in whole seconds rounded up, from its status-change event (published at once, as on AWS)."""
     found: list[Any] = []
@@ -85,6 +94,7 @@ def _steps_started_at(result: ExecutionResult) -> float:
     return float(entered)
 
 
+@pytest.mark.usefixtures("owners_past_redrive")
 def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_ended(ended: OfflineStack, unique: str) -> None:
     stack = ended
     execution_input = {"orderId": unique, "forceFailure": False}
@@ -115,6 +125,7 @@ def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_en
     assert business_step_calls(stack) - calls == 2 * STEP_CALLS
 
 
+@pytest.mark.usefixtures("owners_past_redrive")
 def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended: OfflineStack, unique: str) -> None:
     stack = ended
     execution_input = {"orderId": unique, "forceFailure": False}
@@ -137,6 +148,58 @@ def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended
     assert held["leaseexpiry"] <= stopped + LONGEST_CALL_SECONDS
     assert later.status == "SUCCEEDED", later.cause
     assert "Run the business steps" in later.states_entered
+
+
+class HeldCall:
+    """Holds a function's first call until let through, then tells how it ended (it may outlive its execution)."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.let_through = threading.Event()
+        self.finished = threading.Event()
+        self.error: Exception | None = None
+
+    def __call__(self, handler: Any, event: Any, context: Any) -> Any:
+        self.arrived.set()
+        if not self.let_through.wait(120):
+            raise TimeoutError("the held call was never let through")
+        try:
+            return handler(event, context)
+        except Exception as error:
+            self.error = error
+            raise
+        finally:
+            self.finished.set()
+
+
+def test_a_take_held_past_its_stopped_executions_quiet_period_takes_nothing(ended: OfflineStack, unique: str) -> None:
+    stack = ended
+    execution_input = {"orderId": unique, "forceFailure": False}
+    key = compute_idempotency_key(execution_input)
+    take = HeldCall()
+    calls = business_step_calls(stack)
+    with stack.lambdas.intercept("AcquireLockFunction", take):
+        owner_arn = stack.start_execution(execution_input)
+        assert take.arrived.wait(60), "the owner never called the take function"
+        stack.sfn.stop_execution(executionArn=owner_arn)
+        stopped = _stop_date(stack, owner_arn)
+        wait_until(lambda: stack.get_record(key) is not None, message="the release's record of the stopped owner")
+        released = stack.get_record(key)
+        assert released is not None
+        # The functions read the real clock: hold the take until that record has gone quiet.
+        wait_until(lambda: time.time() > released["leaseexpiry"] + 1, timeout=LONGEST_CALL_SECONDS + 60, message="the quiet period to end")
+        take.let_through.set()
+        assert take.finished.wait(60), "the held take never finished"
+    after = stack.get_record(key)
+    later = stack.run(execution_input, timeout=60)
+
+    assert (released["executionstatus"], released["executionid"], released["leaseexpiry"]) == (
+        "IN_PROGRESS", owner_arn, stopped + LONGEST_CALL_SECONDS,
+    )
+    assert type(take.error).__name__ == "IdempotencyExecutionEndedError"
+    assert after == released  # neither taken back nor extended for the stopped execution
+    assert later.status == "SUCCEEDED", later.cause
+    assert business_step_calls(stack) - calls == STEP_CALLS
 
 
 def test_steps_that_outlast_the_lease_are_not_run_twice_while_the_owner_runs() -> None:
@@ -164,7 +227,7 @@ def test_steps_that_outlast_the_lease_are_not_run_twice_while_the_owner_runs() -
 def test_a_waiter_of_a_stopped_owner_is_woken_and_takes_over_once_the_owners_calls_can_have_ended() -> None:
     # Looks on its own only after 300 s: its wait ending with a message, not a timeout, proves the release woke it.
     parameters = {"PollIntervalSeconds": 300, "LongestCallSeconds": LONGEST_CALL_SECONDS}
-    with OfflineStack(parameters, environment=QUIET) as stack:
+    with OfflineStack(parameters, environment=QUIET) as stack, past_the_redrive_period(stack):
         execution_input = {"orderId": "stopped", "forceFailure": False}
         gate = Gate()
         with intercept_steps(stack, gate):

@@ -161,3 +161,21 @@ def test_a_failure_of_the_workflow_is_recorded_with_its_error_and_runs_again_nex
     assert (again.status, again.error) == ("FAILED", "GreetingRefusedError")
     assert stack.lambdas.invocations(STEP) - calls == 2
     assert len(wrapped_executions(stack, unique)) == 2
+
+
+def test_an_express_workflow_is_refused_by_name_before_any_record_or_run() -> None:
+    with OfflineStack({"WrappedWorkflowType": "EXPRESS"}, template_path=TEMPLATE, environment=QUIET) as stack:
+        envelope = stack.applications[APPLICATION]
+
+        refused = envelope.run({"name": "express"})
+
+        assert refused.status == "FAILED"
+        assert refused.error == "IdempotencyConfigurationError"
+        assert stack.physical_id(WRAPPED) in str(refused.cause) and "Express" in str(refused.cause)
+        # The take wrote nothing; the release of the failed execution left its usual short record
+        # (held by it, no run, until its calls can have ended), never a record of a run.
+        envelope.events.wait_until_delivered()
+        records = envelope.records()
+        assert [(record["executionid"], record["runid"]) for record in records] in ([], [(refused.execution_arn, "")])
+        assert stack.lambdas.invocations(STEP) == 0
+        assert stack.sfn.list_executions(stateMachineArn=stack.physical_id(WRAPPED))["executions"] == []

@@ -19,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from emulator.adapters import Handler, LambdaRegistry, in_process_lambdas
+from emulator.events import STATUS_CHANGE, EventBus
 
 REGION = "us-east-1"
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -47,9 +48,9 @@ class Cloud:
         self.registry.register(name, name, handler)
         return arn
 
-    def machine(self, definition: dict[str, Any]) -> str:
+    def machine(self, definition: dict[str, Any], machine_type: str = "STANDARD") -> str:
         arn: str = self.sfn.create_state_machine(
-            name=f"machine-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=self._role
+            name=f"machine-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=self._role, type=machine_type
         )["stateMachineArn"]
         return arn
 
@@ -67,6 +68,14 @@ class Cloud:
             time.sleep(0.01)
         return dict(description)
 
+    def wait_in_logs(self, execution: str, seconds: float = 20) -> str:
+        """The status an execution ended with, read where an Express execution's is (its logs: here moto's record)."""
+        deadline = time.monotonic() + seconds
+        while (status := moto_execution(execution).status) not in FINISHED:
+            assert time.monotonic() < deadline, f"{execution} did not finish"
+            time.sleep(0.01)
+        return str(status)
+
     def run(self, machine: str, execution_input: Any = None, *, input_json: str | None = None) -> dict[str, Any]:
         return self.wait(self.start(machine, execution_input, input_json=input_json))
 
@@ -79,6 +88,28 @@ class Cloud:
 
     def history(self, execution: str) -> list[dict[str, Any]]:
         return list(self.sfn.get_execution_history(executionArn=execution)["events"])
+
+
+def status_changes_of(bus: EventBus) -> list[dict[str, Any]]:
+    """Every "Step Functions Execution Status Change" event ``bus`` publishes from now on, in order (filled as published)."""
+    events: list[dict[str, Any]] = []
+    original = bus.put_event
+
+    def put_event(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:
+        event = original(source, detail_type, detail, resources)
+        if detail_type == STATUS_CHANGE:
+            events.append(event)
+        return event
+
+    bus.put_event = put_event  # type: ignore[method-assign]
+    return events
+
+
+def moto_execution(execution_arn: str) -> Any:
+    """moto's own record of an execution, Standard or Express."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    return stepfunctions_parser_backends["123456789012"][REGION].describe_execution(execution_arn)
 
 
 @pytest.fixture(name="cloud")

@@ -15,8 +15,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task im
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from emulator.adapters import Gate, immediate_stops, scaled_waits, timeouts_evaluated_once_stopped
-from emulator.events import STATUS_CHANGE, EventBus, execution_status_events
-from tests.unit.sfn_support import Cloud, cloud_fixture, lambda_task  # noqa: F401  (the cloud fixture)
+from emulator.events import EventBus, execution_status_events
+from tests.unit.sfn_support import Cloud, cloud_fixture, lambda_task, status_changes_of  # noqa: F401  (the cloud fixture)
 
 
 class HeldStep:
@@ -45,17 +45,7 @@ def bus(cloud: Cloud) -> Iterator[EventBus]:
 @pytest.fixture
 def recorded(bus: EventBus) -> list[dict[str, Any]]:
     """Every status-change event, as published (the bus has no rules: recorded at publication)."""
-    events: list[dict[str, Any]] = []
-    original = bus.put_event
-
-    def put_event(source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> dict[str, Any]:
-        event = original(source, detail_type, detail, resources)
-        if detail_type == STATUS_CHANGE:
-            events.append(event)
-        return event
-
-    bus.put_event = put_event  # type: ignore[method-assign]
-    return events
+    return status_changes_of(bus)
 
 
 def _held_execution(cloud: Cloud, **machine: Any) -> tuple[HeldStep, str]:

@@ -75,6 +75,8 @@ class Envelope:
             config or self.take.settings,
             now=now,
             check=self.take.liveness,
+            running=self.take.liveness.runs,
+            resume=self.take.liveness.resume,
         )
 
     def register(self, busy: dict[str, Any], waiter: str, token: str, sfn: Any = None, now: int = NOW) -> dict[str, Any]:
@@ -386,8 +388,11 @@ def test_the_release_of_an_owner_whose_take_has_not_landed_holds_the_key_for_it_
     answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=now)
 
     assert answer["released"] is False
-    late_take = envelope.look(owner, now=now + 1)  # the take that was still in flight lands now
-    assert late_take["outcome"] == "BUSY"
+    before = envelope.item(answer["key"])
+    with pytest.raises(Exception) as late_take:  # the take that was still in flight lands now
+        envelope.look(owner, now=now + 1)
+    assert type(late_take.value).__name__ == "IdempotencyExecutionEndedError"
+    assert envelope.item(answer["key"]) == before
     assert envelope.look(envelope.start("next"), now=answer["freeAt"] + 1)["outcome"] == "ACQUIRED"
 
 
@@ -438,3 +443,53 @@ def test_the_take_handler_logs_the_execution_as_correlation_id_and_emits_outcome
     assert {directive["Namespace"] for blob in emitted for directive in blob["_aws"]["CloudWatchMetrics"]} == {"IdempotentWorkflow"}
     records = [json.loads(line) for line in logs.getvalue().splitlines()]
     assert {record.get("correlation_id") for record in records if record["message"] == "Idempotency record looked at"} == {owner, waiter}
+
+
+# --------------------------------------------------------------------------- child variant: the workflow it wraps
+def _look_with_child(envelope: Envelope, child_machine: str) -> dict[str, Any]:
+    execution = envelope.start(f"child-{child_machine[-6:]}")
+    return envelope.take.look_and_take(  # type: ignore[no-any-return]
+        {"input": INPUT, "executionId": execution, "startTime": START, "stateMachine": envelope.machine, "runId": "run", "childStateMachine": child_machine},
+        envelope.take.dynamodb,
+        envelope.take.settings,
+        now=NOW,
+        check=envelope.take.liveness,
+        child_check=envelope.take.liveness.refuse_express_child,
+    )
+
+
+def test_an_express_child_workflow_is_refused_by_name_before_any_write(envelope: Envelope) -> None:
+    express = envelope.sfn.create_state_machine(name="express-child", definition=PASS, roleArn=ROLE, type="EXPRESS")["stateMachineArn"]
+
+    with pytest.raises(Exception) as refused:
+        _look_with_child(envelope, express)
+
+    assert type(refused.value).__name__ == "IdempotencyConfigurationError"
+    assert express in str(refused.value) and "Express" in str(refused.value)
+    assert envelope.take.dynamodb.scan(TableName=TABLE)["Items"] == []
+
+
+class CountingStateMachineLooks:
+    """moto's Step Functions, counting ``DescribeStateMachine`` calls."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self._moto = boto3.client("stepfunctions", region_name="us-east-1")
+
+    def describe_state_machine(self, stateMachineArn: str) -> Any:  # noqa: N803 - boto3's name
+        self.asked.append(stateMachineArn)
+        return self._moto.describe_state_machine(stateMachineArn=stateMachineArn)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._moto, name)
+
+
+def test_a_standard_child_workflow_is_asked_about_once_per_container(envelope: Envelope) -> None:
+    standard = envelope.sfn.create_state_machine(name="standard-child", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+    counting = CountingStateMachineLooks()
+    envelope.take.liveness._client = counting
+
+    assert _look_with_child(envelope, standard)["outcome"] == "ACQUIRED"
+    envelope.take.liveness.refuse_express_child(standard)
+
+    assert counting.asked == [standard]

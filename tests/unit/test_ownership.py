@@ -71,9 +71,12 @@ def _holder(record: ModuleType, execution_id: str, child: str | None = None) -> 
 class FakeStepFunctions:
     """``describe_execution`` answering from ``executions`` (ARN -> description, or an exception to raise)."""
 
-    def __init__(self, executions: dict[str, Any]) -> None:
+    def __init__(self, executions: dict[str, Any], redrives: dict[str, Any] | None = None) -> None:
         self.executions = executions
         self.described: list[str] = []
+        # RedriveExecution's answers: ARN -> an exception to raise (else the redrive succeeds).
+        self.redrives = redrives or {}
+        self.redriven: list[str] = []
 
     def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
         self.described.append(executionArn)
@@ -83,6 +86,14 @@ class FakeStepFunctions:
         if isinstance(answer, Exception):
             raise answer
         return answer  # type: ignore[no-any-return]
+
+    def redrive_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.redriven.append(executionArn)
+        answer = self.redrives.get(executionArn)
+        if isinstance(answer, Exception):
+            raise answer
+        self.executions[executionArn] = {"status": "RUNNING"}
+        return {"redriveDate": datetime.now(UTC)}
 
 
 def _ended(status: str, stop: float) -> dict[str, Any]:
@@ -257,3 +268,57 @@ def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(ownershi
     answer = _checker(ownership, FakeStepFunctions({HOLDER: denied}))(_holder(record, HOLDER, None), NOW + 1000)
 
     assert answer.can_act is False
+
+
+@pytest.mark.parametrize(("status", "runs"), [("RUNNING", True), ("PENDING_REDRIVE", True), ("ABORTED", False), ("TIMED_OUT", False), ("FAILED", False)])
+def test_whether_an_execution_still_runs_is_its_status(ownership: ModuleType, status: str, runs: bool) -> None:
+    sfn = FakeStepFunctions({HOLDER: {"status": status}})
+
+    assert _checker(ownership, sfn).runs(HOLDER) is runs
+    assert sfn.described == [HOLDER]
+
+
+def test_an_execution_that_cannot_be_described_counts_as_running(ownership: ModuleType) -> None:
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "DescribeExecution")
+    sfn = FakeStepFunctions({HOLDER: throttled})
+
+    assert _checker(ownership, sfn).runs(HOLDER) is True
+
+
+def _not_redrivable() -> ClientError:
+    return ClientError({"Error": {"Code": "ExecutionNotRedrivable", "Message": "no"}}, "RedriveExecution")
+
+
+@pytest.mark.parametrize(("redrive_status", "redrivable"), [("REDRIVABLE", True), ("NOT_REDRIVABLE", False), (None, False)])
+def test_an_ended_holder_is_redrivable_as_step_functions_says(ownership: ModuleType, record: ModuleType, redrive_status: str | None, redrivable: bool) -> None:
+    sfn = FakeStepFunctions({HOLDER: {**_ended("ABORTED", NOW), "redriveStatus": redrive_status}})
+
+    answer = _checker(ownership, sfn)(_holder(record, HOLDER), NOW + 100)
+
+    assert (answer.can_act, answer.redrivable) == (False, redrivable)
+
+
+def test_resuming_a_holder_redrives_it(ownership: ModuleType, record: ModuleType) -> None:
+    sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)})
+
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is True
+    assert sfn.redriven == [HOLDER]
+
+
+def test_a_holder_with_a_child_workflow_is_not_resumed(ownership: ModuleType, record: ModuleType) -> None:
+    sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW), CHILD: _ended("ABORTED", NOW)})
+
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER, CHILD)) is False
+    assert sfn.redriven == []
+
+
+def test_a_holder_someone_else_redrove_counts_as_resumed(ownership: ModuleType, record: ModuleType) -> None:
+    sfn = FakeStepFunctions({HOLDER: {"status": "RUNNING"}}, redrives={HOLDER: _not_redrivable()})
+
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is True
+
+
+def test_a_holder_past_its_redrive_period_is_not_resumed(ownership: ModuleType, record: ModuleType) -> None:
+    sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)}, redrives={HOLDER: _not_redrivable()})
+
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is False

@@ -762,3 +762,172 @@ def test_ending_ownership_cuts_the_lease_of_a_take_that_lands_between_its_two_wr
     assert changed is not None and changed.status == record.IN_PROGRESS
     assert item is not None and item[record.EXECUTION_ID] == {"S": OWNER}
     assert item[record.LEASE_EXPIRY] == {"N": str(free_at)}  # not the take's own lease of LEASE seconds
+
+
+# --------------------------------------------------------------------------- a take still running after its execution ended
+class RecordingRunning:
+    """A ``record.RunningCheck`` answering from ``ended`` (the executions that have ended) and remembering whom it was asked about."""
+
+    def __init__(self, *ended: str) -> None:
+        self.ended = set(ended)
+        self.asked: list[str] = []
+
+    def __call__(self, execution_id: str) -> bool:
+        self.asked.append(execution_id)
+        return execution_id not in self.ended
+
+
+def test_a_take_whose_execution_has_ended_takes_back_none_of_its_own_records(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+    # What the release leaves for an ended execution that had no record yet: held by it until its calls can have ended.
+    free_at = NOW + 2
+    _put(dynamodb, record, record.IN_PROGRESS, **{record.RUN_ID: "", record.LEASE_EXPIRY: free_at})
+    before = _item(dynamodb)
+    running = RecordingRunning(OWNER)
+
+    with pytest.raises(layer.errors.IdempotencyExecutionEndedError) as refused:
+        take(OWNER, now=free_at + 5, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=free_at)), still_running=running)
+
+    assert OWNER in str(refused.value) and KEY in str(refused.value)
+    assert running.asked == [OWNER]
+    assert _item(dynamodb) == before
+
+
+def test_a_take_whose_execution_has_ended_takes_over_no_other_ended_holder(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+    take(OTHER)
+    before = _item(dynamodb)
+    now = NOW + LEASE + 1
+
+    with pytest.raises(layer.errors.IdempotencyExecutionEndedError):
+        take(OWNER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False)), still_running=RecordingRunning(OWNER))
+
+    assert _item(dynamodb) == before
+
+
+def test_a_failed_record_is_taken_again_only_by_a_running_execution(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+    _put(dynamodb, record, record.FAILED, **{record.EXECUTION_ID: OTHER, record.LEASE_EXPIRY: NOW - 1, record.ERROR: "StepFailed"})
+    before = _item(dynamodb)
+
+    with pytest.raises(layer.errors.IdempotencyExecutionEndedError):
+        take(OWNER, still_running=RecordingRunning(OWNER))
+    assert _item(dynamodb) == before
+
+    running = RecordingRunning()
+    assert take(OWNER, still_running=running).outcome == record.ACQUIRED
+    assert running.asked == [OWNER]
+
+
+def test_a_fresh_key_is_taken_without_asking_whether_the_caller_runs(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    running = RecordingRunning(OWNER)
+
+    assert take(OWNER, still_running=running).outcome == record.ACQUIRED
+    assert running.asked == []
+
+
+# --------------------------------------------------------------------------- an ended holder that can still be redriven
+def test_an_ended_holder_that_can_still_be_redriven_is_resumed_and_waited_for_not_taken_over(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
+    take()
+    now = NOW + LEASE + 1
+    resumed: list[Any] = []
+
+    def resume(holder: Any) -> bool:
+        resumed.append(holder)
+        return True
+
+    busy = take(OTHER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=now - 1, redrivable=True)), resume=resume)
+
+    assert (busy.outcome, busy.taken_over, busy.look_again_at) == (record.BUSY, False, now + LEASE)
+    assert [holder.execution_id for holder in resumed] == [OWNER]
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.EXECUTION_ID], item[record.LEASE_EXPIRY]) == ({"S": OWNER}, {"N": str(now + LEASE)})
+
+
+def test_an_ended_holder_that_can_never_run_again_is_taken_over(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    now = NOW + LEASE + 1
+
+    taken = take(
+        OTHER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=now - 1, redrivable=True)), resume=lambda holder: False
+    )
+
+    assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
+    item = _item(dynamodb)
+    assert item is not None and item[record.EXECUTION_ID] == {"S": OTHER}
+
+
+def test_a_release_keeps_a_stopped_owners_record_at_least_until_asked(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    take()
+    keep_until = NOW + 14 * 24 * 3600
+
+    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, RUN), NOW + 5, NOW + 7, TTL_SECONDS, keep_until=keep_until)
+
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.LEASE_EXPIRY], item[record.TTL]) == ({"N": str(NOW + 7)}, {"N": str(keep_until)})
+
+
+# --------------------------------------------------------------------------- a failure the release recorded for an owner that ended unsaved
+def _ended_unsaved(record: ModuleType, dynamodb: Any, take: Any) -> None:
+    """OWNER took the record, then ended without saving; its release recorded the failure (quiet until NOW + 7)."""
+    take()
+    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, RUN), NOW + 5, NOW + 7, TTL_SECONDS, error="ThrottlingException", cause="")
+
+
+def test_a_redriven_owner_saves_over_the_failure_its_release_recorded(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    _ended_unsaved(record, dynamodb, take)
+
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json='{"ok":true}')
+
+    item = _item(dynamodb)
+    assert item is not None
+    assert (item[record.STATUS], item[record.RESULT]) == ({"S": record.SUCCESS}, {"S": '{"ok":true}'})
+    assert {record.ERROR, record.CAUSE, record.ENDED_UNSAVED, record.LEASE_EXPIRY}.isdisjoint(item)
+
+
+def test_a_failure_the_owner_saved_itself_is_never_saved_over(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+    take()
+    record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="StepFailed", cause="")
+
+    with pytest.raises(layer.errors.IdempotencyRecordLostError):
+        record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json="1")
+
+
+def test_a_duplicate_resumes_an_owner_that_ended_unsaved_instead_of_taking_its_failure_over(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    _ended_unsaved(record, dynamodb, take)
+    resumed: list[str] = []
+
+    def resume(holder: Any) -> bool:
+        resumed.append(holder.execution_id)
+        return True
+
+    busy = take(OTHER, now=NOW + 8, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=NOW + 7, redrivable=True)), resume=resume)
+
+    assert (busy.outcome, busy.wakes_waiters) == (record.BUSY, False)  # waiters poll: nobody registers on a FAILED record
+    assert resumed == [OWNER]
+    item = _item(dynamodb)
+    assert item is not None and (item[record.STATUS], item[record.EXECUTION_ID]) == ({"S": record.FAILED}, {"S": OWNER})
+
+
+def test_a_redriven_owner_takes_back_the_record_its_release_failed(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    _ended_unsaved(record, dynamodb, take)
+    running = RecordingRunning()
+
+    taken = take(OWNER, now=NOW + 6, still_running=running)  # within its own quiet period: it is that owner
+
+    assert taken.outcome == record.ACQUIRED
+    assert running.asked == [OWNER]
+
+
+def test_the_record_a_release_left_for_an_execution_that_never_took_it_is_taken_over_not_resumed(record: ModuleType, take: Any, dynamodb: Any) -> None:
+    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, ""), NOW, NOW + 2, TTL_SECONDS, keep_until=NOW + 10**6)
+    left = _item(dynamodb)
+    resumed: list[Any] = []
+
+    taken = take(
+        OTHER, now=NOW + 3, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=NOW + 2, redrivable=True)), resume=resumed.append
+    )
+
+    assert left is not None and left[record.TTL] == {"N": str(NOW + TTL_SECONDS)}  # its run never began: nothing to keep
+    assert (taken.outcome, resumed) == (record.ACQUIRED, [])

@@ -12,6 +12,7 @@ before looking again) or, for a waiter whose policy is ``WaitersOnFailure=Fail``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -21,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idempotency.errors import (
     IdempotencyError,
+    IdempotencyExecutionEndedError,
     IdempotencyPayloadMismatchError,
     IdempotencyResultTooLargeError,
     IdempotencyWaitTimeoutError,
@@ -28,7 +30,7 @@ from idempotency.errors import (
 from idempotency.key import identify
 from idempotency.observability import METRIC_FOR_OUTCOME, PAYLOAD_MISMATCHES, REJECTED_INPUTS, TAKEOVERS, WAIT_TIMEOUTS
 from idempotency.ownership import LivenessChecker, execution_arn_of_child
-from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, take_record
+from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, ResumeHolder, RunningCheck, take_record
 from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
 from idempotency.wakeup import RECORD_CHANGED
 
@@ -49,7 +51,14 @@ _TIMEOUT_ERROR = "States.Timeout"
 
 
 def look_and_take(
-    event: dict[str, Any], client: DynamoDBClient, config: Settings, now: int, check: LivenessCheck | None = None
+    event: dict[str, Any],
+    client: DynamoDBClient,
+    config: Settings,
+    now: int,
+    check: LivenessCheck | None = None,
+    running: RunningCheck | None = None,
+    resume: ResumeHolder | None = None,
+    child_check: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Compute the key of ``event["input"]`` and look at its record; take it if it is free.
 
@@ -58,7 +67,10 @@ def look_and_take(
     of one Express execution), ``childStateMachine``
     (child variant) and, when looking again after waiting, ``waiting``: this function's previous
     ``BUSY`` output, with ``wakeUp`` (what ended a wait for a task token: a wake-up message or a
-    timeout). ``check`` tells whether the holder of an expired lease can still act (Standard).
+    timeout). ``check`` tells whether the holder of an expired lease can still act, ``running``
+    whether this execution still runs before it replaces a record, and ``resume`` redrives an
+    ended holder that can still be redriven instead of taking its record over (Standard).
+    ``child_check`` refuses a child workflow the envelope cannot follow (an Express one).
     """
     identity = identify(event["input"], config.scope_of(event["stateMachine"]), config.key_rules)
     key = identity.key
@@ -77,6 +89,8 @@ def look_and_take(
             rechecks += 1
             waited_seconds += int(waiting["recheckAfterSeconds"])
     child = event.get("childStateMachine")
+    if child and child_check is not None:
+        child_check(child)
     outcome = take_record(
         client,
         config.table_name,
@@ -91,6 +105,8 @@ def look_and_take(
         payload_hash=identity.payload_hash,
         child_execution=execution_arn_of_child(child, event["executionId"]) if child else None,
         liveness=check if config.checks_liveness else None,
+        still_running=running if config.checks_liveness else None,
+        resume=resume if config.checks_liveness else None,
     )
     logger.info("Idempotency record looked at", extra={"outcome": outcome.outcome, "waited_seconds": waited_seconds})
     if outcome.taken_over:
@@ -116,7 +132,12 @@ def look_and_take(
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        output = look_and_take(event, dynamodb, settings, now=int(time.time()), check=liveness)
+        output = look_and_take(
+            event, dynamodb, settings, now=int(time.time()), check=liveness, running=liveness.runs, resume=liveness.resume, child_check=liveness.refuse_express_child
+        )
+    except IdempotencyExecutionEndedError:
+        logger.warning("This execution had ended when its take ran: nothing written")
+        raise
     except IdempotencyWaitTimeoutError:
         metrics.add_metric(name=WAIT_TIMEOUTS, unit=MetricUnit.Count, value=1)
         raise

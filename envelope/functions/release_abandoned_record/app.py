@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 from idempotency.errors import IdempotencyError, IdempotencyInputNotJsonSafeError, IdempotencyInputTooDeepError
 from idempotency.key import MAX_NESTING_DEPTH, identify, json_text_depth
 from idempotency.observability import RECORDS_RELEASED, WAKE_UPS_FAILED
+from idempotency.ownership import REDRIVE_PERIOD_SECONDS
 from idempotency.record import Owner, end_ownership
 from idempotency.settings import SDK_CONFIG, Settings
 from idempotency.wakeup import wake_up_message, wake_waiters
@@ -131,8 +132,20 @@ def release_abandoned_record(
     failure_error = str(described.get("error") or "States.Runtime") if failed else None
     failure_cause = str(described.get("cause") or "") if failed else None
     ended = Owner(execution_id=execution_arn, start_time=_iso(detail.get("startDate"), now), run_id="")
+    # An ended owner can be redriven for 14 days: its record must outlive that, so a redrive (or a
+    # duplicate resuming it) finds it and its redriven save can still land.
+    keep_until = stopped + REDRIVE_PERIOD_SECONDS + config.longest_call_seconds
     changed = end_ownership(
-        client, config.table_name, key, ended, now, free_at, config.record_ttl_seconds, error=failure_error, cause=failure_cause
+        client,
+        config.table_name,
+        key,
+        ended,
+        now,
+        free_at,
+        config.record_ttl_seconds,
+        error=failure_error,
+        cause=failure_cause,
+        keep_until=keep_until,
     )
     if changed is None:
         logger.info("Record not held by this execution: left as it is, or held for its take still in flight")

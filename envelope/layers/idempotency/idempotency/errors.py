@@ -46,6 +46,14 @@ class IdempotencyRecordLostError(IdempotencyError):
     """The record is no longer owned by the execution saving its outcome (lease expired and taken over, or released)."""
 
 
+class IdempotencyExecutionEndedError(IdempotencyError):
+    """This execution had already ended (stopped, timed out or failed) when its take of the record ran.
+
+    A Lambda call outlives a stop of its execution; such a late take never takes or extends a
+    record, so it cannot hold a key for an execution that will never save. Nothing was written.
+    """
+
+
 class IdempotencyConfigurationError(IdempotencyError):
     """The deployment's parameters contradict each other (raised when a function starts)."""
 

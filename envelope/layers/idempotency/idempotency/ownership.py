@@ -16,12 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from idempotency.errors import IdempotencyConfigurationError
 from idempotency.record import Holder, Liveness
+from idempotency.settings import EXPRESS
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 RUNNING = ("RUNNING", "PENDING_REDRIVE")
+# DescribeExecution's redriveStatus of an ended execution Step Functions can still redrive.
+REDRIVABLE = "REDRIVABLE"
+# How long after its end Step Functions can redrive a Standard execution ("Redrive eligibility").
+REDRIVE_PERIOD_SECONDS = 14 * 24 * 3600
 # The execution is unknown: never started (a child the owner did not get to start), or its
 # history is gone (Step Functions keeps a closed Standard execution for 90 days).
 _UNKNOWN = ("ExecutionDoesNotExist",)
@@ -29,6 +35,8 @@ _UNKNOWN = ("ExecutionDoesNotExist",)
 # (another workflow given the same IdempotencyScope), or not a Standard execution ARN. Then the
 # lease alone decides, as for Express workflows; asking again would never get an answer.
 _UNANSWERABLE = ("AccessDeniedException", "InvalidArn")
+# RedriveExecution's answer for an execution that runs, succeeded, or can no longer be redriven.
+_NOT_REDRIVABLE = "ExecutionNotRedrivable"
 
 
 class LivenessChecker:
@@ -44,12 +52,15 @@ class LivenessChecker:
         self._client: SFNClient | None = None
         self.longest_call_seconds = longest_call_seconds
         self.checks = 0
+        # Child workflows found Standard: asked once per state machine and container.
+        self._standard_children: set[str] = set()
 
     def __call__(self, holder: Holder, now: int) -> Liveness:
         self.checks += 1
         if self._client is None:
             self._client = self._make_client()
         stops: list[int] = []
+        redrivable = False
         for execution_arn in filter(None, (holder.execution_id, holder.child_execution)):
             try:
                 description = self._client.describe_execution(executionArn=execution_arn)
@@ -65,7 +76,71 @@ class LivenessChecker:
             if description["status"] in RUNNING:
                 return Liveness(can_act=True)
             stops.append(_epoch_seconds(description.get("stopDate"), default=now))
-        return Liveness(can_act=False, free_at=max(stops, default=0) + self.longest_call_seconds)
+            redrivable = redrivable or description.get("redriveStatus") == REDRIVABLE
+        return Liveness(can_act=False, free_at=max(stops, default=0) + self.longest_call_seconds, redrivable=redrivable)
+
+    def resume(self, holder: Holder) -> bool:
+        """Redrive an ended holder (``record.ResumeHolder``).
+
+        True when the holder runs again, by this redrive or another one; False when Step Functions
+        will never run it again, and then its record may be taken over. A doubt counts as running.
+
+        A holder with a child workflow (child variant) is not resumed: its redrive reruns its
+        ``startExecution.sync:2`` under the same name, which Step Functions refuses
+        (``ExecutionAlreadyExists``) unless the child is still running, so it would record a
+        failure rather than continue the child's run.
+        """
+        if holder.child_execution:
+            return False
+        if self._client is None:
+            self._client = self._make_client()
+        try:
+            self._client.redrive_execution(executionArn=holder.execution_id)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != _NOT_REDRIVABLE:
+                return True  # no answer: wait, and look again
+        except BotoCoreError:
+            return True
+        return self.runs(holder.execution_id)
+
+    def runs(self, execution_arn: str) -> bool:
+        """Whether the execution still runs (``record.RunningCheck``); a doubt, or no answer, counts as running."""
+        if self._client is None:
+            self._client = self._make_client()
+        self.checks += 1
+        try:
+            description = self._client.describe_execution(executionArn=execution_arn)
+        except (ClientError, BotoCoreError):
+            return True
+        return description["status"] in RUNNING
+
+
+    def refuse_express_child(self, state_machine_arn: str) -> None:
+        """Refuse to wrap an Express state machine (child variant), once per state machine, before any write.
+
+        Step Functions can neither describe nor stop an Express execution: when the envelope is
+        stopped, its Express child runs on unseen (up to 5 minutes), so a duplicate would start a
+        second one beside it, and a redrive of the envelope would start the child afresh rather than
+        continue it. If the state machine cannot be described (no answer), the take goes on.
+
+        Raises:
+            IdempotencyConfigurationError: ``state_machine_arn`` is an Express state machine.
+        """
+        if state_machine_arn in self._standard_children:
+            return
+        if self._client is None:
+            self._client = self._make_client()
+        try:
+            described = self._client.describe_state_machine(stateMachineArn=state_machine_arn)
+        except (ClientError, BotoCoreError):
+            return
+        if described.get("type") == EXPRESS:
+            raise IdempotencyConfigurationError(
+                f"WorkflowArn {state_machine_arn} is an Express state machine: Step Functions can neither describe nor stop "
+                "an Express execution, so the envelope could not tell when a child left running by a stopped envelope ends, "
+                "nor continue it on a redrive. Wrap a Standard state machine (it may itself call Express workflows)."
+            )
+        self._standard_children.add(state_machine_arn)
 
 
 def execution_arn_of_child(child_state_machine_arn: str, parent_execution_arn: str) -> str:

@@ -38,6 +38,7 @@ from botocore.exceptions import (
 )
 
 from idempotency.errors import (
+    IdempotencyExecutionEndedError,
     IdempotencyPayloadMismatchError,
     IdempotencyRecordLostError,
     IdempotencyRecordStateError,
@@ -67,6 +68,10 @@ WAITERS = "waiters"
 CHILD_EXECUTION = "childexecution"
 # SHA-256 of the validated part of the input (payload validation); absent when validation is off.
 PAYLOAD_HASH = "payloadhash"
+# Set by the release on a failure it recorded for an owner that ended without saving (its save or
+# another envelope state kept failing): that owner may still be redriven, and its redriven save
+# may then store its outcome over this failure.
+ENDED_UNSAVED = "endedunsaved"
 
 # Attribute names of a waiter slot.
 TASK_TOKEN = "tasktoken"
@@ -102,6 +107,8 @@ _WRITE_ATTEMPTS = 4
 _NOT_LIVE = "attribute_not_exists(#id) OR #ttl < :now"
 # The record is IN_PROGRESS and owned by the given run of the given execution.
 _OWNED = "#status = :in_progress AND #execution_id = :execution_id AND #run_id = :run_id"
+# ... or FAILED by its release after it ended unsaved (a redriven owner saving).
+_SAVABLE = "(#status = :in_progress OR (#status = :failed AND attribute_exists(#ended))) AND #execution_id = :execution_id AND #run_id = :run_id"
 # ... and live (a waiter registering on it).
 _HELD_BY = f"{_OWNED} AND #ttl >= :now"
 
@@ -116,6 +123,7 @@ _NAMES = {
     "#error": ERROR,
     "#cause": CAUSE,
     "#waiters": WAITERS,
+    "#ended": ENDED_UNSAVED,
 }
 
 
@@ -149,14 +157,25 @@ class Holder:
 
 @dataclass(frozen=True)
 class Liveness:
-    """Whether a holder can still act (it or a call it started still runs), and if not, from when its key is free."""
+    """Whether a holder can still act (it or a call it started still runs), and if not, from when its key is free.
+
+    ``redrivable``: the holder ended but Step Functions can still redrive it (a Standard execution
+    that failed, was stopped or timed out, less than 14 days ago). A redrive would continue its
+    steps, so its record is never taken over: it is resumed instead (``ResumeHolder``).
+    """
 
     can_act: bool
     free_at: int = 0
+    redrivable: bool = False
 
 
 # Decides whether the holder of an expired lease can still act (asks Step Functions). None: lease only.
 LivenessCheck = Callable[[Holder, int], Liveness]
+# Whether an execution still runs (asks Step Functions; a doubt counts as running).
+RunningCheck = Callable[[str], bool]
+# Redrives an ended holder that can still be redriven (RedriveExecution): True when it runs again
+# (by this call or another), False when it can never run again (then its record may be taken over).
+ResumeHolder = Callable[[Holder], bool]
 
 
 @dataclass(frozen=True)
@@ -248,6 +267,8 @@ def take_record(
     payload_hash: str | None = None,
     child_execution: str | None = None,
     liveness: LivenessCheck | None = None,
+    still_running: RunningCheck | None = None,
+    resume: ResumeHolder | None = None,
 ) -> LockOutcome:
     """Look at the record of ``key`` and take it as IN_PROGRESS if it is free.
 
@@ -258,22 +279,46 @@ def take_record(
     ``liveness`` says its holder can no longer act (without ``liveness``, an Express workflow,
     the lease alone decides); a live holder's lease is extended.
 
+    A record that exists is only replaced by an execution ``still_running`` says runs: a take
+    still running after its own execution ended (a Lambda call outlives a stop) would otherwise
+    take the record back for an execution that will never save, once the record its release left
+    has gone quiet. A fresh key needs no such look: that release, which comes after the end,
+    finds the late take's record and cuts it, or leaves a record of its own first.
+
+    A holder that ended but can still be redriven is never taken over: any redrive, by an
+    operator or not, would continue its steps beside the new owner's. Once its calls can have
+    ended, ``resume`` redrives it instead, and the caller waits for it like any live holder
+    (its lease is extended); the record changes owner only once the holder can never run again.
+
     Raises:
+        IdempotencyExecutionEndedError: the caller's execution has ended; nothing was written.
         IdempotencyPayloadMismatchError: the record was written for another payload with this key.
         IdempotencyRecordStateError: the stored record is in no state the envelope knows.
     """
     item = _live(read_record(client, table_name, key), now)
     for _ in range(3):
         decision = _decide(key, item, owner, now, may_take_failed, reported_errors, payload_hash, liveness)
+        if isinstance(decision, _Resumable):
+            if resume is None or not resume(decision.holder):
+                decision = decision.put  # it can never run again: taken over
+            else:
+                # Running again: waited for, its lease extended. Waiters register only on an IN_PROGRESS record; on a
+                # failure it will save over, they poll.
+                in_progress = item is not None and item.get(STATUS, {}).get("S") == IN_PROGRESS
+                decision = LockOutcome(BUSY, key, holder=decision.holder, wakes_waiters=in_progress)
         if isinstance(decision, LockOutcome):
             if decision.outcome == BUSY and decision.look_again_at is None and item is not None:
                 extended = extend_lease(client, table_name, key, item, now + lease_seconds)
                 if extended is not None:  # the holder changed meanwhile: look at what is there now
                     item = _live(extended, now)
                     continue
-                return LockOutcome(BUSY, key, holder=decision.holder, look_again_at=now + lease_seconds)
+                return LockOutcome(BUSY, key, holder=decision.holder, look_again_at=now + lease_seconds, wakes_waiters=decision.wakes_waiters)
             return decision
         condition, values = decision
+        if item is not None and still_running is not None and not still_running(owner.execution_id):
+            raise IdempotencyExecutionEndedError(
+                f"Execution {owner.execution_id} had ended when its take of record {key} ran: nothing was written."
+            )
         refused = _put_owned_record(
             client, table_name, key, owner, now, record_ttl_seconds, lease_seconds, condition, values, payload_hash, child_execution
         )
@@ -289,6 +334,14 @@ def take_record(
 _Put = tuple[str, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _Resumable:
+    """An ended holder that can still be redriven: resumed if possible, else its record is taken with ``put``."""
+
+    holder: Holder
+    put: _Put
+
+
 def _decide(
     key: str,
     item: dict[str, Any] | None,
@@ -298,7 +351,7 @@ def _decide(
     reported_errors: Collection[str],
     payload_hash: str | None,
     liveness: LivenessCheck | None,
-) -> LockOutcome | _Put:
+) -> LockOutcome | _Put | _Resumable:
     now_value = {":now": {"N": str(now)}}
     if item is None:
         return _NOT_LIVE, now_value
@@ -312,13 +365,26 @@ def _decide(
         error = item.get(ERROR, {}).get("S", "States.TaskFailed")
         if not may_take_failed or error in reported_errors:
             return LockOutcome(FAILED_OUTCOME, key, holder=holder, error=error, cause=item.get(CAUSE, {}).get("S", ""))
+        put = f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
+        ended_unsaved = ENDED_UNSAVED in item
+        if ended_unsaved and holder.execution_id == owner.execution_id:
+            return put  # that owner itself, redriven: it takes its record back (if it runs: take_record asks)
         if holder.lease_expiry >= now:
             # The failed owner's other calls may still run (a Parallel's branches): not yet.
             return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1, wakes_waiters=False)
-        return f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
+        if ended_unsaved and liveness is not None:
+            # Its steps may have run; a redrive would continue it: resumed rather than run again.
+            state = liveness(holder, now)
+            if state.can_act:
+                return LockOutcome(BUSY, key, holder=holder, wakes_waiters=False)  # redriven already: waited for
+            if state.redrivable:
+                return _Resumable(holder, put)
+        return put
     condition, values = f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
-    if holder.execution_id == owner.execution_id and holder.run_id == owner.run_id:
-        return condition, values  # a retried invocation whose first attempt took the record but lost the reply
+    if holder.execution_id == owner.execution_id and (holder.run_id == owner.run_id or liveness is not None):
+        # A retried invocation whose first attempt took the record but lost the reply; or (Standard, which
+        # runs one run at a time) the record its release left, found by that execution redriven.
+        return condition, values
     if holder.lease_expiry >= now:
         return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1)
     if liveness is not None:
@@ -327,6 +393,8 @@ def _decide(
             return LockOutcome(BUSY, key, holder=holder)  # take_record extends the lease
         if state.free_at > now:
             return LockOutcome(BUSY, key, holder=holder, look_again_at=state.free_at + 1)
+        if state.redrivable and holder.run_id:  # no run: the record its release left for it, which it never took
+            return _Resumable(holder, (condition, values))
     return condition, values
 
 
@@ -562,26 +630,32 @@ def save_outcome(
     ``owner_execution_id``, so an owner that lost the record cannot overwrite a newer owner's,
     and a save never creates a record. A reply lost on the way is retried; saving again what the
     same owner already saved succeeds, so a retried invocation is harmless. A FAILED record is
-    not taken again before ``quiet_until``: the failed steps' other calls may still run.
+    not taken again before ``quiet_until``: the failed steps' other calls may still run. A failure
+    the release recorded after this owner ended unsaved is overwritten: the owner was redriven.
 
     Raises:
         IdempotencyRecordLostError: another execution owns the record now, or it is gone.
     """
     if error is None:
         status = SUCCESS
-        update = "SET #status = :status, #result = :result REMOVE #lease"
+        update = "SET #status = :status, #result = :result REMOVE #lease, #ended, #error, #cause"
         values: dict[str, Any] = {":status": {"S": SUCCESS}, ":result": {"S": result_json if result_json is not None else "null"}}
     else:
         status = FAILED
         update = "SET #status = :status, #error = :error, #cause = :cause"
         values = {":status": {"S": FAILED}, **_failure_values(error, cause)}
         if quiet_until is not None:
-            update += ", #lease = :quiet_until"
+            update += ", #lease = :quiet_until REMOVE #ended"
             values[":quiet_until"] = {"N": str(quiet_until)}
         else:
-            update += " REMOVE #lease"
-    owned = {":in_progress": {"S": IN_PROGRESS}, ":execution_id": {"S": owner_execution_id}, ":run_id": {"S": run_id}}
-    item, landed = _update_if(client, table_name, key, update, _OWNED, {**values, **owned})
+            update += " REMOVE #lease, #ended"
+    owned = {
+        ":in_progress": {"S": IN_PROGRESS},
+        ":failed": {"S": FAILED},
+        ":execution_id": {"S": owner_execution_id},
+        ":run_id": {"S": run_id},
+    }
+    item, landed = _update_if(client, table_name, key, update, _SAVABLE, {**values, **owned})
     if not landed:
         already_saved = (
             item.get(EXECUTION_ID, {}).get("S") == owner_execution_id
@@ -610,6 +684,7 @@ def end_ownership(
     *,
     error: str | None = None,
     cause: str | None = None,
+    keep_until: int = 0,
 ) -> SavedOutcome | None:
     """Mark that ``ended`` (an execution that stopped, timed out or failed) will not save: its key is free at ``free_at``.
 
@@ -620,23 +695,30 @@ def end_ownership(
     flight that lands later: a record held by it until ``free_at`` is put first, so that take is
     refused instead of leaving the key blocked. Returns what changed (for its waiters), or None
     when the record is saved or held by another execution: then nothing changes.
+
+    A record ``ended`` held lives at least until ``keep_until`` (its ``ttl`` is raised to it, never
+    lowered): an ended execution Step Functions can still redrive keeps its record, so a redrive
+    finds it and a later execution resumes it rather than starting the key afresh.
     """
     run_id_condition = "#execution_id = :execution_id AND #status = :in_progress"
     if error is None:
         update = "SET #lease = :free_at"
         values: dict[str, Any] = {":free_at": {"N": str(free_at)}}
     else:
-        update = "SET #lease = :free_at, #status = :failed, #error = :error, #cause = :cause"
-        values = {":free_at": {"N": str(free_at)}, ":failed": {"S": FAILED}, **_failure_values(error, cause)}
+        update = "SET #lease = :free_at, #status = :failed, #error = :error, #cause = :cause, #ended = :ended"
+        values = {":free_at": {"N": str(free_at)}, ":failed": {"S": FAILED}, ":ended": {"BOOL": True}, **_failure_values(error, cause)}
     condition = f"{run_id_condition} AND #ttl >= :now"
     held = {":execution_id": {"S": ended.execution_id}, ":in_progress": {"S": IN_PROGRESS}, ":now": {"N": str(now)}}
     for _ in range(3):
         item, landed = _update_if(client, table_name, key, update, condition, {**values, **held})
         if landed:
+            if int(item.get(TTL, {}).get("N", "0")) < keep_until:
+                item, _ = _update_if(client, table_name, key, "SET #ttl = :keep_until", condition, {**held, ":keep_until": {"N": str(keep_until)}})
             break
         if _live(item or None, now) is not None:
             return None  # saved, or held by another execution: not ours to change
-        if _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, record_ttl_seconds):
+        # Only for its take in flight: it never held the record, so it has no run to resume.
+        if _put_record_of_ended_owner(client, table_name, key, ended, now, free_at, now + record_ttl_seconds):
             return None
         # A record appeared between the two writes (the ended execution's own take, landing late):
         # look again, so its lease is cut too.
@@ -645,15 +727,13 @@ def end_ownership(
     return waiters_of(item)
 
 
-def _put_record_of_ended_owner(
-    client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, record_ttl_seconds: int
-) -> bool:
+def _put_record_of_ended_owner(client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, ttl: int) -> bool:
     """Put a record held by ``ended`` until ``free_at`` if there is none; False when one appeared meanwhile."""
     try:
         _with_retries(
             lambda: client.put_item(
                 TableName=table_name,
-                Item=_in_progress_item(key, ended, ttl=now + record_ttl_seconds, lease_expiry=free_at),
+                Item=_in_progress_item(key, ended, ttl=ttl, lease_expiry=free_at),
                 ConditionExpression=_NOT_LIVE,
                 ExpressionAttributeNames=_names(_NOT_LIVE),
                 ExpressionAttributeValues={":now": {"N": str(now)}},
