@@ -44,6 +44,7 @@ from emulator.adapters import (
     load_handler,
     long_task_token,
     metric_alarms_checked,
+    metrics_per_function,
     nested_workflows,
     realistic_task_tokens,
     redrivable_executions,
@@ -206,6 +207,7 @@ class OfflineStack:
             exit_stack.enter_context(_quiet_interpreter())
             exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
+            exit_stack.enter_context(metrics_per_function())
             exit_stack.enter_context(dynamodb_item_size_limit())  # before the lock: the lock covers its put-back
             exit_stack.enter_context(atomic_dynamodb_writes())
             exit_stack.enter_context(scaled_waits(self.time_scale, self.execution_timeout_scale))

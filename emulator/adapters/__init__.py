@@ -7,6 +7,9 @@ Each adapter is a context manager that patches one named place in moto and undoe
   (``{"errorMessage", "errorType", "requestId", "stackTrace"}``, paths relative as under
   ``/var/task``) with the function-error flag set, so Step Functions names the error after the
   exception class, ``Retry``/``Catch`` match it, and the Cause is the text AWS would show.
+* ``metrics_per_function``: Powertools keeps metrics and dimensions in class-level dicts that every
+  ``Metrics`` of a process shares; on Lambda a process runs one function, here all of them do, so
+  each ``Metrics`` made while a stack is deployed gets its own, as in a process of its own.
 * ``atomic_dynamodb_writes``: moto's ``put_item``/``update_item`` read, check the condition and
   write without a lock, so two threads can both pass one condition. One lock around the
   backend's item operations makes each request atomic, as DynamoDB's are.
@@ -80,6 +83,7 @@ from emulator.adapters.lambdas import (
     in_process_lambdas,
     load_handler,
     load_module,
+    metrics_per_function,
     stack_trace,
 )
 from emulator.adapters.limits import MAX_PAYLOAD_BYTES, payload_size_bytes, step_functions_payload_limit
@@ -132,6 +136,7 @@ __all__ = [
     "load_module",
     "long_task_token",
     "metric_alarms_checked",
+    "metrics_per_function",
     "nested_workflows",
     "payload_size_bytes",
     "realistic_task_tokens",

@@ -176,6 +176,30 @@ def in_process_lambdas(registry: LambdaRegistry) -> Iterator[LambdaRegistry]:
         yield registry
 
 
+@contextlib.contextmanager
+def metrics_per_function() -> Iterator[None]:
+    """Each Powertools ``Metrics`` made while open keeps its metrics and dimensions to itself.
+
+    Powertools keeps them in class-level dicts, shared by every ``Metrics`` of a process: on Lambda
+    a process runs one function, but here every function of every stack shares this one, so one
+    function's flush printed (or cleared) another's metrics and dimensions. Each function's module
+    makes its ``Metrics`` when loaded, so each gets its own state, as in a process of its own. (Two
+    invocations of one function at once still share it, which separate execution environments
+    would not: no test counts metrics of concurrent invocations.)
+    """
+    from aws_lambda_powertools import Metrics
+
+    original = Metrics.__init__
+
+    def with_its_own_state(self: Any, *args: Any, **kwargs: Any) -> None:
+        # Instance attributes shadow the class's shared dicts, which __init__ reads.
+        self._metrics, self._dimensions, self._metadata, self._default_dimensions = {}, {}, {}, {}
+        original(self, *args, **kwargs)
+
+    with mock.patch.object(Metrics, "__init__", with_its_own_state):
+        yield
+
+
 class Gate:
     """An interceptor that holds every call of a function until opened, and tells when the first arrived.
 

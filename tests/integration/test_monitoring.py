@@ -121,10 +121,15 @@ def test_the_alarms_on_aws_metrics_name_the_deployed_state_machine_functions_and
 def test_the_alarms_on_the_envelopes_metrics_read_them_as_the_deployed_functions_print_them(
     monitored: OfflineStack, alarms: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Offline every function shares one process, and Powertools keeps its metrics and dimensions in
+    # class-level dicts: two handlers flushing at once (a release delivered while the next execution's
+    # take runs) mix their sets, which separate Lambda processes never do. Nothing else runs here.
+    monitored.events.wait_until_delivered()
     capsys.readouterr()
     assert monitored.run({"orderId": "monitored", "forceFailure": False}).status == "SUCCEEDED"  # FreshRuns, StepsSucceeded
     assert monitored.run({"orderId": "monitored", "forceFailure": False}).status == "SUCCEEDED"  # Hits
     assert monitored.run({"orderId": "monitored", "forceFailure": True}).status == "FAILED"  # PayloadMismatches
+    monitored.events.wait_until_delivered()
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     emitted = {
         (directive["Namespace"], metric["Name"]): {name: blob[name] for dimension_set in directive["Dimensions"] for name in dimension_set}

@@ -476,3 +476,25 @@ def test_moto_waits_are_its_own_again_after_the_block() -> None:
         assert WaitFunction._wait_interval is not original
 
     assert WaitFunction._wait_interval is original
+
+
+def test_each_powertools_metrics_keeps_its_own_metrics_and_dimensions_as_in_a_process_of_its_own() -> None:
+    from aws_lambda_powertools import Metrics
+
+    from emulator.adapters import metrics_per_function
+
+    # Without the adapter, two functions' Metrics share one set: one's metric is the other's.
+    shared_take, shared_save = Metrics(namespace="N", service="s"), Metrics(namespace="N", service="s")
+    shared_take.add_metric(name="Hits", unit="Count", value=1)
+    assert "Hits" in shared_save.metric_set
+    shared_take.clear_metrics()
+
+    with metrics_per_function():
+        take, save = Metrics(namespace="N", service="s"), Metrics(namespace="N", service="s")
+        take.add_metric(name="Hits", unit="Count", value=1)
+        save.add_dimension(name="extra", value="1")
+        save.clear_metrics()
+
+        assert "Hits" in take.metric_set and "Hits" not in save.metric_set
+        assert "extra" not in take.dimension_set
+        assert take.provider.metric_set is take.metric_set
