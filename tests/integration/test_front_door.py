@@ -93,6 +93,7 @@ def test_a_failed_record_is_never_returned_the_rerun_is_started(stack: OfflineSt
     again = call(stack, execution_input)
 
     assert again["outcome"] == "STARTED" and again["executionArn"] != first["executionArn"]
+    assert stack.wait_for(again["executionArn"]).status == "FAILED"  # the rerun ran (and failed as asked)
 
 
 def test_an_expired_record_is_never_returned(stack: OfflineStack, unique: str) -> None:
@@ -109,7 +110,10 @@ def test_an_expired_record_is_never_returned(stack: OfflineStack, unique: str) -
         ExpressionAttributeValues={":past": {"N": "1"}},
     )
 
-    assert call(stack, execution_input)["outcome"] == "STARTED"
+    again = call(stack, execution_input)
+
+    assert again["outcome"] == "STARTED"
+    assert stack.wait_for(again["executionArn"]).status == "SUCCEEDED"
 
 
 def test_a_record_of_another_payload_is_refused_with_the_envelopes_error_and_nothing_starts(stack: OfflineStack, unique: str) -> None:
@@ -135,6 +139,7 @@ def test_a_record_of_another_payload_is_refused_with_the_envelopes_error_and_not
 def test_bad_input_gets_the_envelopes_named_error_and_starts_nothing_and_writes_nothing(
     stack: OfflineStack, execution_input: Any, error: str
 ) -> None:
+    stack.events.wait_until_delivered()  # no release of an earlier test's execution still writing
     before, records = executions(stack), stack.records()
 
     answer = call(stack, execution_input)
