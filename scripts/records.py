@@ -105,6 +105,8 @@ class Deployment:
     # The state machine whose scope an input is looked up under (name or ARN); None when unknown.
     state_machine: str | None
     parameters: Mapping[str, str]
+    # Whether the parameters are the deployment's own (read from its stack) or the template's defaults (--table).
+    from_stack: bool = True
 
     def scope(self, state_machine: str | None = None, scope: str | None = None) -> str:
         """The scope of the records of ``state_machine`` (or of this deployment's), as the envelope computes it."""
@@ -497,11 +499,20 @@ def when_free(table: RecordTable, deployment: Deployment, plain: Mapping[str, An
             f"Step Functions still shows {holder.execution_id} (or its child) running, or could not say: the envelope keeps "
             "it as the owner and extends its lease. Stop that execution if it is really gone."
         )
-    if state.free_at > now:
+    whose = "" if deployment.from_stack else " by the template's default; --stack-name reads the deployment's own"
+    when = (
+        f"at {epoch_date(state.free_at)}, {LONGEST_CALL_PARAMETER}={longest_call}{whose} after the stop, when its calls in flight can have ended"
+        if state.free_at > now
+        else "now"
+    )
+    if state.redrivable and holder.run_id:
         return (
-            f"The owner has stopped: the envelope frees the key at {epoch_date(state.free_at)}, {LONGEST_CALL_PARAMETER}="
-            f"{longest_call} after the stop, when its calls in flight can have ended."
+            f"The owner has stopped, and Step Functions can still redrive it (14 days after it ended): the envelope's next "
+            f"look, {when}, resumes it (RedriveExecution) instead of running the steps in another execution; the record "
+            "changes owner only once it can no longer be redriven (docs/contract.md, Redrive)."
         )
+    if state.free_at > now:
+        return f"The owner has stopped: the envelope frees the key {when}."
     return "The owner no longer runs: a waiter, or the next execution with this input, takes the key now."
 
 
@@ -620,7 +631,7 @@ def main(
         if args.table:
             defaults = Template.load().parameter_values()
             deployment = Deployment(
-                args.table, None, {name: defaults[name] for name in DEPLOYMENT_PARAMETERS if name in defaults}
+                args.table, None, {name: defaults[name] for name in DEPLOYMENT_PARAMETERS if name in defaults}, from_stack=False
             )
         else:
             deployment = deployment_of_stack(

@@ -382,6 +382,23 @@ def test_release_of_an_owner_still_running_cuts_its_lease_but_the_envelope_keeps
     assert "Run the business steps" not in waiter.states_entered and waiter.output == owner.output
 
 
+def test_release_of_a_stopped_owner_says_it_is_resumed_not_replaced_and_whose_quiet_period_it_assumed(
+    stack: OfflineStack, unique: str
+) -> None:
+    execution_input = {"orderId": unique, "forceFailure": False}
+    record_id = stack.record_id(compute_idempotency_key(execution_input))
+    with held_owner(stack, execution_input) as (owner_arn, _):
+        stack.sfn.stop_execution(executionArn=owner_arn)
+        wait_until(lambda: stack.sfn.describe_execution(executionArn=owner_arn)["status"] == "ABORTED", message="the stop")
+        stack.events.wait_until_delivered()
+        # --table: the tool knows the template's defaults only (LongestCallSeconds=60), and says so.
+        released = tool(stack, "release", record_id, "--owner", owner_arn, "--yes")
+
+    assert released[0] == 0, released
+    assert "can still redrive it" in released[2] and "resumes it (RedriveExecution)" in released[2]
+    assert "LongestCallSeconds=60 by the template's default; --stack-name reads the deployment's own" in released[2]
+
+
 # --------------------------------------------------------------------------- delete
 def test_delete_asks_first_unless_told_yes(stack: OfflineStack) -> None:
     kept_then_deleted = put_record(stack, "FAILED", ttl=int(time.time()) + 600)
