@@ -356,46 +356,69 @@ def _decide(
     if item is None:
         return _NOT_LIVE, now_value
     status = _known_status(key, item)
-    holder = _holder(item)
     completed = _completed(key, item, payload_hash)
     if completed is not None:
         return completed
     still_so, same_holder = _unchanged(item)
+    look = _Look(key, item, _holder(item), owner, now, liveness, (f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}))
     if status == FAILED:
-        error = item.get(ERROR, {}).get("S", "States.TaskFailed")
-        if not may_take_failed or error in reported_errors:
-            return LockOutcome(FAILED_OUTCOME, key, holder=holder, error=error, cause=item.get(CAUSE, {}).get("S", ""))
-        put = f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
-        ended_unsaved = ENDED_UNSAVED in item
-        if ended_unsaved and holder.execution_id == owner.execution_id:
-            return put  # that owner itself, redriven: it takes its record back (if it runs: take_record asks)
-        if holder.lease_expiry >= now:
-            # The failed owner's other calls may still run (a Parallel's branches): not yet.
-            return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1, wakes_waiters=False)
-        if ended_unsaved and liveness is not None:
-            # Its steps may have run; a redrive would continue it: resumed rather than run again.
-            state = liveness(holder, now)
-            if state.can_act:
-                return LockOutcome(BUSY, key, holder=holder, wakes_waiters=False)  # redriven already: waited for
-            if state.redrivable:
-                return _Resumable(holder, put)
-        return put
-    condition, values = f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}
-    if holder.execution_id == owner.execution_id and (holder.run_id == owner.run_id or liveness is not None):
+        return _decide_on_failed(look, may_take_failed, reported_errors)
+    return _decide_on_held(look)
+
+
+@dataclass(frozen=True)
+class _Look:
+    """One look at a live record that holds no result yet, by an execution that would take it."""
+
+    key: str
+    item: dict[str, Any]
+    holder: Holder
+    owner: Owner
+    now: int
+    liveness: LivenessCheck | None
+    # The put that takes the record while it is still exactly as this look read it.
+    take: _Put
+
+
+def _decide_on_failed(look: _Look, may_take_failed: bool, reported_errors: Collection[str]) -> LockOutcome | _Put | _Resumable:
+    holder, item = look.holder, look.item
+    error = item.get(ERROR, {}).get("S", "States.TaskFailed")
+    if not may_take_failed or error in reported_errors:
+        return LockOutcome(FAILED_OUTCOME, look.key, holder=holder, error=error, cause=item.get(CAUSE, {}).get("S", ""))
+    ended_unsaved = ENDED_UNSAVED in item
+    if ended_unsaved and holder.execution_id == look.owner.execution_id:
+        return look.take  # that owner itself, redriven: it takes its record back (if it runs: take_record asks)
+    if holder.lease_expiry >= look.now:
+        # The failed owner's other calls may still run (a Parallel's branches): not yet.
+        return LockOutcome(BUSY, look.key, holder=holder, look_again_at=holder.lease_expiry + 1, wakes_waiters=False)
+    if ended_unsaved and look.liveness is not None:
+        # Its steps may have run; a redrive would continue it: resumed rather than run again.
+        state = look.liveness(holder, look.now)
+        if state.can_act:
+            return LockOutcome(BUSY, look.key, holder=holder, wakes_waiters=False)  # redriven already: waited for
+        if state.redrivable:
+            return _Resumable(holder, look.take)
+    return look.take
+
+
+def _decide_on_held(look: _Look) -> LockOutcome | _Put | _Resumable:
+    holder, owner, now = look.holder, look.owner, look.now
+    if holder.execution_id == owner.execution_id and (holder.run_id == owner.run_id or look.liveness is not None):
         # A retried invocation whose first attempt took the record but lost the reply; or (Standard, which
         # runs one run at a time) the record its release left, found by that execution redriven.
-        return condition, values
+        return look.take
     if holder.lease_expiry >= now:
-        return LockOutcome(BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1)
-    if liveness is not None:
-        state = liveness(holder, now)
-        if state.can_act:
-            return LockOutcome(BUSY, key, holder=holder)  # take_record extends the lease
-        if state.free_at > now:
-            return LockOutcome(BUSY, key, holder=holder, look_again_at=state.free_at + 1)
-        if state.redrivable and holder.run_id:  # no run: the record its release left for it, which it never took
-            return _Resumable(holder, (condition, values))
-    return condition, values
+        return LockOutcome(BUSY, look.key, holder=holder, look_again_at=holder.lease_expiry + 1)
+    if look.liveness is None:
+        return look.take
+    state = look.liveness(holder, now)
+    if state.can_act:
+        return LockOutcome(BUSY, look.key, holder=holder)  # take_record extends the lease
+    if state.free_at > now:
+        return LockOutcome(BUSY, look.key, holder=holder, look_again_at=state.free_at + 1)
+    if state.redrivable and holder.run_id:  # no run: the record its release left for it, which it never took
+        return _Resumable(holder, look.take)
+    return look.take
 
 
 def _completed(key: str, item: dict[str, Any], payload_hash: str | None) -> LockOutcome | None:
