@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.options import BenchError
 from bench.targets import KEY_MODULE_MAX_MS, TAKE_HANDLER_MAX_RATIO, Target
-from emulator.template import Template
+from tools.template import Template
 
 # The take function: the first call of every execution, so its cold start is the one that counts.
 TAKE_FUNCTION = "AcquireLockFunction"

@@ -27,7 +27,7 @@ from bench.targets import (
 )
 from emulator import ExecutionResult
 from emulator.adapters import Handler
-from emulator.template import PROJECT_ROOT
+from tools.template import PROJECT_ROOT
 
 EVENTS = PROJECT_ROOT / "events"
 FRESH_EVENT = EVENTS / "execution_fresh.json"

@@ -16,7 +16,7 @@ from bench.paths import Mix, PathResult, measure_express, measure_result_sizes, 
 from bench.prices import FunctionSpec, Prices
 from bench.targets import Target
 from bench.waiters import ContentionSummary, WaiterSummary, measure_contention, measure_waiters, samples
-from emulator.template import Template
+from tools.template import Template
 
 
 @dataclass

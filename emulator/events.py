@@ -36,7 +36,7 @@ from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
 from emulator.adapters.redrive import attempts_of, is_express, redrive_status
-from emulator.template import UnsupportedTemplateFeature
+from tools.template import UnsupportedTemplateFeature
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
 _OPERATORS = ("prefix", "anything-but", "exists")

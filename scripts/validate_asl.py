@@ -34,7 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:  # run as a file (python scripts/validate_asl.py), not only with -m
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from emulator.template import (  # noqa: E402
+from tools.template import (  # noqa: E402
     TEMPLATE_PATH,
     Resolver,
     Template,

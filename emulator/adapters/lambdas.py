@@ -18,12 +18,11 @@ from unittest import mock
 
 from moto.awslambda.models import LambdaFunction
 
-from emulator.template import PROJECT_ROOT
-
 # The import helper lives in tools/ (tools and scripts use it without the emulator).
 from tools.layer_import import Handler as Handler
 from tools.layer_import import load_handler as load_handler
 from tools.layer_import import load_module as load_module
+from tools.template import PROJECT_ROOT
 
 # An interceptor wraps a handler call: interceptor(handler, event, context) -> result.
 Interceptor = Callable[[Handler, Any, Any], Any]

@@ -20,9 +20,8 @@ from moto.dynamodb.models import DynamoDBBackend
 from emulator import OfflineStack
 from emulator.adapters import Gate, load_module
 from emulator.stack import QUIET_FUNCTIONS, REGION, business_step_functions
-from emulator.template import PROJECT_ROOT, Template
 from scripts.asl_diagram import load_definition
-from tools.template import ENVELOPE_STATE_MACHINE
+from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, Template
 
 QUIET = QUIET_FUNCTIONS
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from emulator import OfflineStack
-from emulator.template import UnsupportedTemplateFeature
 from tests.integration.support import QUIET, wait_until
+from tools.template import UnsupportedTemplateFeature
 
 NESTED = """\
 Transform: AWS::Serverless-2016-10-31

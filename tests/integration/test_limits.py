@@ -20,7 +20,6 @@ import pytest
 from emulator import OfflineStack
 from emulator.adapters import load_module
 from emulator.stack import ExecutionResult
-from emulator.template import PROJECT_ROOT
 from tests.integration.support import (
     QUIET,
     STEP_CALLS,
@@ -32,6 +31,7 @@ from tests.integration.support import (
     start_registered_waiter,
     wait_until,
 )
+from tools.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.offline_only(reason="shapes the steps' results and errors with Lambda interceptors")
 

@@ -28,11 +28,11 @@ import pytest
 
 from emulator.server import EndpointUnavailable, ServedStack
 from emulator.stack import ExecutionDidNotFinish
-from emulator.template import PROJECT_ROOT, Template
 from tests.integration import test_contract_from_outside, test_workflow_contract
 from tests.integration.support import compute_idempotency_key
 from tests.integration.test_records_tool import records
 from tools.deployed import ENDPOINT_VARIABLE, STACK_NAME_VARIABLE, DeployedStack, EmulatorOnlyFeature
+from tools.template import PROJECT_ROOT, Template
 
 pytestmark = pytest.mark.offline_only(reason="starts its own local endpoint")
 

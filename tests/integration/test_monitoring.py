@@ -19,8 +19,8 @@ import pytest
 from emulator import OfflineStack
 from emulator.adapters import load_module
 from emulator.stack import ACCOUNT_ID, ALARM, FUNCTION, REGION, is_envelope_function
-from emulator.template import Template
 from tests.integration.support import QUIET
+from tools.template import Template
 
 pytestmark = pytest.mark.offline_only(reason="it deploys its own stacks with and without the monitoring switches")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.template import PROJECT_ROOT
+from tools.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 

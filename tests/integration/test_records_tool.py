@@ -20,8 +20,8 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.stack import REGION
-from emulator.template import PROJECT_ROOT
 from tests.integration.support import QUIET, compute_idempotency_key, held_owner, start_registered_waiter, wait_until
+from tools.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.offline_only(reason="holds Lambda calls with an interceptor")
 

@@ -20,7 +20,6 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.stack import ExecutionResult
-from emulator.template import PROJECT_ROOT
 from tests.integration.support import (
     QUIET,
     STEP_CALLS,
@@ -33,6 +32,7 @@ from tests.integration.support import (
     start_registered_waiter,
     wait_until,
 )
+from tools.template import PROJECT_ROOT
 
 RELEASE_FUNCTION = "ReleaseAbandonedRecordFunction"
 

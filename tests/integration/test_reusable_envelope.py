@@ -17,9 +17,9 @@ import pytest
 
 from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import Gate
-from emulator.template import PROJECT_ROOT
 from scripts import child_envelope
 from tests.integration.support import QUIET, compute_idempotency_key, wait_until
+from tools.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.offline_only(reason="deploys a test-only workflow and counts its Lambda calls")
 

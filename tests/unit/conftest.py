@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from emulator.adapters import LambdaContext, load_module
 from emulator.stack import QUIET_FUNCTIONS
-from emulator.template import Resolver, Template
+from tools.template import Resolver, Template
 
 LAYER_TYPE = "AWS::Serverless::LayerVersion"
 # The table the ``dynamodb`` fixture creates, and the name the template environment gives it.

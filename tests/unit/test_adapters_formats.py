@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from emulator.adapters import aws_context_timestamps, aws_timestamp, stack_trace
-from emulator.template import PROJECT_ROOT
 from tests.unit.sfn_support import Cloud, cloud_fixture, lambda_task  # noqa: F401  (the cloud fixture)
+from tools.template import PROJECT_ROOT
 
 AWS_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from emulator.template import substitute_definition
 from scripts import child_envelope
 from scripts.validate_asl import validate_definition
+from tools.template import substitute_definition
 
 CHAIN = {
     child_envelope.LINK,

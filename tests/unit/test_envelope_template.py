@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from emulator.template import PROJECT_ROOT, Resolver, Template
 from scripts import child_envelope
+from tools.template import PROJECT_ROOT, Resolver, Template
 
 ENVELOPE_TEMPLATE = PROJECT_ROOT / "envelope" / "template.yaml"
 FUNCTION = "AWS::Serverless::Function"

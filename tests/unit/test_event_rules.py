@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from emulator.events import EventBus, matches, s3_object_events, transform_input
-from emulator.template import UnsupportedTemplateFeature
+from tools.template import UnsupportedTemplateFeature
 
 EVENT = {"detail": {"bucket": {"name": "files"}, "object": {"key": 'in/a "b".csv', "size": 12, "etag": "abc"}}}
 PATHS = {"bucket": "$.detail.bucket.name", "key": "$.detail.object.key", "size": "$.detail.object.size"}

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from emulator.stack import ALARM, DASHBOARD, TABLE, is_envelope_function
-from emulator.template import PROJECT_ROOT, Resolver, Template
-from tools.template import ENVELOPE_STATE_MACHINE, RECORD_TABLE
+from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, RECORD_TABLE, Resolver, Template
 
 APPLICATION = "AWS::Serverless::Application"
 FUNCTION = "AWS::Serverless::Function"

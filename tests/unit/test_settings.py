@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from emulator.template import Template
 from tests.unit.conftest import RECORDS_TABLE
+from tools.template import Template
 
 # Template parameter -> the variable Globals gives the functions (checked by the first test below).
 VARIABLE_OF_PARAMETER = {

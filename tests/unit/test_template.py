@@ -1,4 +1,4 @@
-"""Reading the SAM template as CloudFormation would (emulator/template.py).
+"""Reading the SAM template as CloudFormation would (tools/template.py).
 
 Small templates written for a test cover the error cases; the real ``template.yaml`` and ASL file
 give the facts the stack relies on.
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from emulator.template import (
+from tools.template import (
     Resolver,
     Template,
     TemplateParameterError,

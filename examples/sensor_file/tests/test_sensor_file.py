@@ -26,9 +26,9 @@ from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import load_module
 from emulator.events import Delivery, transform_input
 from emulator.stack import REGION
-from emulator.template import Template
 from scripts.asl_diagram import load_definition
 from tests.integration.support import QUIET, key_module, queued_messages, subscribe_queue, wait_until
+from tools.template import Template
 
 EXAMPLE = Path(__file__).resolve().parent.parent
 TEMPLATE = EXAMPLE / "template.yaml"

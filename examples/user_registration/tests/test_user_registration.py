@@ -22,9 +22,9 @@ import pytest
 
 from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import load_module
-from emulator.template import Template
 from scripts import child_envelope
 from tests.integration.support import QUIET, Gate, key_module, queued_messages, subscribe_queue, wait_until
+from tools.template import Template
 
 EXAMPLE = Path(__file__).resolve().parent.parent
 TEMPLATE = EXAMPLE / "template.yaml"
