@@ -79,8 +79,9 @@ records: $(STAMP) ## The records tool: list, show, release, delete (make records
 
 test: lint validate scan pytest ## Run every check: lint, validate, security scan, then the whole test suite
 
-lint: $(STAMP) ## ruff, and mypy on the functions (each with its layers), the layer, the emulator and scripts
+lint: $(STAMP) ## ruff (lint, complexity and format), and mypy on the functions (each with its layers), the layer, the emulator and scripts
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(PY) scripts/typecheck.py
 
 $(SCAN_STAMP): requirements-scan.txt

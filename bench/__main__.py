@@ -16,9 +16,13 @@ from bench.run import run_bench
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Cost and latency per execution of the workflow, on the offline emulator.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Cost and latency per execution of the workflow, on the offline emulator."
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the markdown tables")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions, and contention at N = 1 and 25 only (no 500)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions, and contention at N = 1 and 25 only (no 500)"
+    )
     args = parser.parse_args(argv)
     try:
         report = run_bench(BenchOptions(quick=args.quick))

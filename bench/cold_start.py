@@ -127,14 +127,24 @@ def measure_cold_start(subjects: Sequence[ImportSubject], rounds: int, breakdown
     for timing in timings[1:]:
         timing.ratio_to_bare = timing.median_ms / bare
         if timing.subject.label in RATIO_TARGETED:
-            timing.target = Target("import time / bare boto3 handler's", round(timing.ratio_to_bare, 2), TAKE_HANDLER_MAX_RATIO, "x")
+            timing.target = Target(
+                "import time / bare boto3 handler's", round(timing.ratio_to_bare, 2), TAKE_HANDLER_MAX_RATIO, "x"
+            )
         elif timing.subject.module == KEY_MODULE:
             timing.target = Target("", round(timing.median_ms, 1), KEY_MODULE_MAX_MS, "ms")
     return ColdStart(timings, rounds)
 
 
 def _command(subject: ImportSubject, *flags: str) -> list[str]:
-    return [sys.executable, *flags, "-I", "-c", _IMPORT_PROBE, json.dumps([str(root) for root in subject.roots]), subject.module]
+    return [
+        sys.executable,
+        *flags,
+        "-I",
+        "-c",
+        _IMPORT_PROBE,
+        json.dumps([str(root) for root in subject.roots]),
+        subject.module,
+    ]
 
 
 def _import_seconds(subject: ImportSubject) -> float:

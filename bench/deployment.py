@@ -24,7 +24,12 @@ from emulator.stack import QUIET_FUNCTIONS, is_envelope_function
 FUNCTION = "AWS::Serverless::Function"
 # The envelope as an Express workflow, with settings that fit in Express's five minutes.
 # An Express owner cannot be asked whether it still runs: its lease outlives the execution and its calls.
-EXPRESS_PARAMETERS = {"WorkflowType": "EXPRESS", "ExecutionTimeoutSeconds": 240, "LockLeaseSeconds": 270, "WaitTimeoutSeconds": 200}
+EXPRESS_PARAMETERS = {
+    "WorkflowType": "EXPRESS",
+    "ExecutionTimeoutSeconds": 240,
+    "LockLeaseSeconds": 270,
+    "WaitTimeoutSeconds": 200,
+}
 
 
 def takes_task_token_length() -> bool:
@@ -106,10 +111,16 @@ class MeteredStack:
         return {name: self.timer.billed_ms(name) for name in self.functions}
 
     def cost(
-        self, usage: Usage, prices: Prices, express_duration_ms: float | None = None, billed_ms: Mapping[str, int] | None = None
+        self,
+        usage: Usage,
+        prices: Prices,
+        express_duration_ms: float | None = None,
+        billed_ms: Mapping[str, int] | None = None,
     ) -> Cost:
         """What a million of ``usage`` cost; ``billed_ms`` replaces the functions' median billed ms where a path has its own."""
-        return cost_per_million(usage, self.functions, {**self.billed_ms(), **(billed_ms or {})}, prices, express_duration_ms)
+        return cost_per_million(
+            usage, self.functions, {**self.billed_ms(), **(billed_ms or {})}, prices, express_duration_ms
+        )
 
     def duration_ms(self, execution_arn: str) -> float:
         """The execution's duration from start to stop, as DescribeExecution (an Express one's logs) gives it (emulator wall time)."""
@@ -130,7 +141,9 @@ class MeteredStack:
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         """The function's environment as deployed (what its module reads when imported)."""
-        configuration = _lambda_client(self.stack).get_function_configuration(FunctionName=self.functions[logical_id].function_name)
+        configuration = _lambda_client(self.stack).get_function_configuration(
+            FunctionName=self.functions[logical_id].function_name
+        )
         return dict(configuration.get("Environment", {}).get("Variables", {}))
 
 

@@ -38,7 +38,9 @@ def call_front_door(bench: MeteredStack, execution_input: Any) -> tuple[dict[str
     """Invoke the front door with ``execution_input``; its answer and the call's wall time in ms (emulator)."""
     client = boto3.client("lambda", region_name=bench.stack.sfn.meta.region_name)
     started = time.perf_counter()
-    response = client.invoke(FunctionName=bench.functions[FRONT_DOOR].function_name, Payload=json.dumps(execution_input).encode())
+    response = client.invoke(
+        FunctionName=bench.functions[FRONT_DOOR].function_name, Payload=json.dumps(execution_input).encode()
+    )
     latency_ms = (time.perf_counter() - started) * 1000
     answer: dict[str, Any] = json.loads(response["Payload"].read())
     expect("FunctionError" not in response, f"the front door failed: {answer}")
@@ -59,7 +61,10 @@ def measure_front_door(bench: MeteredStack, fresh: PathResult, sample: int) -> l
     before = bench.counters()
     answer, hit_latency_ms = call_front_door(bench, execution_input)
     counted = bench.counters().since(before)
-    expect(answer == {"outcome": "COMPLETED", "key": started["key"], "result": run.output}, f"the front door's hit answered {answer}")
+    expect(
+        answer == {"outcome": "COMPLETED", "key": started["key"], "result": run.output},
+        f"the front door's hit answered {answer}",
+    )
     hit_usage = Usage(states_entered=0, step_states=0, lambda_calls=counted.lambda_calls, dynamodb=counted.dynamodb)
     # The hit's billed duration: the median of a few hits (the first call of a client is not typical).
     for _ in range(HIT_TIMING_CALLS - 1):
@@ -81,7 +86,12 @@ def measure_front_door(bench: MeteredStack, fresh: PathResult, sample: int) -> l
             Target("WRU", hit_usage.dynamodb.wru, 0),
             Target(f"RRU (record {record_bytes:,} B)", hit_usage.dynamodb.rru, read_units_limit(record_bytes)),
         ],
-        notes={"record_bytes": record_bytes, "latency_ms": round(hit_latency_ms, 2), "memory_mb": memory_mb, "billed_ms": hit_billed_ms},
+        notes={
+            "record_bytes": record_bytes,
+            "latency_ms": round(hit_latency_ms, 2),
+            "memory_mb": memory_mb,
+            "billed_ms": hit_billed_ms,
+        },
         billed_ms={FRONT_DOOR: hit_billed_ms},
     )
     miss = PathResult(
@@ -95,7 +105,9 @@ def measure_front_door(bench: MeteredStack, fresh: PathResult, sample: int) -> l
                 sum(miss_usage.lambda_calls.values()),
                 sum(fresh.usage.lambda_calls.values()) + FRONT_DOOR_FRESH_EXTRA_LAMBDA_CALLS,
             ),
-            Target("RRU (fresh run's + 1)", miss_usage.dynamodb.rru, fresh.usage.dynamodb.rru + FRONT_DOOR_FRESH_EXTRA_RRU),
+            Target(
+                "RRU (fresh run's + 1)", miss_usage.dynamodb.rru, fresh.usage.dynamodb.rru + FRONT_DOOR_FRESH_EXTRA_RRU
+            ),
         ],
         notes={"front_door_latency_ms": round(miss_latency_ms, 2), "front_door_billed_ms": miss_billed_ms},
         billed_ms={FRONT_DOOR: miss_billed_ms},

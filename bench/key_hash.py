@@ -56,4 +56,6 @@ def measure_key_hash(import_roots: Sequence[Path], runs: int) -> HashTiming:
         key_module.compute_idempotency_key(payload)
         timings.append((time.perf_counter() - start) * 1000)
     median = statistics.median(timings)
-    return HashTiming(len(key_module.canonical_json(payload)), median, runs, Target("", round(median, 2), HASH_MAX_MS, "ms"))
+    return HashTiming(
+        len(key_module.canonical_json(payload)), median, runs, Target("", round(median, 2), HASH_MAX_MS, "ms")
+    )

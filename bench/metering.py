@@ -214,7 +214,9 @@ def _items_addressed(operation: str, body: Mapping[str, Any]) -> list[ItemRef]:
                     refs.append((table, request["DeleteRequest"]["Key"]))
         return refs
     if operation == "BatchGetItem":
-        return [(table, key) for table, request in body.get("RequestItems", {}).items() for key in request.get("Keys", [])]
+        return [
+            (table, key) for table, request in body.get("RequestItems", {}).items() for key in request.get("Keys", [])
+        ]
     return []
 
 

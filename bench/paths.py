@@ -115,7 +115,9 @@ def measure_runs(bench: MeteredStack) -> list[PathResult]:
     expect(rerun_usage.step_states > 0, "the rerun after the failure did not run the steps")
 
     return [
-        PathResult("fresh", "fresh run, success", fresh_usage, [fresh], SEED_REFERENCE["fresh"], fresh_targets(fresh_usage)),
+        PathResult(
+            "fresh", "fresh run, success", fresh_usage, [fresh], SEED_REFERENCE["fresh"], fresh_targets(fresh_usage)
+        ),
         PathResult(
             "hit",
             "hit on the stored result",
@@ -126,7 +128,9 @@ def measure_runs(bench: MeteredStack) -> list[PathResult]:
             notes={"record_bytes": record_bytes},
         ),
         PathResult("failed", "fresh run, steps fail", failed_usage, [failed]),
-        PathResult("rerun", "rerun after the failure, success", rerun_usage, [rerun], targets=fresh_targets(rerun_usage)),
+        PathResult(
+            "rerun", "rerun after the failure, success", rerun_usage, [rerun], targets=fresh_targets(rerun_usage)
+        ),
     ]
 
 
@@ -154,9 +158,14 @@ def measure_result_sizes(bench: MeteredStack, sizes: tuple[int, ...], sample: Ca
         for size in sizes:
             execution_input = {**base, "benchSample": sample(), RESULT_BYTES_FIELD: max(0, size - overhead)}
             fresh, _ = bench.run(execution_input)
-            expect(fresh.status == "SUCCEEDED", f"the fresh run with a {size} B result {fresh.status}: {fresh.error} {fresh.cause}")
+            expect(
+                fresh.status == "SUCCEEDED",
+                f"the fresh run with a {size} B result {fresh.status}: {fresh.error} {fresh.cause}",
+            )
             hit, usage = bench.run(execution_input)
-            expect(hit.status == "SUCCEEDED" and hit.output == fresh.output, f"the hit on a {size} B result {hit.status}")
+            expect(
+                hit.status == "SUCCEEDED" and hit.output == fresh.output, f"the hit on a {size} B result {hit.status}"
+            )
             record_bytes = bench.record_size(fresh.execution_arn)
             result_bytes = utf8_json_bytes(hit.output)
             paths.append(
@@ -213,7 +222,9 @@ def measure_express_runs(bench: MeteredStack) -> list[tuple[str, str, ExecutionR
     fresh, fresh_usage = bench.run(fresh_input)
     expect(fresh.status == "SUCCEEDED", f"the Express fresh run {fresh.status}: {fresh.error} {fresh.cause}")
     hit, hit_usage = bench.run(fresh_input)
-    expect(hit.status == "SUCCEEDED" and hit.output == fresh.output, f"the Express hit {hit.status} or changed the output")
+    expect(
+        hit.status == "SUCCEEDED" and hit.output == fresh.output, f"the Express hit {hit.status} or changed the output"
+    )
     rerun_input = load_event(RERUN_EVENT)
     failed, failed_usage = bench.run({**rerun_input, FORCE_FAILURE_FIELD: True})
     expect(failed.status == "FAILED", f"the Express forced failure {failed.status}, not FAILED")

@@ -29,7 +29,9 @@ class Prices:
     express_per_million_requests: float = 1.00
     express_per_gb_second: float = 0.00001667
     lambda_per_million_requests: float = 0.20
-    lambda_per_gb_second: Mapping[str, float] = field(default_factory=lambda: {"arm64": 0.0000133334, "x86_64": 0.0000166667})
+    lambda_per_gb_second: Mapping[str, float] = field(
+        default_factory=lambda: {"arm64": 0.0000133334, "x86_64": 0.0000166667}
+    )
     dynamodb_per_million_wru: float = 0.625
     dynamodb_per_million_rru: float = 0.125
 
@@ -94,5 +96,6 @@ def cost_per_million(
     return Cost(
         workflow=workflow,
         lambda_=lambda_per_call * 1e6,
-        dynamodb=usage.dynamodb.wru * prices.dynamodb_per_million_wru + usage.dynamodb.rru * prices.dynamodb_per_million_rru,
+        dynamodb=usage.dynamodb.wru * prices.dynamodb_per_million_wru
+        + usage.dynamodb.rru * prices.dynamodb_per_million_rru,
     )

@@ -22,7 +22,9 @@ def _usd(value: float) -> str:
 
 
 def _targets(targets: list[Target]) -> tuple[str, str]:
-    return "; ".join(target.describe() for target in targets) or "—", "; ".join(target.verdict() for target in targets) or "—"
+    return "; ".join(target.describe() for target in targets) or "—", "; ".join(
+        target.verdict() for target in targets
+    ) or "—"
 
 
 # ---------------------------------------------------------------------------- markdown
@@ -59,9 +61,12 @@ def render_markdown(report: BenchReport) -> str:
 def _price_line(report: BenchReport) -> str:
     prices = report.prices
     durations = ", ".join(
-        f"{name} {spec.memory_mb} MB {spec.architecture} × {report.billed_ms[name]} ms" for name, spec in report.functions.items()
+        f"{name} {spec.memory_mb} MB {spec.architecture} × {report.billed_ms[name]} ms"
+        for name, spec in report.functions.items()
     )
-    gb_second = ", ".join(f"{arch} ${price:.10f}".rstrip("0") + " per GB-s" for arch, price in prices.lambda_per_gb_second.items())
+    gb_second = ", ".join(
+        f"{arch} ${price:.10f}".rstrip("0") + " per GB-s" for arch, price in prices.lambda_per_gb_second.items()
+    )
     return (
         f"Standard ${prices.standard_per_1k_transitions} per 1,000 state transitions (billed transitions = states entered); "
         f"Express ${prices.express_per_million_requests:.2f} per 1M requests + ${prices.express_per_gb_second} per GB-s "
@@ -141,7 +146,10 @@ def _waiter_lines(report: BenchReport) -> list[str]:
 
 
 def token_line(summary: ContentionSummary) -> str:
-    used = ", ".join(f"{length} characters ({count})" for length, count in sorted(summary.token_lengths.items())) or "none seen"
+    used = (
+        ", ".join(f"{length} characters ({count})" for length, count in sorted(summary.token_lengths.items()))
+        or "none seen"
+    )
     if summary.token_length_requested is None:
         return f"Task tokens: this emulator cannot set their length (no `OfflineStack(task_token_length=)`); its own were used: {used}."
     return f"Task tokens: {summary.token_length_requested} characters requested; received by the functions: {used}."
@@ -250,7 +258,9 @@ def _cold_start_lines(report: BenchReport) -> list[str]:
     for timing in cold.timings:
         if timing.largest_imports_ms:
             largest = ", ".join(f"{name} {ms:.0f} ms" for name, ms in timing.largest_imports_ms.items())
-            lines.append(f"Largest imports of `{timing.subject.module}` ({timing.subject.label}; cumulative, `-X importtime`): {largest}.")
+            lines.append(
+                f"Largest imports of `{timing.subject.module}` ({timing.subject.label}; cumulative, `-X importtime`): {largest}."
+            )
     return [*lines, ""]
 
 
@@ -260,7 +270,10 @@ def _unpriced_lines(report: BenchReport) -> list[str]:
         unpriced.update({name: count for name, count in path.usage.dynamodb.unpriced.items() if count > 0})
     if not unpriced:
         return []
-    return [f"Warning: request units not computed for {', '.join(sorted(unpriced))}: their DynamoDB cost is missing.", ""]
+    return [
+        f"Warning: request units not computed for {', '.join(sorted(unpriced))}: their DynamoDB cost is missing.",
+        "",
+    ]
 
 
 def _notes(report: BenchReport) -> list[str]:
@@ -269,7 +282,7 @@ def _notes(report: BenchReport) -> list[str]:
         "- States entered are counted from each execution's history (every `…StateEntered` event, Parallel branches "
         "included); \"steps\" are the states that invoked a business step's function (a function without the envelope's layer).",
         "- Waiter rows are the marginal cost of one waiter: its own execution plus whatever its owner did beyond a lone "
-        "fresh run (\"owner +n\" states; Lambda and DynamoDB likewise). The seed's k is the number of 10 s polls it "
+        'fresh run ("owner +n" states; Lambda and DynamoDB likewise). The seed\'s k is the number of 10 s polls it '
         "would make in the same wait. Timings vary with the machine's load; counts do not.",
         "- DynamoDB: every request that reached the emulator, from Lambda code and from the state machine's integration, "
         "billed by DynamoDB's rules: a write 1 WRU per started KB of the larger of the item before and after it; a write "
@@ -298,7 +311,10 @@ def report_json(report: BenchReport) -> dict[str, Any]:
             "time_scale": report.options.time_scale,
             "contention_sizes": list(report.options.contention_sizes),
         },
-        "functions": {name: {**asdict(spec), "billed_ms_per_call": report.billed_ms[name]} for name, spec in report.functions.items()},
+        "functions": {
+            name: {**asdict(spec), "billed_ms_per_call": report.billed_ms[name]}
+            for name, spec in report.functions.items()
+        },
         "paths": [path_json(report, path) for path in report.paths],
         "mix": {
             "hit_share": report.mix.hit_share,

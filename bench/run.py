@@ -47,7 +47,9 @@ class BenchReport:
     key_hash: HashTiming | None = None
 
 
-def measure_standard(bench: MeteredStack, options: BenchOptions, prices: Prices, sample: Callable[[], int]) -> StandardRun:
+def measure_standard(
+    bench: MeteredStack, options: BenchOptions, prices: Prices, sample: Callable[[], int]
+) -> StandardRun:
     """Every path of single executions and single waiters on the Standard stack, priced."""
     paths = measure_runs(bench)
     waiter_paths, waiters = measure_waiters(bench, paths[0], options, sample)
@@ -62,7 +64,9 @@ def measure_standard(bench: MeteredStack, options: BenchOptions, prices: Prices,
         waiters=waiters,
         functions=bench.functions,
         billed_ms=bench.billed_ms(),
-        environments={name: bench.function_environment(name) for name, spec in bench.functions.items() if spec.envelope},
+        environments={
+            name: bench.function_environment(name) for name, spec in bench.functions.items() if spec.envelope
+        },
     )
 
 
@@ -93,7 +97,9 @@ def run_bench(options: BenchOptions) -> BenchReport:
         standard = measure_standard(bench, options, prices, sample)
     report = build_report(options, prices, standard)
     if options.contention_sizes:
-        with MeteredStack.deployed(options.contention_time_scale, CONTENTION_PARAMETERS, task_token_length=token_length) as contended:
+        with MeteredStack.deployed(
+            options.contention_time_scale, CONTENTION_PARAMETERS, task_token_length=token_length
+        ) as contended:
             report.contention, hit_after = measure_contention(contended, options, sample, token_length)
             hit_after.cost = contended.cost(hit_after.usage, prices, billed_ms=hit_after.billed_ms)
         report.paths.append(hit_after)

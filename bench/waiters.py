@@ -65,7 +65,9 @@ class WaiterRun:
     latency_declared_s: float
 
 
-def run_waiter(bench: MeteredStack, execution_input: Any, declared_wait_s: float, release_delay_s: float = 0.0) -> WaiterRun:
+def run_waiter(
+    bench: MeteredStack, execution_input: Any, declared_wait_s: float, release_delay_s: float = 0.0
+) -> WaiterRun:
     """Hold an owner in a business step, let a second execution with its input wait, then release it.
 
     ``release_delay_s`` (declared) moves the release later within the waiter's Wait, for latency samples.
@@ -98,7 +100,9 @@ def run_waiter(bench: MeteredStack, execution_input: Any, declared_wait_s: float
         released_after_s=released_after_s,
         # A waiter parked on a task token (no Wait states) waited until its owner was released: the
         # owner's own finishing is slowed down on the emulator and would be counted a hundredfold.
-        waited_s=bench.clock.waited(waiter.history, until=owner_end) if wait_intervals(waiter.history) else released_after_s,
+        waited_s=bench.clock.waited(waiter.history, until=owner_end)
+        if wait_intervals(waiter.history)
+        else released_after_s,
         latency_wall_s=(waiter_end - owner_end).total_seconds(),
         latency_declared_s=bench.clock.seconds(waiter.history, owner_end, waiter_end),
     )
@@ -139,7 +143,9 @@ def waiter_path(bench: MeteredStack, run: WaiterRun, fresh: PathResult, declared
     usage = Usage(
         states_entered=len(run.waiter.states_entered) + owner_extra_states,
         step_states=count_step_states(run.waiter.history, bench.step_function_names) + owner_extra_steps,
-        lambda_calls={name: calls - fresh.usage.lambda_calls.get(name, 0) for name, calls in run.counted.lambda_calls.items()},
+        lambda_calls={
+            name: calls - fresh.usage.lambda_calls.get(name, 0) for name, calls in run.counted.lambda_calls.items()
+        },
         dynamodb=run.counted.dynamodb.minus(fresh.usage.dynamodb),
     )
     return PathResult(
@@ -148,7 +154,9 @@ def waiter_path(bench: MeteredStack, run: WaiterRun, fresh: PathResult, declared
         usage=usage,
         executions=[run.owner, run.waiter],
         reference=seed_waiter_reference(run.waited_s),
-        targets=[Target("returns after the owner finished in", round(run.latency_declared_s, 2), WAITER_MAX_LATENCY_S, "s")],
+        targets=[
+            Target("returns after the owner finished in", round(run.latency_declared_s, 2), WAITER_MAX_LATENCY_S, "s")
+        ],
         notes={
             "released_after_s": run.released_after_s,
             "waited_s": run.waited_s,
@@ -180,18 +188,24 @@ def measure_waiters(
     def distinct_input() -> dict[str, Any]:  # each waiter pair needs a key of its own
         return {**base_input, "benchSample": sample()}
 
-    paths = [waiter_path(bench, run_waiter(bench, distinct_input(), wait), fresh, wait) for wait in options.waiter_waits]
+    paths = [
+        waiter_path(bench, run_waiter(bench, distinct_input(), wait), fresh, wait) for wait in options.waiter_waits
+    ]
     latencies = [(path.notes["latency_declared_s"], path.notes["latency_wall_s"]) for path in paths]
     poll_s = float(bench.stack.parameters.get("PollIntervalSeconds", SEED_POLL_SECONDS))
     for index in range(1, options.extra_latency_samples + 1):
         # Released at other points of a poll interval: the latency of a polling waiter depends on it.
-        run = run_waiter(bench, distinct_input(), options.waiter_waits[0], poll_s * index / (options.extra_latency_samples + 1))
+        run = run_waiter(
+            bench, distinct_input(), options.waiter_waits[0], poll_s * index / (options.extra_latency_samples + 1)
+        )
         latencies.append((run.latency_declared_s, run.latency_wall_s))
 
     # Ordered by how long each waited, not by how long it was asked to: a waiter parked on its task token
     # has waited the emulator's wall time, and a busy machine may release the shorter one late.
     short, long = sorted((paths[0], paths[-1]), key=lambda path: float(path.notes["waited_s"]))
-    expect(long.notes["waited_s"] > short.notes["waited_s"], "the two waiters waited the same time: no growth to measure")
+    expect(
+        long.notes["waited_s"] > short.notes["waited_s"], "the two waiters waited the same time: no growth to measure"
+    )
     per_10s = 10 / (long.notes["waited_s"] - short.notes["waited_s"])
     growth = {
         "states": (long.usage.states_entered - short.usage.states_entered) * per_10s,
@@ -201,7 +215,9 @@ def measure_waiters(
     worst = max(declared for declared, _ in latencies)
     summary = WaiterSummary(
         growth_per_10s=growth,
-        growth_target=Target("growth per 10 s of waiting", round(growth["states"], 2), WAITER_GROWTH_LIMIT, "states", strict=True),
+        growth_target=Target(
+            "growth per 10 s of waiting", round(growth["states"], 2), WAITER_GROWTH_LIMIT, "states", strict=True
+        ),
         latencies_declared_s=[declared for declared, _ in latencies],
         latencies_wall_s=[wall for _, wall in latencies],
         latency_target=Target("worst latency", round(worst, 2), WAITER_MAX_LATENCY_S, "s"),
@@ -250,7 +266,9 @@ class ContentionRun:
         return (max(self.woken_at) - self.save_started).total_seconds()
 
 
-def run_contention(bench: MeteredStack, waiters: int, sample: Callable[[], int], register_timeout_s: float) -> ContentionRun:
+def run_contention(
+    bench: MeteredStack, waiters: int, sample: Callable[[], int], register_timeout_s: float
+) -> ContentionRun:
     """Start ``waiters`` + 1 executions of one input together; hold the one that takes it until the others wait."""
     stack = bench.stack
     execution_input = {**load_event(FRESH_EVENT), "benchContention": waiters, "benchSample": sample()}
@@ -259,7 +277,11 @@ def run_contention(bench: MeteredStack, waiters: int, sample: Callable[[], int],
     with _intercepted(stack, {HOLD_FUNCTION: gate, WAITER_FUNCTION: registrations, SAVE_FUNCTION: saves}):
         try:
             with ThreadPoolExecutor(max_workers=8) as pool:
-                arns = list(pool.map(lambda _: stack.start_execution(execution_input, name=uuid.uuid4().hex), range(waiters + 1)))
+                arns = list(
+                    pool.map(
+                        lambda _: stack.start_execution(execution_input, name=uuid.uuid4().hex), range(waiters + 1)
+                    )
+                )
             expect(gate.arrived.wait(register_timeout_s), "no execution reached the business steps")
             # Released once every waiter has registered, or at the deadline (a product that cannot
             # register them all shows it in the row instead of hanging the bench).
@@ -380,7 +402,12 @@ def measure_contention(
     per_waiter = [row.units_per_waiter for row in rows if row.waiters > 0]
     spread = None
     if len(per_waiter) > 1 and min(per_waiter) > 0:
-        spread = Target("units per waiter, largest / smallest N", round(max(per_waiter) / min(per_waiter), 2), UNITS_PER_WAITER_SPREAD, "x")
+        spread = Target(
+            "units per waiter, largest / smallest N",
+            round(max(per_waiter) / min(per_waiter), 2),
+            UNITS_PER_WAITER_SPREAD,
+            "x",
+        )
     summary = ContentionSummary(
         rows=rows,
         spread_target=spread,
@@ -401,7 +428,14 @@ def hit_after_waiters(bench: MeteredStack, row: ContentionResult, plain_hit: Usa
     _wait_until_quiet(bench)
     result, usage = bench.run(row.run.execution_input)
     expect(result.status == "SUCCEEDED", f"the hit on a key that had waiters {result.status}: {result.error}")
-    owner = next((execution for execution in row.run.executions if count_step_states(execution.history, bench.step_function_names)), None)
+    owner = next(
+        (
+            execution
+            for execution in row.run.executions
+            if count_step_states(execution.history, bench.step_function_names)
+        ),
+        None,
+    )
     record_bytes = bench.record_size(owner.execution_arn) if owner else 0
     targets = [
         *hit_targets(usage, record_bytes),
@@ -414,7 +448,9 @@ def hit_after_waiters(bench: MeteredStack, row: ContentionResult, plain_hit: Usa
         [result],
         targets=targets,
         notes={"record_bytes": record_bytes, "plain_hit_units": plain_hit.dynamodb.units},
-        billed_ms={name: bench.timer.billed_ms_of_last(name, calls) for name, calls in usage.lambda_calls.items() if calls},
+        billed_ms={
+            name: bench.timer.billed_ms_of_last(name, calls) for name, calls in usage.lambda_calls.items() if calls
+        },
     )
 
 

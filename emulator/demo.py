@@ -148,7 +148,7 @@ class Demo:
 
     def forced_failure(self, event_path: Path) -> None:
         execution_input = _load(event_path)
-        print(f"\nA step that fails ({_relative(event_path)}, \"forceFailure\": true)\n")
+        print(f'\nA step that fails ({_relative(event_path)}, "forceFailure": true)\n')
         first, _ = self.run("Run 1", execution_input)
         self.expect(first.status == "FAILED", f"the forced failure FAILED (got {first.status})")
         record = self.record_of(first)

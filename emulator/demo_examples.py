@@ -60,14 +60,21 @@ def user_registration(demo: Demo) -> None:
 def _user_registration(demo: Demo, stack: OfflineStack) -> None:
     envelope = stack.applications[APPLICATION]
     event = json.loads(REGISTRATION_EVENT.read_text(encoding="utf-8"))
-    print(f"\nExample: user registration (seed 003), its own app with the envelope nested ({REGISTRATION_TEMPLATE.relative_to(PROJECT_ROOT)})\n")
+    print(
+        f"\nExample: user registration (seed 003), its own app with the envelope nested ({REGISTRATION_TEMPLATE.relative_to(PROJECT_ROOT)})\n"
+    )
     outputs = []
     for label in ("Run 1: a registration event", "Run 2: the same event again"):
         registers, children = stack.lambdas.invocations(REGISTER), _children(stack, REGISTRATION_CHILD)
         result = envelope.run(event)
-        calls, started = stack.lambdas.invocations(REGISTER) - registers, _children(stack, REGISTRATION_CHILD) - children
+        calls, started = (
+            stack.lambdas.invocations(REGISTER) - registers,
+            _children(stack, REGISTRATION_CHILD) - children,
+        )
         print(f"-- {label}")
-        print(f"   {result.status}: {len(result.states_entered)} states entered, {started} child execution(s), {calls} registration call(s)")
+        print(
+            f"   {result.status}: {len(result.states_entered)} states entered, {started} child execution(s), {calls} registration call(s)"
+        )
         outputs.append((result, calls, started))
     (first, first_calls, first_started), (second, second_calls, second_started) = outputs
     demo.expect(first.status == second.status == "SUCCEEDED", "both registration runs SUCCEEDED")
@@ -86,7 +93,9 @@ def sensor_file_upload(demo: Demo) -> None:
 
 def _sensor_file_upload(demo: Demo, stack: OfflineStack) -> None:
     bucket, key = stack.physical_id(SENSOR_BUCKET), "readings/2017-01-08.csv"
-    print(f"\nExample: sensor file (seed 002), its own app, started by an S3 upload through EventBridge ({SENSOR_TEMPLATE.relative_to(PROJECT_ROOT)})\n")
+    print(
+        f"\nExample: sensor file (seed 002), its own app, started by an S3 upload through EventBridge ({SENSOR_TEMPLATE.relative_to(PROJECT_ROOT)})\n"
+    )
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_object(Bucket=bucket, Key=key, Body=SENSOR_CSV.read_bytes())
     delivery = _delivery_for(stack, key)
@@ -105,7 +114,9 @@ def _sensor_file_upload(demo: Demo, stack: OfflineStack) -> None:
         f"{_children(stack, SENSOR_CHILD) - children} child execution(s), {stack.lambdas.invocations(PARSE) - parses} file(s) parsed"
     )
     demo.expect(first.status == "SUCCEEDED", f"the upload was processed (got {first.status}: {first.error})")
-    demo.expect(readings == len(SENSOR_CSV.read_text(encoding="utf-8").splitlines()), "every row was stored as a reading")
+    demo.expect(
+        readings == len(SENSOR_CSV.read_text(encoding="utf-8").splitlines()), "every row was stored as a reading"
+    )
     demo.expect(keys == [f"processed/{key}"], "the file was moved under processed/")
     did_no_work = again.get("result") == first.output and not started and stack.lambdas.invocations(PARSE) == parses
     demo.expect(did_no_work, "the redelivery did no work")

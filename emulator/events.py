@@ -84,7 +84,11 @@ class EventBus:
         self.rules.append(Rule(name, pattern, function_name, input_transformer=input_transformer))
 
     def add_state_machine_rule(
-        self, name: str, pattern: dict[str, Any], state_machine_arn: str, input_transformer: dict[str, Any] | None = None
+        self,
+        name: str,
+        pattern: dict[str, Any],
+        state_machine_arn: str,
+        input_transformer: dict[str, Any] | None = None,
     ) -> None:
         """A rule that starts an execution of ``state_machine_arn`` for each matching event."""
         _check_pattern(name, pattern)
@@ -131,7 +135,9 @@ class EventBus:
             self.deliveries.append(delivery)
 
     def _start_execution(self, state_machine_arn: str, rule: Rule, event: dict[str, Any]) -> Delivery:
-        execution_input = transform_input(rule.input_transformer, event) if rule.input_transformer else json.dumps(event)
+        execution_input = (
+            transform_input(rule.input_transformer, event) if rule.input_transformer else json.dumps(event)
+        )
         # EventBridge names the execution itself; each delivery is a new execution.
         response = boto3.client("stepfunctions", region_name=self.region).start_execution(
             stateMachineArn=state_machine_arn, name=uuid.uuid4().hex, input=execution_input

@@ -25,7 +25,14 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 def named_and_checked_executions() -> Iterator[None]:
     original = StepFunctionsParserBackend.start_execution
 
-    def start_execution(self: StepFunctionsParserBackend, state_machine_arn: str, name: Any = None, execution_input: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def start_execution(
+        self: StepFunctionsParserBackend,
+        state_machine_arn: str,
+        name: Any = None,
+        execution_input: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         if execution_input is not None:
             try:
                 json.loads(execution_input)

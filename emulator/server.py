@@ -100,7 +100,13 @@ class ServedStack(OfflineStack):
         template_path: Path = TEMPLATE_PATH,
         environment: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(parameters, time_scale=time_scale, stack_name=stack_name, template_path=template_path, environment=environment)
+        super().__init__(
+            parameters,
+            time_scale=time_scale,
+            stack_name=stack_name,
+            template_path=template_path,
+            environment=environment,
+        )
         self.port = port
         self._templates_bucket_created = False
 
@@ -125,7 +131,9 @@ class ServedStack(OfflineStack):
         server = _LocalMotoServer(ip_address=HOST, port=self.port, verbose=False)
         server.start()
         if server.bind_failed:
-            raise EndpointUnavailable(f"Cannot serve on {HOST}:{self.port} (is the port in use? --port 0 picks a free one)")
+            raise EndpointUnavailable(
+                f"Cannot serve on {HOST}:{self.port} (is the port in use? --port 0 picks a free one)"
+            )
         try:
             port = server.get_host_and_port()[1]
             self._endpoint_url = f"http://{HOST}:{port}"
@@ -170,10 +178,17 @@ class ServedStack(OfflineStack):
         resources: dict[str, Any] = {}
         for logical_id, nested in stack.applications.items():
             key = f"{nested.stack_name}.json"
-            s3.put_object(Bucket=NESTED_TEMPLATES_BUCKET, Key=key, Body=json.dumps(_registered_body(nested, self._nested_stack_resources(nested))))
+            s3.put_object(
+                Bucket=NESTED_TEMPLATES_BUCKET,
+                Key=key,
+                Body=json.dumps(_registered_body(nested, self._nested_stack_resources(nested))),
+            )
             resources[logical_id] = {
                 "Type": "AWS::CloudFormation::Stack",
-                "Properties": {"TemplateURL": f"https://{NESTED_TEMPLATES_BUCKET}.s3.amazonaws.com/{key}", "Parameters": dict(nested.parameters)},
+                "Properties": {
+                    "TemplateURL": f"https://{NESTED_TEMPLATES_BUCKET}.s3.amazonaws.com/{key}",
+                    "Parameters": dict(nested.parameters),
+                },
             }
         return resources
 
@@ -192,7 +207,9 @@ class ServedStack(OfflineStack):
 
     def running_executions(self) -> list[str]:
         """ARNs of this stack's executions that are still running."""
-        pages = self.sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")
+        pages = self.sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        )
         return [execution["executionArn"] for page in pages for execution in page["executions"]]
 
     def description(self) -> dict[str, Any]:
@@ -231,7 +248,11 @@ def announcement(stack: ServedStack, outputs_file: Path | None) -> str:
     url = stack.endpoint_url
     arn = stack.state_machine_arn
     execution_arn = arn.replace(":stateMachine:", ":execution:", 1)
-    nested = {f"{path}.{name}": value for path, found in stack.nested_stacks().items() for name, value in found["Outputs"].items()}
+    nested = {
+        f"{path}.{name}": value
+        for path, found in stack.nested_stacks().items()
+        for name, value in found["Outputs"].items()
+    }
     shown = {**stack.outputs, **nested}
     width = max((len(name) for name in shown), default=0)
     lines = [
@@ -245,10 +266,12 @@ def announcement(stack: ServedStack, outputs_file: Path | None) -> str:
         # This project's own stack: its sample input, and the record it makes.
         fresh_input = f"file://{FRESH_EVENT.relative_to(PROJECT_ROOT)}"
         fresh_id = stack.record_id(_key.compute_idempotency_key(json.loads(FRESH_EVENT.read_text(encoding="utf-8"))))
-        record_hint = f"aws dynamodb get-item --endpoint-url {url} --table-name {stack.table_name} --key '{{\"id\": {{\"S\": \"{fresh_id}\"}}}}'"
+        record_hint = f'aws dynamodb get-item --endpoint-url {url} --table-name {stack.table_name} --key \'{{"id": {{"S": "{fresh_id}"}}}}\''
     else:
         fresh_input = "file://your-input.json"
-        record_hint = f'make records ARGS="--endpoint-url {url} --stack-name {stack.stack_name} show --input your-input.json"'
+        record_hint = (
+            f'make records ARGS="--endpoint-url {url} --stack-name {stack.stack_name} show --input your-input.json"'
+        )
     lines += [
         "",
         "Try it from the repository root:",
@@ -266,7 +289,7 @@ def announcement(stack: ServedStack, outputs_file: Path | None) -> str:
         )
     lines += [
         f"  aws cloudformation describe-stacks --endpoint-url {url} --stack-name {stack.stack_name}",
-        f"  make records ARGS=\"--endpoint-url {url} --stack-name {stack.stack_name} list\"",
+        f'  make records ARGS="--endpoint-url {url} --stack-name {stack.stack_name} list"',
     ]
     if stack.template.path.resolve() == TEMPLATE_PATH.resolve():
         lines.append(f"  AWS_SAM_STACK_NAME={stack.stack_name} AWS_ENDPOINT_URL={url} make pytest")
@@ -291,17 +314,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve a SAM template's stack (template.yaml, or --template) on 127.0.0.1 as a local AWS endpoint (moto server, in this process).",
     )
     parser.add_argument(
-        "--template", type=Path, default=TEMPLATE_PATH, help="the SAM template to serve (default: this project's template.yaml; an app of your own with the envelope nested works too)"
+        "--template",
+        type=Path,
+        default=TEMPLATE_PATH,
+        help="the SAM template to serve (default: this project's template.yaml; an app of your own with the envelope nested works too)",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port on {HOST} (default {DEFAULT_PORT}; 0: any free port)")
-    parser.add_argument("--parameter-overrides", nargs="+", default=[], metavar="NAME=VALUE", help="template parameter values")
     parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="factor on Wait and Retry seconds (default 1: real time, as on AWS; tests use 0.01)"
+        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port on {HOST} (default {DEFAULT_PORT}; 0: any free port)"
     )
-    parser.add_argument("--stack-name", default=DEFAULT_STACK_NAME, help=f"stack name for CloudFormation (default {DEFAULT_STACK_NAME})")
-    parser.add_argument("--outputs-file", type=Path, help="write the endpoint, outputs and parameters there as JSON once ready")
+    parser.add_argument(
+        "--parameter-overrides", nargs="+", default=[], metavar="NAME=VALUE", help="template parameter values"
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="factor on Wait and Retry seconds (default 1: real time, as on AWS; tests use 0.01)",
+    )
+    parser.add_argument(
+        "--stack-name", default=DEFAULT_STACK_NAME, help=f"stack name for CloudFormation (default {DEFAULT_STACK_NAME})"
+    )
+    parser.add_argument(
+        "--outputs-file", type=Path, help="write the endpoint, outputs and parameters there as JSON once ready"
+    )
     parser.add_argument("--log-level", default="WARNING", help="the functions' POWERTOOLS_LOG_LEVEL (default WARNING)")
-    parser.add_argument("--metrics", action="store_true", help="let the functions print their metrics (EMF JSON) on every call")
+    parser.add_argument(
+        "--metrics", action="store_true", help="let the functions print their metrics (EMF JSON) on every call"
+    )
     parser.add_argument("--log-requests", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
     try:
@@ -326,7 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack_name=args.stack_name,
             template_path=args.template.resolve(),
             # A person reads this terminal: one metric JSON line per Lambda call only when asked for.
-            environment={"POWERTOOLS_LOG_LEVEL": args.log_level, "POWERTOOLS_METRICS_DISABLED": "false" if args.metrics else "true"},
+            environment={
+                "POWERTOOLS_LOG_LEVEL": args.log_level,
+                "POWERTOOLS_METRICS_DISABLED": "false" if args.metrics else "true",
+            },
         )
         with stack:
             if args.outputs_file is not None:
@@ -336,7 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 while not stop.wait(0.5):
                     pass
                 running = stack.running_executions()
-                print(f"\nStopping: {len(running)} execution(s) still running will be stopped, then the server.", flush=True)
+                print(
+                    f"\nStopping: {len(running)} execution(s) still running will be stopped, then the server.",
+                    flush=True,
+                )
             finally:
                 if args.outputs_file is not None:
                     args.outputs_file.unlink(missing_ok=True)
@@ -350,7 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _post_json(url: str, body: Any) -> None:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
 

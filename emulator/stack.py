@@ -89,7 +89,21 @@ DASHBOARD = "AWS::CloudWatch::Dashboard"
 # workflow it wraps); only the stack's roles, event rules and Outputs may use what it gives back
 # (an example's S3 rule starts its nested envelope's state machine). Alarms and dashboards, last,
 # only name what the others are called.
-EMULATED_TYPES = (TABLE, FUNCTION, STATE_MACHINE, LAYER, LOG_GROUP, TOPIC, BUCKET, APPLICATION, ROLE, PERMISSION, RULE, ALARM, DASHBOARD)
+EMULATED_TYPES = (
+    TABLE,
+    FUNCTION,
+    STATE_MACHINE,
+    LAYER,
+    LOG_GROUP,
+    TOPIC,
+    BUCKET,
+    APPLICATION,
+    ROLE,
+    PERMISSION,
+    RULE,
+    ALARM,
+    DASHBOARD,
+)
 # The principal a rule invokes a function as: without a permission for it, EventBridge's invocation is refused.
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 # What an AWS::Events::Rule and its state machine targets may say offline: the rest (other buses,
@@ -101,10 +115,27 @@ _APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("Tags", "TimeoutInMinutes", "Not
 # An AWS::CloudWatch::Alarm's properties are PutMetricAlarm's parameters, these numbers among them.
 _ALARM_PROPERTIES = frozenset(
     {
-        "ActionsEnabled", "AlarmActions", "AlarmDescription", "AlarmName", "ComparisonOperator", "DatapointsToAlarm",
-        "Dimensions", "EvaluateLowSampleCountPercentile", "EvaluationPeriods", "ExtendedStatistic", "InsufficientDataActions",
-        "MetricName", "Metrics", "Namespace", "OKActions", "Period", "Statistic", "Threshold", "ThresholdMetricId",
-        "TreatMissingData", "Unit",
+        "ActionsEnabled",
+        "AlarmActions",
+        "AlarmDescription",
+        "AlarmName",
+        "ComparisonOperator",
+        "DatapointsToAlarm",
+        "Dimensions",
+        "EvaluateLowSampleCountPercentile",
+        "EvaluationPeriods",
+        "ExtendedStatistic",
+        "InsufficientDataActions",
+        "MetricName",
+        "Metrics",
+        "Namespace",
+        "OKActions",
+        "Period",
+        "Statistic",
+        "Threshold",
+        "ThresholdMetricId",
+        "TreatMissingData",
+        "Unit",
     }
 )
 _ALARM_INTEGERS = ("DatapointsToAlarm", "EvaluationPeriods", "Period")
@@ -114,7 +145,11 @@ SCOPE_SEPARATOR = "#"
 ENVELOPE_PACKAGE = "idempotency"
 # Bucket settings that change nothing a test can observe offline (who may read, how data rests,
 # what expires after days).
-_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = ("BucketEncryption", "PublicAccessBlockConfiguration", "LifecycleConfiguration")
+_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT = (
+    "BucketEncryption",
+    "PublicAccessBlockConfiguration",
+    "LifecycleConfiguration",
+)
 # How much less the state machine's TimeoutSeconds is shortened than Wait and Retry: at the default
 # scale 0.01 the default 1800 s lasts 180 s, not 18 s, which many concurrent executions on two busy
 # cores come close to; a declared 60 s still times out after 6 s.
@@ -219,7 +254,9 @@ class OfflineStack:
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(immediate_stops())
             exit_stack.enter_context(
-                redrivable_executions(lambda: self.clock(), on_redrive=lambda execution: publish_status_change(self.events, execution))
+                redrivable_executions(
+                    lambda: self.clock(), on_redrive=lambda execution: publish_status_change(self.events, execution)
+                )
             )
             exit_stack.enter_context(timeouts_evaluated_once_stopped())
             exit_stack.enter_context(task_tokens_reach_started_executions())
@@ -258,7 +295,9 @@ class OfflineStack:
         nested = [application.envelope for application in self.applications.values() if application.has_envelope]
         if len(nested) != 1:
             found = ", ".join(sorted(self.applications)) or "none"
-            raise LookupError(f"{self.template.path}: {len(nested)} nested applications hold an envelope (applications: {found}); use .applications[...]")
+            raise LookupError(
+                f"{self.template.path}: {len(nested)} nested applications hold an envelope (applications: {found}); use .applications[...]"
+            )
         return nested[0]
 
     @property
@@ -307,7 +346,11 @@ class OfflineStack:
             self._create_table(logical_id)
         for logical_id in self.template.resources_of_type(LOG_GROUP):
             # Offline, executions keep their history in moto; the log group only needs a name and ARN.
-            name = str(self._resolver.resolve(self.template.resources[logical_id]["Properties"].get("LogGroupName", logical_id)))
+            name = str(
+                self._resolver.resolve(
+                    self.template.resources[logical_id]["Properties"].get("LogGroupName", logical_id)
+                )
+            )
             self._resolver.refs[logical_id] = name
             self._resolver.attributes[(logical_id, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
         for logical_id in self.template.resources_of_type(TOPIC):
@@ -316,7 +359,9 @@ class OfflineStack:
             self._create_bucket(logical_id)
         for logical_id in self.template.resources_of_type(LAYER):
             # Functions import a layer's code from its ContentUri (Template.import_roots); only its ARN is needed here.
-            self._resolver.refs[logical_id] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"
+            self._resolver.refs[logical_id] = (
+                f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{self._physical_name(logical_id)}:1"
+            )
         role_arn = self._client("iam").create_role(
             RoleName=f"{self.stack_name}-role-{self._suffix}",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
@@ -333,7 +378,9 @@ class OfflineStack:
         # Handlers read their settings from the environment when imported, as on Lambda.
         exit_stack.enter_context(mock.patch.dict(os.environ, environment))
         for logical_id in functions:
-            handler = load_handler(self.template.import_roots(logical_id), self.template.function_properties(logical_id)["Handler"])
+            handler = load_handler(
+                self.template.import_roots(logical_id), self.template.function_properties(logical_id)["Handler"]
+            )
             self.lambdas.register(self.physical_id(logical_id), logical_id, handler)
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
             self._create_state_machine(logical_id, role_arn)
@@ -375,10 +422,16 @@ class OfflineStack:
         properties = self._resolver.resolve(self.template.resources[logical_id]["Properties"])
         location = properties.get("Location")
         if not isinstance(location, str):
-            raise UnsupportedTemplateFeature(f"{logical_id}: only an application with a local template (Location: <path>) is emulated, not {location!r}")
-        unsupported = sorted(set(properties) - {"Location", "Parameters", *_APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT})
+            raise UnsupportedTemplateFeature(
+                f"{logical_id}: only an application with a local template (Location: <path>) is emulated, not {location!r}"
+            )
+        unsupported = sorted(
+            set(properties) - {"Location", "Parameters", *_APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT}
+        )
         if unsupported:
-            raise UnsupportedTemplateFeature(f"{logical_id}: application properties not emulated: {', '.join(unsupported)}")
+            raise UnsupportedTemplateFeature(
+                f"{logical_id}: application properties not emulated: {', '.join(unsupported)}"
+            )
         nested = OfflineStack(
             {name: str(value) for name, value in properties.get("Parameters", {}).items()},
             time_scale=self.time_scale,
@@ -390,7 +443,9 @@ class OfflineStack:
         )
         nested._deploy_inside(self, exit_stack)
         self.applications[logical_id] = nested
-        self._resolver.refs[logical_id] = f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{nested.stack_name}/{uuid.uuid4()}"
+        self._resolver.refs[logical_id] = (
+            f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/{nested.stack_name}/{uuid.uuid4()}"
+        )
         for name, value in nested.outputs.items():
             self._resolver.attributes[(logical_id, f"Outputs.{name}")] = value
 
@@ -438,7 +493,9 @@ class OfflineStack:
             if setting == "NotificationConfiguration":
                 if set(value) != {"EventBridgeConfiguration"}:
                     raise UnsupportedTemplateFeature(f"{logical_id}: only EventBridge notifications are emulated")
-                s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}})
+                s3.put_bucket_notification_configuration(
+                    Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+                )
             elif setting == "VersioningConfiguration":
                 s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": value["Status"]})
             elif setting not in ("BucketName", *_BUCKET_SETTINGS_WITHOUT_OFFLINE_EFFECT):
@@ -454,7 +511,9 @@ class OfflineStack:
         clashes = sorted(name for name, value in variables.items() if environment.get(name, value) != value)
         if clashes:
             # Functions share this process's environment; the same name must mean the same value.
-            raise UnsupportedTemplateFeature(f"{logical_id} sets {', '.join(clashes)} differently from another function")
+            raise UnsupportedTemplateFeature(
+                f"{logical_id} sets {', '.join(clashes)} differently from another function"
+            )
         name = self._physical_name(logical_id)
         function = self._client("lambda").create_function(
             FunctionName=name,
@@ -485,7 +544,9 @@ class OfflineStack:
             properties = event.get("Properties", {})
             unsupported = sorted(set(properties) - {"Pattern", "InputTransformer", "RetryPolicy"})
             if event.get("Type") != "EventBridgeRule" or unsupported:
-                raise UnsupportedTemplateFeature(f"{logical_id}.{event_id}: only EventBridgeRule with Pattern and InputTransformer is emulated")
+                raise UnsupportedTemplateFeature(
+                    f"{logical_id}.{event_id}: only EventBridgeRule with Pattern and InputTransformer is emulated"
+                )
             self.events.add_state_machine_rule(
                 f"{logical_id}{event_id}",
                 self._resolver.resolve(properties["Pattern"]),
@@ -499,12 +560,18 @@ class OfflineStack:
         unsupported = sorted(set(properties) - _ALARM_PROPERTIES)
         if unsupported:
             raise UnsupportedTemplateFeature(f"{logical_id}: alarm properties not emulated: {', '.join(unsupported)}")
-        request = {"AlarmName": self._physical_name(logical_id), **properties, "Threshold": float(properties["Threshold"])}
+        request = {
+            "AlarmName": self._physical_name(logical_id),
+            **properties,
+            "Threshold": float(properties["Threshold"]),
+        }
         request.update({name: int(properties[name]) for name in _ALARM_INTEGERS if name in properties})
         cloudwatch = self._client("cloudwatch")
         cloudwatch.put_metric_alarm(**request)
         self._resolver.refs[logical_id] = request["AlarmName"]
-        self._resolver.attributes[(logical_id, "Arn")] = cloudwatch.describe_alarms(AlarmNames=[request["AlarmName"]])["MetricAlarms"][0]["AlarmArn"]
+        self._resolver.attributes[(logical_id, "Arn")] = cloudwatch.describe_alarms(AlarmNames=[request["AlarmName"]])[
+            "MetricAlarms"
+        ][0]["AlarmArn"]
 
     def _create_dashboard(self, logical_id: str) -> None:
         """A CloudWatch dashboard in moto (which refuses a body that is not JSON, as CloudWatch does)."""
@@ -521,9 +588,13 @@ class OfflineStack:
             raise UnsupportedTemplateFeature(f"{logical_id}: role properties not emulated: {', '.join(unsupported)}")
         iam = self._client("iam")
         name = self._physical_name(logical_id)
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]))["Role"]["Arn"]
+        arn = iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"])
+        )["Role"]["Arn"]
         for policy in properties.get("Policies", []):
-            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"]))
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+            )
         self._resolver.refs[logical_id] = name
         self._resolver.attributes[(logical_id, "Arn")] = arn
 
@@ -544,18 +615,28 @@ class OfflineStack:
             arn = str(target["Arn"])
             if ":lambda:" in arn and ":function:" in arn:
                 self._check_invoke_permission(where, arn, self._resolver.attributes[(logical_id, "Arn")])
-                self.events.add_rule(f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer"))
+                self.events.add_rule(
+                    f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer")
+                )
                 continue
             if ":states:" not in arn or ":stateMachine:" not in arn:
-                raise UnsupportedTemplateFeature(f"{where}: only a state machine or a Lambda function is emulated as a rule's target, not {arn}")
+                raise UnsupportedTemplateFeature(
+                    f"{where}: only a state machine or a Lambda function is emulated as a rule's target, not {arn}"
+                )
             if "RoleArn" not in target:
                 # EventBridge starts an execution with the target's role; without one the target is refused.
-                raise UnsupportedTemplateFeature(f"{where}: a state machine target needs a RoleArn (EventBridge starts it with that role)")
-            self.events.add_state_machine_rule(f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer"))
+                raise UnsupportedTemplateFeature(
+                    f"{where}: a state machine target needs a RoleArn (EventBridge starts it with that role)"
+                )
+            self.events.add_state_machine_rule(
+                f"{logical_id}{target['Id']}", properties["EventPattern"], arn, target.get("InputTransformer")
+            )
 
     def _name_state_machine(self, logical_id: str) -> None:
         properties = self.template.resources[logical_id]["Properties"]
-        name = str(self._resolver.resolve(properties["Name"])) if "Name" in properties else self._physical_name(logical_id)
+        name = (
+            str(self._resolver.resolve(properties["Name"])) if "Name" in properties else self._physical_name(logical_id)
+        )
         self._resolver.refs[logical_id] = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{name}"
         self._resolver.attributes[(logical_id, "Name")] = name
         self._resolver.attributes[(logical_id, "Arn")] = self._resolver.refs[logical_id]
@@ -590,7 +671,9 @@ class OfflineStack:
             "stateMachineArn"
         ]
         if arn != self._resolver.refs[logical_id]:
-            raise UnsupportedTemplateFeature(f"{logical_id}: created as {arn}, not {self._resolver.refs[logical_id]} as named")
+            raise UnsupportedTemplateFeature(
+                f"{logical_id}: created as {arn}, not {self._resolver.refs[logical_id]} as named"
+            )
         self._state_machine_types[arn] = machine_type
 
     # ------------------------------------------------------------------ executions
@@ -606,7 +689,9 @@ class OfflineStack:
 
         ``state_machine`` is the logical id of the state machine to start; the envelope's by default.
         """
-        text = input_json if input_json is not None else json.dumps(execution_input, ensure_ascii=False)  # UTF-8, as a client sends it
+        text = (
+            input_json if input_json is not None else json.dumps(execution_input, ensure_ascii=False)
+        )  # UTF-8, as a client sends it
         arn = self.physical_id(state_machine) if state_machine else self.state_machine_arn
         return self.sfn.start_execution(stateMachineArn=arn, name=name or uuid.uuid4().hex, input=text)["executionArn"]
 
@@ -638,7 +723,9 @@ class OfflineStack:
         state_machine: str | None = None,
     ) -> ExecutionResult:
         """Start one execution (of the envelope, or of ``state_machine``) and wait for it to finish."""
-        return self.wait_for(self.start_execution(execution_input, input_json=input_json, state_machine=state_machine), timeout)
+        return self.wait_for(
+            self.start_execution(execution_input, input_json=input_json, state_machine=state_machine), timeout
+        )
 
     def record_id(self, key: str, state_machine: str | None = None) -> str:
         """The record id of ``key``: as it is if already scoped, else under the scope of ``state_machine`` (the envelope's)."""
@@ -646,14 +733,19 @@ class OfflineStack:
             return key
         if state_machine is None and self.envelope is not self:
             return self.envelope.record_id(key)
-        scope = self.parameters.get("IdempotencyScope") or self.physical_id(state_machine or ENVELOPE_STATE_MACHINE).rsplit(":", 1)[-1]
+        scope = (
+            self.parameters.get("IdempotencyScope")
+            or self.physical_id(state_machine or ENVELOPE_STATE_MACHINE).rsplit(":", 1)[-1]
+        )
         return f"{scope}{SCOPE_SEPARATOR}{key}"
 
     def get_record(self, key: str, state_machine: str | None = None) -> dict[str, Any] | None:
         """The idempotency record of ``key`` (a record id, or a bare key of ``state_machine``'s scope) as plain
         Python values, or None (strongly consistent read)."""
         record_id = self.record_id(key, state_machine)
-        item = self.dynamodb.get_item(TableName=self.table_name, Key={"id": {"S": record_id}}, ConsistentRead=True).get("Item")
+        item = self.dynamodb.get_item(TableName=self.table_name, Key={"id": {"S": record_id}}, ConsistentRead=True).get(
+            "Item"
+        )
         return None if item is None else {name: _DESERIALIZE(value) for name, value in item.items()}
 
     def records(self) -> list[dict[str, Any]]:

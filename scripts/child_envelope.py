@@ -92,7 +92,19 @@ def derive(envelope: dict[str, Any]) -> dict[str, Any]:
     catcher = _the_catch_all(protected)
     if protected.get("End") or "Next" not in protected:
         raise EnvelopeShapeError(f"{PROTECTED_WORK!r} must go on to a state that saves its result (it has no Next)")
-    clashes = sorted(set(states) & {LINK, RUN_CHILD, TAKE_OUTPUT, DID_CHILD_FAIL, READ_CHILD, DID_CHILD_GIVE_ERROR, TAKE_ERROR, SAY_HOW_CHILD_ENDED})
+    clashes = sorted(
+        set(states)
+        & {
+            LINK,
+            RUN_CHILD,
+            TAKE_OUTPUT,
+            DID_CHILD_FAIL,
+            READ_CHILD,
+            DID_CHILD_GIVE_ERROR,
+            TAKE_ERROR,
+            SAY_HOW_CHILD_ENDED,
+        }
+    )
     if clashes:
         raise EnvelopeShapeError(f"The envelope already has states named {', '.join(clashes)}")
 
@@ -117,7 +129,9 @@ def derive(envelope: dict[str, Any]) -> dict[str, Any]:
 def _the_catch_all(protected: dict[str, Any]) -> dict[str, Any]:
     catchers = protected.get("Catch", [])
     if len(catchers) != 1 or catchers[0].get("ErrorEquals") != ["States.ALL"]:
-        raise EnvelopeShapeError(f"{PROTECTED_WORK!r} must have exactly one Catch, on States.ALL, that records the failure")
+        raise EnvelopeShapeError(
+            f"{PROTECTED_WORK!r} must have exactly one Catch, on States.ALL, that records the failure"
+        )
     return catchers[0]
 
 

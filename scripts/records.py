@@ -631,7 +631,10 @@ def main(
         if args.table:
             defaults = Template.load().parameter_values()
             deployment = Deployment(
-                args.table, None, {name: defaults[name] for name in DEPLOYMENT_PARAMETERS if name in defaults}, from_stack=False
+                args.table,
+                None,
+                {name: defaults[name] for name in DEPLOYMENT_PARAMETERS if name in defaults},
+                from_stack=False,
             )
         else:
             deployment = deployment_of_stack(

@@ -36,7 +36,11 @@ def main() -> int:
     failures = 0
     checked: set[tuple[Path, ...]] = set()
     examples = [Template.load(path) for path in sorted(PROJECT_ROOT.glob("examples/*/template.yaml"))]
-    functions = [(logical_id, owner) for owner in (template, *examples) for logical_id in owner.resources_of_type("AWS::Serverless::Function")]
+    functions = [
+        (logical_id, owner)
+        for owner in (template, *examples)
+        for logical_id in owner.resources_of_type("AWS::Serverless::Function")
+    ]
     for logical_id, owner in functions:
         code_uri, *layers = owner.import_roots(logical_id)
         module = owner.function_properties(logical_id)["Handler"].rpartition(".")[0]

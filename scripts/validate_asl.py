@@ -85,7 +85,9 @@ def _fake_identity(resource_type: str, name: str) -> tuple[str, dict[str, str]]:
     return name, {}
 
 
-def _fake_resolver(template: Template, stack_name: str = STACK_NAME, parameters: Mapping[str, str] | None = None) -> Resolver:
+def _fake_resolver(
+    template: Template, stack_name: str = STACK_NAME, parameters: Mapping[str, str] | None = None
+) -> Resolver:
     """A resolver that gives every resource the kind of name and ARN CloudFormation would."""
     resolver = Resolver(
         parameters=template.parameter_values(parameters),
@@ -119,7 +121,9 @@ def substituted_definitions(
     for logical_id, resource in template.resources_of_type(STATE_MACHINE).items():
         properties = resource.get("Properties", {})
         if "DefinitionUri" not in properties:
-            raise UnsupportedTemplateFeature(f"{logical_id} has no DefinitionUri (inline Definition is not validated here)")
+            raise UnsupportedTemplateFeature(
+                f"{logical_id} has no DefinitionUri (inline Definition is not validated here)"
+            )
         uri = properties["DefinitionUri"]
         if not isinstance(uri, str):
             raise UnsupportedTemplateFeature(f"{logical_id}: only a local file path is supported as DefinitionUri")
@@ -180,14 +184,20 @@ def validate_definition(definition: str, state_machine_type: str = "STANDARD") -
     return problems
 
 
-def validate_template(template_path: Path = TEMPLATE_PATH, parameters: Mapping[str, str] | None = None) -> list[DefinitionCheck]:
+def validate_template(
+    template_path: Path = TEMPLATE_PATH, parameters: Mapping[str, str] | None = None
+) -> list[DefinitionCheck]:
     """Validate every state machine of ``template_path`` (with ``parameters`` overriding its defaults);
     a template problem is reported as a check too."""
     try:
         definitions = substituted_definitions(template_path, parameters)
         template = Template.load(template_path)
     except (UnsupportedTemplateFeature, TemplateParameterError, OSError) as error:
-        return [DefinitionCheck(logical_id="(template)", definition_uri=str(template_path), problems=[f"substitution: {error}"])]
+        return [
+            DefinitionCheck(
+                logical_id="(template)", definition_uri=str(template_path), problems=[f"substitution: {error}"]
+            )
+        ]
     if not definitions:
         return [DefinitionCheck("(template)", str(template_path), [f"no {STATE_MACHINE} in the template"])]
     checks = []
@@ -214,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         if check.ok:
             print(f"ASL OK: {check.logical_id} ({check.definition_uri}) passes statelint and moto's ASL parser")
         else:
-            print(f"ASL INVALID: {check.logical_id} ({check.definition_uri}), after DefinitionSubstitutions:", file=sys.stderr)
+            print(
+                f"ASL INVALID: {check.logical_id} ({check.definition_uri}), after DefinitionSubstitutions:",
+                file=sys.stderr,
+            )
             for problem in check.problems:
                 print(f"  - {problem}", file=sys.stderr)
     return 0 if all(check.ok for check in checks) else 1

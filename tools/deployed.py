@@ -90,7 +90,9 @@ def envelope_stack(cloudformation: Any, stack_name: str, output_names: tuple[str
             "and no stack nested in it has them: is the envelope deployed in it?"
         )
     names = ", ".join(str(nested["StackName"]) for nested in found)
-    raise StackNotFound(f"Stack {stack_name!r} nests {len(found)} envelopes ({names}): name one of them with --stack-name")
+    raise StackNotFound(
+        f"Stack {stack_name!r} nests {len(found)} envelopes ({names}): name one of them with --stack-name"
+    )
 
 
 def _nested_envelope_stacks(cloudformation: Any, stack_id: str, output_names: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -125,7 +127,9 @@ def table_name_of_stack(cloudformation: Any, stack_name: str, template: Template
     outputs = stack_outputs(describe_stack(cloudformation, stack_name))
     name = output_name(template, RECORD_TABLE)
     if name not in outputs:
-        raise StackNotFound(f"Stack {stack_name!r} has no output {name}; outputs: {', '.join(sorted(outputs)) or 'none'}")
+        raise StackNotFound(
+            f"Stack {stack_name!r} has no output {name}; outputs: {', '.join(sorted(outputs)) or 'none'}"
+        )
     return outputs[name]
 
 
@@ -159,12 +163,19 @@ class DeployedStack:
         self.sfn = session.client("stepfunctions", endpoint_url=endpoint_url)
         self.dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
         # The stack itself, or the envelope nested in it (an app nesting envelope/template.yaml).
-        envelope_outputs = (output_name(self.template, ENVELOPE_STATE_MACHINE), output_name(self.template, RECORD_TABLE))
+        envelope_outputs = (
+            output_name(self.template, ENVELOPE_STATE_MACHINE),
+            output_name(self.template, RECORD_TABLE),
+        )
         description = envelope_stack(self.cloudformation, stack_name, envelope_outputs)
         self.outputs = stack_outputs(description)
         declared = self.template.body.get("Parameters", {})
         self.parameters = self.template.parameter_values(
-            {item["ParameterKey"]: item["ParameterValue"] for item in description.get("Parameters", []) if item["ParameterKey"] in declared}
+            {
+                item["ParameterKey"]: item["ParameterValue"]
+                for item in description.get("Parameters", [])
+                if item["ParameterKey"] in declared
+            }
         )
         self.state_machine_arn, self.table_name = (self._output(name) for name in envelope_outputs)
         self._started: list[str] = []
@@ -179,13 +190,21 @@ class DeployedStack:
         if not stack_name:
             return None
         try:
-            return cls(stack_name, endpoint_url=environ.get(ENDPOINT_VARIABLE) or None, region=environ.get("AWS_REGION") or None)
+            return cls(
+                stack_name,
+                endpoint_url=environ.get(ENDPOINT_VARIABLE) or None,
+                region=environ.get("AWS_REGION") or None,
+            )
         except StackNotFound as error:
-            raise StackNotFound(f"{error} {STACK_NAME_VARIABLE} names it; unset it to test on the offline emulator.") from None
+            raise StackNotFound(
+                f"{error} {STACK_NAME_VARIABLE} names it; unset it to test on the offline emulator."
+            ) from None
 
     def _output(self, name: str) -> str:
         if name not in self.outputs:
-            raise StackNotFound(f"Stack {self.stack_name!r} has no output {name}; it has: {', '.join(sorted(self.outputs)) or 'none'}")
+            raise StackNotFound(
+                f"Stack {self.stack_name!r} has no output {name}; it has: {', '.join(sorted(self.outputs)) or 'none'}"
+            )
         return self.outputs[name]
 
     # ------------------------------------------------------------------ lifecycle
@@ -230,12 +249,18 @@ class DeployedStack:
         )
 
     # ------------------------------------------------------------------ executions
-    def start_execution(self, execution_input: Any = None, *, input_json: str | None = None, name: str | None = None) -> str:
+    def start_execution(
+        self, execution_input: Any = None, *, input_json: str | None = None, name: str | None = None
+    ) -> str:
         """Start an execution with ``execution_input`` (any JSON value) or the raw ``input_json`` text."""
-        text = input_json if input_json is not None else json.dumps(execution_input, ensure_ascii=False)  # UTF-8, as a client sends it
+        text = (
+            input_json if input_json is not None else json.dumps(execution_input, ensure_ascii=False)
+        )  # UTF-8, as a client sends it
         self._remember_key_of(text)
         arn = self.sfn.start_execution(
-            stateMachineArn=self.state_machine_arn, name=name or f"{EXECUTION_NAME_PREFIX}-{uuid.uuid4().hex}", input=text
+            stateMachineArn=self.state_machine_arn,
+            name=name or f"{EXECUTION_NAME_PREFIX}-{uuid.uuid4().hex}",
+            input=text,
         )["executionArn"]
         self._started.append(arn)
         return arn
@@ -252,7 +277,9 @@ class DeployedStack:
             pause = min(pause * 1.5, 1.0)
         return finished_execution(self.sfn, description)
 
-    def run(self, execution_input: Any = None, *, input_json: str | None = None, timeout: float | None = None) -> ExecutionResult:
+    def run(
+        self, execution_input: Any = None, *, input_json: str | None = None, timeout: float | None = None
+    ) -> ExecutionResult:
         """Start one execution and wait for it to finish."""
         return self.wait_for(self.start_execution(execution_input, input_json=input_json), timeout)
 
@@ -299,7 +326,9 @@ class DeployedStack:
         # A record deleted under a running execution could be written again after the cleanup.
         running = [arn for arn in self._started if self.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"]
         for arn in running:
-            self.sfn.stop_execution(executionArn=arn, error="TestTeardown", cause="Stopped when the test module finished")
+            self.sfn.stop_execution(
+                executionArn=arn, error="TestTeardown", cause="Stopped when the test module finished"
+            )
         for arn in running:
             self.wait_for(arn, timeout)
         self._started.clear()

@@ -28,7 +28,11 @@ class ExecutionResult:
     @property
     def states_entered(self) -> list[str]:
         """Names of the states entered, in order (every kind of state, including Parallel branches)."""
-        return [event["stateEnteredEventDetails"]["name"] for event in self.history if event["type"].endswith("StateEntered")]
+        return [
+            event["stateEnteredEventDetails"]["name"]
+            for event in self.history
+            if event["type"].endswith("StateEntered")
+        ]
 
     @property
     def lambda_tasks(self) -> int:

@@ -23,7 +23,9 @@ class RuntimeNotFound(LookupError):
 
 def _works(executable: str | Path) -> bool:
     try:
-        return subprocess.run([str(executable), "--version"], capture_output=True, timeout=30, check=False).returncode == 0
+        return (
+            subprocess.run([str(executable), "--version"], capture_output=True, timeout=30, check=False).returncode == 0
+        )
     except OSError:
         return False
 

@@ -115,7 +115,9 @@ class Template:
         for section in ("Resources", "Outputs"):
             if section in body:
                 body[section] = {
-                    name: item for name, item in body[section].items() if "Condition" not in item or resolver.condition(item["Condition"])
+                    name: item
+                    for name, item in body[section].items()
+                    if "Condition" not in item or resolver.condition(item["Condition"])
                 }
         return Template(body=body, path=self.path)
 
@@ -154,9 +156,12 @@ class Template:
             layer_id = layer.get("Ref") if isinstance(layer, dict) else None
             resource = self.resources.get(layer_id or "", {})
             if resource.get("Type") != "AWS::Serverless::LayerVersion":
-                raise UnsupportedTemplateFeature(f"{logical_id}: only layers of this template can be emulated, not {layer!r}")
+                raise UnsupportedTemplateFeature(
+                    f"{logical_id}: only layers of this template can be emulated, not {layer!r}"
+                )
             roots.append(self.root / resource["Properties"]["ContentUri"])
         return roots
+
 
 @dataclass
 class Resolver:
@@ -190,7 +195,7 @@ class Resolver:
     def _holds(self, expression: Any) -> bool:
         if not (isinstance(expression, dict) and len(expression) == 1):
             raise UnsupportedTemplateFeature(f"Not a condition function: {expression!r}")
-        (name, argument), = expression.items()
+        ((name, argument),) = expression.items()
         if name == "Condition":
             return self.condition(argument)
         if name == "Fn::Equals":
@@ -211,7 +216,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (name, argument), = value.items()
+            ((name, argument),) = value.items()
             handler = self._intrinsics().get(name)
             if handler is not None:
                 return handler(argument)

@@ -44,25 +44,33 @@ def alarm_refusal(
         return InvalidParameterCombination("Exactly one of MetricName and Metrics must be given.")
     if metric_name:
         if period is None or (statistic is None) == (extended_statistic is None):
-            return ValidationError("An alarm on one metric needs Period and exactly one of Statistic and ExtendedStatistic.")
+            return ValidationError(
+                "An alarm on one metric needs Period and exactly one of Statistic and ExtendedStatistic."
+            )
         return None
     assert queries is not None
     if len(queries) > MAX_ALARM_QUERIES:
         return ValidationError(f"The Metrics list holds at most {MAX_ALARM_QUERIES} queries.")
     ids = [query.id for query in queries]
-    if len(set(ids)) != len(ids) or not all(isinstance(query_id, str) and _QUERY_ID.match(query_id) for query_id in ids):
+    if len(set(ids)) != len(ids) or not all(
+        isinstance(query_id, str) and _QUERY_ID.match(query_id) for query_id in ids
+    ):
         return ValidationError(f"Query ids must be unique and start with a lowercase letter: {ids}.")
     # ReturnData left out means true.
     returned = [query.id for query in queries if query.return_data in (None, True, "true")]
     if len(returned) != 1:
-        return ValidationError(f"Metrics list must contain exactly one metric matching the ReturnData parameter, not {returned}.")
+        return ValidationError(
+            f"Metrics list must contain exactly one metric matching the ReturnData parameter, not {returned}."
+        )
     for query in queries:
         if (query.expression is None) == (query.metric_stat is None):
             return ValidationError(f"Query {query.id} needs exactly one of Expression and MetricStat.")
         if query.expression is not None:
             unknown = sorted(set(_IDENTIFIER.findall(_QUOTED.sub("", query.expression))) - set(ids))
             if unknown:
-                return ValidationError(f"Error in expression '{query.id}': Unrecognized metric identifier {', '.join(unknown)}.")
+                return ValidationError(
+                    f"Error in expression '{query.id}': Unrecognized metric identifier {', '.join(unknown)}."
+                )
     return None
 
 

@@ -27,7 +27,12 @@ from moto.stepfunctions.responses import StepFunctionResponse
 EXPRESS_RESOURCE = "express"
 EXPRESS_INVALID_ARN = f"Invalid Arn: 'Resource type not valid in this context: {EXPRESS_RESOURCE}'"
 # The execution APIs that answer for Standard executions only.
-_STANDARD_ONLY = ("describe_execution", "stop_execution", "get_execution_history", "describe_state_machine_for_execution")
+_STANDARD_ONLY = (
+    "describe_execution",
+    "stop_execution",
+    "get_execution_history",
+    "describe_state_machine_for_execution",
+)
 
 
 def is_express_arn(execution_arn: str) -> bool:

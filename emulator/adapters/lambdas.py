@@ -120,7 +120,11 @@ class LambdaRegistry:
         except Exception as error:
             # Lambda's stackTrace starts in the handler: drop this adapter's own frame.
             frames = traceback.extract_tb(error.__traceback__.tb_next) if error.__traceback__ else []
-            return _error_payload(type(error).__name__, str(error), context.aws_request_id, stack_trace(frames)), True, ""
+            return (
+                _error_payload(type(error).__name__, str(error), context.aws_request_id, stack_trace(frames)),
+                True,
+                "",
+            )
         try:
             return json.dumps(result), False, ""
         except (TypeError, ValueError) as error:

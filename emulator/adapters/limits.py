@@ -98,7 +98,14 @@ def step_functions_payload_limit(max_bytes: int = MAX_PAYLOAD_BYTES) -> Iterator
 
     original_start = StepFunctionsParserBackend.start_execution
 
-    def start_execution(self: StepFunctionsParserBackend, state_machine_arn: str, name: Any = None, execution_input: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def start_execution(
+        self: StepFunctionsParserBackend,
+        state_machine_arn: str,
+        name: Any = None,
+        execution_input: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         if _text_size_bytes(execution_input) > max_bytes:
             raise InvalidExecutionInput(f"Execution input is larger than the maximum of {max_bytes} bytes (UTF-8)")
         return original_start(self, state_machine_arn, name, execution_input, *args, **kwargs)

@@ -20,7 +20,12 @@ from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 # end from an event within moments; moto polls, every 0.5 s as shipped.
 SYNC_POLL_SECONDS = 0.01
 # The ASL's names for the StartExecution parameters (PascalCase) are not boto3's (camelCase).
-_START_EXECUTION_PARAMETERS = {"StateMachineArn": "stateMachineArn", "Input": "input", "Name": "name", "TraceHeader": "traceHeader"}
+_START_EXECUTION_PARAMETERS = {
+    "StateMachineArn": "stateMachineArn",
+    "Input": "input",
+    "Name": "name",
+    "TraceHeader": "traceHeader",
+}
 # Values that are the user's data: their keys are kept as they are.
 _USER_DATA_KEYS = frozenset({"input", "output"})
 
@@ -87,7 +92,12 @@ def nested_workflows(poll_seconds: float = SYNC_POLL_SECONDS) -> Iterator[None]:
     original_eval_sync = StateTaskServiceSfn._eval_sync
 
     def eval_sync(
-        self: StateTaskServiceSfn, env: Any, sync_resolver: Any, timeout_seconds: Any, callback_endpoint: Any, heartbeat_endpoint: Any
+        self: StateTaskServiceSfn,
+        env: Any,
+        sync_resolver: Any,
+        timeout_seconds: Any,
+        callback_endpoint: Any,
+        heartbeat_endpoint: Any,
     ) -> Any:
         return original_eval_sync(self, env, sync_resolver, timeout_seconds, None, heartbeat_endpoint)
 
@@ -124,10 +134,16 @@ def sync_children_stop_with_their_task() -> Iterator[None]:
 
     def remembering(name: str) -> Callable[..., Any]:
         def build(
-            self: StateTaskServiceSfn, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+            self: StateTaskServiceSfn,
+            env: Any,
+            resource_runtime_part: Any,
+            normalised_parameters: Any,
+            state_credentials: Any,
         ) -> Any:
             child_arn = env.stack[-1]["ExecutionArn"]  # the StartExecution response, which the builder pops
-            client = boto_client_for(service="stepfunctions", region=resource_runtime_part.region, state_credentials=state_credentials)
+            client = boto_client_for(
+                service="stepfunctions", region=resource_runtime_part.region, state_credentials=state_credentials
+            )
             env.__dict__[_SYNC_CHILD] = (client, child_arn)
             return originals[name](self, env, resource_runtime_part, normalised_parameters, state_credentials)
 

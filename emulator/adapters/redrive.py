@@ -187,7 +187,9 @@ def redrivable_executions(clock: Clock = _now, on_redrive: Callable[[Any], None]
             next_state = env.next_state_name
             if next_state is not None:  # None: no longer running, the state does not exit
                 if next_state == self.name:  # not chosen by a Choice rule or a Catch: the state's own
-                    next_state = self.continue_with.next_state.name if isinstance(self.continue_with, ContinueWithNext) else None
+                    next_state = (
+                        self.continue_with.next_state.name if isinstance(self.continue_with, ContinueWithNext) else None
+                    )
                 env.__dict__[_EXIT] = (env.states.get_input(), next_state)
             original(self, env)
 
@@ -250,7 +252,9 @@ def redrivable_executions(clock: Clock = _now, on_redrive: Callable[[Any], None]
             context=env.event_history_context,
             event_type=HistoryEventType.ExecutionRedriven,
             # moto's EventDetails predates this event: the key is the one botocore reads.
-            event_details={"executionRedrivenEventDetails": ExecutionRedrivenEventDetails(redriveCount=attempts.redrive_count)},  # type: ignore[arg-type]
+            event_details={
+                "executionRedrivenEventDetails": ExecutionRedrivenEventDetails(redriveCount=attempts.redrive_count)
+            },  # type: ignore[arg-type]
         )
         if on_redrive is not None:
             on_redrive(execution)

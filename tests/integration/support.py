@@ -86,7 +86,11 @@ def fail_the_call(handler: Any, event: Any, context: Any) -> Any:
 
 
 @contextlib.contextmanager
-def intercept_steps(stack: OfflineStack, interceptor: Callable[[Any, Any, Any], Any], functions: tuple[str, ...] = BUSINESS_STEP_FUNCTIONS) -> Iterator[None]:
+def intercept_steps(
+    stack: OfflineStack,
+    interceptor: Callable[[Any, Any, Any], Any],
+    functions: tuple[str, ...] = BUSINESS_STEP_FUNCTIONS,
+) -> Iterator[None]:
     """Route every call of the business steps' functions (or of ``functions``) through ``interceptor``."""
     with contextlib.ExitStack() as interceptors:
         for function in functions:
@@ -100,6 +104,7 @@ def failing_steps(stack: OfflineStack) -> Iterator[None]:
     ``InjectedStepFailure``; the other steps run, so a run still makes ``STEP_CALLS`` calls."""
     with stack.lambdas.intercept(BUSINESS_STEP_FUNCTIONS[-1], fail_the_call):
         yield
+
 
 # The layer's key module, loaded as the functions load it (one implementation of the key).
 key_module = load_module(PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.key")
@@ -140,7 +145,9 @@ _BACKEND_SIGNATURES = {
 }
 
 
-def dynamodb_call_arguments(operation: str, backend: DynamoDBBackend, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def dynamodb_call_arguments(
+    operation: str, backend: DynamoDBBackend, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """The arguments of a call of a DynamoDB backend operation, by parameter name."""
     return _BACKEND_SIGNATURES[operation].bind(backend, *args, **kwargs).arguments
 
@@ -202,7 +209,10 @@ def subscribe_queue(stack: OfflineStack, topic_logical_id: str, queue_name: str)
     queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     boto3.client("sns", region_name=REGION).subscribe(
-        TopicArn=stack.physical_id(topic_logical_id), Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+        TopicArn=stack.physical_id(topic_logical_id),
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
     )
     return queue_url
 

@@ -40,7 +40,11 @@ SAM = Path(sys.executable).parent / "sam"
 BUCKET = "sam-artifacts"
 STACK_NAME = "orders-app"
 # Every template in the repository that a user may build and deploy.
-REPOSITORY_TEMPLATES = ["template.yaml", "envelope/template.yaml", *sorted(str(path.relative_to(PROJECT_ROOT)) for path in PROJECT_ROOT.glob("examples/*/template.yaml"))]
+REPOSITORY_TEMPLATES = [
+    "template.yaml",
+    "envelope/template.yaml",
+    *sorted(str(path.relative_to(PROJECT_ROOT)) for path in PROJECT_ROOT.glob("examples/*/template.yaml")),
+]
 # What sam package must have replaced by an upload: a local path left in one of these cannot deploy.
 ARTIFACT_PROPERTIES = ("CodeUri", "ContentUri", "DefinitionUri", "Location", "LicenseUrl", "ReadmeUrl")
 # How long one sam command may take before the test calls it hung (installing requirements over the network).
@@ -50,8 +54,18 @@ ORDERS_ASL = {
     "Comment": "Reserve the stock, then charge the payment.",
     "StartAt": "Reserve the stock",
     "States": {
-        "Reserve the stock": {"Type": "Task", "Resource": "${ReserveStockFunctionArn}", "ResultPath": "$.stock", "Next": "Charge the payment"},
-        "Charge the payment": {"Type": "Task", "Resource": "${ChargePaymentFunctionArn}", "ResultPath": "$.payment", "End": True},
+        "Reserve the stock": {
+            "Type": "Task",
+            "Resource": "${ReserveStockFunctionArn}",
+            "ResultPath": "$.stock",
+            "Next": "Charge the payment",
+        },
+        "Charge the payment": {
+            "Type": "Task",
+            "Resource": "${ChargePaymentFunctionArn}",
+            "ResultPath": "$.payment",
+            "End": True,
+        },
     },
 }
 HANDLERS = {
@@ -119,7 +133,11 @@ def write_users_app(folder: Path) -> Path:
     (folder / "statemachine").mkdir()
     (folder / "statemachine" / "orders.asl.json").write_text(json.dumps(ORDERS_ASL, indent=2), encoding="utf-8")
     # What the README says to take: the envelope/ folder, whole (the files a clone has, no caches).
-    shutil.copytree(PROJECT_ROOT / "envelope", folder / "envelope", ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache", "*.pyc"))
+    shutil.copytree(
+        PROJECT_ROOT / "envelope",
+        folder / "envelope",
+        ignore=shutil.ignore_patterns("__pycache__", ".mypy_cache", "*.pyc"),
+    )
     template = folder / "template.yaml"
     template.write_text(APP_TEMPLATE_HEAD + readme_nesting_snippet() + "\n" + APP_TEMPLATE_OUTPUTS, encoding="utf-8")
     return template
@@ -146,12 +164,22 @@ def local_s3() -> Iterator[str]:
 
 
 def _credentials() -> dict[str, str]:
-    return {"region_name": FAKE_CREDENTIALS["AWS_REGION"], "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return {
+        "region_name": FAKE_CREDENTIALS["AWS_REGION"],
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
 
 
 def sam(environment: dict[str, str], *arguments: str, cwd: Path) -> str:
     completed = subprocess.run(
-        [str(SAM), *arguments], cwd=cwd, env=environment, capture_output=True, text=True, timeout=SAM_TIMEOUT_SECONDS, check=False
+        [str(SAM), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=SAM_TIMEOUT_SECONDS,
+        check=False,
     )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, f"sam {' '.join(arguments)} failed ({completed.returncode}):\n{output}"
@@ -161,7 +189,17 @@ def sam(environment: dict[str, str], *arguments: str, cwd: Path) -> str:
 def build_and_package(template: Path, work: Path, environment: dict[str, str], s3_url: str) -> dict[str, Any]:
     """``sam build`` then ``sam package`` into the local S3; the packaged template."""
     build_dir = work / "build"
-    sam(environment, "build", "--template", str(template), "--build-dir", str(build_dir), "--region", "us-east-1", cwd=template.parent)
+    sam(
+        environment,
+        "build",
+        "--template",
+        str(template),
+        "--build-dir",
+        str(build_dir),
+        "--region",
+        "us-east-1",
+        cwd=template.parent,
+    )
     assert_built_with_all_code(Template.load(build_dir / "template.yaml"))
     packaged = work / "packaged.yaml"
     sam(
@@ -179,7 +217,9 @@ def assert_built_with_all_code(built: Template) -> None:
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
             module = properties["Handler"].rpartition(".")[0].replace(".", "/")
-            assert (built.root / properties["CodeUri"] / f"{module}.py").is_file(), f"{built.path}: {logical_id} was built without its code"
+            assert (built.root / properties["CodeUri"] / f"{module}.py").is_file(), (
+                f"{built.path}: {logical_id} was built without its code"
+            )
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             content = built.root / properties["ContentUri"]
             assert any(content.rglob("*.py")), f"{built.path}: layer {logical_id} was built without its code"
@@ -199,8 +239,12 @@ def local_artifact_paths(body: Any, s3_url: str) -> list[str]:
                         found.append(f"{path}.{name}: {value}")
                     elif name == "Location" and value.startswith(s3_url):
                         bucket, key = value.removeprefix(s3_url + "/").split("/", 1)
-                        nested = boto3.client("s3", endpoint_url=s3_url, **_credentials()).get_object(Bucket=bucket, Key=key)
-                        visit(yaml.safe_load(re.sub(r"!(\w+)", r"\1", nested["Body"].read().decode())), f"{path}.{name}->")
+                        nested = boto3.client("s3", endpoint_url=s3_url, **_credentials()).get_object(
+                            Bucket=bucket, Key=key
+                        )
+                        visit(
+                            yaml.safe_load(re.sub(r"!(\w+)", r"\1", nested["Body"].read().decode())), f"{path}.{name}->"
+                        )
                 else:
                     visit(value, f"{path}.{name}")
         elif isinstance(node, list):

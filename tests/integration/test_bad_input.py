@@ -40,18 +40,68 @@ BAD_INPUTS = [
     ("number", "42", "IdempotencyInputNotObjectError", "must be a JSON object, got a number"),
     ("boolean", "true", "IdempotencyInputNotObjectError", "must be a JSON object, got a boolean"),
     ("null", "null", "IdempotencyInputNotObjectError", "must be a JSON object, got null"),
-    ("expression syntax error", '{"idempotencyKeyJmespath": "orders[", "a": 1}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
-    ("expression is a number", '{"idempotencyKeyJmespath": 7, "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string, got a number"),
-    ("expression is null", '{"idempotencyKeyJmespath": null, "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string, got null"),
-    ("expression is a list", '{"idempotencyKeyJmespath": ["a"], "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string, got an array"),
-    ("expression is blank", '{"idempotencyKeyJmespath": "  ", "a": 1}', "IdempotencyKeyExpressionError", "must be a non-empty JMESPath string"),
-    ("expression type error", '{"idempotencyKeyJmespath": "abs(a)", "a": "x"}', "IdempotencyKeyExpressionError", "failed on this input"),
-    ("unicode field unquoted", '{"idempotencyKeyJmespath": "\\u043a\\u043b\\u044e\\u0447", "\\u043a\\u043b\\u044e\\u0447": 1}', "IdempotencyKeyExpressionError", "not a valid JMESPath"),
+    (
+        "expression syntax error",
+        '{"idempotencyKeyJmespath": "orders[", "a": 1}',
+        "IdempotencyKeyExpressionError",
+        "not a valid JMESPath",
+    ),
+    (
+        "expression is a number",
+        '{"idempotencyKeyJmespath": 7, "a": 1}',
+        "IdempotencyKeyExpressionError",
+        "must be a non-empty JMESPath string, got a number",
+    ),
+    (
+        "expression is null",
+        '{"idempotencyKeyJmespath": null, "a": 1}',
+        "IdempotencyKeyExpressionError",
+        "must be a non-empty JMESPath string, got null",
+    ),
+    (
+        "expression is a list",
+        '{"idempotencyKeyJmespath": ["a"], "a": 1}',
+        "IdempotencyKeyExpressionError",
+        "must be a non-empty JMESPath string, got an array",
+    ),
+    (
+        "expression is blank",
+        '{"idempotencyKeyJmespath": "  ", "a": 1}',
+        "IdempotencyKeyExpressionError",
+        "must be a non-empty JMESPath string",
+    ),
+    (
+        "expression type error",
+        '{"idempotencyKeyJmespath": "abs(a)", "a": "x"}',
+        "IdempotencyKeyExpressionError",
+        "failed on this input",
+    ),
+    (
+        "unicode field unquoted",
+        '{"idempotencyKeyJmespath": "\\u043a\\u043b\\u044e\\u0447", "\\u043a\\u043b\\u044e\\u0447": 1}',
+        "IdempotencyKeyExpressionError",
+        "not a valid JMESPath",
+    ),
     ("selects null", '{"idempotencyKeyJmespath": "orderId", "a": 1}', "IdempotencyKeyEmptyError", "selected nothing"),
-    ("selects only nulls", '{"idempotencyKeyJmespath": "[x, y]", "a": 1}', "IdempotencyKeyEmptyError", "selected nothing"),
-    ("selects empty string", '{"idempotencyKeyJmespath": "a", "a": ""}', "IdempotencyKeyEmptyError", "selected nothing"),
+    (
+        "selects only nulls",
+        '{"idempotencyKeyJmespath": "[x, y]", "a": 1}',
+        "IdempotencyKeyEmptyError",
+        "selected nothing",
+    ),
+    (
+        "selects empty string",
+        '{"idempotencyKeyJmespath": "a", "a": ""}',
+        "IdempotencyKeyEmptyError",
+        "selected nothing",
+    ),
     ("selects empty list", '{"idempotencyKeyJmespath": "a", "a": []}', "IdempotencyKeyEmptyError", "selected nothing"),
-    ("selects empty object", '{"idempotencyKeyJmespath": "a", "a": {}}', "IdempotencyKeyEmptyError", "selected nothing"),
+    (
+        "selects empty object",
+        '{"idempotencyKeyJmespath": "a", "a": {}}',
+        "IdempotencyKeyEmptyError",
+        "selected nothing",
+    ),
     ("number out of range", '{"amount": 1e400}', "IdempotencyInputNotJsonSafeError", "finite numbers"),
     ("NaN", '{"amount": NaN}', "IdempotencyInputNotJsonSafeError", "finite numbers"),
     ("negative infinity", '{"amount": -Infinity}', "IdempotencyInputNotJsonSafeError", "finite numbers"),
@@ -71,20 +121,39 @@ HOSTILE_EXPRESSIONS = [
     ("3,000 negations", _keyed_by("!" * 3000 + "a"), "IdempotencyKeyExpressionError", DEEP),
     ("3,000 pipes", _keyed_by("a" + "|a" * 3000), "IdempotencyKeyExpressionError", DEEP),
     ("3,000 projections", _keyed_by("a" + "[*].a" * 3000), "IdempotencyKeyExpressionError", DEEP),
-    ("a literal nested 3,000 deep", _keyed_by("`" + "[" * 3000 + "]" * 3000 + "`"), "IdempotencyKeyExpressionError", DEEP),
+    (
+        "a literal nested 3,000 deep",
+        _keyed_by("`" + "[" * 3000 + "]" * 3000 + "`"),
+        "IdempotencyKeyExpressionError",
+        DEEP,
+    ),
     ("slice with step 0", _keyed_by("a[::0]"), "IdempotencyKeyExpressionError", "a slice's step cannot be 0"),
     ("5,000-digit index", _keyed_by("a[" + "1" * 5000 + "]"), "IdempotencyKeyExpressionError", NOT_JMESPATH),
     ("NaN literal", _keyed_by("ceil(`NaN`)"), "IdempotencyKeyExpressionError", "not a value JSON can carry"),
     ("expression reference alone", _keyed_by("&a"), "IdempotencyKeyExpressionError", "expression reference (&...)"),
-    ("merge of a number", _keyed_by("merge(@, `1`)"), "IdempotencyKeyExpressionError", "merge() cannot take 1 as argument 2"),
+    (
+        "merge of a number",
+        _keyed_by("merge(@, `1`)"),
+        "IdempotencyKeyExpressionError",
+        "merge() cannot take 1 as argument 2",
+    ),
     ("floor of 1e400", _keyed_by("floor(`1e400`)"), "IdempotencyKeyExpressionError", "not a value JSON can carry"),
-    ("a number that overflows", _keyed_by("to_number('1e400')"), "IdempotencyKeyExpressionError", "selected a value JSON cannot carry"),
+    (
+        "a number that overflows",
+        _keyed_by("to_number('1e400')"),
+        "IdempotencyKeyExpressionError",
+        "selected a value JSON cannot carry",
+    ),
 ]
 BAD_INPUTS += HOSTILE_EXPRESSIONS
 
 
-@pytest.mark.parametrize(("raw_input", "error", "explanation"), [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS])
-def test_bad_input_gets_a_named_error_and_leaves_no_record(stack: OfflineStack, raw_input: str, error: str, explanation: str) -> None:
+@pytest.mark.parametrize(
+    ("raw_input", "error", "explanation"), [case[1:] for case in BAD_INPUTS], ids=[case[0] for case in BAD_INPUTS]
+)
+def test_bad_input_gets_a_named_error_and_leaves_no_record(
+    stack: OfflineStack, raw_input: str, error: str, explanation: str
+) -> None:
     calls = business_step_calls(stack)
 
     result = stack.run(input_json=raw_input)
@@ -103,7 +172,9 @@ def test_the_catalog_is_large_and_names_every_error_of_the_input() -> None:
     # with those settings: tests/integration/test_key_parameters.py has them.
     elsewhere = {"IdempotencyConfigurationError", "IdempotencyKeyOverrideNotAllowedError"}
     elsewhere.add("IdempotencyError")  # the base class of them all
-    input_errors = {name for name in dir(key_module) if name.startswith("Idempotency") and name.endswith("Error")} - elsewhere
+    input_errors = {
+        name for name in dir(key_module) if name.startswith("Idempotency") and name.endswith("Error")
+    } - elsewhere
 
     assert len(BAD_INPUTS) >= 15
     assert input_errors <= named, f"no catalog case for {input_errors - named}"
@@ -126,7 +197,9 @@ def test_input_that_is_not_json_is_refused_at_the_start(stack: OfflineStack) -> 
     ],
     ids=["largest accepted", "deepest accepted", "unicode field quoted", "big and decimal numbers"],
 )
-def test_input_at_the_limits_is_accepted_and_leaves_no_record_behind(stack: OfflineStack, execution_input: dict[str, Any]) -> None:
+def test_input_at_the_limits_is_accepted_and_leaves_no_record_behind(
+    stack: OfflineStack, execution_input: dict[str, Any]
+) -> None:
     execution_input = {**execution_input, "forceFailure": False}
     try:
         result = stack.run(execution_input)

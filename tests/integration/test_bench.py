@@ -75,7 +75,13 @@ def test_every_function_of_the_template_is_counted(measured: tuple[MeteredStack,
     for path in measured[1].paths:
         assert set(path.usage.lambda_calls) == functions
     envelope = {name for name, spec in measured[1].functions.items() if spec.envelope}
-    assert envelope == {"AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction", "FrontDoorFunction"}
+    assert envelope == {
+        "AcquireLockFunction",
+        "WaitForOwnerFunction",
+        "SaveOutcomeFunction",
+        "ReleaseAbandonedRecordFunction",
+        "FrontDoorFunction",
+    }
     assert BUSINESS_STEP_FUNCTIONS and not envelope & set(BUSINESS_STEP_FUNCTIONS)
 
 
@@ -149,7 +155,9 @@ def test_a_refused_write_is_billed_on_the_existing_item(measured: tuple[MeteredS
         client.put_item(TableName=table, Item={"id": {"S": "bench-large"}}, ConditionExpression=exists)
     client.put_item(TableName=table, Item={"id": {"S": "bench-small"}})  # 1
     with pytest.raises(client.exceptions.ConditionalCheckFailedException):  # large on small: 1, not the 3 it asked for
-        client.put_item(TableName=table, Item={"id": {"S": "bench-small"}, "payload": {"S": "x" * 2500}}, ConditionExpression=exists)
+        client.put_item(
+            TableName=table, Item={"id": {"S": "bench-small"}, "payload": {"S": "x" * 2500}}, ConditionExpression=exists
+        )
 
     counted = bench.meter.snapshot().minus(before)
     assert dict(counted.requests) == {"PutItem": 4}
@@ -157,7 +165,9 @@ def test_a_refused_write_is_billed_on_the_existing_item(measured: tuple[MeteredS
     assert counted.wru == 3 + 3 + 1 + 1
 
 
-def test_batches_and_queries_are_billed_item_by_item_and_page_by_page(measured: tuple[MeteredStack, StandardRun]) -> None:
+def test_batches_and_queries_are_billed_item_by_item_and_page_by_page(
+    measured: tuple[MeteredStack, StandardRun],
+) -> None:
     bench = measured[0]
     table, client = bench.stack.table_name, bench.stack.dynamodb
     large, small = {"id": {"S": "bench-batch-large"}, "payload": {"S": "x" * 5000}}, {"id": {"S": "bench-batch-small"}}
@@ -170,7 +180,12 @@ def test_batches_and_queries_are_billed_item_by_item_and_page_by_page(measured: 
     strong = bench.meter.snapshot().minus(before)
     client.batch_get_item(RequestItems={table: {"Keys": keys}})
     eventual = bench.meter.snapshot().minus(before)
-    client.query(TableName=table, KeyConditionExpression="id = :id", ExpressionAttributeValues={":id": large["id"]}, ConsistentRead=True)
+    client.query(
+        TableName=table,
+        KeyConditionExpression="id = :id",
+        ExpressionAttributeValues={":id": large["id"]},
+        ConsistentRead=True,
+    )
     queried = bench.meter.snapshot().minus(before)
     client.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": key}} for key in keys[:2]]})
     deleted = bench.meter.snapshot().minus(before)
@@ -199,14 +214,19 @@ def test_a_waiter_row_counts_the_waiter_not_the_owners_steps(measured: tuple[Met
         owner, waiter = path.executions
         assert owner.status == waiter.status == "SUCCEEDED"
         # Its states: the waiter's own history, plus whatever the owner did beyond a lone fresh run.
-        assert path.usage.states_entered == len(waiter.states_entered) + len(owner.states_entered) - fresh.usage.states_entered
+        assert (
+            path.usage.states_entered
+            == len(waiter.states_entered) + len(owner.states_entered) - fresh.usage.states_entered
+        )
         assert path.usage.step_states == _business_calls(path) == 0
         assert path.notes["released_after_s"] >= wait
         assert path.notes["waited_s"] >= path.notes["released_after_s"]
 
 
 @pytest.mark.parametrize("size", OPTIONS.result_sizes)
-def test_a_hit_by_result_size_returns_a_result_of_that_size(measured: tuple[MeteredStack, StandardRun], size: int) -> None:
+def test_a_hit_by_result_size_returns_a_result_of_that_size(
+    measured: tuple[MeteredStack, StandardRun], size: int
+) -> None:
     path = _paths(measured)[f"hit_{size // 1024}kib"]
     (hit,) = path.executions
     assert path.notes["result_bytes"] == size == len(json.dumps(hit.output, separators=(",", ":")).encode("utf-8"))
@@ -235,7 +255,10 @@ def test_the_declared_clock_counts_a_wait_as_its_declared_seconds() -> None:
     ]
     assert clock.seconds(history, at(0), at(180)) == pytest.approx(10 + 0.05)
     assert clock.seconds(history, at(85), at(150)) == pytest.approx(5)  # the second half of the first Wait
-    assert [(wait.waited_before_s, wait.still_waiting) for wait in clock.waits_entered(history)] == [(0, False), (10, True)]
+    assert [(wait.waited_before_s, wait.still_waiting) for wait in clock.waits_entered(history)] == [
+        (0, False),
+        (10, True),
+    ]
     assert clock.waited(history, until=at(230)) == 20
 
 
@@ -256,7 +279,9 @@ def test_contention_runs_the_steps_once_and_counts_per_waiter(contention: tuple[
     assert summary.spread_target is not None
 
 
-def test_a_hit_on_a_key_that_had_waiters_runs_nothing_but_the_take(contention: tuple[ContentionSummary, PathResult]) -> None:
+def test_a_hit_on_a_key_that_had_waiters_runs_nothing_but_the_take(
+    contention: tuple[ContentionSummary, PathResult],
+) -> None:
     _, hit = contention
     assert hit.key == f"hit_after_{OPTIONS.contention_sizes[-1]}_waiters"
     assert sum(hit.usage.lambda_calls.values()) == 1
@@ -276,7 +301,9 @@ def test_the_express_paths_are_priced_per_request(express: list[PathResult]) -> 
 
 
 def test_the_report_has_every_row_and_target_and_serializes(
-    measured: tuple[MeteredStack, StandardRun], contention: tuple[ContentionSummary, PathResult], express: list[PathResult]
+    measured: tuple[MeteredStack, StandardRun],
+    contention: tuple[ContentionSummary, PathResult],
+    express: list[PathResult],
 ) -> None:
     report = build_report(OPTIONS, Prices(), measured[1])
     report.contention, hit_after = contention
@@ -309,7 +336,9 @@ def test_the_report_has_every_row_and_target_and_serializes(
     assert "through the front door" in markdown
 
 
-def test_a_front_door_hit_is_one_call_and_one_read_and_its_miss_runs_the_envelope_once(measured: tuple[MeteredStack, StandardRun]) -> None:
+def test_a_front_door_hit_is_one_call_and_one_read_and_its_miss_runs_the_envelope_once(
+    measured: tuple[MeteredStack, StandardRun],
+) -> None:
     paths = _paths(measured)
     hit, miss, fresh = paths["front_door_hit"], paths["front_door_miss"], paths["fresh"]
 

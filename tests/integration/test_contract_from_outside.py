@@ -56,7 +56,9 @@ def test_a_fresh_run_stores_its_result_and_a_repeat_returns_it_without_running_t
     execution_input = {"orderId": unique, "forceFailure": False, "nested": {"a": 1, "b": [1, 2]}}
 
     first = stack.run(execution_input)
-    repeat = stack.run(input_json=f'{{"nested": {{"b": [1, 2], "a": 1}}, "forceFailure": false, "orderId": "{unique}"}}')
+    repeat = stack.run(
+        input_json=f'{{"nested": {{"b": [1, 2], "a": 1}}, "forceFailure": false, "orderId": "{unique}"}}'
+    )
 
     assert first.status == "SUCCEEDED", first.cause
     assert steps_entered(first, business_states) == sorted(business_states)
@@ -85,11 +87,18 @@ def test_a_failure_is_recorded_and_the_same_request_runs_the_steps_again(
     assert failed.status == "FAILED"
     assert failed.error == "InjectedStepFailure"
     assert failed_record is not None
-    assert (failed_record["executionstatus"], failed_record["error"], failed_record["cause"]) == ("FAILED", failed.error, failed.cause)
+    assert (failed_record["executionstatus"], failed_record["error"], failed_record["cause"]) == (
+        "FAILED",
+        failed.error,
+        failed.cause,
+    )
     assert retried.status == "SUCCEEDED", retried.cause
     assert steps_entered(retried, business_states) == sorted(business_states)
     record = stack.get_record(key)
-    assert record is not None and (record["executionstatus"], record["executionid"]) == ("SUCCESS", retried.execution_arn)
+    assert record is not None and (record["executionstatus"], record["executionid"]) == (
+        "SUCCESS",
+        retried.execution_arn,
+    )
 
 
 def test_bad_input_fails_with_a_named_error_before_any_step_or_write(

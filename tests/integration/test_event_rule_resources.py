@@ -105,7 +105,10 @@ def test_a_rule_starts_the_nested_state_machine_with_the_transformed_event(tmp_p
 def test_a_state_machine_target_without_a_role_is_refused(tmp_path: Path) -> None:
     template = write_templates(tmp_path, RULE_TARGET.format(role=""))
 
-    with pytest.raises(UnsupportedTemplateFeature, match="needs a RoleArn"), OfflineStack(template_path=template, environment=QUIET):
+    with (
+        pytest.raises(UnsupportedTemplateFeature, match="needs a RoleArn"),
+        OfflineStack(template_path=template, environment=QUIET),
+    ):
         pass
 
 
@@ -113,5 +116,8 @@ def test_a_target_that_is_not_a_state_machine_is_refused(tmp_path: Path) -> None
     targets = "        - Id: Topic\n          Arn: arn:aws:sns:us-east-1:123456789012:somewhere\n"
     template = write_templates(tmp_path, targets)
 
-    with pytest.raises(UnsupportedTemplateFeature, match="only a state machine"), OfflineStack(template_path=template, environment=QUIET):
+    with (
+        pytest.raises(UnsupportedTemplateFeature, match="only a state machine"),
+        OfflineStack(template_path=template, environment=QUIET),
+    ):
         pass

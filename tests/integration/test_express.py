@@ -63,7 +63,9 @@ def test_express_waiters_poll_instead_of_waiting_for_a_task_token(express: Offli
         assert gate.arrived.wait(10)
         looks = express.lambdas.invocations("AcquireLockFunction")
         waiter_arns = [express.start_execution(execution_input) for _ in range(5)]
-        wait_until(lambda: express.lambdas.invocations("AcquireLockFunction") >= looks + 10, message="the waiters to poll")
+        wait_until(
+            lambda: express.lambdas.invocations("AcquireLockFunction") >= looks + 10, message="the waiters to poll"
+        )
         gate.open()
         owner = express.wait_for(owner_arn)
         with ThreadPoolExecutor(max_workers=5) as pool:
@@ -106,7 +108,9 @@ def test_an_express_owner_that_fails_is_not_released_by_an_event(express: Offlin
         "record expires before its owner can end",
     ],
 )
-def test_contradicting_parameters_are_refused_when_the_functions_start(parameters: dict[str, object], problem: str) -> None:
+def test_contradicting_parameters_are_refused_when_the_functions_start(
+    parameters: dict[str, object], problem: str
+) -> None:
     with pytest.raises(Exception) as refused:
         OfflineStack(parameters, environment=QUIET).__enter__()
 

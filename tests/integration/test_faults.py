@@ -43,7 +43,12 @@ from tests.integration.support import (
 
 pytestmark = pytest.mark.offline_only(reason="injects DynamoDB and Step Functions faults into the emulator")
 
-TRANSIENT_ERRORS = ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded", "InternalServerError"]
+TRANSIENT_ERRORS = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+]
 # How many times the record module makes one request before the error reaches the state machine.
 ATTEMPTS_IN_PLACE = 4
 WOKEN = "Return the result it saved"
@@ -147,14 +152,21 @@ def short_call_stack() -> Iterator[OfflineStack]:
     LongestCallSeconds is real time (the functions read the clock), while waits are scaled (1500 s
     of waiting last 15 s here): the wait bound must stay far longer than the calls' bound in real time.
     """
-    parameters = {"LongestCallSeconds": 2, "ExecutionTimeoutSeconds": 2000, "RecordTtlSeconds": 3600, "WaitTimeoutSeconds": 1500}
+    parameters = {
+        "LongestCallSeconds": 2,
+        "ExecutionTimeoutSeconds": 2000,
+        "RecordTtlSeconds": 3600,
+        "WaitTimeoutSeconds": 1500,
+    }
     with OfflineStack(parameters, environment=QUIET) as stack:
         yield stack
 
 
 # --------------------------------------------------------------------------- retried in place
 @pytest.mark.parametrize("error_code", TRANSIENT_ERRORS)
-def test_a_few_transient_errors_on_the_save_are_retried_in_place(stack: OfflineStack, unique: str, error_code: str) -> None:
+def test_a_few_transient_errors_on_the_save_are_retried_in_place(
+    stack: OfflineStack, unique: str, error_code: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     saves = stack.lambdas.invocations(SAVE_FUNCTION)
     with failing_dynamodb("update_item", error_code, times=ATTEMPTS_IN_PLACE - 1, when=_saves_a_result) as remaining:
@@ -168,8 +180,13 @@ def test_a_few_transient_errors_on_the_save_are_retried_in_place(stack: OfflineS
     assert record is not None and record["executionstatus"] == "SUCCESS"
 
 
-@pytest.mark.parametrize(("operation", "error_code"), [("get_item", "ThrottlingException"), ("put_item", "ProvisionedThroughputExceededException")])
-def test_a_few_transient_errors_on_the_take_are_retried_in_place(stack: OfflineStack, unique: str, operation: str, error_code: str) -> None:
+@pytest.mark.parametrize(
+    ("operation", "error_code"),
+    [("get_item", "ThrottlingException"), ("put_item", "ProvisionedThroughputExceededException")],
+)
+def test_a_few_transient_errors_on_the_take_are_retried_in_place(
+    stack: OfflineStack, unique: str, operation: str, error_code: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     takes = stack.lambdas.invocations(TAKE_FUNCTION)
     with failing_dynamodb(operation, error_code, times=ATTEMPTS_IN_PLACE - 1) as remaining:
@@ -190,7 +207,12 @@ def test_recording_a_failure_is_retried_in_place_on_throttling(stack: OfflineSta
     def records_the_failure(call: dict[str, Any]) -> bool:
         return ":error" in call["expression_attribute_values"]
 
-    with failing_dynamodb("update_item", "ThrottlingException", times=ATTEMPTS_IN_PLACE - 1, when=records_the_failure) as remaining, failing_steps(stack):
+    with (
+        failing_dynamodb(
+            "update_item", "ThrottlingException", times=ATTEMPTS_IN_PLACE - 1, when=records_the_failure
+        ) as remaining,
+        failing_steps(stack),
+    ):
         result = stack.run(execution_input)
 
     assert remaining == [0]
@@ -213,16 +235,22 @@ def test_a_save_failing_more_often_than_the_retries_in_place_is_retried_by_the_s
 
     assert remaining == [0]
     assert result.status == "SUCCEEDED", result.cause
-    assert _task_failures(result.history) == [error_code]  # one invocation used up its attempts; the ASL's Retry made another
+    assert _task_failures(result.history) == [
+        error_code
+    ]  # one invocation used up its attempts; the ASL's Retry made another
     assert stack.lambdas.invocations(SAVE_FUNCTION) - saves == 2
     record = stack.get_record(compute_idempotency_key(execution_input))
     assert record is not None and record["executionstatus"] == "SUCCESS"
 
 
-def test_a_take_failing_more_often_than_the_retries_in_place_is_retried_by_the_state_machine(stack: OfflineStack, unique: str) -> None:
+def test_a_take_failing_more_often_than_the_retries_in_place_is_retried_by_the_state_machine(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     calls = business_step_calls(stack)
-    with failing_dynamodb("put_item", "ProvisionedThroughputExceededException", times=ATTEMPTS_IN_PLACE + 1) as remaining:
+    with failing_dynamodb(
+        "put_item", "ProvisionedThroughputExceededException", times=ATTEMPTS_IN_PLACE + 1
+    ) as remaining:
         result = stack.run(execution_input)
 
     assert remaining == [0]
@@ -260,7 +288,9 @@ def test_a_save_whose_reply_is_lost_succeeds_and_wakes_the_waiters(patient_stack
 
 
 # --------------------------------------------------------------------------- wake-ups refused by Step Functions
-def test_a_throttled_wake_up_fails_neither_the_owner_nor_the_other_waiters(patient_stack: OfflineStack, unique: str) -> None:
+def test_a_throttled_wake_up_fails_neither_the_owner_nor_the_other_waiters(
+    patient_stack: OfflineStack, unique: str
+) -> None:
     stack = patient_stack
     execution_input = {"orderId": unique, "forceFailure": False}
     calls = business_step_calls(stack)
@@ -293,7 +323,10 @@ def failed_by_its_save(stack: OfflineStack, execution_input: Any) -> tuple[Execu
     key = compute_idempotency_key(execution_input)
     with failing_dynamodb("update_item", "ThrottlingException", times=1_000_000, when=_saves_a_result):
         owner = stack.run(execution_input)
-        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the release to record the failure")
+        wait_until(
+            lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED",
+            message="the release to record the failure",
+        )
     return owner, stack.get_record(key)
 
 
@@ -310,7 +343,11 @@ def test_a_save_that_keeps_failing_is_recorded_failed_and_the_next_execution_res
     assert owner.status == "FAILED"
     assert owner.error == "ThrottlingException"
     assert record is not None
-    assert (record["executionstatus"], record["executionid"], record["error"]) == ("FAILED", owner.execution_arn, "ThrottlingException")
+    assert (record["executionstatus"], record["executionid"], record["error"]) == (
+        "FAILED",
+        owner.execution_arn,
+        "ThrottlingException",
+    )
     # Not free before the owner's calls in flight can have ended: LongestCallSeconds after it stopped.
     assert record["leaseexpiry"] >= int(stopped) + 2
 

@@ -81,7 +81,12 @@ def test_the_front_door_keys_an_input_as_the_take_does(stack: OfflineStack, uniq
     record = stack.get_record(started["key"])
 
     assert record is not None and record["executionid"] == started["executionArn"]
-    assert call(stack, {"forceFailure": False, "a": unique, "idempotencyKeyJmespath": "a", "b": {"x": 2, "y": 1}})["outcome"] == "COMPLETED"
+    assert (
+        call(stack, {"forceFailure": False, "a": unique, "idempotencyKeyJmespath": "a", "b": {"x": 2, "y": 1}})[
+            "outcome"
+        ]
+        == "COMPLETED"
+    )
 
 
 def test_a_failed_record_is_never_returned_the_rerun_is_started(stack: OfflineStack, unique: str) -> None:
@@ -116,7 +121,9 @@ def test_an_expired_record_is_never_returned(stack: OfflineStack, unique: str) -
     assert stack.wait_for(again["executionArn"]).status == "SUCCEEDED"
 
 
-def test_a_record_of_another_payload_is_refused_with_the_envelopes_error_and_nothing_starts(stack: OfflineStack, unique: str) -> None:
+def test_a_record_of_another_payload_is_refused_with_the_envelopes_error_and_nothing_starts(
+    stack: OfflineStack, unique: str
+) -> None:
     first = call(stack, {"orderId": unique, "forceFailure": False, "idempotencyKeyJmespath": "orderId", "amount": 1})
     assert stack.wait_for(first["executionArn"]).status == "SUCCEEDED"
     before = executions(stack)
@@ -150,7 +157,9 @@ def test_bad_input_gets_the_envelopes_named_error_and_starts_nothing_and_writes_
     assert stack.records() == records
 
 
-def test_a_call_racing_an_owners_save_returns_the_result_or_an_execution_that_returns_it(stack: OfflineStack, unique: str) -> None:
+def test_a_call_racing_an_owners_save_returns_the_result_or_an_execution_that_returns_it(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     with held_owner(stack, execution_input) as (owner_arn, gate):
         during = call(stack, execution_input)
@@ -171,4 +180,6 @@ def test_a_call_racing_an_owners_save_returns_the_result_or_an_execution_that_re
         assert raced["result"] == owner.output
     else:
         assert stack.wait_for(raced["executionArn"]).output == owner.output
-    wait_until(lambda: call(stack, execution_input)["outcome"] == "COMPLETED", message="the saved result to be answered")
+    wait_until(
+        lambda: call(stack, execution_input)["outcome"] == "COMPLETED", message="the saved result to be answered"
+    )

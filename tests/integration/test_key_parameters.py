@@ -42,7 +42,9 @@ def cause_message(cause: str | None) -> str:
 @pytest.fixture(scope="module")
 def validating() -> Any:
     """Payload validation turned on for the whole input (it is off by default), the example steps never failing at random."""
-    with OfflineStack({"PayloadValidationJmespath": "@", "FailureProbability": 0, "LongestCallSeconds": 2}, environment=QUIET) as stack:
+    with OfflineStack(
+        {"PayloadValidationJmespath": "@", "FailureProbability": 0, "LongestCallSeconds": 2}, environment=QUIET
+    ) as stack:
         yield stack
 
 
@@ -66,7 +68,9 @@ def test_an_input_may_override_the_deployments_expression_unless_the_deployment_
     with OfflineStack({"IdempotencyKeyJmespath": "order.id"}, environment=QUIET) as allowed:
         allowed_run = allowed.run(override)
         by_override = allowed.get_record(f"{scope_of(allowed)}#{sha256_of('3')}")
-    with OfflineStack({"IdempotencyKeyJmespath": "order.id", "AllowKeyOverride": "false"}, environment=QUIET) as refusing:
+    with OfflineStack(
+        {"IdempotencyKeyJmespath": "order.id", "AllowKeyOverride": "false"}, environment=QUIET
+    ) as refusing:
         refused = refusing.run(override)
         left_behind = refusing.records()
 
@@ -83,16 +87,18 @@ def test_two_workflows_sharing_the_table_never_share_a_record(validating: Offlin
     # state machine name (as a second envelope given the same table would be).
     described = stack.sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)
     other_name = f"{scope_of(stack)}-Other"
-    other_arn = stack.sfn.create_state_machine(name=other_name, definition=described["definition"], roleArn=described["roleArn"])[
-        "stateMachineArn"
-    ]
+    other_arn = stack.sfn.create_state_machine(
+        name=other_name, definition=described["definition"], roleArn=described["roleArn"]
+    )["stateMachineArn"]
     execution_input = {"orderId": "shared-table", "forceFailure": False}
     key = sha256_of(json.dumps(execution_input, sort_keys=True, separators=(",", ":")))
 
     calls = business_step_calls(stack)
     envelope = stack.run(execution_input)
     between = business_step_calls(stack)
-    other = stack.wait_for(stack.sfn.start_execution(stateMachineArn=other_arn, input=json.dumps(execution_input))["executionArn"])
+    other = stack.wait_for(
+        stack.sfn.start_execution(stateMachineArn=other_arn, input=json.dumps(execution_input))["executionArn"]
+    )
     records = {name: stack.get_record(f"{name}#{key}") for name in (scope_of(stack), other_name)}
 
     assert envelope.status == other.status == "SUCCEEDED"
@@ -149,7 +155,9 @@ def test_a_repeat_with_another_payload_is_refused_while_the_record_is_in_progres
     assert waiter.output == owner.output  # a waiter with the same payload is answered as usual
 
 
-def test_a_waiter_whose_payload_no_longer_matches_is_refused_when_it_looks_again(validating: OfflineStack, unique: str) -> None:
+def test_a_waiter_whose_payload_no_longer_matches_is_refused_when_it_looks_again(
+    validating: OfflineStack, unique: str
+) -> None:
     # The waiter's payload matched the record when it began to wait; the record's hash is then
     # changed (as if another payload had taken the key meanwhile) and the wake-up is lost (its slot
     # is gone), so the waiter looks again by itself: that look compares the payloads again.
@@ -185,9 +193,17 @@ def test_a_waiter_whose_payload_no_longer_matches_is_refused_when_it_looks_again
         ({"PayloadValidationJmespath": "items[::0]"}, "a slice's step cannot be 0"),
         ({"IdempotencyKeyJmespath": "(" * 150 + "orderId" + ")" * 150}, "at most 100 are accepted"),
     ],
-    ids=["key expression syntax", "validation expression syntax", "unknown function", "never evaluates", "nested too deep"],
+    ids=[
+        "key expression syntax",
+        "validation expression syntax",
+        "unknown function",
+        "never evaluates",
+        "nested too deep",
+    ],
 )
-def test_an_invalid_expression_in_a_parameter_is_refused_when_the_functions_start(parameters: dict[str, str], words: str) -> None:
+def test_an_invalid_expression_in_a_parameter_is_refused_when_the_functions_start(
+    parameters: dict[str, str], words: str
+) -> None:
     with pytest.raises(Exception) as refused:
         OfflineStack(parameters, environment=QUIET).__enter__()
 

@@ -96,7 +96,9 @@ def text_for_result_size(stack: OfflineStack, unique: str, size: int, sample: st
     return text_of(size - bare_result_size(stack, unique), sample)
 
 
-def owner_returning_with_waiters(stack: OfflineStack, execution_input: Any, text: str, waiters: int) -> tuple[ExecutionResult, list[ExecutionResult]]:
+def owner_returning_with_waiters(
+    stack: OfflineStack, execution_input: Any, text: str, waiters: int
+) -> tuple[ExecutionResult, list[ExecutionResult]]:
     """Run an owner whose one step returns ``text``, with ``waiters`` duplicates registered while it runs; all of them, ended."""
     with intercept_steps(stack, OneStepReturns(text)):
         with held_owner(stack, execution_input) as (owner_arn, gate):
@@ -185,12 +187,17 @@ def test_a_result_past_256_kib_fails_with_data_limit_exceeded_and_the_record_is_
     with intercept_steps(stack, huge_result):
         owner = stack.run(execution_input)
         # States.DataLimitExceeded cannot be caught; the FAILED status-change event reaches the release function.
-        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") != "IN_PROGRESS", message="the release to record the failure")
+        wait_until(
+            lambda: (stack.get_record(key) or {}).get("executionstatus") != "IN_PROGRESS",
+            message="the release to record the failure",
+        )
     record = stack.get_record(key)
 
     assert owner.status == "FAILED"
     assert owner.error == "States.DataLimitExceeded"
-    assert record is not None, "the record was deleted: a duplicate would rerun the steps while the owner's calls may run"
+    assert record is not None, (
+        "the record was deleted: a duplicate would rerun the steps while the owner's calls may run"
+    )
     assert (record["executionstatus"], record["executionid"], record["error"]) == (
         "FAILED",
         owner.execution_arn,
@@ -244,7 +251,9 @@ def input_of_size(unique: str, sample: str) -> dict[str, Any]:
     return execution_input
 
 
-@pytest.mark.parametrize(("input_sample", "cause_char"), [("x", "x"), (CYRILLIC_AND_ACCENTED, "é")], ids=["ascii", "multibyte"])
+@pytest.mark.parametrize(
+    ("input_sample", "cause_char"), [("x", "x"), (CYRILLIC_AND_ACCENTED, "é")], ids=["ascii", "multibyte"]
+)
 def test_the_largest_input_with_the_longest_cause_ends_with_the_steps_error_recorded(
     stack: OfflineStack, unique: str, input_sample: str, cause_char: str
 ) -> None:
@@ -258,12 +267,18 @@ def test_the_largest_input_with_the_longest_cause_ends_with_the_steps_error_reco
     assert owner.cause is not None and len(owner.cause) == MAX_CAUSE_CHARS
     assert "States.DataLimitExceeded" not in json.dumps(owner.history, default=str)
     assert record is not None
-    assert (record["executionstatus"], record["error"], record["cause"]) == ("FAILED", "LongCauseStepError", owner.cause)
+    assert (record["executionstatus"], record["error"], record["cause"]) == (
+        "FAILED",
+        "LongCauseStepError",
+        owner.cause,
+    )
 
 
 # --------------------------------------------------------------------------- the largest result, returned
 @pytest.mark.parametrize("sample", ["x", CYRILLIC_AND_ACCENTED], ids=["ascii", "multibyte"])
-def test_a_waiter_wake_up_and_a_hit_at_the_largest_result_succeed(patient_stack: OfflineStack, unique: str, sample: str) -> None:
+def test_a_waiter_wake_up_and_a_hit_at_the_largest_result_succeed(
+    patient_stack: OfflineStack, unique: str, sample: str
+) -> None:
     stack = patient_stack
     execution_input = {"orderId": unique, "forceFailure": False}
     text = text_for_result_size(stack, unique, MAX_RESULT_BYTES, sample)

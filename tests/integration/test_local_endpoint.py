@@ -38,7 +38,12 @@ pytestmark = pytest.mark.offline_only(reason="starts its own local endpoint")
 
 STACK_NAME = "local-endpoint-test"
 REGION = "us-east-1"
-FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
 # Only a guard against a server that hangs: starting is CPU-bound and a busy machine may take
 # minutes, but a failed start ends the process, which the fixture notices at once.
 HANG_GUARD_SECONDS = 600.0
@@ -58,7 +63,13 @@ class LocalEndpoint:
         return self.description["EndpointUrl"]
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -88,7 +99,11 @@ def _start_server(directory: Path, *arguments: str) -> tuple[subprocess.Popen[by
     log = directory / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "emulator.server", *arguments], cwd=PROJECT_ROOT, env=_environment(), stdout=sink, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "emulator.server", *arguments],
+            cwd=PROJECT_ROOT,
+            env=_environment(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     return process, log
 
@@ -139,21 +154,32 @@ def test_the_server_prints_the_outputs_and_commands_to_paste(endpoint: LocalEndp
     assert endpoint.url.startswith("http://127.0.0.1:")
     assert f"Local AWS endpoint ready: {endpoint.url}" in printed
     assert f"aws stepfunctions start-execution --endpoint-url {endpoint.url} --state-machine-arn {arn}" in printed
-    fresh_key = compute_idempotency_key(json.loads((PROJECT_ROOT / "events" / "execution_fresh.json").read_text(encoding="utf-8")))
+    fresh_key = compute_idempotency_key(
+        json.loads((PROJECT_ROOT / "events" / "execution_fresh.json").read_text(encoding="utf-8"))
+    )
     # Records are <scope>#<key>, the scope being the envelope state machine's name by default.
     fresh_id = f"{arn.rsplit(':', 1)[-1]}#{fresh_key}"
-    assert f"aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key '{{\"id\": {{\"S\": \"{fresh_id}\"}}}}'" in printed
+    assert (
+        f'aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key \'{{"id": {{"S": "{fresh_id}"}}}}\''
+        in printed
+    )
     assert f"{STACK_NAME_VARIABLE}={STACK_NAME} {ENDPOINT_VARIABLE}={endpoint.url} make pytest" in printed
     assert f'make records ARGS="--endpoint-url {endpoint.url} --stack-name {STACK_NAME} list"' in printed
 
 
-def test_cloudformation_describes_the_stack_with_its_outputs_and_parameters(endpoint: LocalEndpoint, client_credentials: None) -> None:
+def test_cloudformation_describes_the_stack_with_its_outputs_and_parameters(
+    endpoint: LocalEndpoint, client_credentials: None
+) -> None:
     (described,) = endpoint.client("cloudformation").describe_stacks(StackName=STACK_NAME)["Stacks"]
     deployed = DeployedStack(STACK_NAME, endpoint_url=endpoint.url)
 
-    assert {output["OutputKey"]: output["OutputValue"] for output in described["Outputs"]} == endpoint.description["Outputs"]
+    assert {output["OutputKey"]: output["OutputValue"] for output in described["Outputs"]} == endpoint.description[
+        "Outputs"
+    ]
     # A deployment without AlarmTopicArn or CreateDashboard has every output but the conditional ones.
-    assert set(endpoint.description["Outputs"]) == {name for name, output in Template.load().body["Outputs"].items() if "Condition" not in output}
+    assert set(endpoint.description["Outputs"]) == {
+        name for name, output in Template.load().body["Outputs"].items() if "Condition" not in output
+    }
     assert deployed.outputs == endpoint.description["Outputs"]
     assert deployed.state_machine_arn == endpoint.description["Outputs"]["IdempotentWorkflowArn"]
     assert deployed.table_name == endpoint.description["Outputs"]["IdempotencyTableName"]
@@ -162,7 +188,9 @@ def test_cloudformation_describes_the_stack_with_its_outputs_and_parameters(endp
     assert deployed.parameters == endpoint.description["Parameters"]
 
 
-def test_a_fresh_run_then_a_hit_through_a_deployed_stack_leaves_no_record_behind(endpoint: LocalEndpoint, client_credentials: None) -> None:
+def test_a_fresh_run_then_a_hit_through_a_deployed_stack_leaves_no_record_behind(
+    endpoint: LocalEndpoint, client_credentials: None
+) -> None:
     execution_input = {"orderId": "local-endpoint", "forceFailure": False}
     key = compute_idempotency_key(execution_input)
 
@@ -182,7 +210,9 @@ def test_a_fresh_run_then_a_hit_through_a_deployed_stack_leaves_no_record_behind
     assert _items(endpoint) == []  # the record was deleted when the stack was left
 
 
-def test_start_execution_names_unnamed_executions_and_refuses_input_that_is_not_json(endpoint: LocalEndpoint, client_credentials: None) -> None:
+def test_start_execution_names_unnamed_executions_and_refuses_input_that_is_not_json(
+    endpoint: LocalEndpoint, client_credentials: None
+) -> None:
     sfn = endpoint.client("stepfunctions")
     arn = endpoint.description["Outputs"]["IdempotentWorkflowArn"]
 
@@ -194,10 +224,14 @@ def test_start_execution_names_unnamed_executions_and_refuses_input_that_is_not_
     names = [execution_arn.rsplit(":", 1)[1] for execution_arn in unnamed]
     assert names[0] != names[1] and all(str(uuid.UUID(name)) == name for name in names)
     with DeployedStack(STACK_NAME, endpoint_url=endpoint.url) as deployed:
-        assert [deployed.wait_for(execution_arn).error for execution_arn in unnamed] == ["IdempotencyInputNotObjectError"] * 2
+        assert [deployed.wait_for(execution_arn).error for execution_arn in unnamed] == [
+            "IdempotencyInputNotObjectError"
+        ] * 2
 
 
-def test_polling_is_bounded_and_leaving_stops_what_still_runs(endpoint: LocalEndpoint, client_credentials: None) -> None:
+def test_polling_is_bounded_and_leaving_stops_what_still_runs(
+    endpoint: LocalEndpoint, client_credentials: None
+) -> None:
     # A live IN_PROGRESS record held by another execution keeps ours waiting (for up to 300 scaled seconds).
     execution_input = {"orderId": "held-elsewhere", "forceFailure": False}
     with DeployedStack(STACK_NAME, endpoint_url=endpoint.url) as deployed:
@@ -210,11 +244,24 @@ def test_polling_is_bounded_and_leaving_stops_what_still_runs(endpoint: LocalEnd
     assert _items(endpoint) == []
 
 
-def test_the_integration_suite_runs_against_the_endpoint_through_the_switch(endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_the_integration_suite_runs_against_the_endpoint_through_the_switch(
+    endpoint: LocalEndpoint, tmp_path: Path
+) -> None:
     report = tmp_path / "report.xml"
     modules = [test_contract_from_outside, test_workflow_contract]
     completed = subprocess.run(
-        [sys.executable, "-m", "pytest", *(module.__file__ for module in modules), "-q", "-p", "no:cacheprovider", "-p", "no:xdist", f"--junitxml={report}"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *(module.__file__ for module in modules),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            f"--junitxml={report}",
+        ],
         cwd=PROJECT_ROOT,
         env=_environment(**{STACK_NAME_VARIABLE: STACK_NAME, ENDPOINT_VARIABLE: endpoint.url}),
         capture_output=True,
@@ -228,23 +275,36 @@ def test_the_integration_suite_runs_against_the_endpoint_through_the_switch(endp
     for module in modules:
         expected = {name: "skipped" if _offline_only(module, name) else "passed" for name in _test_names(module)}
         assert {name: outcomes[name][0] for name in expected} == expected
-    assert all("offline_only" in message and STACK_NAME_VARIABLE in message for outcome, message in outcomes.values() if outcome == "skipped")
-    assert "passed" in {outcome for outcome, _ in outcomes.values()} and "skipped" in {outcome for outcome, _ in outcomes.values()}
+    assert all(
+        "offline_only" in message and STACK_NAME_VARIABLE in message
+        for outcome, message in outcomes.values()
+        if outcome == "skipped"
+    )
+    assert "passed" in {outcome for outcome, _ in outcomes.values()} and "skipped" in {
+        outcome for outcome, _ in outcomes.values()
+    }
     assert _items(endpoint) == []  # every record the suite made was deleted at teardown
 
 
-def test_the_records_tool_finds_the_table_from_the_stack_outputs(endpoint: LocalEndpoint, client_credentials: None) -> None:
+def test_the_records_tool_finds_the_table_from_the_stack_outputs(
+    endpoint: LocalEndpoint, client_credentials: None
+) -> None:
     fresh_event = PROJECT_ROOT / "events" / "execution_fresh.json"
     printed = io.StringIO()
     with DeployedStack(STACK_NAME, endpoint_url=endpoint.url) as deployed:
         run = deployed.run(json.loads(fresh_event.read_text(encoding="utf-8")))
-        status = records.main(["--endpoint-url", endpoint.url, "--stack-name", STACK_NAME, "show", "--input", str(fresh_event)], out=printed)
+        status = records.main(
+            ["--endpoint-url", endpoint.url, "--stack-name", STACK_NAME, "show", "--input", str(fresh_event)],
+            out=printed,
+        )
 
     assert status == 0
     assert run.execution_arn in printed.getvalue() and "SUCCESS" in printed.getvalue()
 
 
-def test_the_front_door_is_called_through_the_endpoint_as_the_server_says(endpoint: LocalEndpoint, client_credentials: None) -> None:
+def test_the_front_door_is_called_through_the_endpoint_as_the_server_says(
+    endpoint: LocalEndpoint, client_credentials: None
+) -> None:
     name = endpoint.description["Outputs"]["FrontDoorFunctionName"]
     assert f"aws lambda invoke --endpoint-url {endpoint.url} --function-name {name} " in endpoint.output()
     front_door, sfn = endpoint.client("lambda"), endpoint.client("stepfunctions")

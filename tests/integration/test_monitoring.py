@@ -42,7 +42,11 @@ WRAPPING_TEMPLATE = Path(__file__).parent / "reusable_envelope" / "template.yaml
 
 
 def envelope_function_names(stack: OfflineStack) -> set[str]:
-    return {stack.physical_id(name) for name in stack.template.resources_of_type(FUNCTION) if is_envelope_function(stack.template, name)}
+    return {
+        stack.physical_id(name)
+        for name in stack.template.resources_of_type(FUNCTION)
+        if is_envelope_function(stack.template, name)
+    }
 
 
 def stack_alarms(stack: OfflineStack) -> list[dict[str, Any]]:
@@ -52,7 +56,9 @@ def stack_alarms(stack: OfflineStack) -> list[dict[str, Any]]:
 
 
 def stack_dashboards(stack: OfflineStack) -> list[str]:
-    entries = stack._client("cloudwatch").list_dashboards(DashboardNamePrefix=f"{stack.stack_name}-")["DashboardEntries"]
+    entries = stack._client("cloudwatch").list_dashboards(DashboardNamePrefix=f"{stack.stack_name}-")[
+        "DashboardEntries"
+    ]
     return [entry["DashboardName"] for entry in entries]
 
 
@@ -62,7 +68,9 @@ def alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
         metrics = [query["MetricStat"]["Metric"] for query in alarm["Metrics"] if "MetricStat" in query]
     else:
         metrics = [{name: alarm[name] for name in ("Namespace", "MetricName", "Dimensions")}]
-    return [{**metric, "Dimensions": {item["Name"]: item["Value"] for item in metric["Dimensions"]}} for metric in metrics]
+    return [
+        {**metric, "Dimensions": {item["Name"]: item["Value"] for item in metric["Dimensions"]}} for metric in metrics
+    ]
 
 
 def observability(stack: OfflineStack) -> ModuleType:
@@ -92,7 +100,9 @@ def test_without_a_topic_or_a_dashboard_nothing_more_is_deployed() -> None:
         assert stack.run({"orderId": "unmonitored", "forceFailure": False}).status == "SUCCEEDED"
 
 
-def test_with_a_topic_every_alarm_pages_it_on_alarm_and_on_ok(monitored: OfflineStack, alarms: list[dict[str, Any]]) -> None:
+def test_with_a_topic_every_alarm_pages_it_on_alarm_and_on_ok(
+    monitored: OfflineStack, alarms: list[dict[str, Any]]
+) -> None:
     declared = monitored.applications[MONITORING].template.resources_of_type(ALARM)
 
     assert declared and len(alarms) == len(declared)
@@ -126,13 +136,17 @@ def test_the_alarms_on_the_envelopes_metrics_read_them_as_the_deployed_functions
     # take runs) mix their sets, which separate Lambda processes never do. Nothing else runs here.
     monitored.events.wait_until_delivered()
     capsys.readouterr()
-    assert monitored.run({"orderId": "monitored", "forceFailure": False}).status == "SUCCEEDED"  # FreshRuns, StepsSucceeded
+    assert (
+        monitored.run({"orderId": "monitored", "forceFailure": False}).status == "SUCCEEDED"
+    )  # FreshRuns, StepsSucceeded
     assert monitored.run({"orderId": "monitored", "forceFailure": False}).status == "SUCCEEDED"  # Hits
     assert monitored.run({"orderId": "monitored", "forceFailure": True}).status == "FAILED"  # PayloadMismatches
     monitored.events.wait_until_delivered()
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     emitted = {
-        (directive["Namespace"], metric["Name"]): {name: blob[name] for dimension_set in directive["Dimensions"] for name in dimension_set}
+        (directive["Namespace"], metric["Name"]): {
+            name: blob[name] for dimension_set in directive["Dimensions"] for name in dimension_set
+        }
         for blob in printed
         for directive in blob["_aws"]["CloudWatchMetrics"]
         for metric in directive["Metrics"]
@@ -172,7 +186,13 @@ def test_the_reusable_envelope_nested_in_a_workflow_deploys_its_alarms_on_its_ow
 
         declared = envelope.applications[MONITORING].template.resources_of_type(ALARM)
         assert declared and len(alarms) == len(declared) and all(alarm["AlarmActions"] == [TOPIC] for alarm in alarms)
-        assert {metric["Dimensions"]["FunctionName"] for metric in metrics if metric["Namespace"] == "AWS/Lambda"} == envelope_function_names(envelope)
-        assert {metric["Dimensions"]["StateMachineArn"] for metric in metrics if metric["Namespace"] == "AWS/States"} == {envelope.state_machine_arn}
-        assert {metric["Dimensions"]["TableName"] for metric in metrics if metric["Namespace"] == "AWS/DynamoDB"} == {envelope.table_name}
+        assert {
+            metric["Dimensions"]["FunctionName"] for metric in metrics if metric["Namespace"] == "AWS/Lambda"
+        } == envelope_function_names(envelope)
+        assert {
+            metric["Dimensions"]["StateMachineArn"] for metric in metrics if metric["Namespace"] == "AWS/States"
+        } == {envelope.state_machine_arn}
+        assert {metric["Dimensions"]["TableName"] for metric in metrics if metric["Namespace"] == "AWS/DynamoDB"} == {
+            envelope.table_name
+        }
         assert stack_dashboards(stack) == []

@@ -58,7 +58,9 @@ def test_a_waiter_takes_a_record_that_vanished_while_it_waited(stack: OfflineSta
         looks = stack.lambdas.invocations("AcquireLockFunction")
         waiter_arn = stack.start_execution(execution_input)
         wait_until(lambda: stack.lambdas.invocations("AcquireLockFunction") >= looks + 2, message="waiter polls")
-        stack.dynamodb.delete_item(TableName=stack.table_name, Key={"id": {"S": stack.record_id(key)}})  # e.g. TTL deletion
+        stack.dynamodb.delete_item(
+            TableName=stack.table_name, Key={"id": {"S": stack.record_id(key)}}
+        )  # e.g. TTL deletion
         wait_until(lambda: stack.get_record(key) is not None, message="waiter takes the record")
         gate.open()
         owner, waiter = stack.wait_for(owner_arn), stack.wait_for(waiter_arn)

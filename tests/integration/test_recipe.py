@@ -88,8 +88,14 @@ def follow_the_recipe(root: Path) -> None:
     """docs/examples.md, "Put your own steps in", step by step: a sixth step of the user's own."""
     # 1. A branch of its own in "Run the business steps", and its output in the ResultSelector.
     asl = root / "statemachine" / "idempotent_workflow.asl.json"
-    replace_once(asl, '        }\n      ],\n      "ResultSelector": {', "        },\n" + NEW_BRANCH + '      ],\n      "ResultSelector": {')
-    replace_once(asl, '"randomFailureFunc.$": "$[4]"\n', '"randomFailureFunc.$": "$[4]",\n        "shippingLabel.$": "$[5]"\n')
+    replace_once(
+        asl,
+        '        }\n      ],\n      "ResultSelector": {',
+        "        },\n" + NEW_BRANCH + '      ],\n      "ResultSelector": {',
+    )
+    replace_once(
+        asl, '"randomFailureFunc.$": "$[4]"\n', '"randomFailureFunc.$": "$[4]",\n        "shippingLabel.$": "$[5]"\n'
+    )
     # 2. The function in template.yaml, its ARN through DefinitionSubstitutions, its LambdaInvokePolicy.
     function_folder = root / "functions" / "shipping_label"
     function_folder.mkdir()
@@ -127,13 +133,31 @@ def test_the_envelope_tests_pass_on_a_project_that_followed_the_recipe(tmp_path:
         for path in folder.glob("test_*.py")
         if path.name not in EXAMPLE_MODULES
     )
-    environment = {name: value for name, value in os.environ.items() if not name.startswith(("PYTEST_", "AWS_SAM_STACK"))}
+    environment = {
+        name: value for name, value in os.environ.items() if not name.startswith(("PYTEST_", "AWS_SAM_STACK"))
+    }
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "not slow", "-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider", *modules],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "not slow",
+            "-n",
+            "2",
+            "--dist",
+            "loadfile",
+            "-p",
+            "no:cacheprovider",
+            *modules,
+        ],
         cwd=root,
         env=environment,
         capture_output=True,
         text=True,
         timeout=1200,
     )
-    assert run.returncode == 0, f"the envelope's tests failed after the recipe:\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
+    assert run.returncode == 0, (
+        f"the envelope's tests failed after the recipe:\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
+    )

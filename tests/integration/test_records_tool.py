@@ -270,7 +270,11 @@ def _register_cloudformation_stack(stack: OfflineStack) -> None:
 
 def test_show_by_input_uses_the_scope_and_key_rules_of_the_stack(unique: str) -> None:
     # A stack of its own (entered in the test: two stacks alive at once would share the emulator's adapters).
-    parameters = {"IdempotencyScope": "orders-ops", "IdempotencyKeyJmespath": "orderId", "PayloadValidationJmespath": "@"}
+    parameters = {
+        "IdempotencyScope": "orders-ops",
+        "IdempotencyKeyJmespath": "orderId",
+        "PayloadValidationJmespath": "@",
+    }
     with OfflineStack(parameters, environment=QUIET) as scoped_stack:
         _register_cloudformation_stack(scoped_stack)
         run = scoped_stack.run({"orderId": unique, "forceFailure": False})
@@ -389,7 +393,9 @@ def test_release_of_a_stopped_owner_says_it_is_resumed_not_replaced_and_whose_qu
     record_id = stack.record_id(compute_idempotency_key(execution_input))
     with held_owner(stack, execution_input) as (owner_arn, _):
         stack.sfn.stop_execution(executionArn=owner_arn)
-        wait_until(lambda: stack.sfn.describe_execution(executionArn=owner_arn)["status"] == "ABORTED", message="the stop")
+        wait_until(
+            lambda: stack.sfn.describe_execution(executionArn=owner_arn)["status"] == "ABORTED", message="the stop"
+        )
         stack.events.wait_until_delivered()
         # --table: the tool knows the template's defaults only (LongestCallSeconds=60), and says so.
         released = tool(stack, "release", record_id, "--owner", owner_arn, "--yes")

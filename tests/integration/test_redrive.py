@@ -39,7 +39,9 @@ HELD_STEP = BUSINESS_STEP_FUNCTIONS[-1]
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[OfflineStack]:
-    with OfflineStack({"LongestCallSeconds": LONGEST_CALL_SECONDS, "PollIntervalSeconds": 1}, environment=QUIET) as deployed:
+    with OfflineStack(
+        {"LongestCallSeconds": LONGEST_CALL_SECONDS, "PollIntervalSeconds": 1}, environment=QUIET
+    ) as deployed:
         yield deployed
 
 
@@ -48,7 +50,9 @@ def _states_exited(stack: OfflineStack, execution_arn: str) -> list[str]:
     return [event["stateExitedEventDetails"]["name"] for event in events if "stateExitedEventDetails" in event]
 
 
-def _stopped_with_one_branch_aborted(stack: OfflineStack, execution_input: Any, *, with_waiter: bool = False) -> tuple[str, str | None]:
+def _stopped_with_one_branch_aborted(
+    stack: OfflineStack, execution_input: Any, *, with_waiter: bool = False
+) -> tuple[str, str | None]:
     """Start an owner, let every business step but one finish, and stop it: that one branch is aborted.
 
     With ``with_waiter``, a duplicate is waiting for the owner (its task token registered) when it stops.
@@ -65,12 +69,17 @@ def _stopped_with_one_branch_aborted(stack: OfflineStack, execution_input: Any, 
         if with_waiter:
             waiter = start_registered_waiter(stack, execution_input)
         stack.sfn.stop_execution(executionArn=owner)
-        wait_until(lambda: any(d.event["detail"]["executionArn"] == owner for d in stack.events.wait_until_delivered()), message="the stop's event")
+        wait_until(
+            lambda: any(d.event["detail"]["executionArn"] == owner for d in stack.events.wait_until_delivered()),
+            message="the stop's event",
+        )
         gate.open()  # its call in flight finishes on its own
     return owner, waiter
 
 
-def test_an_owner_redriven_while_it_holds_its_record_finishes_the_same_run_and_wakes_its_waiters(stack: OfflineStack, unique: str) -> None:
+def test_an_owner_redriven_while_it_holds_its_record_finishes_the_same_run_and_wakes_its_waiters(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     calls = business_step_calls(stack)
     owner, waiter = _stopped_with_one_branch_aborted(stack, execution_input, with_waiter=True)
@@ -91,7 +100,9 @@ def test_an_owner_redriven_while_it_holds_its_record_finishes_the_same_run_and_w
     assert "Run the business steps" not in woken.states_entered
 
 
-def test_a_duplicate_resumes_a_stopped_owner_instead_of_running_the_steps_again(stack: OfflineStack, unique: str) -> None:
+def test_a_duplicate_resumes_a_stopped_owner_instead_of_running_the_steps_again(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     calls = business_step_calls(stack)
     owner, _ = _stopped_with_one_branch_aborted(stack, execution_input)
@@ -125,7 +136,9 @@ def test_a_stopped_owners_record_outlives_the_redrive_period(stack: OfflineStack
     assert stack.wait_for(owner, timeout=60).status == "SUCCEEDED"
 
 
-def test_an_owner_that_can_no_longer_be_redriven_is_taken_over_and_never_runs_again(stack: OfflineStack, unique: str) -> None:
+def test_an_owner_that_can_no_longer_be_redriven_is_taken_over_and_never_runs_again(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     owner, _ = _stopped_with_one_branch_aborted(stack, execution_input)
     now = stack.clock
@@ -144,7 +157,9 @@ def test_an_owner_that_can_no_longer_be_redriven_is_taken_over_and_never_runs_ag
     assert business_step_calls(stack) - calls == STEP_CALLS
 
 
-def test_a_redrive_of_a_failed_owner_whose_key_another_execution_saved_runs_no_step(stack: OfflineStack, unique: str) -> None:
+def test_a_redrive_of_a_failed_owner_whose_key_another_execution_saved_runs_no_step(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     with failing_steps(stack):
         failed = stack.run(execution_input)
@@ -169,7 +184,10 @@ def test_an_owner_whose_save_kept_failing_finishes_its_run_when_redriven(stack: 
     stack.sfn.redrive_execution(executionArn=owner.execution_arn)
     redriven = stack.wait_for(owner.execution_arn, timeout=60)
 
-    assert recorded is not None and (recorded["executionstatus"], recorded["executionid"]) == ("FAILED", owner.execution_arn)
+    assert recorded is not None and (recorded["executionstatus"], recorded["executionid"]) == (
+        "FAILED",
+        owner.execution_arn,
+    )
     assert redriven.status == "SUCCEEDED", redriven.cause
     assert business_step_calls(stack) - calls == STEP_CALLS  # its steps are kept: only its save ran again
     saved = stack.get_record(compute_idempotency_key(execution_input))
@@ -185,13 +203,18 @@ def _take_then_lose_the_reply(handler: Any, event: Any, context: Any) -> Any:
     raise ReplyLost("the take's reply was lost")
 
 
-def test_an_owner_whose_take_failed_after_it_landed_finishes_its_run_when_redriven(stack: OfflineStack, unique: str) -> None:
+def test_an_owner_whose_take_failed_after_it_landed_finishes_its_run_when_redriven(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
     calls = business_step_calls(stack)
     with stack.lambdas.intercept("AcquireLockFunction", _take_then_lose_the_reply):
         owner = stack.run(execution_input)
-        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the release to record the failure")
+        wait_until(
+            lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED",
+            message="the release to record the failure",
+        )
     held = stack.get_record(key)
 
     stack.sfn.redrive_execution(executionArn=owner.execution_arn)

@@ -37,7 +37,9 @@ from tools.template import PROJECT_ROOT
 RELEASE_FUNCTION = "ReleaseAbandonedRecordFunction"
 
 
-def _invoke_release(stack: OfflineStack, execution_arn: str, execution_input: Any, *, include_input: bool = True) -> dict[str, Any]:
+def _invoke_release(
+    stack: OfflineStack, execution_arn: str, execution_input: Any, *, include_input: bool = True
+) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "executionArn": execution_arn,
         "stateMachineArn": stack.state_machine_arn,
@@ -61,7 +63,9 @@ LONGEST_CALL_SECONDS = 4
 @pytest.fixture(scope="module")
 def ended() -> Iterator[OfflineStack]:
     """A stack whose steps' calls last at most LONGEST_CALL_SECONDS (so the tests wait that long, not a minute)."""
-    with OfflineStack({"LongestCallSeconds": LONGEST_CALL_SECONDS, "PollIntervalSeconds": 1}, environment=QUIET) as stack:
+    with OfflineStack(
+        {"LongestCallSeconds": LONGEST_CALL_SECONDS, "PollIntervalSeconds": 1}, environment=QUIET
+    ) as stack:
         yield stack
 
 
@@ -77,7 +81,9 @@ def _stop_date(stack: OfflineStack, execution_arn: str) -> int:
     found: list[Any] = []
 
     def delivered() -> bool:
-        found[:] = [d for d in stack.events.wait_until_delivered() if d.event["detail"]["executionArn"] == execution_arn]
+        found[:] = [
+            d for d in stack.events.wait_until_delivered() if d.event["detail"]["executionArn"] == execution_arn
+        ]
         return bool(found)
 
     wait_until(delivered, message=f"the status-change event of {execution_arn}")
@@ -89,13 +95,16 @@ def _steps_started_at(result: ExecutionResult) -> float:
     (entered,) = [
         event["timestamp"].timestamp()
         for event in result.history
-        if event["type"] == "ParallelStateEntered" and event["stateEnteredEventDetails"]["name"] == "Run the business steps"
+        if event["type"] == "ParallelStateEntered"
+        and event["stateEnteredEventDetails"]["name"] == "Run the business steps"
     ]
     return float(entered)
 
 
 @pytest.mark.usefixtures("owners_past_redrive")
-def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_ended(ended: OfflineStack, unique: str) -> None:
+def test_a_stopped_owner_frees_its_key_only_once_its_calls_in_flight_can_have_ended(
+    ended: OfflineStack, unique: str
+) -> None:
     stack = ended
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
@@ -187,14 +196,20 @@ def test_a_take_held_past_its_stopped_executions_quiet_period_takes_nothing(ende
         released = stack.get_record(key)
         assert released is not None
         # The functions read the real clock: hold the take until that record has gone quiet.
-        wait_until(lambda: time.time() > released["leaseexpiry"] + 1, timeout=LONGEST_CALL_SECONDS + 60, message="the quiet period to end")
+        wait_until(
+            lambda: time.time() > released["leaseexpiry"] + 1,
+            timeout=LONGEST_CALL_SECONDS + 60,
+            message="the quiet period to end",
+        )
         take.let_through.set()
         assert take.finished.wait(60), "the held take never finished"
     after = stack.get_record(key)
     later = stack.run(execution_input, timeout=60)
 
     assert (released["executionstatus"], released["executionid"], released["leaseexpiry"]) == (
-        "IN_PROGRESS", owner_arn, stopped + LONGEST_CALL_SECONDS,
+        "IN_PROGRESS",
+        owner_arn,
+        stopped + LONGEST_CALL_SECONDS,
     )
     assert type(take.error).__name__ == "IdempotencyExecutionEndedError"
     assert after == released  # neither taken back nor extended for the stopped execution
@@ -251,13 +266,17 @@ def test_a_waiter_of_a_stopped_owner_is_woken_and_takes_over_once_the_owners_cal
     assert _steps_started_at(waiter) >= stopped + LONGEST_CALL_SECONDS
 
 
-def test_a_release_for_a_record_now_owned_by_another_execution_changes_nothing(stack: OfflineStack, unique: str) -> None:
+def test_a_release_for_a_record_now_owned_by_another_execution_changes_nothing(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
     with held_owner(stack, execution_input) as (owner_arn, gate):
         held = stack.get_record(key)
         # A late event about an earlier owner of the same key, e.g. one whose lease was taken over.
-        answer = _invoke_release(stack, owner_arn.replace(owner_arn.rsplit(":", 1)[1], "earlier-owner"), execution_input)
+        answer = _invoke_release(
+            stack, owner_arn.replace(owner_arn.rsplit(":", 1)[1], "earlier-owner"), execution_input
+        )
         still_held = stack.get_record(key)
         gate.open()
         owner = stack.wait_for(owner_arn)
@@ -307,7 +326,9 @@ def test_failed_executions_reach_the_release_function_and_bad_input_releases_not
     assert stack.lambdas.invocations(RELEASE_FUNCTION) > invocations
 
 
-def test_a_waiter_stopped_while_it_waits_is_aborted_at_once_and_leaves_the_record_alone(stack: OfflineStack, unique: str) -> None:
+def test_a_waiter_stopped_while_it_waits_is_aborted_at_once_and_leaves_the_record_alone(
+    stack: OfflineStack, unique: str
+) -> None:
     execution_input = {"orderId": unique, "forceFailure": False}
     key = compute_idempotency_key(execution_input)
     with held_owner(stack, execution_input) as (owner_arn, gate):
@@ -330,7 +351,9 @@ WRAPPING_TEMPLATE = PROJECT_ROOT / "tests" / "integration" / "reusable_envelope"
 @pytest.fixture(scope="module")
 def wrapping() -> Iterator[OfflineStack]:
     """The envelope around a child workflow, whose calls last at most LONGEST_CALL_SECONDS too."""
-    with OfflineStack({"LongestCallSeconds": LONGEST_CALL_SECONDS}, template_path=WRAPPING_TEMPLATE, environment=QUIET) as stack:
+    with OfflineStack(
+        {"LongestCallSeconds": LONGEST_CALL_SECONDS}, template_path=WRAPPING_TEMPLATE, environment=QUIET
+    ) as stack:
         yield stack
 
 
@@ -355,7 +378,10 @@ def test_a_parent_stopped_while_its_child_runs_frees_the_key_only_once_the_child
         assert gate.arrived.wait(60), "the child never reached its step"
         stack.sfn.stop_execution(executionArn=parent_arn)
         # Step Functions stops the .sync child when its parent's task ends early; its calls run on.
-        wait_until(lambda: _children(stack, unique)[0]["status"] != "RUNNING", message="the child to be stopped with its parent")
+        wait_until(
+            lambda: _children(stack, unique)[0]["status"] != "RUNNING",
+            message="the child to be stopped with its parent",
+        )
         duplicate_arn = envelope.start_execution(execution_input)
         gate.open()
         duplicate = stack.wait_for(duplicate_arn, timeout=60)

@@ -65,7 +65,9 @@ def test_the_envelope_is_deployed_around_the_workflow_given_by_arn(stack: Offlin
     assert envelope.parameters["WorkflowArn"] == stack.physical_id(WRAPPED)
     assert stack.outputs["IdempotentWorkflowArn"] == envelope.state_machine_arn
     assert stack.outputs["IdempotencyTableName"] == envelope.table_name
-    definition = json.loads(envelope.sfn.describe_state_machine(stateMachineArn=envelope.state_machine_arn)["definition"])
+    definition = json.loads(
+        envelope.sfn.describe_state_machine(stateMachineArn=envelope.state_machine_arn)["definition"]
+    )
     run_child = definition["States"][child_envelope.RUN_CHILD]
     assert run_child["Parameters"]["StateMachineArn"] == stack.physical_id(WRAPPED)
 
@@ -121,7 +123,9 @@ def test_a_repeat_returns_the_stored_output_without_starting_the_workflow(
     assert repeat.states_entered == HIT_STATES
 
 
-def test_concurrent_duplicates_start_the_workflow_once(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
+def test_concurrent_duplicates_start_the_workflow_once(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
     gate = Gate()
     calls = stack.lambdas.invocations(STEP)
     with stack.lambdas.intercept(STEP, gate), ThreadPoolExecutor(max_workers=5) as pool:

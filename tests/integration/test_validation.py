@@ -51,7 +51,9 @@ def _definition_uris() -> list[str]:
     return sorted({resource["Properties"]["DefinitionUri"] for resource in machines})
 
 
-def _top_level_states(definition: dict[str, Any], state_type: str | None = None, having: str | None = None) -> list[str]:
+def _top_level_states(
+    definition: dict[str, Any], state_type: str | None = None, having: str | None = None
+) -> list[str]:
     return [
         name
         for name, state in definition["States"].items()
@@ -195,12 +197,17 @@ def test_every_sample_event_is_one_its_function_accepts_and_every_envelope_funct
 
 def test_the_envelope_sample_events_tell_one_story_about_the_fresh_input() -> None:
     """One owner (sample execution 1) of the fresh input's record: taken, waited for, saved, released."""
+
     def load(name: str) -> Any:
         return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
     fresh = load("execution_fresh.json")
-    acquire, wait, save, release = (load(f"{name}.json") for name in ("acquire_lock", "wait_for_owner", "save_outcome", "release_abandoned_record"))
-    stack_name = tomllib.loads((PROJECT_ROOT / "samconfig.toml").read_text(encoding="utf-8"))["default"]["global"]["parameters"]["stack_name"]
+    acquire, wait, save, release = (
+        load(f"{name}.json") for name in ("acquire_lock", "wait_for_owner", "save_outcome", "release_abandoned_record")
+    )
+    stack_name = tomllib.loads((PROJECT_ROOT / "samconfig.toml").read_text(encoding="utf-8"))["default"]["global"][
+        "parameters"
+    ]["stack_name"]
     # Scoped as the deployed envelope scopes it: by its state machine's name.
     key = f"{stack_name}-IdempotentWorkflow#{compute_idempotency_key(fresh)}"
     owner = acquire["executionId"]
@@ -258,10 +265,16 @@ def test_the_demos_rerun_of_a_failure_runs_the_steps_even_when_the_other_branche
 
     def hold_the_other_branches(handler: Any, event: Any, context: Any) -> Any:
         # Held until the failure is recorded (first run only: the rerun finds the record FAILED at once).
-        wait_until(lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED", message="the failure to be recorded")
+        wait_until(
+            lambda: (stack.get_record(key) or {}).get("executionstatus") == "FAILED",
+            message="the failure to be recorded",
+        )
         return handler(event, context)
 
-    with OfflineStack(DEMO_PARAMETERS, environment=QUIET) as stack, intercept_steps(stack, hold_the_other_branches, ("ExampleStepFunction",)):
+    with (
+        OfflineStack(DEMO_PARAMETERS, environment=QUIET) as stack,
+        intercept_steps(stack, hold_the_other_branches, ("ExampleStepFunction",)),
+    ):
         demo = Demo(stack)
         demo.forced_failure(FAILURE_EVENT)
 

@@ -67,7 +67,8 @@ def test_a_lost_wake_up_costs_latency_not_correctness(stack: OfflineStack, uniqu
         waiter_arn = stack.start_execution(execution_input)
         # The fallback (10 s, 0.1 s here) lets the waiter look again on its own, more than once.
         wait_until(
-            lambda: stack.lambdas.invocations("WaitForOwnerFunction") >= 2, message="the waiter to look again on its own"
+            lambda: stack.lambdas.invocations("WaitForOwnerFunction") >= 2,
+            message="the waiter to look again on its own",
         )
         gate.open()
         owner = stack.wait_for(owner_arn)
@@ -149,7 +150,8 @@ def test_many_waiters_of_a_failed_owner_run_the_steps_again_only_once(stack: Off
         registered_before = stack.lambdas.invocations("WaitForOwnerFunction")
         waiter_arns = [stack.start_execution(waiter_input) for _ in range(10)]
         wait_until(
-            lambda: stack.lambdas.invocations("WaitForOwnerFunction") >= registered_before + 10, message="all to register"
+            lambda: stack.lambdas.invocations("WaitForOwnerFunction") >= registered_before + 10,
+            message="all to register",
         )
         calls_before = business_step_calls(stack)
         gate.open()
@@ -207,7 +209,12 @@ def test_a_wait_that_runs_out_fails_with_a_named_error(poll_interval: int, expec
 
 def test_a_long_wait_keeps_a_short_history() -> None:
     # Half an hour of waiting, scaled to a few seconds; the seed's design would log ~1,000 events.
-    parameters = {"PollIntervalSeconds": 10, "WaitTimeoutSeconds": 1800, "ExecutionTimeoutSeconds": 100_000, "RecordTtlSeconds": 200_000}
+    parameters = {
+        "PollIntervalSeconds": 10,
+        "WaitTimeoutSeconds": 1800,
+        "ExecutionTimeoutSeconds": 100_000,
+        "RecordTtlSeconds": 200_000,
+    }
     with OfflineStack(parameters, time_scale=0.001, environment=QUIET) as stack:
         execution_input = {"orderId": "long", "forceFailure": False}
         with held_owner(stack, execution_input) as (owner_arn, gate):
@@ -222,7 +229,9 @@ def test_a_long_wait_keeps_a_short_history() -> None:
 
 
 @pytest.mark.parametrize("round_number", range(3))
-def test_concurrent_executions_with_one_input_run_the_steps_once(stack: OfflineStack, unique: str, round_number: int) -> None:
+def test_concurrent_executions_with_one_input_run_the_steps_once(
+    stack: OfflineStack, unique: str, round_number: int
+) -> None:
     execution_input = {"orderId": unique, "round": round_number, "forceFailure": False}
     calls_before = business_step_calls(stack)
 
@@ -231,7 +240,9 @@ def test_concurrent_executions_with_one_input_run_the_steps_once(stack: OfflineS
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(stack.wait_for, arns))
 
-    failures = [(result.error, result.cause, result.states_entered) for result in results if result.status != "SUCCEEDED"]
+    failures = [
+        (result.error, result.cause, result.states_entered) for result in results if result.status != "SUCCEEDED"
+    ]
     assert not failures
     assert all(result.output == results[0].output for result in results)
     assert business_step_calls(stack) - calls_before == STEP_CALLS

@@ -60,7 +60,9 @@ def test_repeat_returns_the_stored_result_without_running_any_step(stack: Offlin
     assert repeat.lambda_tasks == 1
     assert "Run the business steps" not in repeat.states_entered
     assert repeat.states_entered[-1] == "Return the stored result"
-    record = stack.get_record(compute_idempotency_key({"orderId": unique, "forceFailure": False, "nested": {"a": 1, "b": [1, 2]}}))
+    record = stack.get_record(
+        compute_idempotency_key({"orderId": unique, "forceFailure": False, "nested": {"a": 1, "b": [1, 2]}})
+    )
     assert record is not None and record["executionid"] == first.execution_arn  # the hit did not take the record
 
 
@@ -117,15 +119,34 @@ def test_the_original_patterns_key_example_returns_the_stored_result_whatever_th
     # default deployment validates no payload (as the seed, and Powertools), so a repeat with
     # another "top" is the same request: it returns the stored result and runs no step.
     expression = "[nested.key1, nested.key2]"
-    first = stack.run({"top": "level", "nested": {"key1": unique, "key2": "value2"}, "idempotencyKeyJmespath": expression, "forceFailure": False})
+    first = stack.run(
+        {
+            "top": "level",
+            "nested": {"key1": unique, "key2": "value2"},
+            "idempotencyKeyJmespath": expression,
+            "forceFailure": False,
+        }
+    )
     calls = business_step_calls(stack)
-    record = stack.get_record(compute_idempotency_key({"idempotencyKeyJmespath": expression, "nested": {"key1": unique, "key2": "value2"}}))
+    record = stack.get_record(
+        compute_idempotency_key({"idempotencyKeyJmespath": expression, "nested": {"key1": unique, "key2": "value2"}})
+    )
 
     reordered = stack.run(
-        {"forceFailure": False, "idempotencyKeyJmespath": expression, "nested": {"key2": "value2", "key1": unique}, "top": "level"}
+        {
+            "forceFailure": False,
+            "idempotencyKeyJmespath": expression,
+            "nested": {"key2": "value2", "key1": unique},
+            "top": "level",
+        }
     )
     another_top = stack.run(
-        {"top": "another level", "nested": {"key1": unique, "key2": "value2", "requestedAt": "later"}, "idempotencyKeyJmespath": expression, "forceFailure": False}
+        {
+            "top": "another level",
+            "nested": {"key1": unique, "key2": "value2", "requestedAt": "later"},
+            "idempotencyKeyJmespath": expression,
+            "forceFailure": False,
+        }
     )
 
     assert first.status == "SUCCEEDED"
@@ -137,7 +158,12 @@ def test_the_original_patterns_key_example_returns_the_stored_result_whatever_th
     assert stack.get_record(record["id"]) == record
 
     other_key = stack.run(
-        {"top": "level", "nested": {"key1": unique, "key2": "value3"}, "idempotencyKeyJmespath": expression, "forceFailure": False}
+        {
+            "top": "level",
+            "nested": {"key1": unique, "key2": "value3"},
+            "idempotencyKeyJmespath": expression,
+            "forceFailure": False,
+        }
     )
     assert other_key.status == "SUCCEEDED"
     assert business_step_calls(stack) == calls + STEP_CALLS
@@ -145,7 +171,12 @@ def test_the_original_patterns_key_example_returns_the_stored_result_whatever_th
 
 @pytest.mark.offline_only(reason="intercepts Lambda calls")
 def test_the_business_steps_receive_the_input_unchanged(stack: OfflineStack, unique: str) -> None:
-    execution_input = {"orderId": unique, "forceFailure": False, "idempotencyKeyJmespath": "orderId", "deep": {"x": [1, {"y": None}]}}
+    execution_input = {
+        "orderId": unique,
+        "forceFailure": False,
+        "idempotencyKeyJmespath": "orderId",
+        "deep": {"x": [1, {"y": None}]},
+    }
     seen: list[object] = []
 
     def record_input(handler, event, context):  # type: ignore[no-untyped-def]
@@ -224,7 +255,8 @@ def test_an_abandoned_lock_is_taken_over_once_its_lease_expires(stack: OfflineSt
 @pytest.mark.offline_only(reason="deploys the emulator with a parameter override")
 def test_ttl_is_the_record_ttl_parameter_after_the_start() -> None:
     with OfflineStack(
-        {"RecordTtlSeconds": 120, "ExecutionTimeoutSeconds": 100, "WaitTimeoutSeconds": 90, "LongestCallSeconds": 10}, environment=QUIET
+        {"RecordTtlSeconds": 120, "ExecutionTimeoutSeconds": 100, "WaitTimeoutSeconds": 90, "LongestCallSeconds": 10},
+        environment=QUIET,
     ) as stack:
         execution_input = {"orderId": "ttl", "forceFailure": False}
         before = int(time.time())

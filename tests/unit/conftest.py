@@ -114,7 +114,6 @@ def write_template(tmp_path: Path) -> Callable[[str], Template]:
     return write
 
 
-
 @pytest.fixture
 def dynamodb(aws_credentials: None) -> Iterator[Any]:
     """A DynamoDB client on moto with the envelope's table (``RECORDS_TABLE``: partition key ``id``, type S)."""

@@ -43,20 +43,31 @@ class Cloud:
         with zipfile.ZipFile(archive, "w") as files:
             files.writestr("README.txt", "runs in process")
         arn: str = self._lambda.create_function(
-            FunctionName=name, Runtime="python3.13", Role=self._role, Handler="app.handler", Code={"ZipFile": archive.getvalue()}
+            FunctionName=name,
+            Runtime="python3.13",
+            Role=self._role,
+            Handler="app.handler",
+            Code={"ZipFile": archive.getvalue()},
         )["FunctionArn"]
         self.registry.register(name, name, handler)
         return arn
 
     def machine(self, definition: dict[str, Any], machine_type: str = "STANDARD") -> str:
         arn: str = self.sfn.create_state_machine(
-            name=f"machine-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=self._role, type=machine_type
+            name=f"machine-{uuid.uuid4().hex[:8]}",
+            definition=json.dumps(definition),
+            roleArn=self._role,
+            type=machine_type,
         )["stateMachineArn"]
         return arn
 
     def start(self, machine: str, execution_input: Any = None, *, input_json: str | None = None) -> str:
         # Non-ASCII text as itself, as an SDK sends it: escaped, it would count up to six times its size.
-        text = input_json if input_json is not None else json.dumps({} if execution_input is None else execution_input, ensure_ascii=False)
+        text = (
+            input_json
+            if input_json is not None
+            else json.dumps({} if execution_input is None else execution_input, ensure_ascii=False)
+        )
         arn: str = self.sfn.start_execution(stateMachineArn=machine, name=uuid.uuid4().hex, input=text)["executionArn"]
         return arn
 

@@ -96,7 +96,9 @@ def test_layer_packages_load_after_the_function_and_are_not_left_behind(tmp_path
 
 
 def test_a_module_that_fails_to_import_leaves_nothing_behind(tmp_path: Path, import_state: None) -> None:
-    folder = _write(tmp_path / "broken", {"app.py": "import helper\nraise RuntimeError('bad module')\n", "helper.py": ""})
+    folder = _write(
+        tmp_path / "broken", {"app.py": "import helper\nraise RuntimeError('bad module')\n", "helper.py": ""}
+    )
 
     with pytest.raises(RuntimeError, match="bad module"):
         load_module(folder, "app")
@@ -177,7 +179,11 @@ def test_a_handler_error_comes_back_as_lambdas_error_payload(registry: LambdaReg
 
 @pytest.mark.parametrize(
     "result",
-    [pytest.param(object(), id="an object"), pytest.param({1, 2}, id="a set"), pytest.param({"when": b"bytes"}, id="bytes inside")],
+    [
+        pytest.param(object(), id="an object"),
+        pytest.param({1, 2}, id="a set"),
+        pytest.param({"when": b"bytes"}, id="bytes inside"),
+    ],
 )
 def test_a_result_that_is_not_json_is_a_marshal_error(registry: LambdaRegistry, result: Any) -> None:
     registry.register("bad-result-fn", "BadResultFunction", lambda event, context: result)
@@ -201,7 +207,10 @@ def test_interceptors_wrap_the_handler_the_latest_outermost_and_leave_on_exit(re
 
         return intercept
 
-    with registry.intercept("EchoFunction", interceptor("first")), registry.intercept("EchoFunction", interceptor("second")):
+    with (
+        registry.intercept("EchoFunction", interceptor("first")),
+        registry.intercept("EchoFunction", interceptor("second")),
+    ):
         output, _ = _invoke(registry, "echo-fn", "{}")
     after_exit, _ = _invoke(registry, "echo-fn", "{}")
 
@@ -313,7 +322,9 @@ def test_racing_conditional_writes_have_exactly_one_winner(table: Any) -> None:
             start = threading.Barrier(writers)
             wins: list[int] = []
 
-            def write(owner: int, key: str = f"round-{round_number}", start: threading.Barrier = start, wins: list[int] = wins) -> None:
+            def write(
+                owner: int, key: str = f"round-{round_number}", start: threading.Barrier = start, wins: list[int] = wins
+            ) -> None:
                 start.wait()
                 if _take(table, key, owner):
                     wins.append(owner)
@@ -328,7 +339,10 @@ def test_racing_conditional_writes_have_exactly_one_winner(table: Any) -> None:
     assert winners_per_round == [1] * rounds
 
 
-@pytest.mark.parametrize(("atomic", "winners"), [pytest.param(False, 2, id="moto alone: both win"), pytest.param(True, 1, id="with the adapter: one wins")])
+@pytest.mark.parametrize(
+    ("atomic", "winners"),
+    [pytest.param(False, 2, id="moto alone: both win"), pytest.param(True, 1, id="with the adapter: one wins")],
+)
 def test_a_write_paused_between_its_read_and_its_write_shows_what_the_lock_closes(
     table: Any, monkeypatch: pytest.MonkeyPatch, atomic: bool, winners: int
 ) -> None:
@@ -366,7 +380,9 @@ def test_a_write_paused_between_its_read_and_its_write_shows_what_the_lock_close
 
 
 def test_the_lock_is_taken_off_moto_on_exit() -> None:
-    originals = {name: getattr(DynamoDBBackend, name) for name in ("put_item", "update_item", "delete_item", "get_item")}
+    originals = {
+        name: getattr(DynamoDBBackend, name) for name in ("put_item", "update_item", "delete_item", "get_item")
+    }
     with atomic_dynamodb_writes():
         assert all(getattr(DynamoDBBackend, name) is not original for name, original in originals.items())
 

@@ -171,7 +171,9 @@ def test_a_nested_update_that_fits_exactly_is_applied(strict: Any) -> None:
 
 
 def test_moto_as_pinned_keeps_half_of_a_refused_update(dynamodb: Any) -> None:
-    dynamodb.put_item(TableName=TABLE, Item={"id": {"S": "k"}, "marker": {"S": "original"}, "data": {"S": "x" * 300_000}})
+    dynamodb.put_item(
+        TableName=TABLE, Item={"id": {"S": "k"}, "marker": {"S": "original"}, "data": {"S": "x" * 300_000}}
+    )
     with pytest.raises(ClientError):
         dynamodb.update_item(
             TableName=TABLE,
@@ -193,7 +195,9 @@ def test_moto_as_pinned_keeps_half_of_a_refused_update(dynamodb: Any) -> None:
     ],
     ids=["list_append", "add-to-set", "two-set-clauses"],
 )
-def test_every_kind_of_update_past_the_limit_changes_nothing(strict: Any, expression: str, values: dict[str, Any]) -> None:
+def test_every_kind_of_update_past_the_limit_changes_nothing(
+    strict: Any, expression: str, values: dict[str, Any]
+) -> None:
     item = {
         "id": {"S": "k"},
         "marker": {"S": "original"},
@@ -203,7 +207,9 @@ def test_every_kind_of_update_past_the_limit_changes_nothing(strict: Any, expres
     strict.put_item(TableName=TABLE, Item=item)
 
     with _refused(UPDATE_TOO_LARGE):
-        strict.update_item(TableName=TABLE, Key={"id": {"S": "k"}}, UpdateExpression=expression, ExpressionAttributeValues=values)
+        strict.update_item(
+            TableName=TABLE, Key={"id": {"S": "k"}}, UpdateExpression=expression, ExpressionAttributeValues=values
+        )
 
     assert _stored(strict) == item
 
@@ -308,7 +314,9 @@ def test_a_transaction_past_the_limit_changes_nothing(strict: Any) -> None:
             ]
         )
     with _refused(PUT_TOO_LARGE):
-        strict.transact_write_items(TransactItems=[{"Put": {"TableName": TABLE, "Item": _item("x" * MAX_ITEM_BYTES, key="other")}}])
+        strict.transact_write_items(
+            TransactItems=[{"Put": {"TableName": TABLE, "Item": _item("x" * MAX_ITEM_BYTES, key="other")}}]
+        )
 
     assert _stored(strict, "other") is None
     stored = _stored(strict)

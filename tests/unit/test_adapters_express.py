@@ -34,7 +34,9 @@ class HeldExpress:
         cloud.function(self._step, name="express-step")
         self._held = cloud.registry.intercept("express-step", self.gate)
         self._held.__enter__()
-        self.machine = cloud.machine({"StartAt": "Step", "States": {"Step": lambda_task("express-step")}}, machine_type="EXPRESS")
+        self.machine = cloud.machine(
+            {"StartAt": "Step", "States": {"Step": lambda_task("express-step")}}, machine_type="EXPRESS"
+        )
 
     def _step(self, event: Any, context: Any) -> Any:
         self.calls += 1
@@ -66,7 +68,9 @@ def test_moto_as_pinned_names_describes_and_stops_an_express_execution_as_a_stan
     assert cloud.wait(execution)["status"] == "ABORTED"
 
 
-def test_an_express_execution_has_an_express_arn_that_describe_stop_and_history_refuse(cloud: Cloud, express: HeldExpress) -> None:
+def test_an_express_execution_has_an_express_arn_that_describe_stop_and_history_refuse(
+    cloud: Cloud, express: HeldExpress
+) -> None:
     execution = cloud.start(express.machine)
     assert express.gate.arrived.wait(10)
 
@@ -110,7 +114,12 @@ def test_standard_executions_are_still_described_and_stopped(cloud: Cloud, expre
 
 
 def test_a_standard_parent_still_follows_its_express_child_to_its_end(cloud: Cloud, express: HeldExpress) -> None:
-    run_child = {"Type": "Task", "Resource": START_SYNC, "Parameters": {"StateMachineArn": express.machine, "Input": {}}, "End": True}
+    run_child = {
+        "Type": "Task",
+        "Resource": START_SYNC,
+        "Parameters": {"StateMachineArn": express.machine, "Input": {}},
+        "End": True,
+    }
     with nested_workflows():
         parent = cloud.start(cloud.machine({"StartAt": "Run the child", "States": {"Run the child": run_child}}))
         assert express.gate.arrived.wait(10)
@@ -122,7 +131,12 @@ def test_a_standard_parent_still_follows_its_express_child_to_its_end(cloud: Clo
 
 
 def test_stopping_the_parent_does_not_stop_its_express_child(cloud: Cloud, express: HeldExpress) -> None:
-    run_child = {"Type": "Task", "Resource": START_SYNC, "Parameters": {"StateMachineArn": express.machine, "Input": {}}, "End": True}
+    run_child = {
+        "Type": "Task",
+        "Resource": START_SYNC,
+        "Parameters": {"StateMachineArn": express.machine, "Input": {}},
+        "End": True,
+    }
     with nested_workflows(), sync_children_stop_with_their_task(), immediate_stops():
         parent = cloud.start(cloud.machine({"StartAt": "Run the child", "States": {"Run the child": run_child}}))
         assert express.gate.arrived.wait(10)

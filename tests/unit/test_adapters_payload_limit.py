@@ -130,7 +130,9 @@ def test_an_execution_input_of_256_kib_is_accepted_one_byte_more_is_refused(clou
     with step_functions_payload_limit():
         assert cloud.run(machine, input_json=_input_of_bytes(MAX_PAYLOAD_BYTES))["status"] == "SUCCEEDED"
         with pytest.raises(ClientError) as refused:
-            cloud.sfn.start_execution(stateMachineArn=machine, name="too-large", input=_input_of_bytes(MAX_PAYLOAD_BYTES + 1))
+            cloud.sfn.start_execution(
+                stateMachineArn=machine, name="too-large", input=_input_of_bytes(MAX_PAYLOAD_BYTES + 1)
+            )
 
     assert refused.value.response["Error"]["Code"] == "InvalidExecutionInput"
 

@@ -71,7 +71,9 @@ def published(cloud: Cloud, clock: Clock) -> Iterator[list[dict[str, Any]]]:
 def _wait_for_exits(cloud: Cloud, execution: str, state: str, count: int) -> None:
     """Wait until ``state`` has exited ``count`` times in the execution's history (from inside a step)."""
     deadline = time.monotonic() + 20
-    while sum(event.get("stateExitedEventDetails", {}).get("name") == state for event in cloud.history(execution)) < count:
+    while (
+        sum(event.get("stateExitedEventDetails", {}).get("name") == state for event in cloud.history(execution)) < count
+    ):
         assert time.monotonic() < deadline, f"{state} did not exit {count} times"
         time.sleep(0.01)
 
@@ -140,7 +142,11 @@ def test_the_history_goes_on_after_a_redriven_event_and_enters_only_the_states_t
     redriven = history[len(first)]
     assert redriven["type"] == "ExecutionRedriven"
     assert redriven["executionRedrivenEventDetails"]["redriveCount"] == 1
-    entered = [event["stateEnteredEventDetails"]["name"] for event in history[len(first) :] if event["type"].endswith("StateEntered")]
+    entered = [
+        event["stateEnteredEventDetails"]["name"]
+        for event in history[len(first) :]
+        if event["type"].endswith("StateEntered")
+    ]
     assert entered == ["b"]
     assert [event["id"] for event in history] == list(range(1, len(history) + 1))
 
@@ -160,7 +166,14 @@ def test_a_parallel_reruns_only_its_failed_branch_and_keeps_the_results_of_the_o
     right = cloud.function(fails_once_left_exited)
     branches = [
         {"StartAt": "left", "States": {"left": lambda_task(steps.step("left"))}},
-        {"StartAt": "right", "States": {"right": lambda_task(right, Parameters={"FunctionName": right, "Payload": {"execution.$": "$$.Execution.Id"}})}},
+        {
+            "StartAt": "right",
+            "States": {
+                "right": lambda_task(
+                    right, Parameters={"FunctionName": right, "Payload": {"execution.$": "$$.Execution.Id"}}
+                )
+            },
+        },
     ]
     machine = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "Branches": branches, "End": True}}}
     execution = cloud.start(cloud.machine(machine))
@@ -188,9 +201,15 @@ def test_a_parallel_branch_aborted_by_a_sibling_continues_from_the_state_it_was_
         return "ok"
 
     held = steps.step("held")
-    long_branch = {"StartAt": "first", "States": {"first": lambda_task(steps.step("first"), End=None, Next="held"), "held": lambda_task(held)}}
+    long_branch = {
+        "StartAt": "first",
+        "States": {"first": lambda_task(steps.step("first"), End=None, Next="held"), "held": lambda_task(held)},
+    }
     short_branch = {"StartAt": "fails", "States": {"fails": lambda_task(cloud.function(fails_once_held_is_running))}}
-    machine = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "Branches": [long_branch, short_branch], "End": True}}}
+    machine = {
+        "StartAt": "Both",
+        "States": {"Both": {"Type": "Parallel", "Branches": [long_branch, short_branch], "End": True}},
+    }
     with cloud.registry.intercept(held.rsplit(":", 1)[-1], gate):
         execution = cloud.start(cloud.machine(machine))
         assert cloud.wait(execution)["status"] == "FAILED"
@@ -227,7 +246,11 @@ def test_an_inline_map_reruns_only_its_failed_iterations(cloud: Cloud) -> None:
                 "Type": "Map",
                 "ItemsPath": "$.items",
                 "ItemSelector": {"n.$": "$$.Map.Item.Value.n", "execution.$": "$$.Execution.Id"},
-                "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Item", "States": {"Item": lambda_task(step, Parameters=parameters)}},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Item",
+                    "States": {"Item": lambda_task(step, Parameters=parameters)},
+                },
                 "End": True,
             }
         },
@@ -258,7 +281,9 @@ def test_the_context_object_gives_the_redrive_count_and_after_a_redrive_its_time
 
     step = cloud.function(look)
     parameters = {"FunctionName": step, "Payload": {"execution.$": "$$.Execution"}}
-    execution = cloud.start(cloud.machine({"StartAt": "Look", "States": {"Look": lambda_task(step, Parameters=parameters)}}))
+    execution = cloud.start(
+        cloud.machine({"StartAt": "Look", "States": {"Look": lambda_task(step, Parameters=parameters)}})
+    )
     cloud.wait(execution)
     failing[0] = False
 
@@ -295,7 +320,9 @@ def test_describe_execution_gives_the_redrive_count_date_and_status(cloud: Cloud
     assert steps.calls["a"] == 3
 
 
-def test_a_redrive_goes_through_pending_redrive_to_running_and_publishes_the_change(cloud: Cloud, published: list[dict[str, Any]]) -> None:
+def test_a_redrive_goes_through_pending_redrive_to_running_and_publishes_the_change(
+    cloud: Cloud, published: list[dict[str, Any]]
+) -> None:
     steps = Steps(cloud)
     steps.failing.add("a")
     execution = cloud.start(cloud.machine(_chain(steps, "a")))
@@ -375,7 +402,10 @@ def test_running_and_succeeded_executions_cannot_be_redriven(cloud: Cloud) -> No
     assert running.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
     assert succeeded.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
     described = cloud.sfn.describe_execution(executionArn=execution)
-    assert (described["redriveStatus"], described["redriveStatusReason"]) == ("NOT_REDRIVABLE", "Execution is SUCCEEDED and cannot be redriven")
+    assert (described["redriveStatus"], described["redriveStatusReason"]) == (
+        "NOT_REDRIVABLE",
+        "Execution is SUCCEEDED and cannot be redriven",
+    )
     assert steps.calls["a"] == 1
 
 

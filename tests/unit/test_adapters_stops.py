@@ -56,7 +56,9 @@ def _held_execution(cloud: Cloud, **machine: Any) -> tuple[HeldStep, str]:
     return step, execution
 
 
-def test_moto_as_pinned_ends_a_stopped_execution_only_when_its_lambda_call_returns(cloud: Cloud, recorded: list[dict[str, Any]]) -> None:
+def test_moto_as_pinned_ends_a_stopped_execution_only_when_its_lambda_call_returns(
+    cloud: Cloud, recorded: list[dict[str, Any]]
+) -> None:
     step, execution = _held_execution(cloud)
 
     cloud.sfn.stop_execution(executionArn=execution)
@@ -67,7 +69,9 @@ def test_moto_as_pinned_ends_a_stopped_execution_only_when_its_lambda_call_retur
     assert cloud.wait(execution)["status"] == "ABORTED"
 
 
-def test_a_stopped_execution_ends_at_once_and_its_lambda_call_runs_on(cloud: Cloud, recorded: list[dict[str, Any]]) -> None:
+def test_a_stopped_execution_ends_at_once_and_its_lambda_call_runs_on(
+    cloud: Cloud, recorded: list[dict[str, Any]]
+) -> None:
     with immediate_stops():
         step, execution = _held_execution(cloud)
 
@@ -76,7 +80,9 @@ def test_a_stopped_execution_ends_at_once_and_its_lambda_call_runs_on(cloud: Clo
         description = cloud.sfn.describe_execution(executionArn=execution)
         assert description["status"] == "ABORTED"
         assert description["stopDate"] == answer["stopDate"]
-        assert [(event["detail"]["executionArn"], event["detail"]["status"]) for event in recorded] == [(execution, "ABORTED")]
+        assert [(event["detail"]["executionArn"], event["detail"]["status"]) for event in recorded] == [
+            (execution, "ABORTED")
+        ]
         assert recorded[0]["detail"]["stopDate"] is not None
         assert not step.finished.is_set()  # still held: the stop did not wait for it
         assert cloud.history(execution)[-1]["type"] == "ExecutionAborted"
@@ -90,7 +96,9 @@ def test_a_stopped_execution_ends_at_once_and_its_lambda_call_runs_on(cloud: Clo
         assert cloud.history(execution)[-1]["type"] == "ExecutionAborted"
 
 
-def test_an_execution_timeout_ends_it_at_once_and_its_lambda_call_runs_on(cloud: Cloud, recorded: list[dict[str, Any]]) -> None:
+def test_an_execution_timeout_ends_it_at_once_and_its_lambda_call_runs_on(
+    cloud: Cloud, recorded: list[dict[str, Any]]
+) -> None:
     with immediate_stops(), scaled_waits(0.01, execution_timeout_scale=0.01):
         step, execution = _held_execution(cloud, TimeoutSeconds=10)
 
@@ -106,7 +114,9 @@ def test_an_execution_timeout_ends_it_at_once_and_its_lambda_call_runs_on(cloud:
         assert cloud.history(execution)[-1]["type"] == "ExecutionTimedOut"
 
 
-def test_a_stop_before_the_worker_has_started_aborts_the_execution(cloud: Cloud, recorded: list[dict[str, Any]]) -> None:
+def test_a_stop_before_the_worker_has_started_aborts_the_execution(
+    cloud: Cloud, recorded: list[dict[str, Any]]
+) -> None:
     machine = cloud.machine({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
     with immediate_stops(), _workers_held() as release:
         execution = cloud.start(machine)

@@ -35,8 +35,15 @@ class Family:
         self._held = cloud.registry.intercept("child-step", self.gate)
         self._held.__enter__()
         self.child = cloud.machine({"StartAt": "Step", "States": {"Step": lambda_task("child-step")}})
-        run_child = {"Type": "Task", "Resource": START_SYNC, "Parameters": {"StateMachineArn": self.child, "Input": {}}, "End": True}
-        self.parent = cloud.machine({"StartAt": "Run the child", "States": {"Run the child": {**run_child, **(task or {})}}, **parent})
+        run_child = {
+            "Type": "Task",
+            "Resource": START_SYNC,
+            "Parameters": {"StateMachineArn": self.child, "Input": {}},
+            "End": True,
+        }
+        self.parent = cloud.machine(
+            {"StartAt": "Run the child", "States": {"Run the child": {**run_child, **(task or {})}}, **parent}
+        )
 
     def _step(self, event: Any, context: Any) -> Any:
         self.step_calls += 1  # stands for the step's own writes
@@ -86,7 +93,9 @@ def test_moto_as_pinned_leaves_the_child_of_a_stopped_parent_running(cloud: Clou
         assert cloud.wait(child)["status"] == "SUCCEEDED"
 
 
-def test_the_child_of_a_stopped_parent_is_stopped_while_its_step_runs_on(cloud: Cloud, published: list[dict[str, Any]]) -> None:
+def test_the_child_of_a_stopped_parent_is_stopped_while_its_step_runs_on(
+    cloud: Cloud, published: list[dict[str, Any]]
+) -> None:
     with _as_shipped_by_the_project(), immediate_stops(), sync_children_stop_with_their_task():
         family = Family(cloud)
         parent, child = family.start()
@@ -95,7 +104,10 @@ def test_the_child_of_a_stopped_parent_is_stopped_while_its_step_runs_on(cloud: 
 
         assert cloud.wait(child)["status"] == "ABORTED"
         assert family.step_calls == 0  # the child's step is still held
-        assert [(detail["executionArn"], detail["status"]) for detail in published] == [(parent, "ABORTED"), (child, "ABORTED")]
+        assert [(detail["executionArn"], detail["status"]) for detail in published] == [
+            (parent, "ABORTED"),
+            (child, "ABORTED"),
+        ]
         family.gate.open()
         assert family.step_finished.wait(10)  # it ran to its end on its own
         assert family.step_calls == 1

@@ -54,7 +54,9 @@ def test_moto_as_pinned_hands_out_36_character_tokens(cloud: Cloud) -> None:
 
 
 @pytest.mark.parametrize("length", [DEFAULT_TASK_TOKEN_LENGTH, MAX_TASK_TOKEN_LENGTH, 300])
-def test_a_callback_lambda_gets_a_token_of_the_configured_length_and_sending_it_works(cloud: Cloud, length: int) -> None:
+def test_a_callback_lambda_gets_a_token_of_the_configured_length_and_sending_it_works(
+    cloud: Cloud, length: int
+) -> None:
     with realistic_task_tokens(length):
         execution, token = _token_of_a_parked_execution(cloud)
         # No heartbeat (nor HeartbeatSeconds): moto sets up a task's heartbeat endpoint only after its

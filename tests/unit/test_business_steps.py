@@ -22,7 +22,9 @@ def example_step_payloads() -> list[dict[str, Any]]:
         for state in states.values():
             parameters = state.get("Parameters", {})
             if "ExampleStepFunction" in str(parameters.get("FunctionName", "")):
-                payloads.append({name: value for name, value in parameters["Payload"].items() if not name.endswith(".$")})
+                payloads.append(
+                    {name: value for name, value in parameters["Payload"].items() if not name.endswith(".$")}
+                )
             for branch in state.get("Branches", []):
                 collect(branch["States"])
 
@@ -42,10 +44,14 @@ def test_the_example_step_returns_the_output_of_its_step(
 ) -> None:
     app = load_function("ExampleStepFunction")
 
-    assert app.lambda_handler({"step": step, "input": EXECUTION_INPUT}, lambda_context) == {"result": f"Output of step {step}"}
+    assert app.lambda_handler({"step": step, "input": EXECUTION_INPUT}, lambda_context) == {
+        "result": f"Output of step {step}"
+    }
 
 
-def test_the_example_step_needs_to_be_told_its_step(load_function: FunctionLoader, lambda_context: LambdaContext) -> None:
+def test_the_example_step_needs_to_be_told_its_step(
+    load_function: FunctionLoader, lambda_context: LambdaContext
+) -> None:
     app = load_function("ExampleStepFunction")
 
     with pytest.raises(KeyError, match="step"):
@@ -72,19 +78,25 @@ def test_force_failure_true_always_fails_with_the_named_error(
 
 
 @pytest.mark.parametrize("probability", ["0", "1"], ids=lambda p: f"FAILURE_PROBABILITY={p}")
-def test_force_failure_false_never_fails(load_function: FunctionLoader, lambda_context: LambdaContext, probability: str) -> None:
+def test_force_failure_false_never_fails(
+    load_function: FunctionLoader, lambda_context: LambdaContext, probability: str
+) -> None:
     app = load_function("RandomFailureFunction", {"FAILURE_PROBABILITY": probability})
 
     assert app.lambda_handler(_event(forceFailure=False), lambda_context) == app.SUCCESS_OUTPUT
 
 
-def test_without_force_failure_probability_0_never_fails(load_function: FunctionLoader, lambda_context: LambdaContext) -> None:
+def test_without_force_failure_probability_0_never_fails(
+    load_function: FunctionLoader, lambda_context: LambdaContext
+) -> None:
     app = load_function("RandomFailureFunction", {"FAILURE_PROBABILITY": "0"})
 
     assert {app.lambda_handler(_event(), lambda_context) for _ in range(50)} == {app.SUCCESS_OUTPUT}
 
 
-def test_without_force_failure_probability_1_always_fails(load_function: FunctionLoader, lambda_context: LambdaContext) -> None:
+def test_without_force_failure_probability_1_always_fails(
+    load_function: FunctionLoader, lambda_context: LambdaContext
+) -> None:
     app = load_function("RandomFailureFunction", {"FAILURE_PROBABILITY": "1"})
 
     for _ in range(50):
@@ -92,7 +104,9 @@ def test_without_force_failure_probability_1_always_fails(load_function: Functio
             app.lambda_handler(_event(), lambda_context)
 
 
-def test_the_probability_is_read_at_each_call(load_function: FunctionLoader, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_probability_is_read_at_each_call(
+    load_function: FunctionLoader, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = load_function("RandomFailureFunction", {"FAILURE_PROBABILITY": "0"})
     assert app.lambda_handler(_event(), lambda_context) == app.SUCCESS_OUTPUT
 

@@ -40,7 +40,9 @@ def test_the_committed_variant_is_up_to_date(variant: dict[str, Any]) -> None:
     assert committed == child_envelope.dump(variant), "run `python scripts/child_envelope.py --write`"
 
 
-def test_every_other_state_of_the_envelope_is_copied_unchanged(envelope: dict[str, Any], variant: dict[str, Any]) -> None:
+def test_every_other_state_of_the_envelope_is_copied_unchanged(
+    envelope: dict[str, Any], variant: dict[str, Any]
+) -> None:
     kept = {name: state for name, state in envelope["States"].items() if name != child_envelope.PROTECTED_WORK}
 
     assert set(variant["States"]) == set(kept) | CHAIN

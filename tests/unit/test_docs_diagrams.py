@@ -24,7 +24,10 @@ def test_the_readme_draws_the_envelope_and_the_examples_page_both_example_childr
     assert "<!-- diagram:start -->\n```mermaid\nflowchart TD" in README.read_text(encoding="utf-8")
     document = EXAMPLES.read_text(encoding="utf-8")
 
-    for path in ("examples/user_registration/statemachine/user_registration.asl.json", "examples/sensor_file/statemachine/sensor_file.asl.json"):
+    for path in (
+        "examples/user_registration/statemachine/user_registration.asl.json",
+        "examples/sensor_file/statemachine/sensor_file.asl.json",
+    ):
         assert f"<!-- diagram:start {path} -->\n```mermaid\nflowchart TD" in document, path
 
 
@@ -45,7 +48,10 @@ def test_a_map_is_drawn_around_the_states_it_runs_for_each_item() -> None:
         "States": {
             "Each": {
                 "Type": "Map",
-                "ItemProcessor": {"StartAt": "Store", "States": {"Store": {"Type": "Task", "Resource": "r", "End": True}}},
+                "ItemProcessor": {
+                    "StartAt": "Store",
+                    "States": {"Store": {"Type": "Task", "Resource": "r", "End": True}},
+                },
                 "End": True,
             }
         },
@@ -74,6 +80,8 @@ def test_a_block_is_redrawn_in_place() -> None:
 
     redrawn = asl_diagram.redraw(stale)
 
-    assert redrawn.startswith("intro\n<!-- diagram:start examples/sensor_file/statemachine/sensor_file.asl.json -->\n```mermaid\n")
+    assert redrawn.startswith(
+        "intro\n<!-- diagram:start examples/sensor_file/statemachine/sensor_file.asl.json -->\n```mermaid\n"
+    )
     assert redrawn.endswith("<!-- diagram:end -->\noutro\n")
     assert "Store each reading (for each item)" in redrawn and "old" not in redrawn

@@ -59,18 +59,35 @@ class Envelope:
 
     def __init__(self, modules: dict[str, ModuleType]) -> None:
         self.take, self.wait, self.save, self.release = (
-            modules[name] for name in ("AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction")
+            modules[name]
+            for name in (
+                "AcquireLockFunction",
+                "WaitForOwnerFunction",
+                "SaveOutcomeFunction",
+                "ReleaseAbandonedRecordFunction",
+            )
         )
         self.sfn = boto3.client("stepfunctions", region_name="us-east-1")
         self.machine = self.sfn.create_state_machine(name="wf", definition=PASS, roleArn=ROLE)["stateMachineArn"]
 
     def start(self, name: str, payload: Any = INPUT) -> str:
-        return self.sfn.start_execution(stateMachineArn=self.machine, name=name, input=json.dumps(payload))["executionArn"]  # type: ignore[no-any-return]
+        return self.sfn.start_execution(stateMachineArn=self.machine, name=name, input=json.dumps(payload))[
+            "executionArn"
+        ]  # type: ignore[no-any-return]
 
-    def look(self, execution: str, now: int = NOW, payload: Any = INPUT, config: Any = None, **event: Any) -> dict[str, Any]:
+    def look(
+        self, execution: str, now: int = NOW, payload: Any = INPUT, config: Any = None, **event: Any
+    ) -> dict[str, Any]:
         """What "Take the idempotency record" (or, with ``waiting``, "Look at the record again") gets back."""
         return self.take.look_and_take(  # type: ignore[no-any-return]
-            {"input": payload, "executionId": execution, "startTime": START, "stateMachine": self.machine, "runId": f"run-of-{execution[-8:]}", **event},
+            {
+                "input": payload,
+                "executionId": execution,
+                "startTime": START,
+                "stateMachine": self.machine,
+                "runId": f"run-of-{execution[-8:]}",
+                **event,
+            },
             self.take.dynamodb,
             config or self.take.settings,
             now=now,
@@ -79,9 +96,19 @@ class Envelope:
             resume=self.take.liveness.resume,
         )
 
-    def register(self, busy: dict[str, Any], waiter: str, token: str, sfn: Any = None, now: int = NOW) -> dict[str, Any]:
-        event = {"taskToken": token, "key": busy["key"], "heldBy": busy["heldBy"], "heldByRun": busy["heldByRun"], "executionId": waiter}
-        return self.wait.wait_for_owner(event, self.wait.dynamodb, sfn or RecordingStepFunctions(), self.wait.settings, now=now)  # type: ignore[no-any-return]
+    def register(
+        self, busy: dict[str, Any], waiter: str, token: str, sfn: Any = None, now: int = NOW
+    ) -> dict[str, Any]:
+        event = {
+            "taskToken": token,
+            "key": busy["key"],
+            "heldBy": busy["heldBy"],
+            "heldByRun": busy["heldByRun"],
+            "executionId": waiter,
+        }
+        return self.wait.wait_for_owner(
+            event, self.wait.dynamodb, sfn or RecordingStepFunctions(), self.wait.settings, now=now
+        )  # type: ignore[no-any-return]
 
     def store(self, taken: dict[str, Any], owner: str, sfn: Any, **outcome: Any) -> dict[str, Any]:
         event = {"key": taken["key"], "executionId": owner, "runId": taken["runId"], **outcome}
@@ -101,13 +128,20 @@ def load_envelope(load_function: Any, template_environment: dict[str, str]) -> E
     return Envelope(
         {
             logical_id: load_function(logical_id, environment)
-            for logical_id in ("AcquireLockFunction", "WaitForOwnerFunction", "SaveOutcomeFunction", "ReleaseAbandonedRecordFunction")
+            for logical_id in (
+                "AcquireLockFunction",
+                "WaitForOwnerFunction",
+                "SaveOutcomeFunction",
+                "ReleaseAbandonedRecordFunction",
+            )
         }
     )
 
 
 @pytest.fixture
-def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None) -> Envelope:
+def envelope(
+    dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None
+) -> Envelope:
     """The four envelope functions, loaded with the template's environment inside the ``dynamodb`` fixture's moto."""
     return load_envelope(load_function, template_environment)
 
@@ -124,7 +158,9 @@ def test_the_first_execution_takes_the_record_and_a_repeat_gets_its_stored_resul
     assert taken["key"].startswith("wf#") and len(taken["key"]) == len("wf#") + 64
 
     saved = envelope.store(taken, owner, RecordingStepFunctions(), result={"receipt": "Zoë", "n": [1, 2]})
-    repeat = envelope.look(envelope.start("repeat"), payload={"amount": 5, "orderId": "1"})  # same input, keys in another order
+    repeat = envelope.look(
+        envelope.start("repeat"), payload={"amount": 5, "orderId": "1"}
+    )  # same input, keys in another order
 
     assert saved == {"status": "SUCCESS", "wokenWaiters": 0, "wakeUpsFailed": 0}
     assert repeat["outcome"] == "COMPLETED" and repeat["key"] == taken["key"]
@@ -132,7 +168,9 @@ def test_the_first_execution_takes_the_record_and_a_repeat_gets_its_stored_resul
     assert envelope.item(taken["key"])["executionresult"] == {"S": '{"receipt":"Zoë","n":[1,2]}'}  # type: ignore[index]
 
 
-def test_a_repeat_whose_validated_payload_differs_fails_with_a_named_error_and_changes_nothing(envelope: Envelope) -> None:
+def test_a_repeat_whose_validated_payload_differs_fails_with_a_named_error_and_changes_nothing(
+    envelope: Envelope,
+) -> None:
     rules = type(envelope.take.settings.key_rules)(validation_expression="amount")  # the take's own layer's KeyRules
     validating = dataclasses.replace(envelope.take.settings, key_rules=rules)
     keyed = {**INPUT, "idempotencyKeyJmespath": "orderId"}
@@ -153,7 +191,9 @@ def test_a_result_too_large_to_return_is_recorded_as_failed_with_a_named_error(e
     taken = envelope.look(owner)
 
     with pytest.raises(envelope.save.IdempotencyResultTooLargeError, match="256 KiB"):
-        envelope.store(taken, owner, RecordingStepFunctions(), result="é" * 130_000)  # under 256 Ki characters, over in UTF-8
+        envelope.store(
+            taken, owner, RecordingStepFunctions(), result="é" * 130_000
+        )  # under 256 Ki characters, over in UTF-8
 
     item = envelope.item(taken["key"])
     assert item is not None
@@ -172,14 +212,23 @@ def test_a_waiter_looks_again_after_the_poll_interval_doubled_each_time_until_th
     woken = envelope.look(waiter, waiting={**second, "wakeUp": {"outcome": "RECORD_CHANGED"}})
 
     assert first == {
-        "outcome": "BUSY", "key": taken["key"], "heldBy": owner, "heldByRun": taken["runId"], "runId": first["runId"],
-        "waitBy": "TASK_TOKEN", "rechecks": 0, "waitedSeconds": 0, "recheckAfterSeconds": settings.poll_interval_seconds,
+        "outcome": "BUSY",
+        "key": taken["key"],
+        "heldBy": owner,
+        "heldByRun": taken["runId"],
+        "runId": first["runId"],
+        "waitBy": "TASK_TOKEN",
+        "rechecks": 0,
+        "waitedSeconds": 0,
+        "recheckAfterSeconds": settings.poll_interval_seconds,
     }
     assert (second["rechecks"], second["waitedSeconds"], second["recheckAfterSeconds"]) == (1, 10, 20)
     # A wake-up that was news (not a timeout) does not count against the bound.
     assert (woken["rechecks"], woken["waitedSeconds"], woken["recheckAfterSeconds"]) == (1, 10, 20)
     last = {**second, "waitedSeconds": settings.wait_timeout_seconds - second["recheckAfterSeconds"]}
-    with pytest.raises(envelope.take.IdempotencyWaitTimeoutError, match=f"after waiting {settings.wait_timeout_seconds}s"):
+    with pytest.raises(
+        envelope.take.IdempotencyWaitTimeoutError, match=f"after waiting {settings.wait_timeout_seconds}s"
+    ):
         envelope.look(waiter, waiting={**last, "wakeUp": {"Error": "States.Timeout"}})
 
 
@@ -189,7 +238,9 @@ def test_a_waiter_looks_again_when_the_holders_lease_runs_out_even_if_its_backof
     waiter = envelope.start("waiter")
     first = envelope.look(waiter)
 
-    late = envelope.look(waiter, now=NOW + lease - 5, waiting={**first, "rechecks": 6, "wakeUp": {"outcome": "RECORD_CHANGED"}})
+    late = envelope.look(
+        waiter, now=NOW + lease - 5, waiting={**first, "rechecks": 6, "wakeUp": {"outcome": "RECORD_CHANGED"}}
+    )
 
     assert late["recheckAfterSeconds"] == 6  # the lease's last second is NOW + lease: look at NOW + lease + 1
 
@@ -233,7 +284,9 @@ def test_a_failure_is_saved_and_sent_to_the_waiters(envelope: Envelope) -> None:
     answer = envelope.store(taken, owner, sfn, failure={"Error": "Boom", "Cause": "why"})
 
     assert answer == {"status": "FAILED", "wokenWaiters": 1, "wakeUpsFailed": 0}
-    assert sfn.sent == [("t", {"outcome": "FAILED", "key": taken["key"]})]  # the waiter reads error and cause from the record
+    assert sfn.sent == [
+        ("t", {"outcome": "FAILED", "key": taken["key"]})
+    ]  # the waiter reads error and cause from the record
     item = envelope.item(taken["key"])
     assert item is not None and (item["error"], item["cause"]) == ({"S": "Boom"}, {"S": "why"})
 
@@ -246,7 +299,11 @@ BRANCH_STILL_RUNNING = [
     {"id": 12, "type": "TaskFailed", "previousEventId": 11},
     {"id": 20, "type": "TaskStarted"},
 ]
-ALL_BRANCHES_ENDED = [*BRANCH_STILL_RUNNING[:3], {"id": 13, "type": "TaskSucceeded", "previousEventId": 10}, BRANCH_STILL_RUNNING[3]]
+ALL_BRANCHES_ENDED = [
+    *BRANCH_STILL_RUNNING[:3],
+    {"id": 13, "type": "TaskSucceeded", "previousEventId": 10},
+    BRANCH_STILL_RUNNING[3],
+]
 
 
 def test_a_failed_owners_record_is_not_taken_again_while_its_other_calls_may_still_run(envelope: Envelope) -> None:
@@ -257,7 +314,9 @@ def test_a_failed_owners_record_is_not_taken_again_while_its_other_calls_may_sti
     longest = envelope.take.settings.longest_call_seconds
 
     saved_at = int(time.time())
-    envelope.store(taken, owner, RecordingStepFunctions(history=BRANCH_STILL_RUNNING), failure={"Error": "Boom", "Cause": "why"})
+    envelope.store(
+        taken, owner, RecordingStepFunctions(history=BRANCH_STILL_RUNNING), failure={"Error": "Boom", "Cause": "why"}
+    )
     retry = envelope.start("retry")
 
     item = envelope.item(taken["key"])
@@ -274,7 +333,9 @@ def test_a_failed_owners_record_is_taken_again_at_once_when_none_of_its_calls_st
     taken = envelope.look(owner)
 
     saved_at = int(time.time())
-    envelope.store(taken, owner, RecordingStepFunctions(history=ALL_BRANCHES_ENDED), failure={"Error": "Boom", "Cause": "why"})
+    envelope.store(
+        taken, owner, RecordingStepFunctions(history=ALL_BRANCHES_ENDED), failure={"Error": "Boom", "Cause": "why"}
+    )
     retry = envelope.start("retry")
 
     assert envelope.look(retry, now=saved_at)["outcome"] == "ACQUIRED"
@@ -289,21 +350,35 @@ def test_a_waiter_whose_policy_is_to_fail_reports_the_owners_failure(envelope: E
     fail = dataclasses.replace(envelope.take.settings, waiter_failure_policy="Fail")
 
     # far enough in the future for any quiet time the failure holds the record for
-    answer = envelope.look(waiter, now=int(time.time()) + 3600, config=fail, waiting={**first, "wakeUp": {"outcome": "FAILED"}})
+    answer = envelope.look(
+        waiter, now=int(time.time()) + 3600, config=fail, waiting={**first, "wakeUp": {"outcome": "FAILED"}}
+    )
 
-    assert answer == {"outcome": "FAILED", "key": taken["key"], "error": "Boom", "cause": "why", "runId": first["runId"]}
+    assert answer == {
+        "outcome": "FAILED",
+        "key": taken["key"],
+        "error": "Boom",
+        "cause": "why",
+        "runId": first["runId"],
+    }
 
 
 def test_an_express_workflow_polls_and_never_asks_step_functions(envelope: Envelope) -> None:
     express = dataclasses.replace(
-        envelope.take.settings, workflow_type="EXPRESS", execution_timeout_seconds=300, lease_seconds=360, wait_timeout_seconds=240
+        envelope.take.settings,
+        workflow_type="EXPRESS",
+        execution_timeout_seconds=300,
+        lease_seconds=360,
+        wait_timeout_seconds=240,
     )
     owner = envelope.start("owner")
     envelope.look(owner, config=express)
     checks = envelope.take.liveness.checks
 
     busy = envelope.look(envelope.start("waiter"), config=express)
-    taken = envelope.look(envelope.start("late"), now=NOW + 361, config=express)  # the owner still runs: the lease alone decides
+    taken = envelope.look(
+        envelope.start("late"), now=NOW + 361, config=express
+    )  # the owner still runs: the lease alone decides
 
     assert (busy["outcome"], busy["waitBy"]) == ("BUSY", "POLLING")
     assert taken["outcome"] == "ACQUIRED"
@@ -338,12 +413,23 @@ def test_the_release_cuts_the_lease_of_the_stopped_owner_wakes_its_waiters_and_l
     free_at = -(-detail["stopDate"] // 1000) + envelope.release.settings.longest_call_seconds
     sfn = RecordingStepFunctions()
 
-    answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, sfn, envelope.release.settings, now=now + 1)
+    answer = envelope.release.release_abandoned_record(
+        detail, envelope.release.dynamodb, sfn, envelope.release.settings, now=now + 1
+    )
 
-    assert answer == {"released": True, "key": taken["key"], "freeAt": free_at, "status": "IN_PROGRESS", "wokenWaiters": 1}
+    assert answer == {
+        "released": True,
+        "key": taken["key"],
+        "freeAt": free_at,
+        "status": "IN_PROGRESS",
+        "wokenWaiters": 1,
+    }
     assert sfn.sent == [("t", {"outcome": "RELEASED", "key": taken["key"]})]
     item = envelope.item(taken["key"])
-    assert item is not None and (item["executionstatus"], item["leaseexpiry"]) == ({"S": "IN_PROGRESS"}, {"N": str(free_at)})
+    assert item is not None and (item["executionstatus"], item["leaseexpiry"]) == (
+        {"S": "IN_PROGRESS"},
+        {"N": str(free_at)},
+    )
     woken = {**busy, "wakeUp": {"outcome": "RELEASED"}}
     early = envelope.look(waiter, now=free_at - 1, waiting=woken)
     assert early["outcome"] == "BUSY" and early["recheckAfterSeconds"] <= 2
@@ -354,16 +440,28 @@ def test_the_release_of_a_failed_owner_records_its_error(envelope: Envelope) -> 
     owner = envelope.start("owner")
     taken = envelope.look(owner)
     detail = {
-        "executionArn": owner, "stateMachineArn": envelope.machine, "status": "FAILED", "stopDate": _ms(NOW + 10),
-        "input": json.dumps(INPUT), "inputDetails": {"included": True}, "error": "States.DataLimitExceeded", "cause": "too big",
+        "executionArn": owner,
+        "stateMachineArn": envelope.machine,
+        "status": "FAILED",
+        "stopDate": _ms(NOW + 10),
+        "input": json.dumps(INPUT),
+        "inputDetails": {"included": True},
+        "error": "States.DataLimitExceeded",
+        "cause": "too big",
     }
 
-    answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=NOW + 11)
+    answer = envelope.release.release_abandoned_record(
+        detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=NOW + 11
+    )
 
     assert (answer["released"], answer["status"]) == (True, "FAILED")
     item = envelope.item(taken["key"])
     assert item is not None
-    assert (item["executionstatus"], item["error"], item["cause"]) == ({"S": "FAILED"}, {"S": "States.DataLimitExceeded"}, {"S": "too big"})
+    assert (item["executionstatus"], item["error"], item["cause"]) == (
+        {"S": "FAILED"},
+        {"S": "States.DataLimitExceeded"},
+        {"S": "too big"},
+    )
 
 
 def test_the_release_leaves_a_saved_record_alone(envelope: Envelope) -> None:
@@ -373,19 +471,27 @@ def test_the_release_leaves_a_saved_record_alone(envelope: Envelope) -> None:
     before = envelope.item(taken["key"])
 
     answer = envelope.release.release_abandoned_record(
-        _stopped(envelope, owner), envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=int(time.time())
+        _stopped(envelope, owner),
+        envelope.release.dynamodb,
+        RecordingStepFunctions(),
+        envelope.release.settings,
+        now=int(time.time()),
     )
 
     assert answer["released"] is False
     assert envelope.item(taken["key"]) == before
 
 
-def test_the_release_of_an_owner_whose_take_has_not_landed_holds_the_key_for_it_until_its_calls_ended(envelope: Envelope) -> None:
+def test_the_release_of_an_owner_whose_take_has_not_landed_holds_the_key_for_it_until_its_calls_ended(
+    envelope: Envelope,
+) -> None:
     owner = envelope.start("owner")
     detail = _stopped(envelope, owner)
     now = int(time.time())
 
-    answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=now)
+    answer = envelope.release.release_abandoned_record(
+        detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=now
+    )
 
     assert answer["released"] is False
     before = envelope.item(answer["key"])
@@ -397,9 +503,17 @@ def test_the_release_of_an_owner_whose_take_has_not_landed_holds_the_key_for_it_
 
 
 def test_the_release_ignores_executions_whose_input_has_no_key(envelope: Envelope) -> None:
-    detail = {"executionArn": envelope.start("owner", [1, 2]), "stateMachineArn": envelope.machine, "status": "FAILED", "input": "[1, 2]", "inputDetails": {"included": True}}
+    detail = {
+        "executionArn": envelope.start("owner", [1, 2]),
+        "stateMachineArn": envelope.machine,
+        "status": "FAILED",
+        "input": "[1, 2]",
+        "inputDetails": {"included": True},
+    }
 
-    answer = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings)
+    answer = envelope.release.release_abandoned_record(
+        detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings
+    )
 
     assert answer == {"released": False, "reason": "IdempotencyInputNotObjectError"}
 
@@ -426,7 +540,13 @@ def test_the_take_handler_logs_the_execution_as_correlation_id_and_emits_outcome
     take.logger.registered_handler.setStream(logs)
     context = LambdaContext("take", "arn:aws:lambda:us-east-1:123456789012:function:take", 256, 10)
     owner, waiter = envelope.start("owner"), envelope.start("waiter")
-    event = {"input": {"orderId": "m"}, "executionId": owner, "startTime": START, "runId": "r", "stateMachine": envelope.machine}
+    event = {
+        "input": {"orderId": "m"},
+        "executionId": owner,
+        "startTime": START,
+        "runId": "r",
+        "stateMachine": envelope.machine,
+    }
 
     take.lambda_handler(event, context)
     take.lambda_handler({**event, "executionId": waiter}, context)
@@ -437,19 +557,33 @@ def test_the_take_handler_logs_the_execution_as_correlation_id_and_emits_outcome
     # Powertools Metrics share one metric set per process, so functions of other tests still
     # running in background threads may flush ours or add theirs: check what was emitted in all.
     names = [
-        metric["Name"] for blob in emitted for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]
+        metric["Name"]
+        for blob in emitted
+        for directive in blob["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
     ]
     assert {"FreshRuns", "LockContention", "RejectedInputs"} <= set(names), emitted
-    assert {directive["Namespace"] for blob in emitted for directive in blob["_aws"]["CloudWatchMetrics"]} == {"IdempotentWorkflow"}
+    assert {directive["Namespace"] for blob in emitted for directive in blob["_aws"]["CloudWatchMetrics"]} == {
+        "IdempotentWorkflow"
+    }
     records = [json.loads(line) for line in logs.getvalue().splitlines()]
-    assert {record.get("correlation_id") for record in records if record["message"] == "Idempotency record looked at"} == {owner, waiter}
+    assert {
+        record.get("correlation_id") for record in records if record["message"] == "Idempotency record looked at"
+    } == {owner, waiter}
 
 
 # --------------------------------------------------------------------------- child variant: the workflow it wraps
 def _look_with_child(envelope: Envelope, child_machine: str) -> dict[str, Any]:
     execution = envelope.start(f"child-{child_machine[-6:]}")
     return envelope.take.look_and_take(  # type: ignore[no-any-return]
-        {"input": INPUT, "executionId": execution, "startTime": START, "stateMachine": envelope.machine, "runId": "run", "childStateMachine": child_machine},
+        {
+            "input": INPUT,
+            "executionId": execution,
+            "startTime": START,
+            "stateMachine": envelope.machine,
+            "runId": "run",
+            "childStateMachine": child_machine,
+        },
         envelope.take.dynamodb,
         envelope.take.settings,
         now=NOW,
@@ -459,7 +593,9 @@ def _look_with_child(envelope: Envelope, child_machine: str) -> dict[str, Any]:
 
 
 def test_an_express_child_workflow_is_refused_by_name_before_any_write(envelope: Envelope) -> None:
-    express = envelope.sfn.create_state_machine(name="express-child", definition=PASS, roleArn=ROLE, type="EXPRESS")["stateMachineArn"]
+    express = envelope.sfn.create_state_machine(name="express-child", definition=PASS, roleArn=ROLE, type="EXPRESS")[
+        "stateMachineArn"
+    ]
 
     with pytest.raises(Exception) as refused:
         _look_with_child(envelope, express)
@@ -485,7 +621,9 @@ class CountingStateMachineLooks:
 
 
 def test_a_standard_child_workflow_is_asked_about_once_per_container(envelope: Envelope) -> None:
-    standard = envelope.sfn.create_state_machine(name="standard-child", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+    standard = envelope.sfn.create_state_machine(name="standard-child", definition=PASS, roleArn=ROLE)[
+        "stateMachineArn"
+    ]
     counting = CountingStateMachineLooks()
     envelope.take.liveness._client = counting
 

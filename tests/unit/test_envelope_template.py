@@ -58,7 +58,9 @@ def resolver(envelope: Template) -> Resolver:
     for logical_id, resource in envelope.resources.items():
         if resource["Type"] == FUNCTION:
             resolver.refs[logical_id] = f"{STACK}-{logical_id}"
-            resolver.attributes[(logical_id, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-{logical_id}"
+            resolver.attributes[(logical_id, "Arn")] = (
+                f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-{logical_id}"
+            )
         elif resource["Type"] == STATE_MACHINE:
             resolver.refs[logical_id] = OWN_MACHINE_ARN
         elif resource["Type"] == "AWS::DynamoDB::Table":
@@ -111,7 +113,9 @@ def test_every_policy_is_an_inline_statement_or_a_policy_template_on_the_envelop
             pytest.fail(f"{logical_id}: unexpected policy {name}; check what it grants, then allow it here")
 
 
-def test_statements_name_only_the_envelopes_resources_and_the_wrapped_workflow(envelope: Template, resolver: Resolver) -> None:
+def test_statements_name_only_the_envelopes_resources_and_the_wrapped_workflow(
+    envelope: Template, resolver: Resolver
+) -> None:
     # OWN_MACHINE_ARN: the front door starts the envelope itself.
     allowed = {TABLE_ARN, OWN_MACHINE_ARN, OWN_EXECUTIONS, WRAPPED, WRAPPED_EXECUTIONS, SYNC_RULE}
     for logical_id, statement in statements(envelope, resolver):
@@ -163,7 +167,9 @@ def test_the_workflow_arn_parameter_accepts_a_state_machine_and_refuses_anything
 
 
 # --------------------------------------------------------------------------- the same envelope
-def test_its_parameters_are_the_root_templates_with_the_same_defaults_and_descriptions(envelope: Template, root: Template) -> None:
+def test_its_parameters_are_the_root_templates_with_the_same_defaults_and_descriptions(
+    envelope: Template, root: Template
+) -> None:
     own = dict(envelope.body["Parameters"])
     assert "Default" not in own.pop("WorkflowArn")
     shared = {name: spec for name, spec in root.body["Parameters"].items() if name not in ROOT_ONLY_PARAMETERS}
@@ -173,9 +179,15 @@ def test_its_parameters_are_the_root_templates_with_the_same_defaults_and_descri
 
 def test_its_functions_and_layer_are_the_root_templates_code(envelope: Template, root: Template) -> None:
     for logical_id in envelope.resources_of_type(FUNCTION):
-        assert [path.resolve() for path in envelope.import_roots(logical_id)] == [path.resolve() for path in root.import_roots(logical_id)]
+        assert [path.resolve() for path in envelope.import_roots(logical_id)] == [
+            path.resolve() for path in root.import_roots(logical_id)
+        ]
         own, theirs = envelope.function_properties(logical_id), root.function_properties(logical_id)
-        assert (own["Handler"], own["Runtime"], own["Timeout"]) == (theirs["Handler"], theirs["Runtime"], theirs["Timeout"])
+        assert (own["Handler"], own["Runtime"], own["Timeout"]) == (
+            theirs["Handler"],
+            theirs["Runtime"],
+            theirs["Timeout"],
+        )
     assert set(envelope.resources_of_type(FUNCTION)) == {
         "AcquireLockFunction",
         "WaitForOwnerFunction",
@@ -185,7 +197,9 @@ def test_its_functions_and_layer_are_the_root_templates_code(envelope: Template,
     }
 
 
-def test_the_functions_settings_are_the_root_templates_but_the_workflow_type(envelope: Template, root: Template) -> None:
+def test_the_functions_settings_are_the_root_templates_but_the_workflow_type(
+    envelope: Template, root: Template
+) -> None:
     own = envelope.body["Globals"]["Function"]["Environment"]["Variables"]
     theirs = root.body["Globals"]["Function"]["Environment"]["Variables"]
 
@@ -214,7 +228,18 @@ def test_the_release_rule_listens_to_its_own_state_machine_only(envelope: Templa
 def test_it_carries_what_the_serverless_application_repository_requires(envelope: Template) -> None:
     metadata = envelope.body["Metadata"]["AWS::ServerlessRepo::Application"]
 
-    for field in ("Name", "Description", "Author", "SpdxLicenseId", "LicenseUrl", "ReadmeUrl", "Labels", "HomePageUrl", "SemanticVersion", "SourceCodeUrl"):
+    for field in (
+        "Name",
+        "Description",
+        "Author",
+        "SpdxLicenseId",
+        "LicenseUrl",
+        "ReadmeUrl",
+        "Labels",
+        "HomePageUrl",
+        "SemanticVersion",
+        "SourceCodeUrl",
+    ):
         assert metadata.get(field), field
     assert re.fullmatch(r"\d+\.\d+\.\d+", metadata["SemanticVersion"])
     assert (envelope.root / metadata["ReadmeUrl"]).is_file()

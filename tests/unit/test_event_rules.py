@@ -18,7 +18,9 @@ PATHS = {"bucket": "$.detail.bucket.name", "key": "$.detail.object.key", "size":
 
 
 def test_a_placeholder_outside_quotes_becomes_the_value_as_json() -> None:
-    built = transform_input({"InputPathsMap": PATHS, "InputTemplate": '{"bucket": <bucket>, "key": <key>, "size": <size>}'}, EVENT)
+    built = transform_input(
+        {"InputPathsMap": PATHS, "InputTemplate": '{"bucket": <bucket>, "key": <key>, "size": <size>}'}, EVENT
+    )
 
     assert json.loads(built) == {"bucket": "files", "key": 'in/a "b".csv', "size": 12}
 
@@ -86,7 +88,11 @@ class RecordingBus(EventBus):
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}.items():
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         yield boto3.client("s3", region_name="us-east-1")
@@ -95,7 +101,9 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_s3_publishes_its_documented_events_for_buckets_with_eventbridge_on(s3: Any) -> None:
     bus = RecordingBus()
     s3.create_bucket(Bucket="with-events")
-    s3.put_bucket_notification_configuration(Bucket="with-events", NotificationConfiguration={"EventBridgeConfiguration": {}})
+    s3.put_bucket_notification_configuration(
+        Bucket="with-events", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
     s3.create_bucket(Bucket="without-events")
 
     with s3_object_events(bus):
@@ -121,7 +129,9 @@ def test_a_versioned_bucket_names_the_version(s3: Any) -> None:
     bus = RecordingBus()
     s3.create_bucket(Bucket="versioned")
     s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_notification_configuration(Bucket="versioned", NotificationConfiguration={"EventBridgeConfiguration": {}})
+    s3.put_bucket_notification_configuration(
+        Bucket="versioned", NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
 
     with s3_object_events(bus):
         version = s3.put_object(Bucket="versioned", Key="a.csv", Body=b"x")["VersionId"]

@@ -26,9 +26,17 @@ WAITING = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 300
 
 @pytest.fixture
 def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}), named_and_checked_executions(), immediate_stops():
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        named_and_checked_executions(),
+        immediate_stops(),
+    ):
         yield boto3.client("stepfunctions", region_name="us-east-1")
 
 

@@ -41,18 +41,29 @@ class Clients:
         return self.sfn
 
 
-def put_record(dynamodb: Any, layer: SimpleNamespace, key: str, status: str, ttl: int = NOW + 60, **attributes: str) -> None:
+def put_record(
+    dynamodb: Any, layer: SimpleNamespace, key: str, status: str, ttl: int = NOW + 60, **attributes: str
+) -> None:
     record = layer.record
-    item = {record.ID: {"S": key}, record.STATUS: {"S": status}, record.EXECUTION_ID: {"S": "owner"}, record.TTL: {"N": str(ttl)}}
+    item = {
+        record.ID: {"S": key},
+        record.STATUS: {"S": status},
+        record.EXECUTION_ID: {"S": "owner"},
+        record.TTL: {"N": str(ttl)},
+    }
     item.update({name: {"S": value} for name, value in attributes.items()})
     dynamodb.put_item(TableName=TABLE, Item=item)
 
 
 def config(layer: SimpleNamespace, **rules: str) -> Any:
-    return layer.front_door.FrontDoorConfig(MACHINE, TABLE, layer.key.KeyRules.from_parameters(**rules) if rules else layer.key.DEFAULT_RULES)
+    return layer.front_door.FrontDoorConfig(
+        MACHINE, TABLE, layer.key.KeyRules.from_parameters(**rules) if rules else layer.key.DEFAULT_RULES
+    )
 
 
-def test_a_stored_result_is_returned_without_asking_for_a_step_functions_client(dynamodb: Any, layer: SimpleNamespace) -> None:
+def test_a_stored_result_is_returned_without_asking_for_a_step_functions_client(
+    dynamodb: Any, layer: SimpleNamespace
+) -> None:
     execution_input = {"orderId": "o-1"}
     key = layer.key.identify(execution_input, "Orders-IdempotentWorkflow").key
     put_record(dynamodb, layer, key, layer.record.SUCCESS, **{layer.record.RESULT: json.dumps({"done": True})})
@@ -80,19 +91,35 @@ def test_anything_but_a_live_stored_result_starts_one_execution_with_the_input_u
 
     answer = layer.front_door.result_or_start(execution_input, config(layer), dynamodb, clients.stepfunctions, NOW)
 
-    assert answer.as_output() == {"outcome": "STARTED", "key": key, "executionArn": f"{MACHINE.replace(':stateMachine:', ':execution:')}:run-1"}
+    assert answer.as_output() == {
+        "outcome": "STARTED",
+        "key": key,
+        "executionArn": f"{MACHINE.replace(':stateMachine:', ':execution:')}:run-1",
+    }
     # No name: Step Functions names it, so no 90-day name rule can refuse a rerun.
-    assert clients.sfn.started == [{"stateMachineArn": MACHINE, "input": json.dumps(execution_input, ensure_ascii=False)}]
+    assert clients.sfn.started == [
+        {"stateMachineArn": MACHINE, "input": json.dumps(execution_input, ensure_ascii=False)}
+    ]
 
 
 def test_a_record_of_another_payload_is_refused_before_anything_starts(dynamodb: Any, layer: SimpleNamespace) -> None:
     rules = {"key_expression": "orderId", "validation_expression": "@"}
-    stored = layer.key.identify({"orderId": "o-3", "amount": 1}, "Orders-IdempotentWorkflow", config(layer, **rules).key_rules)
-    put_record(dynamodb, layer, stored.key, layer.record.SUCCESS, **{layer.record.RESULT: "{}", layer.record.PAYLOAD_HASH: stored.payload_hash})
+    stored = layer.key.identify(
+        {"orderId": "o-3", "amount": 1}, "Orders-IdempotentWorkflow", config(layer, **rules).key_rules
+    )
+    put_record(
+        dynamodb,
+        layer,
+        stored.key,
+        layer.record.SUCCESS,
+        **{layer.record.RESULT: "{}", layer.record.PAYLOAD_HASH: stored.payload_hash},
+    )
     clients = Clients()
 
     with pytest.raises(layer.errors.IdempotencyPayloadMismatchError):
-        layer.front_door.result_or_start({"orderId": "o-3", "amount": 2}, config(layer, **rules), dynamodb, clients.stepfunctions, NOW)
+        layer.front_door.result_or_start(
+            {"orderId": "o-3", "amount": 2}, config(layer, **rules), dynamodb, clients.stepfunctions, NOW
+        )
 
     assert clients.asked == 0
 

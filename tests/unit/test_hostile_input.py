@@ -39,7 +39,9 @@ CONTRACT = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_t
 # The error names the contract's error table documents (a row starts with the name in backquotes).
 CONTRACT_ERRORS = frozenset(re.findall(r"^\| `(Idempotency\w+Error)`", CONTRACT, flags=re.MULTILINE))
 # What the release answers for an event it cannot key, besides the contract's error names.
-RELEASE_REASONS = frozenset({"NotAnExecutionStatusChange", "NoExecutionInput", "JSONDecodeError", "ExecutionDoesNotExist", "InvalidArn"})
+RELEASE_REASONS = frozenset(
+    {"NotAnExecutionStatusChange", "NoExecutionInput", "JSONDecodeError", "ExecutionDoesNotExist", "InvalidArn"}
+)
 SCOPE = "wf"
 CONTEXT = LambdaContext("hostile", "arn:aws:lambda:us-east-1:123456789012:function:hostile", 256, 10)
 # Python frames the key computation may use beyond the caller's: Python allows 1,000 in all, and a
@@ -78,12 +80,38 @@ NESTINGS: dict[str, Callable[[int], str]] = {
     "lists in projections": lambda n: "a[*].[" * n + "a" + "]" * n,
 }
 FUNCTIONS = [
-    "abs", "avg", "ceil", "contains", "ends_with", "floor", "join", "keys", "length", "map", "max", "max_by", "merge",
-    "min", "min_by", "not_null", "reverse", "sort", "sort_by", "starts_with", "sum", "to_array", "to_number",
-    "to_string", "type", "values", "no_such_function",
+    "abs",
+    "avg",
+    "ceil",
+    "contains",
+    "ends_with",
+    "floor",
+    "join",
+    "keys",
+    "length",
+    "map",
+    "max",
+    "max_by",
+    "merge",
+    "min",
+    "min_by",
+    "not_null",
+    "reverse",
+    "sort",
+    "sort_by",
+    "starts_with",
+    "sum",
+    "to_array",
+    "to_number",
+    "to_string",
+    "type",
+    "values",
+    "no_such_function",
 ]
 # Integers of 20 digits to more than Python writes (4,300), made by the strategy (it cannot show them).
-huge_integers = st.sampled_from([20, 4299, 5000]).map(lambda digits: 10**digits) | st.just(4299).map(lambda digits: -(10**digits))
+huge_integers = st.sampled_from([20, 4299, 5000]).map(lambda digits: 10**digits) | st.just(4299).map(
+    lambda digits: -(10**digits)
+)
 STRANGE_STRINGS = ["", " ", "\ud800", "🙂", "ключ", "a\u0000b", "`", "'", '"', "\\", "1e400", "NaN", "-0"]
 
 scalars = (
@@ -96,7 +124,9 @@ scalars = (
     | st.sampled_from(STRANGE_STRINGS)
 )
 json_values = st.recursive(
-    scalars, lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4), max_leaves=20
+    scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=20,
 )
 depths = st.integers(min_value=1, max_value=150) | st.sampled_from([99, 100, 101, 3000, 50_000])
 nested = st.builds(lambda shape, n: NESTINGS[shape](n), st.sampled_from(sorted(NESTINGS)), depths)
@@ -135,15 +165,26 @@ slices = st.tuples(st.none() | numbers, st.none() | numbers, st.none() | numbers
 def _grown(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     arguments = st.lists(children | children.map(lambda child: "&" + child), max_size=3)
     return st.one_of(
-        st.builds(lambda left, name: f"{left}.{name}", children, st.sampled_from(["a", "b", "key1", "[a, b]", "{x: a}", "*"])),
+        st.builds(
+            lambda left, name: f"{left}.{name}", children, st.sampled_from(["a", "b", "key1", "[a, b]", "{x: a}", "*"])
+        ),
         st.builds(lambda left, index: f"{left}[{index}]", children, numbers),
-        st.builds(lambda left, part: left + part, children, slices | st.sampled_from(["[*]", "[]", "[?a]", "[?@ > `1`]"])),
-        st.builds(lambda left, op, right: f"{left} {op} {right}", children, st.sampled_from(["|", "||", "&&", "==", "!=", "<", ">="]), children),
+        st.builds(
+            lambda left, part: left + part, children, slices | st.sampled_from(["[*]", "[]", "[?a]", "[?@ > `1`]"])
+        ),
+        st.builds(
+            lambda left, op, right: f"{left} {op} {right}",
+            children,
+            st.sampled_from(["|", "||", "&&", "==", "!=", "<", ">="]),
+            children,
+        ),
         children.map(lambda child: "!" + child),
         children.map(lambda child: "&" + child),
         children.map(lambda child: f"({child})"),
         st.lists(children, min_size=1, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
-        st.lists(children, min_size=1, max_size=4).map(lambda items: "{" + ", ".join(f"k{i}: {item}" for i, item in enumerate(items)) + "}"),
+        st.lists(children, min_size=1, max_size=4).map(
+            lambda items: "{" + ", ".join(f"k{i}: {item}" for i, item in enumerate(items)) + "}"
+        ),
         st.builds(lambda name, args: f"{name}({', '.join(args)})", st.sampled_from(FUNCTIONS), arguments),
     )
 
@@ -236,7 +277,9 @@ def frames_left(count: int) -> Iterator[None]:
 
 
 @pytest.fixture
-def envelope(dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None) -> Envelope:
+def envelope(
+    dynamodb: Any, load_function: Any, template_environment: dict[str, str], aws_credentials: None
+) -> Envelope:
     """The envelope's functions on moto, as ``test_envelope_handlers.py`` has them."""
     return load_envelope(load_function, template_environment)
 
@@ -281,7 +324,9 @@ def test_any_deployment_expression_is_refused_at_cold_start_or_keys_every_input_
 
 
 @FAST
-@given(shape=st.sampled_from(sorted(NESTINGS)), levels=st.integers(min_value=1, max_value=100), validating=st.booleans())
+@given(
+    shape=st.sampled_from(sorted(NESTINGS)), levels=st.integers(min_value=1, max_value=100), validating=st.booleans()
+)
 def test_an_expression_within_the_depth_bound_is_evaluated_with_the_frames_a_handler_leaves(
     layer: SimpleNamespace, shape: str, levels: int, validating: bool
 ) -> None:
@@ -302,8 +347,14 @@ def test_an_expression_within_the_depth_bound_is_evaluated_with_the_frames_a_han
 
 
 @pytest.mark.parametrize("shape", sorted(NESTINGS))
-def test_every_shape_nested_as_deep_as_accepted_is_evaluated_with_the_frames_a_handler_leaves(layer: SimpleNamespace, shape: str) -> None:
-    levels = next(n for n in range(layer.key.MAX_EXPRESSION_DEPTH, 0, -1) if layer.key.expression_depth(NESTINGS[shape](n)) <= layer.key.MAX_EXPRESSION_DEPTH)
+def test_every_shape_nested_as_deep_as_accepted_is_evaluated_with_the_frames_a_handler_leaves(
+    layer: SimpleNamespace, shape: str
+) -> None:
+    levels = next(
+        n
+        for n in range(layer.key.MAX_EXPRESSION_DEPTH, 0, -1)
+        if layer.key.expression_depth(NESTINGS[shape](n)) <= layer.key.MAX_EXPRESSION_DEPTH
+    )
     execution_input = {"a": _nest(layer.key.MAX_NESTING_DEPTH - 1), FIELD: NESTINGS[shape](levels)}
 
     with frames_left(FRAMES_FOR_THE_KEY):
@@ -319,25 +370,39 @@ def test_the_depth_counts_brackets_and_operators_and_skips_quoted_text(layer: Si
     assert depth("a | b | c") == depth("a || b") == depth("!!a") == 2
     assert depth("sort_by(items, &price)[0].id") == 3  # the examples docs/keys.md gives
     assert depth("'((((((' || \"]]]]\"") == 2  # brackets in a raw string or a quoted name are text
-    assert depth("`[[1, \"]]]]\"], {\"a\": [2]}]`") == 3  # a literal's own nesting, its strings skipped
-    assert depth("`\"\\`[[[\"`") == 0  # an escaped backtick does not end the literal
+    assert depth('`[[1, "]]]]"], {"a": [2]}]`') == 3  # a literal's own nesting, its strings skipped
+    assert depth('`"\\`[[["`') == 0  # an escaped backtick does not end the literal
 
 
-def test_an_expression_that_multiplies_its_work_is_stopped_after_a_bounded_number_of_steps(layer: SimpleNamespace) -> None:
+def test_an_expression_that_multiplies_its_work_is_stopped_after_a_bounded_number_of_steps(
+    layer: SimpleNamespace,
+) -> None:
     # The largest input an execution may have, as 10,000 small items.
     items = {"items": [{"sku": f"s{i}", "n": i} for i in range(10_000)]}
     doubling = "[@, @]" + "[*].[@, @]" * 32  # 2^33 values from 300 characters
     repeating = "[" + ", ".join(["@"] * 100) + "]"  # the whole input 100 times over
     for expression in (doubling, repeating):
-        with pytest.raises(layer.errors.IdempotencyKeyExpressionError, match=f"more than {layer.key.MAX_EXPRESSION_STEPS:,} steps"):
+        with pytest.raises(
+            layer.errors.IdempotencyKeyExpressionError, match=f"more than {layer.key.MAX_EXPRESSION_STEPS:,} steps"
+        ):
             layer.key.identify({**items, FIELD: expression}, SCOPE)
 
     # What a key is usually made of, from the same input, stays well within the steps.
-    for expression in ("items[*].sku", "sort_by(items, &n)[*].sku", "to_string(@)", "items[?n > `5`].[sku, n]", "[@, @, @, @]"):
-        assert isinstance(identify_or_error(layer, {**items, FIELD: expression}, layer.key.KeyRules()), layer.key.Identity), expression
+    for expression in (
+        "items[*].sku",
+        "sort_by(items, &n)[*].sku",
+        "to_string(@)",
+        "items[?n > `5`].[sku, n]",
+        "[@, @, @, @]",
+    ):
+        assert isinstance(
+            identify_or_error(layer, {**items, FIELD: expression}, layer.key.KeyRules()), layer.key.Identity
+        ), expression
 
 
-@pytest.mark.parametrize(("expression", "words"), [case[1:] for case in REGRESSIONS], ids=[case[0] for case in REGRESSIONS])
+@pytest.mark.parametrize(
+    ("expression", "words"), [case[1:] for case in REGRESSIONS], ids=[case[0] for case in REGRESSIONS]
+)
 def test_the_expressions_that_once_crashed_are_named_errors_for_the_input_and_for_the_deployment(
     layer: SimpleNamespace, expression: str, words: str
 ) -> None:
@@ -412,14 +477,21 @@ class StartsRecorded:
 def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any) -> tuple[Any, StartsRecorded]:
     """The front door's library call, with the take function's own deployment settings; its answer or its error."""
     settings = envelope.take.settings
-    config = layer.front_door.FrontDoorConfig(envelope.machine, settings.table_name, layer.key.KeyRules.from_parameters(
-        key_expression=settings.key_rules.key_expression or "",
-        allow_key_override="true" if settings.key_rules.allow_key_override else "false",
-        validation_expression=settings.key_rules.validation_expression or "",
-    ), settings.scope)
+    config = layer.front_door.FrontDoorConfig(
+        envelope.machine,
+        settings.table_name,
+        layer.key.KeyRules.from_parameters(
+            key_expression=settings.key_rules.key_expression or "",
+            allow_key_override="true" if settings.key_rules.allow_key_override else "false",
+            validation_expression=settings.key_rules.validation_expression or "",
+        ),
+        settings.scope,
+    )
     sfn = StartsRecorded()
     try:
-        return layer.front_door.result_or_start(execution_input, config, envelope.take.dynamodb, lambda: sfn, int(time.time())), sfn
+        return layer.front_door.result_or_start(
+            execution_input, config, envelope.take.dynamodb, lambda: sfn, int(time.time())
+        ), sfn
     except Exception as error:
         return error, sfn
 
@@ -441,7 +513,9 @@ def test_the_front_door_keys_or_refuses_any_input_as_the_take_does_and_a_refusal
     else:
         assert not isinstance(taken, Exception), taken
         assert answer.key == taken["key"]
-        assert (answer.outcome, len(sfn.started)) == (("COMPLETED", 0) if taken["outcome"] == "COMPLETED" else ("STARTED", 1))
+        assert (answer.outcome, len(sfn.started)) == (
+            ("COMPLETED", 0) if taken["outcome"] == "COMPLETED" else ("STARTED", 1)
+        )
 
 
 # --------------------------------------------------------------------------- the release function's handler
@@ -460,11 +534,21 @@ input_texts = (
     | st.integers(1, 200_000).map(lambda levels: '{"a": ' + "[" * levels + "]" * levels + "}")
 )
 ARN_PREFIX = "arn:aws:states:us-east-1:123456789012:"
-dates = st.none() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.text(max_size=5) | st.sampled_from([1_800_000_000_000, 10**30])
+dates = (
+    st.none()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.text(max_size=5)
+    | st.sampled_from([1_800_000_000_000, 10**30])
+)
 events = st.fixed_dictionaries(
     {
-        "executionArn": st.sampled_from([f"{ARN_PREFIX}execution:wf:gone", "junk", "", None, 5]) | st.just(3000).map(lambda n: "arn:" + "x" * n),
-        "stateMachineArn": st.sampled_from([f"{ARN_PREFIX}stateMachine:wf", f"{ARN_PREFIX}stateMachine:a#b", "junk", None]),
+        "executionArn": st.sampled_from([f"{ARN_PREFIX}execution:wf:gone", "junk", "", None, 5])
+        | st.just(3000).map(lambda n: "arn:" + "x" * n),
+        "stateMachineArn": st.sampled_from(
+            [f"{ARN_PREFIX}stateMachine:wf", f"{ARN_PREFIX}stateMachine:a#b", "junk", None]
+        ),
         "status": st.sampled_from(["ABORTED", "TIMED_OUT", "FAILED", "SUCCEEDED", None, 7]),
         "input": input_texts | json_values,
         "inputDetails": st.sampled_from([{"included": True}, {"included": False}, None, "yes", []]),
@@ -478,7 +562,13 @@ events = st.fixed_dictionaries(
 def release(envelope: Envelope, event: Any) -> dict[str, Any]:
     """The release function's handler, given an EventBridge event whose ``detail`` is ``event``: it must answer."""
     output: dict[str, Any] = envelope.release.lambda_handler(
-        {"version": "0", "id": "e", "detail-type": "Step Functions Execution Status Change", "source": "aws.states", "detail": event},
+        {
+            "version": "0",
+            "id": "e",
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "detail": event,
+        },
         CONTEXT,
     )
     assert isinstance(output["released"], bool)
@@ -501,7 +591,13 @@ def test_the_release_handler_never_fails_on_a_status_change_event_and_leaves_wha
 
 def test_the_release_handler_says_why_it_leaves_an_event_it_cannot_key(envelope: Envelope) -> None:
     machine, gone = envelope.machine, f"{ARN_PREFIX}execution:wf:gone"
-    ended = {"executionArn": gone, "stateMachineArn": machine, "status": "ABORTED", "input": '{"orderId": "1"}', "inputDetails": {"included": True}}
+    ended = {
+        "executionArn": gone,
+        "stateMachineArn": machine,
+        "status": "ABORTED",
+        "input": '{"orderId": "1"}',
+        "inputDetails": {"included": True},
+    }
     cases = [
         ({"status": "ABORTED"}, "NotAnExecutionStatusChange"),
         ({**ended, "executionArn": "junk"}, "NotAnExecutionStatusChange"),
@@ -521,19 +617,35 @@ def test_the_release_handler_dates_an_event_without_a_usable_stop_date_now(envel
     settings = envelope.release.settings
     for number, stop_date in enumerate([float("nan"), float("inf"), -1, 10**30, True, "yesterday"]):
         detail = {
-            "executionArn": f"{ARN_PREFIX}execution:wf:gone-{number}", "stateMachineArn": envelope.machine, "status": "ABORTED",
-            "input": json.dumps({"orderId": number}), "inputDetails": {"included": True}, "stopDate": stop_date, "startDate": stop_date,
+            "executionArn": f"{ARN_PREFIX}execution:wf:gone-{number}",
+            "stateMachineArn": envelope.machine,
+            "status": "ABORTED",
+            "input": json.dumps({"orderId": number}),
+            "inputDetails": {"included": True},
+            "stopDate": stop_date,
+            "startDate": stop_date,
         }
-        output = envelope.release.release_abandoned_record(detail, envelope.release.dynamodb, envelope.sfn, settings, now=1_800_000_000)
+        output = envelope.release.release_abandoned_record(
+            detail, envelope.release.dynamodb, envelope.sfn, settings, now=1_800_000_000
+        )
 
         # No record yet: one held by the ended execution until its calls can have ended, dated from now.
-        assert output == {"released": False, "key": output["key"], "freeAt": 1_800_000_000 + settings.longest_call_seconds}, stop_date
+        assert output == {
+            "released": False,
+            "key": output["key"],
+            "freeAt": 1_800_000_000 + settings.longest_call_seconds,
+        }, stop_date
 
 
 def test_the_release_handler_leaves_the_executions_whose_expressions_once_crashed(envelope: Envelope) -> None:
     for number, (case, expression, _) in enumerate(REGRESSIONS):  # one stack for all, as above
         owner = envelope.start(f"owner-{number}", {"a": [1, 2], FIELD: expression})
-        event = {"executionArn": owner, "stateMachineArn": envelope.machine, "status": "ABORTED", "inputDetails": {"included": False}}
+        event = {
+            "executionArn": owner,
+            "stateMachineArn": envelope.machine,
+            "status": "ABORTED",
+            "inputDetails": {"included": False},
+        }
 
         assert release(envelope, event) == {"released": False, "reason": "IdempotencyKeyExpressionError"}, case
     assert record_ids(envelope) == set()

@@ -41,7 +41,10 @@ def test_the_key_is_the_lowercase_hex_sha256_of_the_hand_written_canonical_json(
     [
         pytest.param('{"a": {"c": 1.5, "d": "é"}, "b": [3, {"x": true, "y": null}]}', id="sorted with spaces"),
         pytest.param('{"b":[3,{"y":null,"x":true}],"a":{"d":"é","c":1.5}}', id="reversed at every level, compact"),
-        pytest.param('{\n  "b": [ 3, { "x": true,\t"y": null } ],\n  "a": { "d": "\\u00e9", "c": 1.5 }\n}', id="newlines, tabs, escaped unicode"),
+        pytest.param(
+            '{\n  "b": [ 3, { "x": true,\t"y": null } ],\n  "a": { "d": "\\u00e9", "c": 1.5 }\n}',
+            id="newlines, tabs, escaped unicode",
+        ),
         pytest.param('{"a":{"d":"é","c":1.5},"b":[3,{"y":null,"x":true}]}', id="inner objects reversed only"),
     ],
 )
@@ -77,7 +80,9 @@ ORDER = {"order": {"id": "42", "note": "gift"}, "customer": "c-1", "requestedAt"
         pytest.param("order", '{"id":"42","note":"gift"}', id="a whole object"),
     ],
 )
-def test_the_key_is_computed_from_the_selected_value_only(layer: SimpleNamespace, expression: str, canonical: str) -> None:
+def test_the_key_is_computed_from_the_selected_value_only(
+    layer: SimpleNamespace, expression: str, canonical: str
+) -> None:
     assert layer.key.compute_idempotency_key({**ORDER, EXPRESSION: expression}) == sha256_hex(canonical)
 
 
@@ -96,12 +101,14 @@ def test_a_change_in_the_selected_value_changes_the_key(layer: SimpleNamespace) 
 
 
 def test_without_an_expression_every_field_is_part_of_the_key(layer: SimpleNamespace) -> None:
-    assert layer.key.compute_idempotency_key(ORDER) != layer.key.compute_idempotency_key({**ORDER, "requestedAt": "later"})
+    assert layer.key.compute_idempotency_key(ORDER) != layer.key.compute_idempotency_key(
+        {**ORDER, "requestedAt": "later"}
+    )
 
 
 def test_the_expression_text_itself_is_not_part_of_the_key(layer: SimpleNamespace) -> None:
     # Only the selected value counts: two spellings that select the same value share a key.
-    spellings = ["order.id", "order.\"id\"", "[order.id][0]", "order.id || customer"]
+    spellings = ["order.id", 'order."id"', "[order.id][0]", "order.id || customer"]
 
     keys = {layer.key.compute_idempotency_key({**ORDER, EXPRESSION: spelling}) for spelling in spellings}
 
@@ -122,7 +129,9 @@ def test_the_expression_sees_the_whole_input_including_its_own_field(layer: Simp
         pytest.param([None, 1], "[null,1]", id="a list with one non-null item"),
     ],
 )
-def test_falsy_values_that_are_not_absence_are_valid_keys(layer: SimpleNamespace, selected: Any, canonical: str) -> None:
+def test_falsy_values_that_are_not_absence_are_valid_keys(
+    layer: SimpleNamespace, selected: Any, canonical: str
+) -> None:
     assert layer.key.compute_idempotency_key({"v": selected, EXPRESSION: "v"}) == sha256_hex(canonical)
 
 
@@ -155,9 +164,24 @@ def _bad_input_cases() -> list[Any]:
         pytest.param({EXPRESSION: ["a"]}, expression, f"{non_empty_string}, got an array", id="expression is a list"),
         pytest.param({EXPRESSION: ""}, expression, f"{non_empty_string}, got a string", id="expression is empty"),
         pytest.param({EXPRESSION: "   "}, expression, f"{non_empty_string}, got a string", id="expression is blank"),
-        pytest.param({EXPRESSION: "orders[", "a": 1}, expression, "'orders[' is not a valid JMESPath expression", id="syntax error"),
-        pytest.param({EXPRESSION: "a ==", "a": 1}, expression, "'a ==' is not a valid JMESPath expression", id="incomplete expression"),
-        pytest.param({EXPRESSION: "length(a)", "a": 42}, expression, "invalid type for value: 42", id="function on the wrong type"),
+        pytest.param(
+            {EXPRESSION: "orders[", "a": 1},
+            expression,
+            "'orders[' is not a valid JMESPath expression",
+            id="syntax error",
+        ),
+        pytest.param(
+            {EXPRESSION: "a ==", "a": 1},
+            expression,
+            "'a ==' is not a valid JMESPath expression",
+            id="incomplete expression",
+        ),
+        pytest.param(
+            {EXPRESSION: "length(a)", "a": 42},
+            expression,
+            "invalid type for value: 42",
+            id="function on the wrong type",
+        ),
         pytest.param({EXPRESSION: "no_such_fn(a)", "a": 1}, expression, "no_such_fn", id="unknown function"),
         pytest.param({EXPRESSION: "missing", "a": 1}, empty, f"'missing' {selected_nothing} (null)", id="selects null"),
         pytest.param({EXPRESSION: "a", "a": ""}, empty, f"'a' {selected_nothing} (\"\")", id="selects an empty string"),
@@ -168,7 +192,9 @@ def _bad_input_cases() -> list[Any]:
         pytest.param({"a": math.nan}, not_json_safe, finite, id="NaN"),
         pytest.param({"a": -math.inf}, not_json_safe, finite, id="minus Infinity"),
         pytest.param(json.loads('{"a": 1e400}'), not_json_safe, finite, id="1e400 parses as Infinity"),
-        pytest.param({EXPRESSION: "b", "a": math.inf, "b": 1}, not_json_safe, finite, id="Infinity outside the selection"),
+        pytest.param(
+            {EXPRESSION: "b", "a": math.inf, "b": 1}, not_json_safe, finite, id="Infinity outside the selection"
+        ),
         pytest.param({"a": "\ud800"}, not_json_safe, finite, id="lone surrogate"),
     ]
 
@@ -532,7 +558,10 @@ def test_the_payload_hash_ignores_key_order_and_whitespace(layer: SimpleNamespac
 def test_how_the_input_spells_its_key_is_not_part_of_the_validated_payload(layer: SimpleNamespace) -> None:
     # Two producers of one request may spell the expression differently: same key, same payload.
     whole = layer.key.KeyRules(validation_expression="@")
-    spellings = [layer.key.identify({**PAYMENT, EXPRESSION: spelling}, SCOPE, whole) for spelling in ("paymentId", "[paymentId][0]")]
+    spellings = [
+        layer.key.identify({**PAYMENT, EXPRESSION: spelling}, SCOPE, whole)
+        for spelling in ("paymentId", "[paymentId][0]")
+    ]
 
     assert {identity.key for identity in spellings} == {record_id(SCOPE, '"p-7"')}
     assert {identity.payload_hash for identity in spellings} == {sha256_hex(PAYMENT_CANONICAL)}

@@ -76,7 +76,12 @@ def envelope_functions(parent: Template) -> list[str]:
 def test_every_alarm_on_the_envelopes_metrics_reads_a_name_the_functions_emit_in_their_namespace_and_service(
     alarms: dict[str, dict[str, Any]], layer: SimpleNamespace
 ) -> None:
-    own = [metric for alarm in alarms.values() for metric in watched(alarm) if metric["Namespace"] == ref(NAMESPACE_PARAMETER)]
+    own = [
+        metric
+        for alarm in alarms.values()
+        for metric in watched(alarm)
+        if metric["Namespace"] == ref(NAMESPACE_PARAMETER)
+    ]
 
     assert own
     for metric in own:
@@ -84,11 +89,19 @@ def test_every_alarm_on_the_envelopes_metrics_reads_a_name_the_functions_emit_in
         assert dimensions(metric) == {SERVICE_DIMENSION: ref(SERVICE_PARAMETER)}, metric
 
 
-def test_the_envelope_metrics_that_mean_trouble_each_have_an_alarm_of_their_own(alarms: dict[str, dict[str, Any]], layer: SimpleNamespace) -> None:
+def test_the_envelope_metrics_that_mean_trouble_each_have_an_alarm_of_their_own(
+    alarms: dict[str, dict[str, Any]], layer: SimpleNamespace
+) -> None:
     names = layer.observability
     alarmed = {alarm["MetricName"] for alarm in alarms.values() if alarm.get("Namespace") == ref(NAMESPACE_PARAMETER)}
 
-    assert alarmed == {names.WAIT_TIMEOUTS, names.WAKE_UPS_FAILED, names.RECORDS_RELEASED, names.RESULTS_TOO_LARGE, names.PAYLOAD_MISMATCHES}
+    assert alarmed == {
+        names.WAIT_TIMEOUTS,
+        names.WAKE_UPS_FAILED,
+        names.RECORDS_RELEASED,
+        names.RESULTS_TOO_LARGE,
+        names.PAYLOAD_MISMATCHES,
+    }
 
 
 def test_the_parents_give_the_namespace_and_service_their_functions_emit_under(parent: Template) -> None:
@@ -106,7 +119,9 @@ def test_the_parents_give_the_namespace_and_service_their_functions_emit_under(p
 def test_executions_that_failed_timed_out_or_were_aborted_raise_alarms_on_the_envelopes_state_machine(
     alarms: dict[str, dict[str, Any]], parent: Template
 ) -> None:
-    on_states = [metric for alarm in alarms.values() for metric in watched(alarm) if metric["Namespace"] == "AWS/States"]
+    on_states = [
+        metric for alarm in alarms.values() for metric in watched(alarm) if metric["Namespace"] == "AWS/States"
+    ]
 
     assert {metric["MetricName"] for metric in on_states} == EXECUTION_OUTCOMES
     assert all(dimensions(metric) == {STATE_MACHINE_PARAMETER: ref(STATE_MACHINE_PARAMETER)} for metric in on_states)
@@ -117,7 +132,9 @@ def test_every_envelope_function_has_an_errors_and_a_throttles_alarm_and_no_othe
     alarms: dict[str, dict[str, Any]], parent: Template
 ) -> None:
     given = monitoring_parameters(parent)
-    on_lambda = [metric for alarm in alarms.values() for metric in watched(alarm) if metric["Namespace"] == "AWS/Lambda"]
+    on_lambda = [
+        metric for alarm in alarms.values() for metric in watched(alarm) if metric["Namespace"] == "AWS/Lambda"
+    ]
     watched_functions = {
         (metric["MetricName"], given[dimensions(metric)["FunctionName"]["Ref"]]["Ref"]) for metric in on_lambda
     }
@@ -139,19 +156,28 @@ def test_the_table_alarms_read_the_throttles_and_the_system_errors_of_every_oper
         if statement["Resource"] == {"Fn::GetAtt": [RECORD_TABLE, "Arn"]}
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
-    on_table = [metric for alarm in alarms.values() for metric in watched(alarm) if metric["Namespace"] == "AWS/DynamoDB"]
+    on_table = [
+        metric for alarm in alarms.values() for metric in watched(alarm) if metric["Namespace"] == "AWS/DynamoDB"
+    ]
 
     assert list(table) == [RECORD_TABLE] and monitoring_parameters(parent)[TABLE_PARAMETER] == ref(RECORD_TABLE)
-    assert {metric["MetricName"] for metric in on_table if dimensions(metric) == {"TableName": ref(TABLE_PARAMETER)}} == TABLE_THROTTLES
+    assert {
+        metric["MetricName"] for metric in on_table if dimensions(metric) == {"TableName": ref(TABLE_PARAMETER)}
+    } == TABLE_THROTTLES
     # DynamoDB publishes SystemErrors per table and operation only.
     system_errors = [dimensions(metric) for metric in on_table if metric["MetricName"] == "SystemErrors"]
-    assert all(set(found) == {"TableName", "Operation"} and found["TableName"] == ref(TABLE_PARAMETER) for found in system_errors)
+    assert all(
+        set(found) == {"TableName", "Operation"} and found["TableName"] == ref(TABLE_PARAMETER)
+        for found in system_errors
+    )
     assert {found["Operation"] for found in system_errors} == granted
     assert {"GetItem", "PutItem", "UpdateItem"} <= granted
 
 
 # --------------------------------------------------------------------------- how every alarm behaves
-def test_every_alarm_exists_only_with_a_topic_and_notifies_it_on_alarm_and_on_ok(monitoring: Template, alarms: dict[str, dict[str, Any]]) -> None:
+def test_every_alarm_exists_only_with_a_topic_and_notifies_it_on_alarm_and_on_ok(
+    monitoring: Template, alarms: dict[str, dict[str, Any]]
+) -> None:
     assert alarms
     for name, alarm in alarms.items():
         assert monitoring.resources[name]["Condition"] == "AlarmsOn"
@@ -165,7 +191,11 @@ def test_every_alarm_exists_only_with_a_topic_and_notifies_it_on_alarm_and_on_ok
 def test_every_alarm_fires_at_the_thresholds_the_operations_guide_gives(alarms: dict[str, dict[str, Any]]) -> None:
     """The first occurrence in 5 minutes; throttles, which are retried, in 2 of 3 periods; failures at their parameter."""
     for name, alarm in alarms.items():
-        periods = {alarm.get("Period")} if "Period" in alarm else {query["MetricStat"]["Period"] for query in alarm["Metrics"] if "MetricStat" in query}
+        periods = (
+            {alarm.get("Period")}
+            if "Period" in alarm
+            else {query["MetricStat"]["Period"] for query in alarm["Metrics"] if "MetricStat" in query}
+        )
         assert periods == {300}, name
         retried = name.endswith("ThrottlesAlarm")
         assert (alarm["EvaluationPeriods"], alarm.get("DatapointsToAlarm")) == ((3, 2) if retried else (1, None)), name
@@ -180,7 +210,9 @@ def test_every_alarm_says_what_happened_and_what_to_do_first(alarms: dict[str, d
         assert "First " in description, name
 
 
-def test_every_metric_math_returns_one_series_built_from_the_alarms_own_queries(alarms: dict[str, dict[str, Any]]) -> None:
+def test_every_metric_math_returns_one_series_built_from_the_alarms_own_queries(
+    alarms: dict[str, dict[str, Any]],
+) -> None:
     with_math = {name: alarm["Metrics"] for name, alarm in alarms.items() if "Metrics" in alarm}
 
     assert with_math
@@ -189,7 +221,11 @@ def test_every_metric_math_returns_one_series_built_from_the_alarms_own_queries(
         inputs = {query["Id"] for query in queries if "MetricStat" in query}
         used = set(_IDENTIFIER.findall(returned["Expression"])) - {word.lower() for word in _FUNCTIONS_OF_METRIC_MATH}
         assert used == inputs, name
-        assert all(query["MetricStat"]["Stat"] == "Sum" and query["MetricStat"]["Period"] == 300 for query in queries if "MetricStat" in query), name
+        assert all(
+            query["MetricStat"]["Stat"] == "Sum" and query["MetricStat"]["Period"] == 300
+            for query in queries
+            if "MetricStat" in query
+        ), name
 
 
 def test_the_operations_guide_explains_every_alarm(alarms: dict[str, dict[str, Any]]) -> None:
@@ -206,7 +242,9 @@ def test_the_operations_guide_explains_every_alarm(alarms: dict[str, dict[str, A
 def dashboard(monitoring: Template) -> dict[str, Any]:
     """The dashboard body as CloudFormation's Fn::Sub gives it, with each parameter named after itself."""
     (resource,) = monitoring.resources_of_type(DASHBOARD).values()
-    resolver = Resolver(parameters={name: f"<{name}>" for name in monitoring.body["Parameters"]}, pseudo={"AWS::Region": "eu-west-1"})
+    resolver = Resolver(
+        parameters={name: f"<{name}>" for name in monitoring.body["Parameters"]}, pseudo={"AWS::Region": "eu-west-1"}
+    )
     body: dict[str, Any] = json.loads(resolver.resolve(resource["Properties"]["DashboardBody"]))
     return body
 
@@ -231,7 +269,9 @@ def test_every_dashboard_metric_is_one_the_functions_or_aws_publish_for_the_enve
 ) -> None:
     given = monitoring_parameters(parent)
     # Every envelope function's name, as the parent gives it to the monitoring stack.
-    dashboard_function_parameters = {name for name, value in given.items() if value in [ref(function) for function in envelope_functions(parent)]}
+    dashboard_function_parameters = {
+        name for name, value in given.items() if value in [ref(function) for function in envelope_functions(parent)]
+    }
     assert len(dashboard_function_parameters) == len(envelope_functions(parent))
     expected_dimensions = {
         "<MetricsNamespace>": {SERVICE_DIMENSION: "<MetricsService>"},
@@ -264,7 +304,12 @@ def test_the_dashboard_shows_hits_runs_contention_waits_releases_takeovers_units
     assert {names.RECORDS_RELEASED, names.TAKEOVERS} <= shown
     assert {"ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", *TABLE_THROTTLES} <= shown
     assert {"ExecutionsSucceeded", *EXECUTION_OUTCOMES} <= shown
-    expressions = [line[0]["expression"] for widget in dashboard["widgets"] for line in widget["properties"]["metrics"] if isinstance(line[0], dict)]
+    expressions = [
+        line[0]["expression"]
+        for widget in dashboard["widgets"]
+        for line in widget["properties"]["metrics"]
+        if isinstance(line[0], dict)
+    ]
     assert any("hits" in expression and "fresh" in expression for expression in expressions)
 
 
@@ -279,5 +324,7 @@ def test_both_parents_nest_the_same_monitoring_with_the_same_switches(parent: Te
     assert set(given) == set(monitoring.body["Parameters"])
     for switch in (TOPIC_PARAMETER, "CreateDashboard", "FailedExecutionsAlarmThreshold"):
         assert given[switch] == ref(switch)
-        assert parent.body["Parameters"][switch] == monitoring.body["Parameters"][switch] | {"Description": parent.body["Parameters"][switch]["Description"]}
+        assert parent.body["Parameters"][switch] == monitoring.body["Parameters"][switch] | {
+            "Description": parent.body["Parameters"][switch]["Description"]
+        }
     assert parent.body["Parameters"][TOPIC_PARAMETER]["Default"] == ""

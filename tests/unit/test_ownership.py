@@ -113,7 +113,9 @@ def test_a_running_holder_can_act(ownership: ModuleType, record: ModuleType, mac
     assert answer == record.Liveness(can_act=True)
 
 
-def test_a_stopped_holder_whose_child_still_runs_can_act(ownership: ModuleType, record: ModuleType, machines: Machines) -> None:
+def test_a_stopped_holder_whose_child_still_runs_can_act(
+    ownership: ModuleType, record: ModuleType, machines: Machines
+) -> None:
     holder = machines.start(machines.parent, "holder")
     child = machines.start(machines.child, "holder")
     machines.stop(holder)
@@ -138,7 +140,9 @@ def test_a_holder_and_child_both_stopped_free_the_key_a_longest_call_after_the_l
 
 
 @pytest.mark.parametrize("status", ["ABORTED", "TIMED_OUT", "FAILED", "SUCCEEDED"])
-def test_the_key_is_free_at_the_later_stop_rounded_up_plus_the_longest_call(ownership: ModuleType, record: ModuleType, status: str) -> None:
+def test_the_key_is_free_at_the_later_stop_rounded_up_plus_the_longest_call(
+    ownership: ModuleType, record: ModuleType, status: str
+) -> None:
     sfn = FakeStepFunctions({HOLDER: _ended(status, NOW + 7.5), CHILD: _ended("SUCCEEDED", NOW + 0.25)})
 
     answer = _checker(ownership, sfn)(_holder(record, HOLDER, CHILD), NOW + 100)
@@ -157,7 +161,9 @@ def test_a_holder_that_runs_or_may_be_redriven_can_act_and_its_child_is_not_aske
     assert sfn.described == [HOLDER]
 
 
-def test_a_child_that_was_never_started_counts_as_ended(ownership: ModuleType, record: ModuleType, machines: Machines) -> None:
+def test_a_child_that_was_never_started_counts_as_ended(
+    ownership: ModuleType, record: ModuleType, machines: Machines
+) -> None:
     holder = machines.start(machines.parent, "holder")
     stopped = math.ceil(machines.stop(holder).timestamp())
     never_started = f"{machines.child.replace(':stateMachine:', ':execution:')}:holder"
@@ -233,8 +239,14 @@ def tables_and_machines(dynamodb: Any, aws_credentials: None) -> Machines:
 
 def _take(record: ModuleType, dynamodb: Any, execution_id: str, now: int, checker: Any) -> Any:
     return record.take_record(
-        dynamodb, TABLE, "wf#key", record.Owner(execution_id, "2026-11-23T00:00:00Z", "run"),
-        now=now, record_ttl_seconds=10_000, lease_seconds=30, liveness=checker,
+        dynamodb,
+        TABLE,
+        "wf#key",
+        record.Owner(execution_id, "2026-11-23T00:00:00Z", "run"),
+        now=now,
+        record_ttl_seconds=10_000,
+        lease_seconds=30,
+        liveness=checker,
     )
 
 
@@ -261,7 +273,9 @@ def test_an_expired_lease_of_a_running_holder_is_extended_and_of_a_stopped_one_t
     assert checker.checks == 4
 
 
-def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(ownership: ModuleType, record: ModuleType) -> None:
+def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(
+    ownership: ModuleType, record: ModuleType
+) -> None:
     # Another workflow given the same IdempotencyScope: these functions may not describe its executions.
     # Asking again would never be answered, so the expired lease decides, as for an Express owner.
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "DescribeExecution")
@@ -270,7 +284,10 @@ def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(ownershi
     assert answer.can_act is False
 
 
-@pytest.mark.parametrize(("status", "runs"), [("RUNNING", True), ("PENDING_REDRIVE", True), ("ABORTED", False), ("TIMED_OUT", False), ("FAILED", False)])
+@pytest.mark.parametrize(
+    ("status", "runs"),
+    [("RUNNING", True), ("PENDING_REDRIVE", True), ("ABORTED", False), ("TIMED_OUT", False), ("FAILED", False)],
+)
 def test_whether_an_execution_still_runs_is_its_status(ownership: ModuleType, status: str, runs: bool) -> None:
     sfn = FakeStepFunctions({HOLDER: {"status": status}})
 
@@ -289,8 +306,12 @@ def _not_redrivable() -> ClientError:
     return ClientError({"Error": {"Code": "ExecutionNotRedrivable", "Message": "no"}}, "RedriveExecution")
 
 
-@pytest.mark.parametrize(("redrive_status", "redrivable"), [("REDRIVABLE", True), ("NOT_REDRIVABLE", False), (None, False)])
-def test_an_ended_holder_is_redrivable_as_step_functions_says(ownership: ModuleType, record: ModuleType, redrive_status: str | None, redrivable: bool) -> None:
+@pytest.mark.parametrize(
+    ("redrive_status", "redrivable"), [("REDRIVABLE", True), ("NOT_REDRIVABLE", False), (None, False)]
+)
+def test_an_ended_holder_is_redrivable_as_step_functions_says(
+    ownership: ModuleType, record: ModuleType, redrive_status: str | None, redrivable: bool
+) -> None:
     sfn = FakeStepFunctions({HOLDER: {**_ended("ABORTED", NOW), "redriveStatus": redrive_status}})
 
     answer = _checker(ownership, sfn)(_holder(record, HOLDER), NOW + 100)

@@ -45,8 +45,13 @@ def test_a_changed_definition_changes_the_block(tmp_path: Path) -> None:
     definition["States"]["Return the stored result"]["Comment"] = "unchanged shape"
     same = asl_diagram.readme_block(definition)
     renamed = dict(definition)
-    renamed["States"] = {("Hand back the stored result" if k == "Return the stored result" else k): v for k, v in definition["States"].items()}
-    renamed["States"]["Is the work done, ours to do, or running elsewhere?"]["Choices"][1]["Next"] = "Hand back the stored result"
+    renamed["States"] = {
+        ("Hand back the stored result" if k == "Return the stored result" else k): v
+        for k, v in definition["States"].items()
+    }
+    renamed["States"]["Is the work done, ours to do, or running elsewhere?"]["Choices"][1]["Next"] = (
+        "Hand back the stored result"
+    )
 
     assert asl_diagram.readme_block(renamed) != same
     readme = tmp_path / "README.md"

@@ -137,7 +137,9 @@ def test_a_free_record_costs_one_consistent_read_and_one_conditional_put(
     }
 
 
-def test_the_take_stores_the_payload_hash_and_the_child_execution_it_is_given(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_the_take_stores_the_payload_hash_and_the_child_execution_it_is_given(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     child = "arn:aws:states:us-east-1:123456789012:execution:child:owner"
 
     take(payload_hash="hash-1", child_execution=child)
@@ -164,7 +166,9 @@ def test_a_hit_is_answered_by_one_consistent_read_and_no_write(
 
 
 @pytest.mark.parametrize("status", ["SUCCESS", "IN_PROGRESS", "FAILED"])
-def test_a_record_whose_ttl_has_passed_counts_as_absent(record: ModuleType, take: Any, dynamodb: Any, status: str) -> None:
+def test_a_record_whose_ttl_has_passed_counts_as_absent(
+    record: ModuleType, take: Any, dynamodb: Any, status: str
+) -> None:
     # DynamoDB's TTL deletion may come days late: the item is still there.
     _put(dynamodb, record, status, **{record.TTL: NOW - 1, record.RESULT: "1", record.LEASE_EXPIRY: NOW + LEASE})
 
@@ -190,7 +194,9 @@ def test_a_failed_record_is_taken_and_loses_its_failure(record: ModuleType, take
     assert record.ERROR not in item and record.CAUSE not in item
 
 
-def test_a_failed_record_is_busy_while_the_failed_owners_calls_may_still_run(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_failed_record_is_busy_while_the_failed_owners_calls_may_still_run(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="why", quiet_until=NOW + 30)
 
@@ -244,7 +250,10 @@ def test_an_expired_lease_of_a_holder_that_can_still_act_is_extended_not_taken(
     assert (busy.outcome, busy.taken_over, busy.look_again_at) == (record.BUSY, False, now + LEASE)
     ((holder, asked_at),) = liveness.asked
     assert (holder.execution_id, holder.run_id, holder.child_execution, asked_at) == (
-        OWNER, RUN, "arn:aws:states:us-east-1:123456789012:execution:child:owner", now,
+        OWNER,
+        RUN,
+        "arn:aws:states:us-east-1:123456789012:execution:child:owner",
+        now,
     )
     assert _operations(dynamodb_calls) == ["GetItem", "UpdateItem"]
     item = _item(dynamodb)
@@ -281,7 +290,9 @@ def test_without_a_liveness_check_an_expired_lease_alone_decides(record: ModuleT
     assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
 
 
-def test_a_lease_is_extended_only_while_the_record_is_as_it_was_read(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_lease_is_extended_only_while_the_record_is_as_it_was_read(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     seen = _item(dynamodb)
     assert seen is not None
@@ -367,7 +378,9 @@ def test_a_payload_hash_is_not_compared_with_a_record_written_without_one(
 HANG_GUARD_SECONDS = 300
 
 
-def test_twenty_executions_taking_one_record_at_once_give_exactly_one_owner(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_twenty_executions_taking_one_record_at_once_give_exactly_one_owner(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     executions = [f"{OTHER}-{number}" for number in range(20)]
     start = threading.Barrier(len(executions))
     outcomes: dict[str, Any] = {}
@@ -387,7 +400,9 @@ def test_twenty_executions_taking_one_record_at_once_give_exactly_one_owner(reco
 
     owners = [execution_id for execution_id, outcome in outcomes.items() if outcome.outcome == record.ACQUIRED]
     assert len(outcomes) == 20 and len(owners) == 1
-    assert {outcome.holder.execution_id for outcome in outcomes.values() if outcome.outcome == record.BUSY} == set(owners)
+    assert {outcome.holder.execution_id for outcome in outcomes.values() if outcome.outcome == record.BUSY} == set(
+        owners
+    )
     assert _item(dynamodb)[record.EXECUTION_ID] == {"S": owners[0]}  # type: ignore[index]
 
 
@@ -416,13 +431,22 @@ def test_the_record_never_holds_task_tokens(record: ModuleType, take: Any, dynam
     assert item is not None
     assert not any("token-" in str(value) for value in item.values())
     assert set(item) == {
-        "id", record.STATUS, record.EXECUTION_ID, record.RUN_ID, record.START_TIME, record.TTL,
-        record.LEASE_EXPIRY, record.WAITERS, record.PAYLOAD_HASH,
+        "id",
+        record.STATUS,
+        record.EXECUTION_ID,
+        record.RUN_ID,
+        record.START_TIME,
+        record.TTL,
+        record.LEASE_EXPIRY,
+        record.WAITERS,
+        record.PAYLOAD_HASH,
     }
 
 
 # --------------------------------------------------------------------------- waiters
-def test_waiters_get_slots_numbered_from_one_each_holding_its_token(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_waiters_get_slots_numbered_from_one_each_holding_its_token(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     holder = record.Holder(OWNER, RUN, NOW + LEASE)
 
@@ -443,7 +467,9 @@ def test_waiters_get_slots_numbered_from_one_each_holding_its_token(record: Modu
     assert _item(dynamodb)[record.WAITERS] == {"N": "3"}  # type: ignore[index]
 
 
-def test_fifty_waiters_registering_at_once_get_fifty_distinct_slots(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_fifty_waiters_registering_at_once_get_fifty_distinct_slots(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     holder = record.Holder(OWNER, RUN, NOW + LEASE)
     start = threading.Barrier(50)
@@ -498,7 +524,9 @@ def test_a_waiter_is_refused_when_the_record_changed_since_it_looked(
     assert _all_items(dynamodb) == before  # no slot written, the record as it was
 
 
-def test_the_record_does_not_grow_with_its_waiters_beyond_the_counter(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_the_record_does_not_grow_with_its_waiters_beyond_the_counter(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     before = _item(dynamodb)
     assert before is not None
@@ -518,7 +546,9 @@ def test_a_success_stores_the_json_text_as_given_in_utf8(record: ModuleType, tak
 
     saved = record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json=result_json)
 
-    assert saved == record.SavedOutcome(key=KEY, status=record.SUCCESS, owner_tag=record.owner_tag(OWNER, RUN), waiter_count=0)
+    assert saved == record.SavedOutcome(
+        key=KEY, status=record.SUCCESS, owner_tag=record.owner_tag(OWNER, RUN), waiter_count=0
+    )
     item = _item(dynamodb)
     assert item is not None
     assert item[record.STATUS] == {"S": record.SUCCESS}
@@ -527,7 +557,9 @@ def test_a_success_stores_the_json_text_as_given_in_utf8(record: ModuleType, tak
     assert record.encode_result({"name": "Zoë", "n": [1, 2]}) == '{"name":"Zoë","n":[1,2]}'
 
 
-def test_a_failure_stores_its_error_and_cause_cut_to_step_functions_limits(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_failure_stores_its_error_and_cause_cut_to_step_functions_limits(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
 
     saved = record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="E" * 300, cause="c" * 40_000)
@@ -541,7 +573,9 @@ def test_a_failure_stores_its_error_and_cause_cut_to_step_functions_limits(recor
     assert record.RESULT not in item and record.LEASE_EXPIRY not in item
 
 
-def test_a_failure_saved_with_a_quiet_time_holds_the_lease_until_then(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_failure_saved_with_a_quiet_time_holds_the_lease_until_then(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
 
     record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="Boom", cause="why", quiet_until=NOW + 60)
@@ -555,7 +589,13 @@ def test_a_failure_saved_with_a_quiet_time_holds_the_lease_until_then(record: Mo
     ids=["another execution", "another run", "owner whose record was taken over"],
 )
 def test_a_save_by_an_execution_that_does_not_own_the_record_raises_and_changes_nothing(
-    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any, execution_id: str, run_id: str, taken_over: bool
+    record: ModuleType,
+    layer: SimpleNamespace,
+    take: Any,
+    dynamodb: Any,
+    execution_id: str,
+    run_id: str,
+    taken_over: bool,
 ) -> None:
     take()
     if taken_over:
@@ -617,7 +657,9 @@ class FlakyDynamoDB:
 
 
 @pytest.mark.parametrize("lands", [True, False], ids=["reply lost after it landed", "throttled"])
-def test_a_save_whose_first_attempt_failed_succeeds_on_the_retry(record: ModuleType, take: Any, dynamodb: Any, lands: bool) -> None:
+def test_a_save_whose_first_attempt_failed_succeeds_on_the_retry(
+    record: ModuleType, take: Any, dynamodb: Any, lands: bool
+) -> None:
     take()
     record.register_waiter(dynamodb, TABLE, KEY, record.Holder(OWNER, RUN, NOW + LEASE), "token-1", NOW, NOW + 500)
     flaky = FlakyDynamoDB(dynamodb, lands=lands)
@@ -639,7 +681,9 @@ def _ended(record: ModuleType, execution_id: str = OWNER) -> Any:
     return record.Owner(execution_id, START, ENDED_RUN)
 
 
-def test_ending_the_holders_ownership_cuts_its_lease_and_wakes_nobody(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_ending_the_holders_ownership_cuts_its_lease_and_wakes_nobody(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     holder = record.Holder(OWNER, RUN, NOW + LEASE)
     for number in (1, 2):
@@ -656,19 +700,32 @@ def test_ending_the_holders_ownership_cuts_its_lease_and_wakes_nobody(record: Mo
         assert slot is not None and slot[record.TASK_TOKEN] == {"S": f"token-{number}"}
 
 
-def test_ending_a_failed_holders_ownership_records_failed_with_its_error(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_ending_a_failed_holders_ownership_records_failed_with_its_error(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     free_at = NOW + 65
 
     changed = record.end_ownership(
-        dynamodb, TABLE, KEY, _ended(record), NOW + 5, free_at, TTL_SECONDS, error="States.DataLimitExceeded", cause="too big"
+        dynamodb,
+        TABLE,
+        KEY,
+        _ended(record),
+        NOW + 5,
+        free_at,
+        TTL_SECONDS,
+        error="States.DataLimitExceeded",
+        cause="too big",
     )
 
     assert changed is not None and changed.status == record.FAILED
     item = _item(dynamodb)
     assert item is not None
     assert (item[record.STATUS], item[record.ERROR], item[record.CAUSE], item[record.LEASE_EXPIRY]) == (
-        {"S": record.FAILED}, {"S": "States.DataLimitExceeded"}, {"S": "too big"}, {"N": str(free_at)},
+        {"S": record.FAILED},
+        {"S": "States.DataLimitExceeded"},
+        {"S": "too big"},
+        {"N": str(free_at)},
     )
     assert take(OTHER, now=free_at).outcome == record.BUSY
     assert take(OTHER, now=free_at + 1).outcome == record.ACQUIRED
@@ -700,7 +757,15 @@ def test_ending_ownership_leaves_saved_records_and_other_owners_records_alone(
     before = _item(dynamodb)
 
     changed = record.end_ownership(
-        dynamodb, TABLE, KEY, _ended(record), NOW + LEASE + 2, NOW + LEASE + 60, TTL_SECONDS, error="States.Timeout", cause=""
+        dynamodb,
+        TABLE,
+        KEY,
+        _ended(record),
+        NOW + LEASE + 2,
+        NOW + LEASE + 60,
+        TTL_SECONDS,
+        error="States.Timeout",
+        cause="",
     )
 
     assert changed is None
@@ -714,7 +779,9 @@ def test_ending_ownership_with_no_record_holds_the_key_against_the_ended_executi
     release_client = _rival_client()
 
     def release_runs_meanwhile() -> None:
-        assert record.end_ownership(release_client, TABLE, KEY, _ended(record), stopped + 1, free_at, TTL_SECONDS) is None
+        assert (
+            record.end_ownership(release_client, TABLE, KEY, _ended(record), stopped + 1, free_at, TTL_SECONDS) is None
+        )
 
     # The ended execution's take read "absent", then the release ran, then its put (conditioned on absent) lands.
     _before_first(dynamodb, "PutItem", release_runs_meanwhile)
@@ -723,7 +790,10 @@ def test_ending_ownership_with_no_record_holds_the_key_against_the_ended_executi
     assert late.outcome == record.BUSY
     item = _item(dynamodb)
     assert item is not None
-    assert {name: item[name] for name in (record.STATUS, record.EXECUTION_ID, record.RUN_ID, record.LEASE_EXPIRY, record.TTL)} == {
+    assert {
+        name: item[name]
+        for name in (record.STATUS, record.EXECUTION_ID, record.RUN_ID, record.LEASE_EXPIRY, record.TTL)
+    } == {
         record.STATUS: {"S": record.IN_PROGRESS},
         record.EXECUTION_ID: {"S": OWNER},
         record.RUN_ID: {"S": ENDED_RUN},
@@ -735,7 +805,9 @@ def test_ending_ownership_with_no_record_holds_the_key_against_the_ended_executi
     assert (taken.outcome, _item(dynamodb)[record.EXECUTION_ID]) == (record.ACQUIRED, {"S": OTHER})  # type: ignore[index]
 
 
-def test_ending_ownership_of_an_expired_record_holds_the_key_until_free_at(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_ending_ownership_of_an_expired_record_holds_the_key_until_free_at(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     now = NOW + TTL_SECONDS + 1  # the old record counts as absent
 
@@ -777,7 +849,9 @@ class RecordingRunning:
         return execution_id not in self.ended
 
 
-def test_a_take_whose_execution_has_ended_takes_back_none_of_its_own_records(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+def test_a_take_whose_execution_has_ended_takes_back_none_of_its_own_records(
+    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any
+) -> None:
     # What the release leaves for an ended execution that had no record yet: held by it until its calls can have ended.
     free_at = NOW + 2
     _put(dynamodb, record, record.IN_PROGRESS, **{record.RUN_ID: "", record.LEASE_EXPIRY: free_at})
@@ -785,26 +859,45 @@ def test_a_take_whose_execution_has_ended_takes_back_none_of_its_own_records(rec
     running = RecordingRunning(OWNER)
 
     with pytest.raises(layer.errors.IdempotencyExecutionEndedError) as refused:
-        take(OWNER, now=free_at + 5, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=free_at)), still_running=running)
+        take(
+            OWNER,
+            now=free_at + 5,
+            liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=free_at)),
+            still_running=running,
+        )
 
     assert OWNER in str(refused.value) and KEY in str(refused.value)
     assert running.asked == [OWNER]
     assert _item(dynamodb) == before
 
 
-def test_a_take_whose_execution_has_ended_takes_over_no_other_ended_holder(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+def test_a_take_whose_execution_has_ended_takes_over_no_other_ended_holder(
+    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any
+) -> None:
     take(OTHER)
     before = _item(dynamodb)
     now = NOW + LEASE + 1
 
     with pytest.raises(layer.errors.IdempotencyExecutionEndedError):
-        take(OWNER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False)), still_running=RecordingRunning(OWNER))
+        take(
+            OWNER,
+            now=now,
+            liveness=RecordingLiveness(record.Liveness(can_act=False)),
+            still_running=RecordingRunning(OWNER),
+        )
 
     assert _item(dynamodb) == before
 
 
-def test_a_failed_record_is_taken_again_only_by_a_running_execution(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
-    _put(dynamodb, record, record.FAILED, **{record.EXECUTION_ID: OTHER, record.LEASE_EXPIRY: NOW - 1, record.ERROR: "StepFailed"})
+def test_a_failed_record_is_taken_again_only_by_a_running_execution(
+    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any
+) -> None:
+    _put(
+        dynamodb,
+        record,
+        record.FAILED,
+        **{record.EXECUTION_ID: OTHER, record.LEASE_EXPIRY: NOW - 1, record.ERROR: "StepFailed"},
+    )
     before = _item(dynamodb)
 
     with pytest.raises(layer.errors.IdempotencyExecutionEndedError):
@@ -816,7 +909,9 @@ def test_a_failed_record_is_taken_again_only_by_a_running_execution(record: Modu
     assert running.asked == [OWNER]
 
 
-def test_a_fresh_key_is_taken_without_asking_whether_the_caller_runs(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_fresh_key_is_taken_without_asking_whether_the_caller_runs(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     running = RecordingRunning(OWNER)
 
     assert take(OWNER, still_running=running).outcome == record.ACQUIRED
@@ -835,7 +930,12 @@ def test_an_ended_holder_that_can_still_be_redriven_is_resumed_and_waited_for_no
         resumed.append(holder)
         return True
 
-    busy = take(OTHER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=now - 1, redrivable=True)), resume=resume)
+    busy = take(
+        OTHER,
+        now=now,
+        liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=now - 1, redrivable=True)),
+        resume=resume,
+    )
 
     assert (busy.outcome, busy.taken_over, busy.look_again_at) == (record.BUSY, False, now + LEASE)
     assert [holder.execution_id for holder in resumed] == [OWNER]
@@ -849,7 +949,10 @@ def test_an_ended_holder_that_can_never_run_again_is_taken_over(record: ModuleTy
     now = NOW + LEASE + 1
 
     taken = take(
-        OTHER, now=now, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=now - 1, redrivable=True)), resume=lambda holder: False
+        OTHER,
+        now=now,
+        liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=now - 1, redrivable=True)),
+        resume=lambda holder: False,
     )
 
     assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
@@ -857,11 +960,15 @@ def test_an_ended_holder_that_can_never_run_again_is_taken_over(record: ModuleTy
     assert item is not None and item[record.EXECUTION_ID] == {"S": OTHER}
 
 
-def test_a_release_keeps_a_stopped_owners_record_at_least_until_asked(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_release_keeps_a_stopped_owners_record_at_least_until_asked(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     take()
     keep_until = NOW + 14 * 24 * 3600
 
-    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, RUN), NOW + 5, NOW + 7, TTL_SECONDS, keep_until=keep_until)
+    record.end_ownership(
+        dynamodb, TABLE, KEY, record.Owner(OWNER, START, RUN), NOW + 5, NOW + 7, TTL_SECONDS, keep_until=keep_until
+    )
 
     item = _item(dynamodb)
     assert item is not None
@@ -872,10 +979,22 @@ def test_a_release_keeps_a_stopped_owners_record_at_least_until_asked(record: Mo
 def _ended_unsaved(record: ModuleType, dynamodb: Any, take: Any) -> None:
     """OWNER took the record, then ended without saving; its release recorded the failure (quiet until NOW + 7)."""
     take()
-    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, RUN), NOW + 5, NOW + 7, TTL_SECONDS, error="ThrottlingException", cause="")
+    record.end_ownership(
+        dynamodb,
+        TABLE,
+        KEY,
+        record.Owner(OWNER, START, RUN),
+        NOW + 5,
+        NOW + 7,
+        TTL_SECONDS,
+        error="ThrottlingException",
+        cause="",
+    )
 
 
-def test_a_redriven_owner_saves_over_the_failure_its_release_recorded(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_redriven_owner_saves_over_the_failure_its_release_recorded(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     _ended_unsaved(record, dynamodb, take)
 
     record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json='{"ok":true}')
@@ -886,7 +1005,9 @@ def test_a_redriven_owner_saves_over_the_failure_its_release_recorded(record: Mo
     assert {record.ERROR, record.CAUSE, record.ENDED_UNSAVED, record.LEASE_EXPIRY}.isdisjoint(item)
 
 
-def test_a_failure_the_owner_saved_itself_is_never_saved_over(record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any) -> None:
+def test_a_failure_the_owner_saved_itself_is_never_saved_over(
+    record: ModuleType, layer: SimpleNamespace, take: Any, dynamodb: Any
+) -> None:
     take()
     record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, error="StepFailed", cause="")
 
@@ -894,7 +1015,9 @@ def test_a_failure_the_owner_saved_itself_is_never_saved_over(record: ModuleType
         record.save_outcome(dynamodb, TABLE, KEY, OWNER, RUN, result_json="1")
 
 
-def test_a_duplicate_resumes_an_owner_that_ended_unsaved_instead_of_taking_its_failure_over(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_duplicate_resumes_an_owner_that_ended_unsaved_instead_of_taking_its_failure_over(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     _ended_unsaved(record, dynamodb, take)
     resumed: list[str] = []
 
@@ -902,15 +1025,25 @@ def test_a_duplicate_resumes_an_owner_that_ended_unsaved_instead_of_taking_its_f
         resumed.append(holder.execution_id)
         return True
 
-    busy = take(OTHER, now=NOW + 8, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=NOW + 7, redrivable=True)), resume=resume)
+    busy = take(
+        OTHER,
+        now=NOW + 8,
+        liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=NOW + 7, redrivable=True)),
+        resume=resume,
+    )
 
-    assert (busy.outcome, busy.wakes_waiters) == (record.BUSY, False)  # waiters poll: nobody registers on a FAILED record
+    assert (busy.outcome, busy.wakes_waiters) == (
+        record.BUSY,
+        False,
+    )  # waiters poll: nobody registers on a FAILED record
     assert resumed == [OWNER]
     item = _item(dynamodb)
     assert item is not None and (item[record.STATUS], item[record.EXECUTION_ID]) == ({"S": record.FAILED}, {"S": OWNER})
 
 
-def test_a_redriven_owner_takes_back_the_record_its_release_failed(record: ModuleType, take: Any, dynamodb: Any) -> None:
+def test_a_redriven_owner_takes_back_the_record_its_release_failed(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
     _ended_unsaved(record, dynamodb, take)
     running = RecordingRunning()
 
@@ -920,14 +1053,23 @@ def test_a_redriven_owner_takes_back_the_record_its_release_failed(record: Modul
     assert running.asked == [OWNER]
 
 
-def test_the_record_a_release_left_for_an_execution_that_never_took_it_is_taken_over_not_resumed(record: ModuleType, take: Any, dynamodb: Any) -> None:
-    record.end_ownership(dynamodb, TABLE, KEY, record.Owner(OWNER, START, ""), NOW, NOW + 2, TTL_SECONDS, keep_until=NOW + 10**6)
+def test_the_record_a_release_left_for_an_execution_that_never_took_it_is_taken_over_not_resumed(
+    record: ModuleType, take: Any, dynamodb: Any
+) -> None:
+    record.end_ownership(
+        dynamodb, TABLE, KEY, record.Owner(OWNER, START, ""), NOW, NOW + 2, TTL_SECONDS, keep_until=NOW + 10**6
+    )
     left = _item(dynamodb)
     resumed: list[Any] = []
 
     taken = take(
-        OTHER, now=NOW + 3, liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=NOW + 2, redrivable=True)), resume=resumed.append
+        OTHER,
+        now=NOW + 3,
+        liveness=RecordingLiveness(record.Liveness(can_act=False, free_at=NOW + 2, redrivable=True)),
+        resume=resumed.append,
     )
 
-    assert left is not None and left[record.TTL] == {"N": str(NOW + TTL_SECONDS)}  # its run never began: nothing to keep
+    assert left is not None and left[record.TTL] == {
+        "N": str(NOW + TTL_SECONDS)
+    }  # its run never began: nothing to keep
     assert (taken.outcome, resumed) == (record.ACQUIRED, [])

@@ -30,7 +30,12 @@ VARIABLE_OF_PARAMETER = {
     "PayloadValidationJmespath": "PAYLOAD_VALIDATION_JMESPATH",
 }
 # Read with a default: a deployment of an earlier version of the template has none of them.
-OPTIONAL_VARIABLES = {"IDEMPOTENCY_SCOPE", "IDEMPOTENCY_KEY_JMESPATH", "ALLOW_KEY_OVERRIDE", "PAYLOAD_VALIDATION_JMESPATH"}
+OPTIONAL_VARIABLES = {
+    "IDEMPOTENCY_SCOPE",
+    "IDEMPOTENCY_KEY_JMESPATH",
+    "ALLOW_KEY_OVERRIDE",
+    "PAYLOAD_VALIDATION_JMESPATH",
+}
 
 
 @pytest.fixture
@@ -105,8 +110,12 @@ def test_settings_read_every_variable_the_template_gives_and_no_other(
     assert sorted(read) == sorted(set(template_environment) - powertools)
 
 
-def test_a_missing_required_variable_fails_naming_it(layer: SimpleNamespace, template_environment: dict[str, str]) -> None:
-    required = [name for name in template_environment if not name.startswith("POWERTOOLS_") and name not in OPTIONAL_VARIABLES]
+def test_a_missing_required_variable_fails_naming_it(
+    layer: SimpleNamespace, template_environment: dict[str, str]
+) -> None:
+    required = [
+        name for name in template_environment if not name.startswith("POWERTOOLS_") and name not in OPTIONAL_VARIABLES
+    ]
     assert "LONGEST_CALL_SECONDS" in required
     for name in required:
         environment = {key: value for key, value in template_environment.items() if key != name}
@@ -130,14 +139,24 @@ def test_the_key_variables_default_to_the_whole_input_validated_and_the_state_ma
 @pytest.mark.parametrize(
     ("changes", "problem"),
     [
-        pytest.param({"waiter_failure_policy": "Retry"}, "WaitersOnFailure must be one of TakeOver, Fail, got 'Retry'", id="unknown waiter policy"),
-        pytest.param({"workflow_type": "SYNC"}, "WorkflowType must be STANDARD or EXPRESS, got 'SYNC'", id="unknown workflow type"),
+        pytest.param(
+            {"waiter_failure_policy": "Retry"},
+            "WaitersOnFailure must be one of TakeOver, Fail, got 'Retry'",
+            id="unknown waiter policy",
+        ),
+        pytest.param(
+            {"workflow_type": "SYNC"},
+            "WorkflowType must be STANDARD or EXPRESS, got 'SYNC'",
+            id="unknown workflow type",
+        ),
         pytest.param(
             _express(execution_timeout_seconds=301, lease_seconds=400),
             "ExecutionTimeoutSeconds=301 but an Express workflow lasts at most 300 s",
             id="express longer than 5 minutes",
         ),
-        pytest.param({"longest_call_seconds": 0}, "LongestCallSeconds must be at least 1, got 0", id="no time for a call"),
+        pytest.param(
+            {"longest_call_seconds": 0}, "LongestCallSeconds must be at least 1, got 0", id="no time for a call"
+        ),
         pytest.param(
             {"record_ttl_seconds": 1860},
             "RecordTtlSeconds=1860 must be longer than ExecutionTimeoutSeconds + LongestCallSeconds (1860)",
@@ -244,7 +263,12 @@ def test_recheck_after_honours_when_the_record_says_to_look_again(
 
 @pytest.mark.parametrize(
     ("poll", "timeout"),
-    [pytest.param(10, 300, id="defaults"), pytest.param(7, 50, id="interval not dividing the bound"), pytest.param(1, 1, id="one second"), pytest.param(600, 1799, id="interval above the cap")],
+    [
+        pytest.param(10, 300, id="defaults"),
+        pytest.param(7, 50, id="interval not dividing the bound"),
+        pytest.param(1, 1, id="one second"),
+        pytest.param(600, 1799, id="interval above the cap"),
+    ],
 )
 def test_a_waiter_waits_exactly_the_bound_in_few_looks(settings_with: Any, poll: int, timeout: int) -> None:
     # The last look is rounded up to the bound, never short of it and never past it.
@@ -267,14 +291,18 @@ def test_a_waiter_waits_exactly_the_bound_in_few_looks(settings_with: Any, poll:
     ],
     ids=["state machine", "standard execution", "express execution"],
 )
-def test_the_scope_is_the_state_machines_name_unless_the_deployment_sets_one(layer: SimpleNamespace, settings_with: Any, arn: str) -> None:
+def test_the_scope_is_the_state_machines_name_unless_the_deployment_sets_one(
+    layer: SimpleNamespace, settings_with: Any, arn: str
+) -> None:
     assert layer.settings.state_machine_name(arn) == "orders"
     assert settings_with().scope_of(arn) == "orders"
     assert settings_with(scope="shared-orders").scope_of(arn) == "shared-orders"
 
 
 @pytest.mark.parametrize("arn", ["", "orders", "arn:aws:lambda:us-east-1:123456789012:function:orders"])
-def test_a_scope_asked_of_something_not_a_state_machine_is_a_named_error(layer: SimpleNamespace, settings_with: Any, arn: str) -> None:
+def test_a_scope_asked_of_something_not_a_state_machine_is_a_named_error(
+    layer: SimpleNamespace, settings_with: Any, arn: str
+) -> None:
     with pytest.raises(layer.errors.IdempotencyConfigurationError, match="is not the ARN of a state machine"):
         settings_with().scope_of(arn)
 
@@ -294,11 +322,15 @@ def test_every_deployment_the_docs_show_is_coherent(layer: SimpleNamespace, temp
     commands = []
     for page in [template.root / "README.md", *sorted((template.root / "docs").glob("*.md"))]:
         text = page.read_text(encoding="utf-8").replace("\\\n", " ")
-        commands += [(page.name, line) for line in text.splitlines() if re.search(r"sam deploy .*--parameter-overrides", line)]
+        commands += [
+            (page.name, line) for line in text.splitlines() if re.search(r"sam deploy .*--parameter-overrides", line)
+        ]
     assert commands, "no documented deployment found"
 
     for page, command in commands:
-        overrides = dict(word.split("=", 1) for word in shlex.split(command.split("--parameter-overrides", 1)[1]) if "=" in word)
+        overrides = dict(
+            word.split("=", 1) for word in shlex.split(command.split("--parameter-overrides", 1)[1]) if "=" in word
+        )
         environment = {
             "IDEMPOTENCY_TABLE_NAME": RECORDS_TABLE,
             **{variable: {**resolved, **overrides}[parameter] for parameter, variable in VARIABLE_OF_PARAMETER.items()},

@@ -27,12 +27,18 @@ ROLE = "arn:aws:iam::123456789012:role/r"
 
 @pytest.fixture
 def sfn_with_a_starting_execution(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
-        sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r")
+        sfn.create_state_machine(
+            name="m", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+        )
         machine = stepfunctions_parser_backends["123456789012"]["us-east-1"].state_machines[0]
         # RUNNING, but its worker has not built its evaluation environment yet.
         machine.executions.append(SimpleNamespace(status="RUNNING", exec_worker=SimpleNamespace(env=None)))
@@ -54,7 +60,11 @@ def test_with_the_adapter_an_unknown_token_is_invalid_as_on_aws(sfn_with_a_start
 # --------------------------------------------------------------------------- stoppable waits
 @pytest.fixture
 def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield boto3.client("stepfunctions", region_name="us-east-1")
@@ -74,7 +84,9 @@ def _start(sfn: Any, machine: str) -> str:
 
 def _status_within(sfn: Any, execution: str, seconds: float, until: tuple[str, ...]) -> str:
     deadline = time.monotonic() + seconds
-    while (status := sfn.describe_execution(executionArn=execution)["status"]) not in until and time.monotonic() < deadline:
+    while (
+        status := sfn.describe_execution(executionArn=execution)["status"]
+    ) not in until and time.monotonic() < deadline:
         time.sleep(0.02)
     return str(status)
 

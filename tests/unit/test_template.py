@@ -24,7 +24,12 @@ from tools.template import (
 TemplateWriter = Callable[[str], Template]
 FUNCTION = "AWS::Serverless::Function"
 STATE_MACHINE = "AWS::Serverless::StateMachine"
-PSEUDO = {"AWS::Region": "eu-west-1", "AWS::AccountId": "111122223333", "AWS::StackName": "shop", "AWS::Partition": "aws"}
+PSEUDO = {
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "111122223333",
+    "AWS::StackName": "shop",
+    "AWS::Partition": "aws",
+}
 
 TAGS = """
 Parameters:
@@ -94,16 +99,32 @@ def test_an_override_wins_and_is_given_as_a_string(template: Template) -> None:
     ("overrides", "message"),
     [
         pytest.param({"PollIntervalSecs": 5}, "Unknown template parameter(s): PollIntervalSecs", id="misspelt name"),
-        pytest.param({"Zeta": 1, "Alpha": 2}, "Unknown template parameter(s): Alpha, Zeta", id="every unknown name, sorted"),
+        pytest.param(
+            {"Zeta": 1, "Alpha": 2}, "Unknown template parameter(s): Alpha, Zeta", id="every unknown name, sorted"
+        ),
         pytest.param({"PollIntervalSeconds": 0}, "PollIntervalSeconds=0 is below its MinValue 1", id="below MinValue"),
-        pytest.param({"FailureProbability": 1.5}, "FailureProbability=1.5 is above its MaxValue 1", id="above MaxValue"),
-        pytest.param({"FailureProbability": "-0.1"}, "FailureProbability=-0.1 is below its MinValue 0", id="below MinValue, as text"),
-        pytest.param({"WorkflowType": "SYNC"}, "WorkflowType=SYNC is not one of its AllowedValues: STANDARD, EXPRESS", id="string not allowed"),
-        pytest.param({"LogRetentionDays": 31}, "LogRetentionDays=31 is not one of its AllowedValues", id="number not allowed"),
+        pytest.param(
+            {"FailureProbability": 1.5}, "FailureProbability=1.5 is above its MaxValue 1", id="above MaxValue"
+        ),
+        pytest.param(
+            {"FailureProbability": "-0.1"},
+            "FailureProbability=-0.1 is below its MinValue 0",
+            id="below MinValue, as text",
+        ),
+        pytest.param(
+            {"WorkflowType": "SYNC"},
+            "WorkflowType=SYNC is not one of its AllowedValues: STANDARD, EXPRESS",
+            id="string not allowed",
+        ),
+        pytest.param(
+            {"LogRetentionDays": 31}, "LogRetentionDays=31 is not one of its AllowedValues", id="number not allowed"
+        ),
         pytest.param({"RecordTtlSeconds": "a day"}, "RecordTtlSeconds='a day' is not a number", id="not a number"),
     ],
 )
-def test_a_bad_override_is_refused_naming_the_parameter(template: Template, overrides: dict[str, Any], message: str) -> None:
+def test_a_bad_override_is_refused_naming_the_parameter(
+    template: Template, overrides: dict[str, Any], message: str
+) -> None:
     with pytest.raises(TemplateParameterError) as refused:
         template.parameter_values(overrides)
 
@@ -181,7 +202,9 @@ def test_one_functions_variables_do_not_leak_into_another(write_template: Templa
 
 
 def test_a_template_without_globals_gives_the_functions_own_properties(write_template: TemplateWriter) -> None:
-    small = write_template("Resources:\n  Only:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: only/, Timeout: 5}\n")
+    small = write_template(
+        "Resources:\n  Only:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: only/, Timeout: 5}\n"
+    )
 
     assert small.function_properties("Only") == {"CodeUri": "only/", "Timeout": 5}
 
@@ -267,19 +290,43 @@ def resolver() -> Resolver:
         pytest.param({"Ref": "Stage"}, "dev", id="Ref to a parameter"),
         pytest.param({"Ref": "AWS::Region"}, "eu-west-1", id="Ref to a pseudo parameter"),
         pytest.param({"Ref": "Table"}, "shop-Table-1", id="Ref to a resource"),
-        pytest.param({"Fn::GetAtt": ["Table", "Arn"]}, "arn:aws:dynamodb:eu-west-1:111122223333:table/shop-Table-1", id="GetAtt"),
-        pytest.param({"Fn::Sub": "${AWS::StackName}-${Stage}-${AWS::AccountId}"}, "shop-dev-111122223333", id="Sub with pseudo parameters"),
-        pytest.param({"Fn::Sub": "arn:${AWS::Partition}:x:${Table}"}, "arn:aws:x:shop-Table-1", id="Sub with a resource"),
-        pytest.param({"Fn::Sub": "${Table.Arn}/index/*"}, "arn:aws:dynamodb:eu-west-1:111122223333:table/shop-Table-1/index/*", id="Sub with an attribute"),
+        pytest.param(
+            {"Fn::GetAtt": ["Table", "Arn"]}, "arn:aws:dynamodb:eu-west-1:111122223333:table/shop-Table-1", id="GetAtt"
+        ),
+        pytest.param(
+            {"Fn::Sub": "${AWS::StackName}-${Stage}-${AWS::AccountId}"},
+            "shop-dev-111122223333",
+            id="Sub with pseudo parameters",
+        ),
+        pytest.param(
+            {"Fn::Sub": "arn:${AWS::Partition}:x:${Table}"}, "arn:aws:x:shop-Table-1", id="Sub with a resource"
+        ),
+        pytest.param(
+            {"Fn::Sub": "${Table.Arn}/index/*"},
+            "arn:aws:dynamodb:eu-west-1:111122223333:table/shop-Table-1/index/*",
+            id="Sub with an attribute",
+        ),
         pytest.param({"Fn::Sub": ["${A}-${Stage}", {"A": {"Ref": "Retention"}}]}, "7-dev", id="Sub with variables"),
         pytest.param({"Fn::Sub": ["${Stage}", {"Stage": "shadowed"}]}, "shadowed", id="a variable shadows a parameter"),
-        pytest.param({"Fn::Sub": "${!Literal}-${Stage}"}, "${Literal}-dev", id="Sub escape keeps a literal placeholder"),
+        pytest.param(
+            {"Fn::Sub": "${!Literal}-${Stage}"}, "${Literal}-dev", id="Sub escape keeps a literal placeholder"
+        ),
         pytest.param({"Fn::Sub": "no placeholders"}, "no placeholders", id="Sub of plain text"),
-        pytest.param([{"Ref": "Stage"}, {"K": {"Ref": "Stage"}}, 3], ["dev", {"K": "dev"}, 3], id="nested lists and objects"),
-        pytest.param({"Ref": "Stage", "Other": {"Ref": "Stage"}}, {"Ref": "Stage", "Other": "dev"}, id="two keys: not an intrinsic"),
+        pytest.param(
+            [{"Ref": "Stage"}, {"K": {"Ref": "Stage"}}, 3], ["dev", {"K": "dev"}, 3], id="nested lists and objects"
+        ),
+        pytest.param(
+            {"Ref": "Stage", "Other": {"Ref": "Stage"}},
+            {"Ref": "Stage", "Other": "dev"},
+            id="two keys: not an intrinsic",
+        ),
         pytest.param({"Fn::Split": [":", "arn:aws:states"]}, ["arn", "aws", "states"], id="Split"),
         pytest.param({"Fn::Select": ["1", ["a", "b"]]}, "b", id="Select with the index as text"),
-        pytest.param({"Fn::Select": [6, {"Fn::Split": [":", "arn:aws:states:r:1:stateMachine:Orders"]}]}, "Orders", id="Select of a Split"),
+        pytest.param(
+            {"Fn::Select": [6, {"Fn::Split": [":", "arn:aws:states:r:1:stateMachine:Orders"]}]},
+            "Orders",
+            id="Select of a Split",
+        ),
         pytest.param({"Fn::Join": ["-", [{"Ref": "Stage"}, "b"]]}, "dev-b", id="Join"),
         pytest.param(
             {"Fn::Sub": ["x:${N}:*", {"N": {"Fn::Select": [1, {"Fn::Split": ["-", {"Ref": "Table"}]}]}}]},
@@ -301,13 +348,25 @@ def test_parameters_come_before_pseudo_parameters_and_resources() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        pytest.param({"Ref": "Missing"}, "Ref to 'Missing', which is not a parameter or a deployed resource", id="unknown Ref"),
-        pytest.param({"Fn::GetAtt": ["Table", "StreamArn"]}, "Fn::GetAtt Table.StreamArn is not emulated", id="unknown attribute"),
+        pytest.param(
+            {"Ref": "Missing"}, "Ref to 'Missing', which is not a parameter or a deployed resource", id="unknown Ref"
+        ),
+        pytest.param(
+            {"Fn::GetAtt": ["Table", "StreamArn"]}, "Fn::GetAtt Table.StreamArn is not emulated", id="unknown attribute"
+        ),
         pytest.param({"Fn::Sub": "${Missing}"}, "Ref to 'Missing'", id="unknown name in Sub"),
-        pytest.param({"Fn::Sub": "${Queue.Url}"}, "Fn::GetAtt Queue.Url is not emulated", id="unknown attribute in Sub"),
-        pytest.param({"Fn::FindInMap": ["M", "a", "b"]}, "Intrinsic Fn::FindInMap is not emulated", id="intrinsic not emulated"),
-        pytest.param({"Fn::Select": [3, {"Fn::Split": [":", "a:b"]}]}, "Fn::Select index 3 is outside", id="Select past the end"),
-        pytest.param({"K": [{"Fn::If": ["C", 1, 2]}]}, "Intrinsic Fn::If is not emulated", id="nested intrinsic not emulated"),
+        pytest.param(
+            {"Fn::Sub": "${Queue.Url}"}, "Fn::GetAtt Queue.Url is not emulated", id="unknown attribute in Sub"
+        ),
+        pytest.param(
+            {"Fn::FindInMap": ["M", "a", "b"]}, "Intrinsic Fn::FindInMap is not emulated", id="intrinsic not emulated"
+        ),
+        pytest.param(
+            {"Fn::Select": [3, {"Fn::Split": [":", "a:b"]}]}, "Fn::Select index 3 is outside", id="Select past the end"
+        ),
+        pytest.param(
+            {"K": [{"Fn::If": ["C", 1, 2]}]}, "Intrinsic Fn::If is not emulated", id="nested intrinsic not emulated"
+        ),
     ],
 )
 def test_what_cannot_be_resolved_is_refused_not_passed_through(resolver: Resolver, value: Any, message: str) -> None:
@@ -343,10 +402,15 @@ Outputs:
     ("overrides", "deployed", "outputs"),
     [
         pytest.param({}, {"Always"}, {"Plain"}, id="defaults: only the unconditional ones"),
-        pytest.param({"Topic": "arn:aws:sns:eu-west-1:111122223333:t"}, {"Always", "Alarm", "Nested"}, {"Plain"}, id="a topic"),
+        pytest.param(
+            {"Topic": "arn:aws:sns:eu-west-1:111122223333:t"}, {"Always", "Alarm", "Nested"}, {"Plain"}, id="a topic"
+        ),
         pytest.param({"Dashboard": "true"}, {"Always", "Board", "Nested"}, {"Plain", "BoardName"}, id="a dashboard"),
         pytest.param(
-            {"Topic": "t", "Dashboard": "true"}, {"Always", "Alarm", "Board", "Nested", "Pair"}, {"Plain", "BoardName"}, id="both"
+            {"Topic": "t", "Dashboard": "true"},
+            {"Always", "Alarm", "Board", "Nested", "Pair"},
+            {"Plain", "BoardName"},
+            id="both",
         ),
     ],
 )
@@ -354,7 +418,9 @@ def test_a_resource_or_output_under_a_false_condition_is_not_deployed(
     write_template: TemplateWriter, overrides: dict[str, str], deployed: set[str], outputs: set[str]
 ) -> None:
     template = write_template(CONDITIONS)
-    resolver = Resolver(parameters=template.parameter_values(overrides), pseudo=PSEUDO, conditions=template.body["Conditions"])
+    resolver = Resolver(
+        parameters=template.parameter_values(overrides), pseudo=PSEUDO, conditions=template.body["Conditions"]
+    )
 
     as_deployed = template.as_deployed(resolver)
 
@@ -367,7 +433,12 @@ def test_a_resource_or_output_under_a_false_condition_is_not_deployed(
     ("conditions", "name", "message"),
     [
         pytest.param({}, "Missing", "Condition 'Missing' is not declared", id="undeclared"),
-        pytest.param({"C": {"Fn::Contains": [["a"], "a"]}}, "C", "Condition function Fn::Contains is not emulated", id="function not emulated"),
+        pytest.param(
+            {"C": {"Fn::Contains": [["a"], "a"]}},
+            "C",
+            "Condition function Fn::Contains is not emulated",
+            id="function not emulated",
+        ),
         pytest.param({"C": "true"}, "C", "Not a condition function", id="not a function"),
     ],
 )
@@ -384,7 +455,10 @@ def test_a_condition_that_cannot_be_evaluated_is_refused(conditions: dict[str, A
 def test_substitute_definition_replaces_every_occurrence() -> None:
     definition = '{"A": "${Arn}", "B": "${Arn}", "Seconds": ${Seconds}}'
 
-    assert substitute_definition(definition, {"Arn": "arn:x", "Seconds": 10}) == '{"A": "arn:x", "B": "arn:x", "Seconds": 10}'
+    assert (
+        substitute_definition(definition, {"Arn": "arn:x", "Seconds": 10})
+        == '{"A": "arn:x", "B": "arn:x", "Seconds": 10}'
+    )
 
 
 def test_substitute_definition_refuses_a_substitution_the_definition_does_not_use() -> None:
@@ -393,7 +467,9 @@ def test_substitute_definition_refuses_a_substitution_the_definition_does_not_us
 
 
 def test_substitute_definition_refuses_a_placeholder_left_without_a_substitution() -> None:
-    with pytest.raises(UnsupportedTemplateFeature, match="Definition placeholders without a substitution: Forgotten, Other"):
+    with pytest.raises(
+        UnsupportedTemplateFeature, match="Definition placeholders without a substitution: Forgotten, Other"
+    ):
         substitute_definition('{"A": "${Used}", "B": "${Other}", "C": "${Forgotten}"}', {"Used": "x"})
 
 

@@ -93,7 +93,9 @@ def _write_slots(dynamodb: Any, record: ModuleType, tokens: dict[int, str]) -> N
 
 
 def _saved(record: ModuleType, waiter_count: int, status: str = "SUCCESS") -> Any:
-    return record.SavedOutcome(key=KEY, status=status, owner_tag=record.owner_tag(OWNER, RUN), waiter_count=waiter_count)
+    return record.SavedOutcome(
+        key=KEY, status=status, owner_tag=record.owner_tag(OWNER, RUN), waiter_count=waiter_count
+    )
 
 
 def _slots_left(dynamodb: Any) -> list[str]:
@@ -103,7 +105,9 @@ def _slots_left(dynamodb: Any) -> list[str]:
 MESSAGE = {"outcome": "COMPLETED", "key": KEY, "result": {"ok": "é"}}
 
 
-def test_every_waiters_token_receives_the_message_and_the_slots_are_cleared(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+def test_every_waiters_token_receives_the_message_and_the_slots_are_cleared(
+    wakeup: ModuleType, record: ModuleType, dynamodb: Any
+) -> None:
     _write_slots(dynamodb, record, {1: "token-1", 2: "token-2", 3: "token-3"})
     sfn = FakeStepFunctions()
 
@@ -114,16 +118,22 @@ def test_every_waiters_token_receives_the_message_and_the_slots_are_cleared(wake
     assert _slots_left(dynamodb) == []
 
 
-def test_a_record_without_waiters_costs_no_request(wakeup: ModuleType, record: ModuleType, dynamodb: Any, dynamodb_calls: Any) -> None:
+def test_a_record_without_waiters_costs_no_request(
+    wakeup: ModuleType, record: ModuleType, dynamodb: Any, dynamodb_calls: Any
+) -> None:
     sfn = FakeStepFunctions()
 
     assert wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 0), MESSAGE) == wakeup.WakeUps()
     assert dynamodb_calls == [] and sfn.attempts == Counter()
 
 
-def test_only_the_slots_of_the_saving_owners_run_are_read(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+def test_only_the_slots_of_the_saving_owners_run_are_read(
+    wakeup: ModuleType, record: ModuleType, dynamodb: Any
+) -> None:
     _write_slots(dynamodb, record, {1: "token-1"})
-    other_run = record.SavedOutcome(key=KEY, status="SUCCESS", owner_tag=record.owner_tag(OWNER, "another run"), waiter_count=1)
+    other_run = record.SavedOutcome(
+        key=KEY, status="SUCCESS", owner_tag=record.owner_tag(OWNER, "another run"), waiter_count=1
+    )
     sfn = FakeStepFunctions()
 
     report = wakeup.wake_waiters(dynamodb, sfn, TABLE, other_run, MESSAGE)
@@ -144,7 +154,9 @@ def test_a_throttled_token_is_sent_again(wakeup: ModuleType, record: ModuleType,
     assert set(sfn.sent) == {"token-1", "token-2"}
 
 
-@pytest.mark.parametrize("code", ["ThrottlingException", "AccessDeniedException"], ids=["throttled for good", "refused"])
+@pytest.mark.parametrize(
+    "code", ["ThrottlingException", "AccessDeniedException"], ids=["throttled for good", "refused"]
+)
 def test_a_token_that_fails_for_good_is_counted_and_the_others_are_still_sent(
     wakeup: ModuleType, record: ModuleType, dynamodb: Any, code: str
 ) -> None:
@@ -162,7 +174,9 @@ def test_a_token_that_fails_for_good_is_counted_and_the_others_are_still_sent(
 
 
 @pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"])
-def test_a_waiter_no_longer_waiting_counts_as_gone(wakeup: ModuleType, record: ModuleType, dynamodb: Any, code: str) -> None:
+def test_a_waiter_no_longer_waiting_counts_as_gone(
+    wakeup: ModuleType, record: ModuleType, dynamodb: Any, code: str
+) -> None:
     _write_slots(dynamodb, record, {1: "token-1", 2: "token-2"})
     sfn = AlwaysFailing("token-1", code)
 
@@ -185,11 +199,16 @@ def test_a_slot_counted_but_never_written_is_read_again_briefly_then_counted_fai
     reads = [params for name, params in dynamodb_calls if name == "BatchGetItem"]
     assert len(reads) == 4  # one read, then three more of the missing slot only
     missing = record.waiter_slot_id(KEY, record.owner_tag(OWNER, RUN), 2)
-    assert all(request[TABLE]["Keys"] == [{"id": {"S": missing}}] for request in (params["RequestItems"] for params in reads[1:]))
+    assert all(
+        request[TABLE]["Keys"] == [{"id": {"S": missing}}]
+        for request in (params["RequestItems"] for params in reads[1:])
+    )
     assert all(params["RequestItems"][TABLE]["ConsistentRead"] is True for params in reads)
 
 
-def test_a_slot_written_just_after_the_save_read_it_is_still_woken(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+def test_a_slot_written_just_after_the_save_read_it_is_still_woken(
+    wakeup: ModuleType, record: ModuleType, dynamodb: Any
+) -> None:
     _write_slots(dynamodb, record, {1: "token-1"})
     writes_late: list[bool] = []
 
@@ -207,7 +226,9 @@ def test_a_slot_written_just_after_the_save_read_it_is_still_woken(wakeup: Modul
     assert set(sfn.sent) == {"token-1", "token-2"}
 
 
-def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(
+    wakeup: ModuleType, record: ModuleType, dynamodb: Any
+) -> None:
     sfn = FakeStepFunctions()
 
     report = wakeup.wake_waiters(dynamodb, sfn, "no-such-table", _saved(record, 4), MESSAGE)
@@ -221,7 +242,9 @@ def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(wakeup:
     [(131_000, False), (131_100, True)],
     ids=["under 256 KiB in UTF-8", "over 256 KiB in UTF-8 though under in characters"],
 )
-def test_a_message_over_256_kib_in_utf8_becomes_record_changed(wakeup: ModuleType, characters: int, replaced: bool) -> None:
+def test_a_message_over_256_kib_in_utf8_becomes_record_changed(
+    wakeup: ModuleType, characters: int, replaced: bool
+) -> None:
     message = {"outcome": "COMPLETED", "key": KEY, "result": "é" * characters}  # two bytes each in UTF-8
     sfn = FakeStepFunctions()
 

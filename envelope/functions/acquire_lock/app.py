@@ -123,7 +123,10 @@ def look_and_take(
                 f"(WaitTimeoutSeconds={config.wait_timeout_seconds})."
             )
         output.update(
-            waitBy=config.wait_by if outcome.wakes_waiters and not record_changed else WAIT_BY_POLLING, rechecks=rechecks, waitedSeconds=waited_seconds, recheckAfterSeconds=recheck_after
+            waitBy=config.wait_by if outcome.wakes_waiters and not record_changed else WAIT_BY_POLLING,
+            rechecks=rechecks,
+            waitedSeconds=waited_seconds,
+            recheckAfterSeconds=recheck_after,
         )
     return output
 
@@ -133,7 +136,14 @@ def look_and_take(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         output = look_and_take(
-            event, dynamodb, settings, now=int(time.time()), check=liveness, running=liveness.runs, resume=liveness.resume, child_check=liveness.refuse_express_child
+            event,
+            dynamodb,
+            settings,
+            now=int(time.time()),
+            check=liveness,
+            running=liveness.runs,
+            resume=liveness.resume,
+            child_check=liveness.refuse_express_child,
         )
     except IdempotencyExecutionEndedError:
         logger.warning("This execution had ended when its take ran: nothing written")

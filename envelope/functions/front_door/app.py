@@ -51,6 +51,8 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except IdempotencyError:
         metrics.add_metric(name=REJECTED_INPUTS, unit=MetricUnit.Count, value=1)
         raise
-    metrics.add_metric(name=FRONT_DOOR_HITS if answer.outcome == COMPLETED else FRONT_DOOR_STARTS, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name=FRONT_DOOR_HITS if answer.outcome == COMPLETED else FRONT_DOOR_STARTS, unit=MetricUnit.Count, value=1
+    )
     logger.info("Front door answered", extra={"outcome": answer.outcome, "idempotency_key": answer.key})
     return answer.as_output()

@@ -71,7 +71,11 @@ def execution_description(detail: dict[str, Any], sfn: SFNClient) -> dict[str, A
     """The execution's input, error and cause: from the event, or from DescribeExecution when the event left them out."""
     input_details = detail.get("inputDetails")
     included = input_details.get("included", True) if isinstance(input_details, dict) else True
-    if included and isinstance(detail.get("input"), str) and (detail.get("status") != FAILED_STATUS or "error" in detail):
+    if (
+        included
+        and isinstance(detail.get("input"), str)
+        and (detail.get("status") != FAILED_STATUS or "error" in detail)
+    ):
         return detail
     try:
         described = sfn.describe_execution(executionArn=detail["executionArn"])
@@ -95,7 +99,9 @@ def execution_input(text: Any) -> Any:
         raise _NoKey("NoExecutionInput")
     depth = json_text_depth(text)
     if depth > MAX_NESTING_DEPTH:
-        raise IdempotencyInputTooDeepError(f"The execution input is nested {depth} levels deep; at most {MAX_NESTING_DEPTH} are accepted.")
+        raise IdempotencyInputTooDeepError(
+            f"The execution input is nested {depth} levels deep; at most {MAX_NESTING_DEPTH} are accepted."
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -119,7 +125,9 @@ def release_abandoned_record(
     now = int(time.time()) if now is None else now
     try:
         described = execution_description(detail, sfn)
-        key = identify(execution_input(described.get("input")), config.scope_of(detail["stateMachineArn"]), config.key_rules).key
+        key = identify(
+            execution_input(described.get("input")), config.scope_of(detail["stateMachineArn"]), config.key_rules
+        ).key
     except (IdempotencyError, _NoKey) as error:
         # Input with no key never got a record: nothing to release.
         reason = error.reason if isinstance(error, _NoKey) else type(error).__name__

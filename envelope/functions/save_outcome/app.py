@@ -68,7 +68,9 @@ def save_and_wake(event: dict[str, Any], client: DynamoDBClient, sfn: SFNClient,
         # The failed steps' other calls (a Parallel's other branches) run on: not taken again before they can have ended.
         # Rounded up: never free the key early.
         quiet_until = int(time.time()) + 1 + config.longest_call_seconds if calls_in_flight(sfn, owner) else None
-        saved = save_outcome(client, config.table_name, key, owner, run_id, error=error, cause=cause, quiet_until=quiet_until)
+        saved = save_outcome(
+            client, config.table_name, key, owner, run_id, error=error, cause=cause, quiet_until=quiet_until
+        )
         message = wake_up_message(saved)
     wake_ups = wake_waiters(client, sfn, config.table_name, saved, message, logger)
     logger.info("Outcome saved", extra={"status": saved.status, "waiters": saved.waiter_count, "woken": wake_ups.woken})

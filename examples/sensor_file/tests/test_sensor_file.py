@@ -79,7 +79,8 @@ def deliveries_of(stack: OfflineStack, key: str, etag: str) -> list[Delivery]:
     return [
         delivery
         for delivery in stack.events.wait_until_delivered()
-        if delivery.event["source"] == "aws.s3" and delivery.event["detail"]["object"].get("etag") == etag
+        if delivery.event["source"] == "aws.s3"
+        and delivery.event["detail"]["object"].get("etag") == etag
         and delivery.event["detail"]["object"]["key"] == key
     ]
 
@@ -121,14 +122,20 @@ def readings_of(stack: OfflineStack, source_key: str) -> list[dict[str, Any]]:
 def child_of(stack: OfflineStack, parent: ExecutionResult) -> ExecutionResult:
     name = parent.execution_arn.rsplit(":", 1)[1]
     (child,) = [
-        e for e in stack.sfn.list_executions(stateMachineArn=stack.physical_id(CHILD))["executions"] if e["name"] == name
+        e
+        for e in stack.sfn.list_executions(stateMachineArn=stack.physical_id(CHILD))["executions"]
+        if e["name"] == name
     ]
     return stack.wait_for(child["executionArn"])
 
 
 def children_for(stack: OfflineStack, key: str) -> list[dict[str, Any]]:
     executions = stack.sfn.list_executions(stateMachineArn=stack.physical_id(CHILD))["executions"]
-    return [e for e in executions if json.loads(stack.sfn.describe_execution(executionArn=e["executionArn"])["input"])["key"] == key]
+    return [
+        e
+        for e in executions
+        if json.loads(stack.sfn.describe_execution(executionArn=e["executionArn"])["input"])["key"] == key
+    ]
 
 
 # --------------------------------------------------------------------------- the input the trigger builds
@@ -192,17 +199,27 @@ def test_the_rows_are_stored_by_an_inline_map_after_every_row_was_checked(stack:
     child = child_of(stack, result)
     store = CHILD_DEFINITION["States"]["Store each reading"]
     assert store["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
-    puts = [e for e in child.history if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resource"] == "putItem"]
+    puts = [
+        e
+        for e in child.history
+        if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resource"] == "putItem"
+    ]
     iterations = [e for e in child.history if e["type"] == "MapIterationStarted"]
     assert len(puts) == len(iterations) == len(SAMPLE_CSV.splitlines())
     assert stack.lambdas.invocations(PARSE) - parses == 1  # one call for the whole file
     order = child.states_entered
-    assert order.index("Parse and check every row") < order.index("Store each reading") < order.index("Move the file to processed/")
+    assert (
+        order.index("Parse and check every row")
+        < order.index("Store each reading")
+        < order.index("Move the file to processed/")
+    )
     waited = [e["timestamp"] for e in child.history if e["type"] in ("WaitStateEntered", "WaitStateExited")]
     assert (waited[1] - waited[0]).total_seconds() >= NOTIFICATION_DELAY_SECONDS * stack.time_scale
 
 
-def test_concurrent_duplicate_events_process_the_file_once(stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str) -> None:
+def test_concurrent_duplicate_events_process_the_file_once(
+    stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str
+) -> None:
     key = f"readings/{unique}.csv"
     delivery = upload(stack, key)
 
@@ -231,7 +248,9 @@ def test_a_new_version_of_a_file_is_a_new_upload(stack: OfflineStack, unique: st
 
 
 # --------------------------------------------------------------------------- malformed rows
-def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
+def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
     key = f"readings/{unique}.csv"
     text = "0000-0001,1483906366,10.10\n0000-0011,yesterday,-5.10\n0000-0093,1483906376\n0000-0107,1483906520,115.45\n"
     failed, started_with = processed(stack, key, text)
@@ -256,7 +275,10 @@ def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(stack
 
 # --------------------------------------------------------------------------- the trigger itself
 def executions_of_envelope(stack: OfflineStack) -> set[str]:
-    return {e["executionArn"] for e in stack.sfn.list_executions(stateMachineArn=stack.outputs["IdempotentWorkflowArn"])["executions"]}
+    return {
+        e["executionArn"]
+        for e in stack.sfn.list_executions(stateMachineArn=stack.outputs["IdempotentWorkflowArn"])["executions"]
+    }
 
 
 def test_one_upload_starts_one_execution_and_the_moved_copy_none(stack: OfflineStack, unique: str) -> None:
@@ -280,7 +302,9 @@ def test_a_redelivered_upload_event_runs_the_work_once(stack: OfflineStack, uniq
 
     # EventBridge delivers at least once: the same event again, as a new delivery. The front door
     # answers it from the record: one read, and no execution started.
-    stack.events.put_event("aws.s3", delivery.event["detail-type"], delivery.event["detail"], delivery.event["resources"])
+    stack.events.put_event(
+        "aws.s3", delivery.event["detail-type"], delivery.event["detail"], delivery.event["resources"]
+    )
 
     etag = delivery.event["detail"]["object"]["etag"]
     wait_until(lambda: len(deliveries_of(stack, key, etag)) == 2, message="the redelivery to reach the front door")

@@ -50,7 +50,9 @@ def test_what_the_child_variant_costs_in_transitions(unique: str) -> None:
     # of three (link, run the child, take its output) around the child's own states.
     assert len(variant_envelope) - len(inline_envelope) == 2
     assert [name for name in inline_envelope if name != child_envelope.PROTECTED_WORK] == [
-        name for name in variant_envelope if name not in (child_envelope.LINK, child_envelope.RUN_CHILD, child_envelope.TAKE_OUTPUT)
+        name
+        for name in variant_envelope
+        if name not in (child_envelope.LINK, child_envelope.RUN_CHILD, child_envelope.TAKE_OUTPUT)
     ]
     assert len(child_states) == 6  # Parallel, 3 registrations, confirmation, output
     # A hit costs the same: the child is never started.

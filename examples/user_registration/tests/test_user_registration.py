@@ -47,7 +47,9 @@ RegistrationSystemUnavailableError = _register_module.RegistrationSystemUnavaila
 @pytest.fixture(scope="module")
 def stack() -> Iterator[OfflineStack]:
     """The example's own app: its workflow, functions and topic, and the envelope nested around it."""
-    with OfflineStack({"LongestCallSeconds": LONGEST_CALL_SECONDS}, template_path=TEMPLATE, environment=QUIET) as deployed:
+    with OfflineStack(
+        {"LongestCallSeconds": LONGEST_CALL_SECONDS}, template_path=TEMPLATE, environment=QUIET
+    ) as deployed:
         yield deployed
 
 
@@ -121,7 +123,11 @@ def test_a_registration_runs_the_child_once_and_returns_its_output(
 
     assert result.status == "SUCCEEDED", result.cause
     assert result.output["username"] == unique
-    assert {value["system"] for value in result.output["registrations"].values()} == {"ActiveDirectory", "Products", "Promotions"}
+    assert {value["system"] for value in result.output["registrations"].values()} == {
+        "ActiveDirectory",
+        "Products",
+        "Promotions",
+    }
     assert stack.lambdas.invocations(REGISTER) - registers == 3
     (child,) = child_executions(stack, result)
     child_description = stack.sfn.describe_execution(executionArn=child["executionArn"])
@@ -138,7 +144,9 @@ def test_a_registration_runs_the_child_once_and_returns_its_output(
     ]
 
 
-def test_a_repeated_registration_event_registers_once(stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str) -> None:
+def test_a_repeated_registration_event_registers_once(
+    stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str
+) -> None:
     first = envelope.run(registration(unique))
     registers = stack.lambdas.invocations(REGISTER)
 
@@ -157,7 +165,9 @@ def test_a_repeated_registration_event_registers_once(stack: OfflineStack, envel
     assert len(confirmations_for(notifications, unique)) == 1
 
 
-def test_concurrent_duplicate_events_start_one_child(stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str) -> None:
+def test_concurrent_duplicate_events_start_one_child(
+    stack: OfflineStack, envelope: OfflineStack, unique: str, notifications: str
+) -> None:
     gate = Gate()
     registers = stack.lambdas.invocations(REGISTER)
     with stack.lambdas.intercept(REGISTER, gate), ThreadPoolExecutor(max_workers=5) as pool:
@@ -175,7 +185,9 @@ def test_concurrent_duplicate_events_start_one_child(stack: OfflineStack, envelo
 
 
 # --------------------------------------------------------------------------- failures, retries, rollback
-def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_error(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
+def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_error(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
     rollbacks = stack.lambdas.invocations(ROLLBACK)
     products = FailIn("Products", RegistrationRejectedError("Products refuses this user."))
 
@@ -203,7 +215,9 @@ def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_erro
     assert len(all_children_for(stack, unique)) == 2
 
 
-def test_a_system_down_for_a_moment_is_retried_and_the_registration_succeeds(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
+def test_a_system_down_for_a_moment_is_retried_and_the_registration_succeeds(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
     rollbacks = stack.lambdas.invocations(ROLLBACK)
     products = FailIn("Products", RegistrationSystemUnavailableError("Products did not answer."), times=1)
 
@@ -215,7 +229,9 @@ def test_a_system_down_for_a_moment_is_retried_and_the_registration_succeeds(sta
     assert stack.lambdas.invocations(ROLLBACK) == rollbacks
 
 
-def test_a_system_down_for_longer_than_the_retries_rolls_back(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
+def test_a_system_down_for_longer_than_the_retries_rolls_back(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
     (retry,) = BRANCHES[1]["States"]["Register in Products"]["Retry"]
     rollbacks = stack.lambdas.invocations(ROLLBACK)
     products = FailIn("Products", RegistrationSystemUnavailableError("Products did not answer."))
@@ -240,10 +256,15 @@ def test_a_system_down_for_longer_than_the_retries_rolls_back(stack: OfflineStac
         assert gap >= retry["IntervalSeconds"] * retry["BackoffRate"] ** retry_number * stack.time_scale
 
 
-def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
+def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
     gate = Gate()
     # Stopped while it rolls back (a plain Task): moto stops a Parallel mid-branch less cleanly.
-    with stack.lambdas.intercept(REGISTER, FailIn("Products", RegistrationRejectedError("no"))), stack.lambdas.intercept(ROLLBACK, gate):
+    with (
+        stack.lambdas.intercept(REGISTER, FailIn("Products", RegistrationRejectedError("no"))),
+        stack.lambdas.intercept(ROLLBACK, gate),
+    ):
         arn = envelope.start_execution(registration(unique))
         wait_until(gate.arrived.is_set, message="the child to roll back")
         parent_name = arn.rsplit(":", 1)[1]
@@ -267,7 +288,9 @@ def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(stack: Of
     assert record["cause"] == f"The child execution {child['executionArn']} ended ABORTED."
 
 
-def test_a_start_under_a_taken_name_is_refused_and_recorded(stack: OfflineStack, envelope: OfflineStack, unique: str) -> None:
+def test_a_start_under_a_taken_name_is_refused_and_recorded(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
     name = f"registration-{unique}"
     # A child already started under the parent's name (as a retried start would find it).
     stack.start_execution(registration(unique), name=name, state_machine=CHILD)

@@ -66,7 +66,11 @@ class FrontDoorAnswer:
 
 
 def result_or_start(
-    execution_input: Any, config: FrontDoorConfig, dynamodb: DynamoDBClient, stepfunctions: Callable[[], SFNClient], now: int
+    execution_input: Any,
+    config: FrontDoorConfig,
+    dynamodb: DynamoDBClient,
+    stepfunctions: Callable[[], SFNClient],
+    now: int,
 ) -> FrontDoorAnswer:
     """The stored result of ``execution_input``, or the ARN of the envelope execution started with it.
 

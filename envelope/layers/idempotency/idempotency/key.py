@@ -248,7 +248,15 @@ def _call_problem(name: str, arguments: list[Any], table: dict[str, Any]) -> str
     return None
 
 
-_JSON_TYPES = {bool: "boolean", type(None): "null", str: "string", int: "number", float: "number", list: "array", dict: "object"}
+_JSON_TYPES = {
+    bool: "boolean",
+    type(None): "null",
+    str: "string",
+    int: "number",
+    float: "number",
+    list: "array",
+    dict: "object",
+}
 
 
 def _accepts(types: list[str], value: Any) -> bool:
@@ -420,7 +428,9 @@ class KeyRules:
             if getattr(self, name) == "":
                 object.__setattr__(self, name, None)
         object.__setattr__(self, "_key", _compile(KEY_EXPRESSION_PARAMETER, self.key_expression, is_key=True))
-        object.__setattr__(self, "_validation", _compile(VALIDATION_PARAMETER, self.validation_expression, is_key=False))
+        object.__setattr__(
+            self, "_validation", _compile(VALIDATION_PARAMETER, self.validation_expression, is_key=False)
+        )
 
     @classmethod
     def from_parameters(
@@ -567,9 +577,7 @@ def mismatch_message(key: str) -> str:
 
 def canonical_json(value: Any) -> bytes:
     """Serialize ``value`` so that equal JSON values give equal bytes, whatever their key order."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def nesting_depth(value: Any) -> int:

@@ -114,7 +114,6 @@ class LivenessChecker:
             return True
         return description["status"] in RUNNING
 
-
     def refuse_express_child(self, state_machine_arn: str) -> None:
         """Refuse to wrap an Express state machine (child variant), once per state machine, before any write.
 

@@ -101,7 +101,13 @@ MAX_ERROR_CHARS = 256
 # Errors after which a write may or may not have landed: the reply was lost. Writes here are safe
 # to repeat (a repeated save finds its own outcome), so they are retried in place.
 _LOST_REPLY = (ReadTimeoutError, ConnectTimeoutError, ConnectionClosedError, EndpointConnectionError)
-_RETRIED_CODES = ("ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable")
+_RETRIED_CODES = (
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+)
 _WRITE_ATTEMPTS = 4
 
 _NOT_LIVE = "attribute_not_exists(#id) OR #ttl < :now"
@@ -312,7 +318,13 @@ def take_record(
                 if extended is not None:  # the holder changed meanwhile: look at what is there now
                     item = _live(extended, now)
                     continue
-                return LockOutcome(BUSY, key, holder=decision.holder, look_again_at=now + lease_seconds, wakes_waiters=decision.wakes_waiters)
+                return LockOutcome(
+                    BUSY,
+                    key,
+                    holder=decision.holder,
+                    look_again_at=now + lease_seconds,
+                    wakes_waiters=decision.wakes_waiters,
+                )
             return decision
         condition, values = decision
         if item is not None and still_running is not None and not still_running(owner.execution_id):
@@ -320,10 +332,24 @@ def take_record(
                 f"Execution {owner.execution_id} had ended when its take of record {key} ran: nothing was written."
             )
         refused = _put_owned_record(
-            client, table_name, key, owner, now, record_ttl_seconds, lease_seconds, condition, values, payload_hash, child_execution
+            client,
+            table_name,
+            key,
+            owner,
+            now,
+            record_ttl_seconds,
+            lease_seconds,
+            condition,
+            values,
+            payload_hash,
+            child_execution,
         )
         if refused is None:
-            taken_over = item is not None and item.get(STATUS, {}).get("S") == IN_PROGRESS and _holder(item).execution_id != owner.execution_id
+            taken_over = (
+                item is not None
+                and item.get(STATUS, {}).get("S") == IN_PROGRESS
+                and _holder(item).execution_id != owner.execution_id
+            )
             return LockOutcome(ACQUIRED, key, taken_over=taken_over)
         item = _live(refused, now)
     # Three races lost in a row: someone else keeps changing the record; wait like any waiter.
@@ -360,7 +386,9 @@ def _decide(
     if completed is not None:
         return completed
     still_so, same_holder = _unchanged(item)
-    look = _Look(key, item, _holder(item), owner, now, liveness, (f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder}))
+    look = _Look(
+        key, item, _holder(item), owner, now, liveness, (f"{_NOT_LIVE} OR ({still_so})", {**now_value, **same_holder})
+    )
     if status == FAILED:
         return _decide_on_failed(look, may_take_failed, reported_errors)
     return _decide_on_held(look)
@@ -380,7 +408,9 @@ class _Look:
     take: _Put
 
 
-def _decide_on_failed(look: _Look, may_take_failed: bool, reported_errors: Collection[str]) -> LockOutcome | _Put | _Resumable:
+def _decide_on_failed(
+    look: _Look, may_take_failed: bool, reported_errors: Collection[str]
+) -> LockOutcome | _Put | _Resumable:
     holder, item = look.holder, look.item
     error = item.get(ERROR, {}).get("S", "States.TaskFailed")
     if not may_take_failed or error in reported_errors:
@@ -438,7 +468,9 @@ def _completed(key: str, item: dict[str, Any], payload_hash: str | None) -> Lock
     return LockOutcome(COMPLETED, key, result=json.loads(item[RESULT]["S"]))
 
 
-def stored_result(client: DynamoDBClient, table_name: str, key: str, now: int, payload_hash: str | None) -> LockOutcome | None:
+def stored_result(
+    client: DynamoDBClient, table_name: str, key: str, now: int, payload_hash: str | None
+) -> LockOutcome | None:
     """The stored result of ``key`` if its record is live and SUCCESS (``COMPLETED``), by one strongly
     consistent read and no write; None when the record is absent, expired, IN_PROGRESS or FAILED.
 
@@ -459,7 +491,9 @@ def stored_result(client: DynamoDBClient, table_name: str, key: str, now: int, p
 def _known_status(key: str, item: dict[str, Any]) -> str:
     status = item.get(STATUS, {}).get("S")
     if status not in (SUCCESS, IN_PROGRESS, FAILED):
-        raise IdempotencyRecordStateError(f"Record {key} has {STATUS}={status!r}; expected {IN_PROGRESS}, {SUCCESS} or {FAILED}.")
+        raise IdempotencyRecordStateError(
+            f"Record {key} has {STATUS}={status!r}; expected {IN_PROGRESS}, {SUCCESS} or {FAILED}."
+        )
     return str(status)
 
 
@@ -518,7 +552,9 @@ def _put_owned_record(
     return None
 
 
-def extend_lease(client: DynamoDBClient, table_name: str, key: str, item: dict[str, Any], lease_expiry: int) -> dict[str, Any] | None:
+def extend_lease(
+    client: DynamoDBClient, table_name: str, key: str, item: dict[str, Any], lease_expiry: int
+) -> dict[str, Any] | None:
     """Extend the lease of a holder found alive, if the record is still as ``item``. None when extended; else the record now."""
     condition, values = _unchanged(item)
     try:
@@ -551,7 +587,11 @@ def register_waiter(
     wake that token, so the waiter should look again now.
     """
     # A record written without a run id (by hand, or by an earlier version) is held by the execution alone.
-    condition = _HELD_BY if holder.run_id else _HELD_BY.replace("#run_id = :run_id", "(attribute_not_exists(#run_id) OR #run_id = :run_id)")
+    condition = (
+        _HELD_BY
+        if holder.run_id
+        else _HELD_BY.replace("#run_id = :run_id", "(attribute_not_exists(#run_id) OR #run_id = :run_id)")
+    )
     run_value = {":run_id": {"S": holder.run_id}}
     try:
         response = _with_retries(
@@ -614,16 +654,23 @@ def clear_waiter_slots(client: DynamoDBClient, table_name: str, slot_ids: Sequen
     for chunk in _chunks(list(slot_ids), 25):
         requests: dict[str, Any] = {table_name: [{"DeleteRequest": {"Key": {ID: {"S": slot_id}}}} for slot_id in chunk]}
         for attempt in range(_WRITE_ATTEMPTS):
-            unprocessed = _with_retries(functools.partial(client.batch_write_item, RequestItems=requests)).get("UnprocessedItems") or {}
+            unprocessed = (
+                _with_retries(functools.partial(client.batch_write_item, RequestItems=requests)).get("UnprocessedItems")
+                or {}
+            )
             if not unprocessed:
                 break
             requests = unprocessed
             time.sleep(0.05 * 2**attempt)
 
 
-def _batch_get(client: DynamoDBClient, table_name: str, slot_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _batch_get(
+    client: DynamoDBClient, table_name: str, slot_ids: Sequence[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
     for chunk in _chunks(list(slot_ids), 100):
-        request: dict[str, Any] = {table_name: {"Keys": [{ID: {"S": slot_id}} for slot_id in chunk], "ConsistentRead": True}}
+        request: dict[str, Any] = {
+            table_name: {"Keys": [{ID: {"S": slot_id}} for slot_id in chunk], "ConsistentRead": True}
+        }
         for attempt in range(_WRITE_ATTEMPTS):
             response = _with_retries(functools.partial(client.batch_get_item, RequestItems=request))
             for item in response.get("Responses", {}).get(table_name, []):
@@ -662,7 +709,10 @@ def save_outcome(
     if error is None:
         status = SUCCESS
         update = "SET #status = :status, #result = :result REMOVE #lease, #ended, #error, #cause"
-        values: dict[str, Any] = {":status": {"S": SUCCESS}, ":result": {"S": result_json if result_json is not None else "null"}}
+        values: dict[str, Any] = {
+            ":status": {"S": SUCCESS},
+            ":result": {"S": result_json if result_json is not None else "null"},
+        }
     else:
         status = FAILED
         update = "SET #status = :status, #error = :error, #cause = :cause"
@@ -692,7 +742,9 @@ def save_outcome(
                 "another execution took it over after this one could no longer be seen running, or it was released. "
                 "This execution's outcome was not stored."
             )
-    return SavedOutcome(key=key, status=status, owner_tag=owner_tag(owner_execution_id, run_id), waiter_count=_waiter_count(item))
+    return SavedOutcome(
+        key=key, status=status, owner_tag=owner_tag(owner_execution_id, run_id), waiter_count=_waiter_count(item)
+    )
 
 
 # --------------------------------------------------------------------------- an owner that ended without saving
@@ -729,14 +781,26 @@ def end_ownership(
         values: dict[str, Any] = {":free_at": {"N": str(free_at)}}
     else:
         update = "SET #lease = :free_at, #status = :failed, #error = :error, #cause = :cause, #ended = :ended"
-        values = {":free_at": {"N": str(free_at)}, ":failed": {"S": FAILED}, ":ended": {"BOOL": True}, **_failure_values(error, cause)}
+        values = {
+            ":free_at": {"N": str(free_at)},
+            ":failed": {"S": FAILED},
+            ":ended": {"BOOL": True},
+            **_failure_values(error, cause),
+        }
     condition = f"{run_id_condition} AND #ttl >= :now"
     held = {":execution_id": {"S": ended.execution_id}, ":in_progress": {"S": IN_PROGRESS}, ":now": {"N": str(now)}}
     for _ in range(3):
         item, landed = _update_if(client, table_name, key, update, condition, {**values, **held})
         if landed:
             if int(item.get(TTL, {}).get("N", "0")) < keep_until:
-                item, _ = _update_if(client, table_name, key, "SET #ttl = :keep_until", condition, {**held, ":keep_until": {"N": str(keep_until)}})
+                item, _ = _update_if(
+                    client,
+                    table_name,
+                    key,
+                    "SET #ttl = :keep_until",
+                    condition,
+                    {**held, ":keep_until": {"N": str(keep_until)}},
+                )
             break
         if _live(item or None, now) is not None:
             return None  # saved, or held by another execution: not ours to change
@@ -750,7 +814,9 @@ def end_ownership(
     return waiters_of(item)
 
 
-def _put_record_of_ended_owner(client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, ttl: int) -> bool:
+def _put_record_of_ended_owner(
+    client: DynamoDBClient, table_name: str, key: str, ended: Owner, now: int, free_at: int, ttl: int
+) -> bool:
     """Put a record held by ``ended`` until ``free_at`` if there is none; False when one appeared meanwhile."""
     try:
         _with_retries(

@@ -60,7 +60,9 @@ class Settings:
     def __post_init__(self) -> None:
         problems = []
         if self.waiter_failure_policy not in WAITER_FAILURE_POLICIES:
-            problems.append(f"WaitersOnFailure must be one of {', '.join(WAITER_FAILURE_POLICIES)}, got {self.waiter_failure_policy!r}")
+            problems.append(
+                f"WaitersOnFailure must be one of {', '.join(WAITER_FAILURE_POLICIES)}, got {self.waiter_failure_policy!r}"
+            )
         if self.workflow_type not in (STANDARD, EXPRESS):
             problems.append(f"WorkflowType must be {STANDARD} or {EXPRESS}, got {self.workflow_type!r}")
         if self.workflow_type == EXPRESS and self.execution_timeout_seconds > EXPRESS_MAX_DURATION_SECONDS:
@@ -112,7 +114,9 @@ class Settings:
         if remaining <= 0:
             return 0
         backoff: int = self.poll_interval_seconds * 2 ** min(rechecks, 16)
-        return max(1, min(backoff, MAX_RECHECK_INTERVAL_SECONDS, remaining, due_in if due_in is not None else remaining))
+        return max(
+            1, min(backoff, MAX_RECHECK_INTERVAL_SECONDS, remaining, due_in if due_in is not None else remaining)
+        )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:

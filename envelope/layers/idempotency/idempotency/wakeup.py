@@ -67,7 +67,12 @@ def wake_up_message(saved: SavedOutcome, result: Any = None) -> dict[str, Any]:
 
 
 def wake_waiters(
-    dynamodb: DynamoDBClient, sfn: SFNClient, table_name: str, saved: SavedOutcome, message: dict[str, Any], logger: Any = None
+    dynamodb: DynamoDBClient,
+    sfn: SFNClient,
+    table_name: str,
+    saved: SavedOutcome,
+    message: dict[str, Any],
+    logger: Any = None,
 ) -> WakeUps:
     """Send ``message`` to every waiter of ``saved``, concurrently, then clear their slots. Never raises."""
     if saved.waiter_count == 0:
