@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from emulator.adapters import LambdaContext
 from tests.unit.conftest import RECORDS_TABLE
 from tests.unit.test_envelope_handlers import START, Envelope, load_envelope
+from tests.unit.test_front_door import RecordingStepFunctions
 
 FIELD = "idempotencyKeyJmespath"
 CONTRACT = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text(encoding="utf-8")
@@ -463,18 +464,7 @@ def test_the_take_handler_refuses_the_expressions_that_once_crashed_without_a_re
 
 
 # --------------------------------------------------------------------------- the front door
-class StartsRecorded:
-    """A Step Functions client for the front door that records the executions it would start."""
-
-    def __init__(self) -> None:
-        self.started: list[dict[str, Any]] = []
-
-    def start_execution(self, **request: Any) -> dict[str, Any]:
-        self.started.append(request)
-        return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:wf:front-door-{len(self.started)}"}
-
-
-def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any) -> tuple[Any, StartsRecorded]:
+def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any) -> tuple[Any, RecordingStepFunctions]:
     """The front door's library call, with the take function's own deployment settings; its answer or its error."""
     settings = envelope.take.settings
     config = layer.front_door.FrontDoorConfig(
@@ -487,7 +477,7 @@ def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any)
         ),
         settings.scope,
     )
-    sfn = StartsRecorded()
+    sfn = RecordingStepFunctions()
     try:
         return layer.front_door.result_or_start(
             execution_input, config, envelope.take.dynamodb, lambda: sfn, int(time.time())

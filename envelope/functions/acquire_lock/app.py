@@ -23,12 +23,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from idempotency.errors import (
     IdempotencyError,
     IdempotencyExecutionEndedError,
-    IdempotencyPayloadMismatchError,
     IdempotencyResultTooLargeError,
     IdempotencyWaitTimeoutError,
 )
 from idempotency.key import identify
-from idempotency.observability import METRIC_FOR_OUTCOME, PAYLOAD_MISMATCHES, REJECTED_INPUTS, TAKEOVERS, WAIT_TIMEOUTS
+from idempotency.observability import METRIC_FOR_OUTCOME, TAKEOVERS, refusal_metric
 from idempotency.ownership import LivenessChecker, execution_arn_of_child
 from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, ResumeHolder, RunningCheck, take_record
 from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
@@ -148,14 +147,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except IdempotencyExecutionEndedError:
         logger.warning("This execution had ended when its take ran: nothing written")
         raise
-    except IdempotencyWaitTimeoutError:
-        metrics.add_metric(name=WAIT_TIMEOUTS, unit=MetricUnit.Count, value=1)
-        raise
-    except IdempotencyPayloadMismatchError:
-        metrics.add_metric(name=PAYLOAD_MISMATCHES, unit=MetricUnit.Count, value=1)
-        raise
-    except IdempotencyError:
-        metrics.add_metric(name=REJECTED_INPUTS, unit=MetricUnit.Count, value=1)
+    except IdempotencyError as error:
+        metrics.add_metric(name=refusal_metric(error), unit=MetricUnit.Count, value=1)
         raise
     metrics.add_metric(name=METRIC_FOR_OUTCOME[output["outcome"]], unit=MetricUnit.Count, value=1)
     return output

@@ -19,9 +19,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from idempotency.errors import IdempotencyError, IdempotencyPayloadMismatchError
+from idempotency.errors import IdempotencyError
 from idempotency.front_door import COMPLETED, FrontDoorConfig, result_or_start
-from idempotency.observability import FRONT_DOOR_HITS, FRONT_DOOR_STARTS, PAYLOAD_MISMATCHES, REJECTED_INPUTS
+from idempotency.observability import FRONT_DOOR_HITS, FRONT_DOOR_STARTS, refusal_metric
 from idempotency.settings import SDK_CONFIG, Settings
 
 if TYPE_CHECKING:
@@ -45,11 +45,8 @@ def stepfunctions() -> SFNClient:
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     try:
         answer = result_or_start(event, config, dynamodb, stepfunctions, now=int(time.time()))
-    except IdempotencyPayloadMismatchError:
-        metrics.add_metric(name=PAYLOAD_MISMATCHES, unit=MetricUnit.Count, value=1)
-        raise
-    except IdempotencyError:
-        metrics.add_metric(name=REJECTED_INPUTS, unit=MetricUnit.Count, value=1)
+    except IdempotencyError as error:
+        metrics.add_metric(name=refusal_metric(error), unit=MetricUnit.Count, value=1)
         raise
     metrics.add_metric(
         name=FRONT_DOOR_HITS if answer.outcome == COMPLETED else FRONT_DOOR_STARTS, unit=MetricUnit.Count, value=1

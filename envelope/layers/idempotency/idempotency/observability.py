@@ -6,6 +6,7 @@ Namespace and service come from ``POWERTOOLS_METRICS_NAMESPACE`` and ``POWERTOOL
 
 from __future__ import annotations
 
+from idempotency.errors import IdempotencyPayloadMismatchError, IdempotencyWaitTimeoutError
 from idempotency.record import ACQUIRED, BUSY, COMPLETED, FAILED, FAILED_OUTCOME, SUCCESS
 
 # What the take function found, per look at the record.
@@ -47,3 +48,12 @@ METRIC_NAMES = frozenset(
         FRONT_DOOR_STARTS,
     }
 )
+
+
+def refusal_metric(error: Exception) -> str:
+    """The metric a named refusal of the take or the front door counts under."""
+    if isinstance(error, IdempotencyWaitTimeoutError):
+        return WAIT_TIMEOUTS
+    if isinstance(error, IdempotencyPayloadMismatchError):
+        return PAYLOAD_MISMATCHES
+    return REJECTED_INPUTS
