@@ -38,20 +38,24 @@ def _business_steps_state() -> dict[str, Any]:
     return state
 
 
-def _lambda_tasks(states: dict[str, Any]) -> int:
-    """How many Lambda-invoking Task states ``states`` holds, branches of nested Parallel states included."""
-    count = 0
-    for state in states.values():
+def _lambda_tasks(states: dict[str, Any]) -> list[str]:
+    """The names of the Lambda-invoking Task states ``states`` holds, branches of nested Parallel states included."""
+    names = []
+    for name, state in states.items():
         if state.get("Type") == "Task" and str(state.get("Resource", "")).startswith("arn:aws:states:::lambda:invoke"):
-            count += 1
+            names.append(name)
         for branch in state.get("Branches", []):
-            count += _lambda_tasks(branch["States"])
-    return count
+            names += _lambda_tasks(branch["States"])
+    return names
 
 
+# The business steps' Lambda Task states, whatever the template's steps are (the recipe replaces them).
+BUSINESS_STEP_STATES = frozenset(
+    name for branch in _business_steps_state()["Branches"] for name in _lambda_tasks(branch["States"])
+)
 # How many calls of the business steps' functions one run makes: each Lambda Task state of the
 # Parallel's branches is entered once when the steps succeed (no Choice skips one, no Map repeats one).
-STEP_CALLS = sum(_lambda_tasks(branch["States"]) for branch in _business_steps_state()["Branches"])
+STEP_CALLS = sum(len(_lambda_tasks(branch["States"])) for branch in _business_steps_state()["Branches"])
 
 
 def steps_output_shape() -> Any:

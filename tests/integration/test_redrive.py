@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from emulator import OfflineStack
 from tests.integration.support import (
     BUSINESS_STEP_FUNCTIONS,
+    BUSINESS_STEP_STATES,
     QUIET,
     STEP_CALLS,
     Gate,
@@ -63,7 +64,7 @@ def _stopped_with_one_branch_aborted(
         owner = stack.start_execution(execution_input)
         assert gate.arrived.wait(60), "the owner never reached its held step"
         wait_until(
-            lambda: sum(name.startswith("Run example step") for name in _states_exited(stack, owner)) == STEP_CALLS - 1,
+            lambda: sum(name in BUSINESS_STEP_STATES for name in _states_exited(stack, owner)) == STEP_CALLS - 1,
             message="the owner's other steps to finish",
         )
         if with_waiter:
