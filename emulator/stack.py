@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import io
 import json
 import logging
@@ -290,7 +291,7 @@ class OfflineStack:
         """The stack that holds the envelope: this one, or the nested application that does (as when an
         app nests ``envelope/template.yaml`` around a workflow of its own). A stack with no envelope
         anywhere (a plain workflow in a test) is its own."""
-        if self._holds_envelope() or not self.has_envelope:
+        if self._holds_envelope or not self.has_envelope:
             return self
         nested = [application.envelope for application in self.applications.values() if application.has_envelope]
         if len(nested) != 1:
@@ -303,10 +304,12 @@ class OfflineStack:
     @property
     def has_envelope(self) -> bool:
         """Whether this stack or one of its nested applications holds an envelope."""
-        return self._holds_envelope() or any(application.has_envelope for application in self.applications.values())
+        return self._holds_envelope or any(application.has_envelope for application in self.applications.values())
 
+    @functools.cached_property
     def _holds_envelope(self) -> bool:
         # An envelope is a state machine that runs the envelope's own functions (those loading its layer).
+        # Read from the template once (it looks for the layer on disk): executions start on every call.
         return any(
             is_envelope_function(self.template, function)
             for machine in self.template.resources_of_type(STATE_MACHINE)
