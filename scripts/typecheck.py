@@ -1,9 +1,10 @@
-"""Type-check the functions, the layer, the tools, the emulator, the scripts and the bench with mypy (``make lint``).
+"""Type-check with mypy (``make lint``): the functions, the layer, the tools, emulator, scripts, bench and tests.
 
 Each function is checked from its own folder, as Lambda imports it, with its layers on the
 search path: the import roots come from ``template.yaml`` and each example's template
 (``examples/*/template.yaml``, via ``Template.import_roots``), so a new function, layer or example
-is checked without editing this script. Settings are in ``pyproject.toml``.
+is checked without editing this script. The tests import the layer by name (pytest's ``pythonpath``),
+so they are checked with the layer's content on the search path. Settings are in ``pyproject.toml``.
 """
 
 from __future__ import annotations
@@ -48,11 +49,16 @@ def main() -> int:
             continue
         checked.add((code_uri, *layers))
         failures += mypy([f"{module.replace('.', '/')}.py"], cwd=code_uri, search_path=layers) != 0
-    for layer in template.resources_of_type("AWS::Serverless::LayerVersion").values():
-        content = template.root / layer["Properties"]["ContentUri"]
+    layer_contents = [
+        template.root / layer["Properties"]["ContentUri"]
+        for layer in template.resources_of_type("AWS::Serverless::LayerVersion").values()
+    ]
+    for content in layer_contents:
         packages = sorted(path.name for path in content.iterdir() if (path / "__init__.py").exists())
         failures += mypy(packages, cwd=content, search_path=[]) != 0
     failures += mypy(["tools", "emulator", "scripts", "bench"], cwd=PROJECT_ROOT, search_path=[]) != 0
+    tests = ["tests", *sorted(str(path.relative_to(PROJECT_ROOT)) for path in PROJECT_ROOT.glob("examples/*/tests"))]
+    failures += mypy([*tests, "examples/conftest.py"], cwd=PROJECT_ROOT, search_path=layer_contents) != 0
     return 1 if failures else 0
 
 

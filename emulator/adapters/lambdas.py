@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from unittest import mock
 
 from moto.awslambda.models import LambdaFunction
@@ -26,6 +26,15 @@ from tools.template import PROJECT_ROOT
 
 # An interceptor wraps a handler call: interceptor(handler, event, context) -> result.
 Interceptor = Callable[[Handler, Any, Any], Any]
+
+
+class InvokedFunction(Protocol):
+    """What ``LambdaRegistry.invoke`` reads of the function moto invokes (its ``LambdaFunction``)."""
+
+    function_name: str
+    function_arn: str
+    memory_size: int
+    timeout: int
 
 
 @dataclass
@@ -98,7 +107,7 @@ class LambdaRegistry:
         finally:
             entry.interceptors.remove(interceptor)
 
-    def invoke(self, function: LambdaFunction, event: Any) -> tuple[str, bool, str]:
+    def invoke(self, function: InvokedFunction, event: Any) -> tuple[str, bool, str]:
         """Replacement for ``LambdaFunction._invoke_lambda``: returns ``(payload, errored, logs)``."""
         entry = self._functions.get(function.function_name)
         if entry is None:

@@ -18,10 +18,10 @@ from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 
 from emulator import OfflineStack
-from emulator.adapters import Gate, load_module
+from emulator.adapters import Gate
 from emulator.stack import QUIET_FUNCTIONS, REGION, business_step_functions
 from scripts.asl_diagram import load_definition
-from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, Template
+from tools.template import ENVELOPE_STATE_MACHINE, Template
 
 QUIET = QUIET_FUNCTIONS
 
@@ -108,11 +108,6 @@ def failing_steps(stack: OfflineStack) -> Iterator[None]:
     ``InjectedStepFailure``; the other steps run, so a run still makes ``STEP_CALLS`` calls."""
     with stack.lambdas.intercept(BUSINESS_STEP_FUNCTIONS[-1], fail_the_call):
         yield
-
-
-# The layer's key module, loaded as the functions load it (one implementation of the key).
-key_module = load_module(PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.key")
-compute_idempotency_key: Callable[[Any], str] = key_module.compute_idempotency_key
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 import pytest
@@ -163,7 +163,13 @@ def local_s3() -> Iterator[str]:
         server.stop()
 
 
-def _credentials() -> dict[str, str]:
+class _Credentials(TypedDict):
+    region_name: str
+    aws_access_key_id: str
+    aws_secret_access_key: str
+
+
+def _credentials() -> _Credentials:
     return {
         "region_name": FAKE_CREDENTIALS["AWS_REGION"],
         "aws_access_key_id": "testing",

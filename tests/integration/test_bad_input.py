@@ -9,9 +9,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import OfflineStack
-from tests.integration.support import business_step_calls, compute_idempotency_key, key_module
+from idempotency import key as key_module
+from idempotency.key import compute_idempotency_key
+from idempotency.limits import MAX_INPUT_BYTES
+from tests.integration.support import business_step_calls
 
-MAX_INPUT_BYTES: int = key_module.MAX_INPUT_BYTES
 MAX_NESTING_DEPTH: int = key_module.MAX_NESTING_DEPTH
 MAX_EXPRESSION_DEPTH: int = key_module.MAX_EXPRESSION_DEPTH
 

@@ -27,7 +27,8 @@ from bench.prices import Prices
 from bench.render import render_markdown, report_json
 from bench.run import StandardRun, build_report, measure_standard
 from bench.waiters import ContentionSummary, measure_contention, samples
-from tests.integration.support import BUSINESS_STEP_FUNCTIONS, STEP_CALLS, compute_idempotency_key
+from idempotency.key import compute_idempotency_key
+from tests.integration.support import BUSINESS_STEP_FUNCTIONS, STEP_CALLS
 from tools.template import Template
 
 # Waits far apart: a waiter parked on a task token has waited wall time / time_scale, so a 0.2 s

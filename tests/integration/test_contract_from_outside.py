@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from emulator import ExecutionResult, OfflineStack
-from tests.integration.support import compute_idempotency_key, failing_steps
+from idempotency.key import compute_idempotency_key
+from tests.integration.support import failing_steps
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def test_a_rule_starts_the_nested_state_machine_with_the_transformed_event(tmp_p
         echo = stack.applications["Nested"].physical_id("Echo")
         stack.events.put_event("test.greetings", "Greeting", {"name": "Ada"}, [])
         stack.events.put_event("test.other", "Greeting", {"name": "Bob"}, [])
-        wait_until(lambda: stack.events.wait_until_delivered(), message="the rule's delivery")
+        wait_until(lambda: bool(stack.events.wait_until_delivered()), message="the rule's delivery")
         (delivery,) = stack.events.wait_until_delivered()
         started = stack.wait_for(delivery.payload["executionArn"])
         role = stack.physical_id("StartEchoRole")

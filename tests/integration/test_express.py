@@ -13,16 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import (
-    QUIET,
-    STEP_CALLS,
-    Gate,
-    business_step_calls,
-    compute_idempotency_key,
-    failing_steps,
-    intercept_steps,
-    wait_until,
-)
+from emulator.adapters import Gate
+from idempotency.key import compute_idempotency_key
+from tests.integration.support import QUIET, STEP_CALLS, business_step_calls, failing_steps, intercept_steps, wait_until
 
 # An Express owner cannot be asked whether it still runs: its lease must outlive it and its calls.
 EXPRESS = {

@@ -25,11 +25,11 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from emulator import OfflineStack
 from emulator.stack import ExecutionResult
+from idempotency.key import compute_idempotency_key
 from tests.integration.support import (
     QUIET,
     STEP_CALLS,
     business_step_calls,
-    compute_idempotency_key,
     dynamodb_call_arguments,
     fail_the_call,
     failing_dynamodb,

@@ -16,16 +16,13 @@ import boto3
 import pytest
 
 from emulator import OfflineStack
+from idempotency import errors
 from tests.integration.support import QUIET, held_owner, wait_until
-from tools.layer_import import load_modules
-from tools.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.offline_only(reason="counts executions and Lambda calls, and holds steps")
 
 FRONT_DOOR = "FrontDoorFunction"
-LAYER = PROJECT_ROOT / "envelope" / "layers" / "idempotency"
-_errors, _record = load_modules(LAYER, "idempotency.errors", "idempotency.record")
-CONTRACT_ERRORS = {name for name in dir(_errors) if name.startswith("Idempotency") and name.endswith("Error")}
+CONTRACT_ERRORS = {name for name in dir(errors) if name.startswith("Idempotency") and name.endswith("Error")}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +66,8 @@ def test_a_miss_starts_one_envelope_execution_that_returns_the_result_and_a_repe
     assert repeat == {"outcome": "COMPLETED", "key": started["key"], "result": run.output}
     assert set(executions(stack)) - set(before) == {started["executionArn"]}, "a hit started an execution"
     assert stack.lambdas.invocations("AcquireLockFunction") == calls
-    assert stack.get_record(started["key"])["executionid"] == started["executionArn"]
+    record = stack.get_record(started["key"])
+    assert record is not None and record["executionid"] == started["executionArn"]
 
 
 def test_the_front_door_keys_an_input_as_the_take_does(stack: OfflineStack, unique: str) -> None:
@@ -93,7 +91,8 @@ def test_a_failed_record_is_never_returned_the_rerun_is_started(stack: OfflineSt
     execution_input = {"orderId": unique, "forceFailure": True}
     first = call(stack, execution_input)
     assert stack.wait_for(first["executionArn"]).status == "FAILED"
-    assert stack.get_record(first["key"])["executionstatus"] == "FAILED"
+    record = stack.get_record(first["key"])
+    assert record is not None and record["executionstatus"] == "FAILED"
 
     again = call(stack, execution_input)
 

@@ -16,14 +16,8 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.adapters import Gate
-from tests.integration.support import (
-    QUIET,
-    STEP_CALLS,
-    business_step_calls,
-    compute_idempotency_key,
-    intercept_steps,
-    wait_until,
-)
+from idempotency.key import compute_idempotency_key
+from tests.integration.support import QUIET, STEP_CALLS, business_step_calls, intercept_steps, wait_until
 
 pytestmark = pytest.mark.offline_only(reason="holds the owner and reads the waiters' tokens with Lambda interceptors")
 

@@ -18,24 +18,22 @@ from typing import Any
 import pytest
 
 from emulator import OfflineStack
-from emulator.adapters import load_module
 from emulator.stack import ExecutionResult
+from idempotency import key as key_module
+from idempotency import limits
+from idempotency.key import compute_idempotency_key
 from tests.integration.support import (
     QUIET,
     STEP_CALLS,
     business_step_calls,
-    compute_idempotency_key,
     held_owner,
     intercept_steps,
-    key_module,
     start_registered_waiter,
     wait_until,
 )
-from tools.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.offline_only(reason="shapes the steps' results and errors with Lambda interceptors")
 
-limits = load_module(PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.limits")
 MAX_RESULT_BYTES: int = limits.MAX_RESULT_BYTES
 MAX_INPUT_BYTES: int = limits.MAX_INPUT_BYTES
 PAYLOAD_LIMIT_BYTES = 256 * 1024
@@ -56,7 +54,8 @@ def utf8_size(value: Any) -> int:
 
 def text_of(size: int, sample: str) -> str:
     """Text of exactly ``size`` UTF-8 bytes made of ``sample`` repeated, topped up with ASCII."""
-    text, used = [], 0
+    text: list[str] = []
+    used = 0
     while True:
         for char in sample:
             width = len(char.encode("utf-8"))

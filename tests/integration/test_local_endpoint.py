@@ -8,6 +8,7 @@ the template default). The suite is then pointed at it exactly as at a stack on 
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -28,8 +29,8 @@ import pytest
 
 from emulator.server import EndpointUnavailable, ServedStack
 from emulator.stack import ExecutionDidNotFinish
+from idempotency.key import compute_idempotency_key
 from tests.integration import test_contract_from_outside, test_workflow_contract
-from tests.integration.support import compute_idempotency_key
 from tests.integration.test_records_tool import records
 from tools.deployed import ENDPOINT_VARIABLE, STACK_NAME_VARIABLE, DeployedStack, EmulatorOnlyFeature
 from tools.template import PROJECT_ROOT, Template
@@ -63,7 +64,8 @@ class LocalEndpoint:
         return self.description["EndpointUrl"]
 
     def client(self, service: str) -> Any:
-        return boto3.client(
+        # A service chosen at run time: the stubs type a client per literal service name only.
+        return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.url,
             region_name=REGION,
@@ -254,7 +256,7 @@ def test_the_integration_suite_runs_against_the_endpoint_through_the_switch(
             sys.executable,
             "-m",
             "pytest",
-            *(module.__file__ for module in modules),
+            *(inspect.getfile(module) for module in modules),
             "-q",
             "-p",
             "no:cacheprovider",
@@ -388,7 +390,7 @@ def _outcomes(report: Path) -> dict[str, tuple[str, str]]:
 
     A parametrized test's cases are named ``test[case]``; they share their function's markers,
     so they are kept under the function's name (the last case's outcome, any failure wins)."""
-    outcomes = {}
+    outcomes: dict[str, tuple[str, str]] = {}
     for case in ElementTree.parse(report).iter("testcase"):
         problem = case.find("failure") if case.find("failure") is not None else case.find("error")
         skipped = case.find("skipped")

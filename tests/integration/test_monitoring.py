@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from emulator import OfflineStack
-from emulator.adapters import load_module
 from emulator.stack import ACCOUNT_ID, ALARM, FUNCTION, REGION, is_envelope_function
+from idempotency import observability
 from tests.integration.support import QUIET
 from tools.template import Template
 
@@ -71,11 +70,6 @@ def alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {**metric, "Dimensions": {item["Name"]: item["Value"] for item in metric["Dimensions"]}} for metric in metrics
     ]
-
-
-def observability(stack: OfflineStack) -> ModuleType:
-    """The layer's metric names, imported as the take function imports them."""
-    return load_module(stack.template.import_roots("AcquireLockFunction"), "idempotency.observability")
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +145,7 @@ def test_the_alarms_on_the_envelopes_metrics_read_them_as_the_deployed_functions
         for directive in blob["_aws"]["CloudWatchMetrics"]
         for metric in directive["Metrics"]
     }
-    names = observability(monitored)
+    names = observability
 
     assert {"FreshRuns", "StepsSucceeded", "Hits", names.PAYLOAD_MISMATCHES} <= {name for _, name in emitted}, emitted
     assert {name for _, name in emitted} <= names.METRIC_NAMES

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import business_step_calls, compute_idempotency_key, held_owner, wait_until
+from idempotency.key import compute_idempotency_key
+from tests.integration.support import business_step_calls, held_owner, wait_until
 
 pytestmark = pytest.mark.offline_only(reason="holds Lambda calls with interceptors")
 

@@ -8,7 +8,9 @@ import time
 import pytest
 
 from emulator import OfflineStack
-from tests.integration.support import QUIET, Gate, compute_idempotency_key, held_owner, intercept_steps, wait_until
+from emulator.adapters import Gate
+from idempotency.key import compute_idempotency_key
+from tests.integration.support import QUIET, held_owner, intercept_steps, wait_until
 
 WAIT_STATE = "Wait for the other execution to finish"
 

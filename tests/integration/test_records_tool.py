@@ -20,7 +20,8 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.stack import REGION
-from tests.integration.support import QUIET, compute_idempotency_key, held_owner, start_registered_waiter, wait_until
+from idempotency.key import compute_idempotency_key
+from tests.integration.support import QUIET, held_owner, start_registered_waiter, wait_until
 from tools.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.offline_only(reason="holds Lambda calls with an interceptor")

@@ -17,14 +17,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import OfflineStack
+from emulator.adapters import Gate
+from idempotency.key import compute_idempotency_key
 from tests.integration.support import (
     BUSINESS_STEP_FUNCTIONS,
     BUSINESS_STEP_STATES,
     QUIET,
     STEP_CALLS,
-    Gate,
     business_step_calls,
-    compute_idempotency_key,
     failing_steps,
     intercept_steps,
     start_registered_waiter,

@@ -19,13 +19,13 @@ import boto3
 import pytest
 
 from emulator import OfflineStack
+from emulator.adapters import Gate
 from emulator.stack import ExecutionResult
+from idempotency.key import compute_idempotency_key
 from tests.integration.support import (
     QUIET,
     STEP_CALLS,
-    Gate,
     business_step_calls,
-    compute_idempotency_key,
     held_owner,
     intercept_steps,
     past_the_redrive_period,

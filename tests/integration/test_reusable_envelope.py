@@ -17,8 +17,9 @@ import pytest
 
 from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import Gate
+from idempotency.key import compute_idempotency_key
 from scripts import child_envelope
-from tests.integration.support import QUIET, compute_idempotency_key, wait_until
+from tests.integration.support import QUIET, wait_until
 from tools.template import PROJECT_ROOT
 
 pytestmark = pytest.mark.offline_only(reason="deploys a test-only workflow and counts its Lambda calls")
@@ -83,7 +84,8 @@ def test_running_the_stack_that_nests_the_envelope_runs_the_envelope_never_the_w
 
     assert [first.states_entered, repeat.states_entered] == [FRESH_RUN_STATES, HIT_STATES]
     assert len(wrapped_executions(stack, unique)) == 1
-    assert stack.get_record(compute_idempotency_key({"name": unique}))["executionstatus"] == "SUCCESS"
+    record = stack.get_record(compute_idempotency_key({"name": unique}))
+    assert record is not None and record["executionstatus"] == "SUCCESS"
 
 
 def test_the_first_run_runs_the_workflow_once_and_stores_its_output(

@@ -26,6 +26,7 @@ from emulator import OfflineStack
 from emulator.demo import DEMO_PARAMETERS, FAILURE_EVENT, Demo
 from emulator.demo import main as demo_main
 from emulator.stack import ENVELOPE_STATE_MACHINE, is_envelope_function
+from idempotency.key import compute_idempotency_key
 from scripts.validate_asl import (
     main,
     moto_parser_problems,
@@ -33,7 +34,7 @@ from scripts.validate_asl import (
     substituted_definitions,
     validate_template,
 )
-from tests.integration.support import QUIET, compute_idempotency_key, intercept_steps, wait_until
+from tests.integration.support import QUIET, intercept_steps, wait_until
 from tools.template import PROJECT_ROOT, TEMPLATE_PATH, Template
 
 Mutation = Callable[[dict[str, Any]], None]

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from emulator import OfflineStack
+from emulator.adapters import Gate
 from emulator.stack import ExecutionResult
+from idempotency.key import compute_idempotency_key
 from tests.integration.support import (
     QUIET,
     STEP_CALLS,
-    Gate,
     business_step_calls,
-    compute_idempotency_key,
     held_owner,
     intercept_steps,
     start_registered_waiter,
@@ -249,7 +249,7 @@ def test_concurrent_executions_with_one_input_run_the_steps_once(
     assert sum("Run the business steps" in result.states_entered for result in results) == 1
 
 
-def _recheck_intervals(history: list[dict]) -> list[int]:
+def _recheck_intervals(history: list[dict[str, Any]]) -> list[int]:
     """The ``recheckAfterSeconds`` each wait was given, from the input of the wait state."""
     return [
         json.loads(event["stateEnteredEventDetails"]["input"])["idempotency"]["recheckAfterSeconds"]
@@ -258,7 +258,7 @@ def _recheck_intervals(history: list[dict]) -> list[int]:
     ]
 
 
-def _wait_durations(history: list[dict]) -> list[float]:
+def _wait_durations(history: list[dict[str, Any]]) -> list[float]:
     entered = [
         event["timestamp"]
         for event in history

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 from emulator import OfflineStack
+from idempotency.key import compute_idempotency_key
 from tests.integration.support import (
     BUSINESS_STEP_FUNCTIONS,
     INJECTED_FAILURE_MESSAGE,
@@ -16,7 +18,6 @@ from tests.integration.support import (
     STEP_CALLS,
     assert_steps_output,
     business_step_calls,
-    compute_idempotency_key,
     failing_steps,
     intercept_steps,
 )
@@ -189,7 +190,7 @@ def test_the_business_steps_receive_the_input_unchanged(stack: OfflineStack, uni
     assert seen == [execution_input] * STEP_CALLS
 
 
-EXPIRED_RECORDS = {
+EXPIRED_RECORDS: dict[str, dict[str, dict[str, Any]]] = {
     # status: the attributes that make an unexpired record of that status block or answer a run
     "SUCCESS": {"executionresult": {"S": json.dumps({"stale": True})}},
     "FAILED": {"error": {"S": "OldError"}, "cause": {"S": "old"}},

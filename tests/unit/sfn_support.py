@@ -12,7 +12,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import pytest
@@ -20,6 +20,9 @@ from moto import mock_aws
 
 from emulator.adapters import Handler, LambdaRegistry, in_process_lambdas
 from emulator.events import STATUS_CHANGE, EventBus
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 REGION = "us-east-1"
 FINISHED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -52,7 +55,7 @@ class Cloud:
         self.registry.register(name, name, handler)
         return arn
 
-    def machine(self, definition: dict[str, Any], machine_type: str = "STANDARD") -> str:
+    def machine(self, definition: dict[str, Any], machine_type: Literal["STANDARD", "EXPRESS"] = "STANDARD") -> str:
         arn: str = self.sfn.create_state_machine(
             name=f"machine-{uuid.uuid4().hex[:8]}",
             definition=json.dumps(definition),
@@ -97,7 +100,7 @@ class Cloud:
             assert time.monotonic() < deadline, f"no {event_type} in the history of {execution}"
             time.sleep(0.01)
 
-    def history(self, execution: str) -> list[dict[str, Any]]:
+    def history(self, execution: str) -> list[HistoryEventTypeDef]:
         return list(self.sfn.get_execution_history(executionArn=execution)["events"])
 
 

@@ -55,7 +55,12 @@ def test_maps_and_lists_add_three_bytes_and_one_per_element() -> None:
 
 
 def test_moto_items_count_as_the_wire_format_does() -> None:
-    wire = {"id": {"S": "k"}, "waiters": {"M": {"w": {"S": "жук🙂"}}}, "n": {"N": "1234"}, "l": {"L": [{"N": "1"}]}}
+    wire: dict[str, Any] = {
+        "id": {"S": "k"},
+        "waiters": {"M": {"w": {"S": "жук🙂"}}},
+        "n": {"N": "1234"},
+        "l": {"L": [{"N": "1"}]},
+    }
     stored = Item(DynamoType(wire["id"]), None, wire)
 
     assert item_size_bytes(stored) == item_size_bytes(wire) == 3 + (7 + 3 + 1 + 1 + 10) + (1 + 3) + (1 + 3 + 1 + 2)

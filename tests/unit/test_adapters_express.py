@@ -53,7 +53,7 @@ def express(cloud: Cloud) -> Iterator[HeldExpress]:
 def _refusal(call: Any, **parameters: Any) -> dict[str, str]:
     with pytest.raises(ClientError) as refused:
         call(**parameters)
-    return dict(refused.value.response["Error"])
+    return {name: str(value) for name, value in refused.value.response["Error"].items()}
 
 
 def test_moto_as_pinned_names_describes_and_stops_an_express_execution_as_a_standard_one(cloud: Cloud) -> None:

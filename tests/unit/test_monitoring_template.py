@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from emulator.stack import ALARM, DASHBOARD, TABLE, is_envelope_function
+from idempotency import observability
+from idempotency.record import ACQUIRED, BUSY, COMPLETED
 from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, RECORD_TABLE, Resolver, Template
 
 APPLICATION = "AWS::Serverless::Application"
@@ -74,7 +75,7 @@ def envelope_functions(parent: Template) -> list[str]:
 
 # --------------------------------------------------------------------------- the envelope's own metrics
 def test_every_alarm_on_the_envelopes_metrics_reads_a_name_the_functions_emit_in_their_namespace_and_service(
-    alarms: dict[str, dict[str, Any]], layer: SimpleNamespace
+    alarms: dict[str, dict[str, Any]],
 ) -> None:
     own = [
         metric
@@ -85,14 +86,14 @@ def test_every_alarm_on_the_envelopes_metrics_reads_a_name_the_functions_emit_in
 
     assert own
     for metric in own:
-        assert metric["MetricName"] in layer.observability.METRIC_NAMES, metric
+        assert metric["MetricName"] in observability.METRIC_NAMES, metric
         assert dimensions(metric) == {SERVICE_DIMENSION: ref(SERVICE_PARAMETER)}, metric
 
 
 def test_the_envelope_metrics_that_mean_trouble_each_have_an_alarm_of_their_own(
-    alarms: dict[str, dict[str, Any]], layer: SimpleNamespace
+    alarms: dict[str, dict[str, Any]],
 ) -> None:
-    names = layer.observability
+    names = observability
     alarmed = {alarm["MetricName"] for alarm in alarms.values() if alarm.get("Namespace") == ref(NAMESPACE_PARAMETER)}
 
     assert alarmed == {
@@ -265,7 +266,7 @@ def dashboard_metrics(dashboard: dict[str, Any]) -> list[list[Any]]:
 
 
 def test_every_dashboard_metric_is_one_the_functions_or_aws_publish_for_the_envelopes_resources(
-    dashboard: dict[str, Any], layer: SimpleNamespace, parent: Template
+    dashboard: dict[str, Any], parent: Template
 ) -> None:
     given = monitoring_parameters(parent)
     # Every envelope function's name, as the parent gives it to the monitoring stack.
@@ -288,19 +289,19 @@ def test_every_dashboard_metric_is_one_the_functions_or_aws_publish_for_the_enve
         else:
             assert shown == expected_dimensions[namespace], (namespace, name)
         if namespace == "<MetricsNamespace>":
-            assert name in layer.observability.METRIC_NAMES
+            assert name in observability.METRIC_NAMES
     assert {line[3] for line in lines if line[0] == "AWS/Lambda"} == functions
     assert all(widget["properties"]["region"] == "eu-west-1" for widget in dashboard["widgets"])
 
 
 def test_the_dashboard_shows_hits_runs_contention_waits_releases_takeovers_units_throttles_and_outcomes(
-    dashboard: dict[str, Any], layer: SimpleNamespace
+    dashboard: dict[str, Any],
 ) -> None:
-    names = layer.observability
+    names = observability
     shown = {line[1] for line in dashboard_metrics(dashboard)}
-    hits, fresh = names.METRIC_FOR_OUTCOME[names.COMPLETED], names.METRIC_FOR_OUTCOME[names.ACQUIRED]
+    hits, fresh = names.METRIC_FOR_OUTCOME[COMPLETED], names.METRIC_FOR_OUTCOME[ACQUIRED]
 
-    assert {hits, fresh, names.METRIC_FOR_OUTCOME[names.BUSY], names.WAITERS_WOKEN, names.WAIT_TIMEOUTS} <= shown
+    assert {hits, fresh, names.METRIC_FOR_OUTCOME[BUSY], names.WAITERS_WOKEN, names.WAIT_TIMEOUTS} <= shown
     assert {names.RECORDS_RELEASED, names.TAKEOVERS} <= shown
     assert {"ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", *TABLE_THROTTLES} <= shown
     assert {"ExecutionsSucceeded", *EXECUTION_OUTCOMES} <= shown

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -28,6 +28,9 @@ from emulator.adapters import (
 )
 from tests.unit.sfn_support import REGION, Cloud, cloud_fixture  # noqa: F401  (the cloud fixture)
 
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.type_defs import ExecutionListItemTypeDef
+
 START = "arn:aws:states:::states:startExecution"
 CHILD_OUTPUT = {"greeting": "hello", "items": [1, 2]}
 CHILD_SUCCEEDS = {"StartAt": "Answer", "States": {"Answer": {"Type": "Pass", "Result": CHILD_OUTPUT, "End": True}}}
@@ -38,7 +41,7 @@ CHILD_FAILS = {
 CHILD_ECHOES_INPUT = {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": True}}}
 
 
-def children(cloud: Cloud, child_arn: str) -> list[dict[str, Any]]:
+def children(cloud: Cloud, child_arn: str) -> list[ExecutionListItemTypeDef]:
     return cloud.sfn.list_executions(stateMachineArn=child_arn)["executions"]
 
 

@@ -12,12 +12,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.stepfunctions.models import Execution
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from emulator.adapters import nested_workflows, stoppable_task_token_waits, task_tokens_reach_started_executions
@@ -40,8 +41,10 @@ def sfn_with_a_starting_execution(monkeypatch: pytest.MonkeyPatch) -> Iterator[A
             name="m", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
         )
         machine = stepfunctions_parser_backends["123456789012"]["us-east-1"].state_machines[0]
-        # RUNNING, but its worker has not built its evaluation environment yet.
-        machine.executions.append(SimpleNamespace(status="RUNNING", exec_worker=SimpleNamespace(env=None)))
+        # RUNNING, but its worker has not built its evaluation environment yet: a stand-in with only
+        # the attributes moto reads of such an execution.
+        starting = SimpleNamespace(status="RUNNING", exec_worker=SimpleNamespace(env=None))
+        machine.executions.append(cast(Execution, starting))
         yield sfn
 
 

@@ -26,8 +26,10 @@ from emulator import ExecutionResult, OfflineStack
 from emulator.adapters import load_module
 from emulator.events import Delivery, transform_input
 from emulator.stack import REGION
+from idempotency.key import KeyRules
+from idempotency.key import compute_idempotency_key as compute_key
 from scripts.asl_diagram import load_definition
-from tests.integration.support import QUIET, key_module, queued_messages, subscribe_queue, wait_until
+from tests.integration.support import QUIET, queued_messages, subscribe_queue, wait_until
 from tools.template import Template
 
 EXAMPLE = Path(__file__).resolve().parent.parent
@@ -71,7 +73,7 @@ def notifications(stack: OfflineStack) -> str:
 
 def compute_idempotency_key(execution_input: Any) -> str:
     """The record key of an input under the example's key expression (the envelope's IdempotencyKeyJmespath)."""
-    return key_module.compute_idempotency_key(execution_input, key_module.KeyRules(key_expression=KEY_EXPRESSION))
+    return compute_key(execution_input, KeyRules(key_expression=KEY_EXPRESSION))
 
 
 def deliveries_of(stack: OfflineStack, key: str, etag: str) -> list[Delivery]:
@@ -90,7 +92,7 @@ def upload(stack: OfflineStack, key: str, text: str = SAMPLE_CSV) -> Delivery:
     (its payload is the front door's answer: the execution it started)."""
     s3 = boto3.client("s3", region_name=REGION)
     etag = s3.put_object(Bucket=stack.physical_id(BUCKET), Key=key, Body=text.encode())["ETag"].strip('"')
-    wait_until(lambda: deliveries_of(stack, key, etag), message=f"the upload of {key} to start the envelope")
+    wait_until(lambda: bool(deliveries_of(stack, key, etag)), message=f"the upload of {key} to start the envelope")
     (delivery,) = deliveries_of(stack, key, etag)
     assert not delivery.errored and delivery.payload["outcome"] == "STARTED", delivery.payload
     return delivery
@@ -116,7 +118,9 @@ def objects(stack: OfflineStack) -> set[str]:
 def readings_of(stack: OfflineStack, source_key: str) -> list[dict[str, Any]]:
     table = boto3.resource("dynamodb", region_name=REGION).Table(stack.physical_id(READINGS))
     items = table.scan()["Items"]
-    return sorted((item for item in items if item["source"].endswith(f"/{source_key}")), key=lambda item: item["line"])
+    return sorted(
+        (item for item in items if str(item["source"]).endswith(f"/{source_key}")), key=lambda item: item["line"]
+    )
 
 
 def child_of(stack: OfflineStack, parent: ExecutionResult) -> ExecutionResult:
@@ -257,6 +261,7 @@ def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(
 
     assert failed.status == "FAILED"
     assert failed.error == MalformedSensorFileError.__name__
+    assert failed.cause is not None
     message = json.loads(failed.cause)["errorMessage"]
     assert "line 2" in message and "TIMESTAMP 'yesterday'" in message
     assert "line 3" in message and "expected 3 fields" in message
@@ -265,6 +270,7 @@ def test_a_malformed_file_fails_with_every_bad_row_named_and_loses_nothing(
     assert readings_of(stack, key) == []
     assert key in objects(stack) and f"processed/{key}" not in objects(stack)
     record = envelope.get_record(compute_idempotency_key(started_with))
+    assert record is not None
     assert (record["executionstatus"], record["error"]) == ("FAILED", MalformedSensorFileError.__name__)
 
     # The corrected file, uploaded to the same key, is a new version and is processed.

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from emulator import ExecutionResult, OfflineStack
-from emulator.adapters import load_module
+from emulator.adapters import Gate, load_module
+from idempotency.key import KeyRules, compute_idempotency_key
 from scripts import child_envelope
-from tests.integration.support import QUIET, Gate, key_module, queued_messages, subscribe_queue, wait_until
+from tests.integration.support import QUIET, queued_messages, subscribe_queue, wait_until
 from tools.template import Template
 
 EXAMPLE = Path(__file__).resolve().parent.parent
@@ -61,8 +62,8 @@ def envelope(stack: OfflineStack) -> OfflineStack:
 
 def key_of(envelope: OfflineStack, execution_input: Any) -> str:
     """The record key of an input under the envelope's key expression (IdempotencyKeyJmespath)."""
-    rules = key_module.KeyRules(key_expression=envelope.parameters["IdempotencyKeyJmespath"])
-    return key_module.compute_idempotency_key(execution_input, rules)
+    rules = KeyRules(key_expression=envelope.parameters["IdempotencyKeyJmespath"])
+    return compute_idempotency_key(execution_input, rules)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +138,7 @@ def test_a_registration_runs_the_child_once_and_returns_its_output(
     assert child_input.pop(child_envelope.STARTED_BY_FIELD) == result.execution_arn
     assert child_input == registration(unique)
     record = envelope.get_record(key_of(envelope, registration(unique)))
+    assert record is not None
     assert record["executionstatus"] == "SUCCESS"
     assert json.loads(record["executionresult"]) == result.output
     assert confirmations_for(notifications, unique) == [
@@ -204,8 +206,9 @@ def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_erro
     # The envelope records and fails with the child's own error, not States.TaskFailed.
     assert failed.status == "FAILED"
     assert failed.error == "RegistrationRejectedError"
-    assert "Products refuses this user." in failed.cause
+    assert failed.cause is not None and "Products refuses this user." in failed.cause
     record = envelope.get_record(key_of(envelope, registration(unique)))
+    assert record is not None
     assert (record["executionstatus"], record["error"]) == ("FAILED", "RegistrationRejectedError")
     assert record["cause"] == failed.cause
 
@@ -282,6 +285,7 @@ def test_a_child_stopped_from_outside_is_recorded_as_the_tasks_failure(
     # refused by moto's interpreter, so the execution's own error name is not asserted here.)
     assert stopped.status == "FAILED"
     record = envelope.get_record(key_of(envelope, registration(unique)))
+    assert record is not None
     assert (record["executionstatus"], record["error"]) == ("FAILED", "States.TaskFailed")
     # A stopped child gives no error of its own: its status is the cause.
     (child,) = all_children_for(stack, unique)
