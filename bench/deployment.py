@@ -117,13 +117,15 @@ class MeteredStack:
         express_duration_ms: float | None = None,
         billed_ms: Mapping[str, int] | None = None,
     ) -> Cost:
-        """What a million of ``usage`` cost; ``billed_ms`` replaces the functions' median billed ms where a path has its own."""
+        """What a million of ``usage`` cost; ``billed_ms`` replaces the functions' median billed ms where a path has
+        its own."""
         return cost_per_million(
             usage, self.functions, {**self.billed_ms(), **(billed_ms or {})}, prices, express_duration_ms
         )
 
     def duration_ms(self, execution_arn: str) -> float:
-        """The execution's duration from start to stop, as DescribeExecution (an Express one's logs) gives it (emulator wall time)."""
+        """The execution's duration from start to stop, as DescribeExecution (an Express one's logs) gives it (emulator
+        wall time)."""
         description = self.stack.execution_description(execution_arn)
         return float((description["stopDate"] - description["startDate"]).total_seconds() * 1000)
 

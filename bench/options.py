@@ -54,4 +54,5 @@ class BenchOptions:
 
 
 class BenchError(RuntimeError):
-    """The bench itself could not measure (a path did not run as the contract says), so its figures would mean nothing."""
+    """The bench itself could not measure (a path did not run as the contract says), so its figures would mean
+    nothing."""

@@ -68,11 +68,11 @@ def _price_line(report: BenchReport) -> str:
         f"{arch} ${price:.10f}".rstrip("0") + " per GB-s" for arch, price in prices.lambda_per_gb_second.items()
     )
     return (
-        f"Standard ${prices.standard_per_1k_transitions} per 1,000 state transitions (billed transitions = states entered); "
-        f"Express ${prices.express_per_million_requests:.2f} per 1M requests + ${prices.express_per_gb_second} per GB-s "
-        f"({EXPRESS_ASSUMED_MEMORY_MB} MB assumed, duration rounded up to 100 ms); "
-        f"Lambda ${prices.lambda_per_million_requests:.2f} per 1M requests + {gb_second}, billed duration per call = median "
-        f"measured in-process handler time rounded up to 1 ms ({durations}); DynamoDB on-demand "
+        f"Standard ${prices.standard_per_1k_transitions} per 1,000 state transitions (billed transitions = states "
+        f"entered); Express ${prices.express_per_million_requests:.2f} per 1M requests + "
+        f"${prices.express_per_gb_second} per GB-s ({EXPRESS_ASSUMED_MEMORY_MB} MB assumed, duration rounded up to "
+        f"100 ms); Lambda ${prices.lambda_per_million_requests:.2f} per 1M requests + {gb_second}, billed duration "
+        f"per call = median measured in-process handler time rounded up to 1 ms ({durations}); DynamoDB on-demand "
         f"${prices.dynamodb_per_million_wru} per 1M WRU, ${prices.dynamodb_per_million_rru} per 1M RRU."
     )
 
@@ -110,8 +110,8 @@ def _path_row(report: BenchReport, path: PathResult) -> str:
 def _mix_line(report: BenchReport) -> str:
     mix = report.mix
     return (
-        f"**Mix of {mix.hit_share:.0%} hits and {1 - mix.hit_share:.0%} fresh runs:** ${_usd(mix.cost.total)} per million "
-        f"executions (transitions ${_usd(mix.cost.workflow)}, Lambda ${_usd(mix.cost.lambda_)}, DynamoDB "
+        f"**Mix of {mix.hit_share:.0%} hits and {1 - mix.hit_share:.0%} fresh runs:** ${_usd(mix.cost.total)} per "
+        f"million executions (transitions ${_usd(mix.cost.workflow)}, Lambda ${_usd(mix.cost.lambda_)}, DynamoDB "
         f"${_usd(mix.cost.dynamodb)}); {mix.states:.1f} states entered per execution on average."
     )
 
@@ -135,13 +135,14 @@ def _waiter_lines(report: BenchReport) -> list[str]:
     latencies = waiters.latencies_declared_s
     walls_ms = ", ".join(f"{wall * 1000:.0f}" for wall in waiters.latencies_wall_s)
     return [
-        f"**Waiter cost growth** per 10 s of waiting: {growth['states']:+.1f} states, {growth['lambda_calls']:+.1f} Lambda calls, "
-        f"{growth['dynamodb_requests']:+.1f} DynamoDB requests. Target: {waiters.growth_target.describe()}: "
-        f"{waiters.growth_target.verdict()}.",
+        f"**Waiter cost growth** per 10 s of waiting: {growth['states']:+.1f} states, {growth['lambda_calls']:+.1f} "
+        f"Lambda calls, {growth['dynamodb_requests']:+.1f} DynamoDB requests. Target: "
+        f"{waiters.growth_target.describe()}: {waiters.growth_target.verdict()}.",
         "",
-        f"**Waiter latency** after the owner finished, declared seconds (as on AWS): median {statistics.median(latencies):.2f} s, "
-        f"worst {max(latencies):.2f} s over {len(latencies)} waiters (emulator wall ms: {walls_ms}; time_scale {waiters.time_scale}). "
-        f"Target: {waiters.latency_target.describe()}: {waiters.latency_target.verdict()}.",
+        "**Waiter latency** after the owner finished, declared seconds (as on AWS): median "
+        f"{statistics.median(latencies):.2f} s, worst {max(latencies):.2f} s over {len(latencies)} waiters (emulator "
+        f"wall ms: {walls_ms}; time_scale {waiters.time_scale}). Target: {waiters.latency_target.describe()}: "
+        f"{waiters.latency_target.verdict()}.",
     ]
 
 
@@ -151,7 +152,10 @@ def token_line(summary: ContentionSummary) -> str:
         or "none seen"
     )
     if summary.token_length_requested is None:
-        return f"Task tokens: this emulator cannot set their length (no `OfflineStack(task_token_length=)`); its own were used: {used}."
+        return (
+            "Task tokens: this emulator cannot set their length (no `OfflineStack(task_token_length=)`); "
+            f"its own were used: {used}."
+        )
     return f"Task tokens: {summary.token_length_requested} characters requested; received by the functions: {used}."
 
 
@@ -160,8 +164,8 @@ def _contention_lines(summary: ContentionSummary) -> list[str]:
         "## Contention: N duplicates of one input wait on one owner",
         "",
         "| N waiters | registered before release | woken by the save | DynamoDB requests (all N + 1) | WRU / RRU (all) "
-        "| WRU / RRU per waiter | units per waiter | save → last waiter woken | business step calls | failed | distinct outputs "
-        "| target | met? |",
+        "| WRU / RRU per waiter | units per waiter | save → last waiter woken | business step calls | failed | "
+        "distinct outputs | target | met? |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(_contention_row(row) for row in summary.rows),
         "",
@@ -251,15 +255,17 @@ def _cold_start_lines(report: BenchReport) -> list[str]:
     if report.key_hash is not None:
         key_hash = report.key_hash
         lines.append(
-            f"| key of a {key_hash.input_bytes / 1024:.0f} KiB input (canonical JSON + SHA-256) | {key_hash.median_ms:.2f} ms "
-            f"| — | {key_hash.runs} | {key_hash.target.describe()} | {key_hash.target.verdict()} |"
+            f"| key of a {key_hash.input_bytes / 1024:.0f} KiB input (canonical JSON + SHA-256) | "
+            f"{key_hash.median_ms:.2f} ms | — | {key_hash.runs} | {key_hash.target.describe()} | "
+            f"{key_hash.target.verdict()} |"
         )
     lines.append("")
     for timing in cold.timings:
         if timing.largest_imports_ms:
             largest = ", ".join(f"{name} {ms:.0f} ms" for name, ms in timing.largest_imports_ms.items())
             lines.append(
-                f"Largest imports of `{timing.subject.module}` ({timing.subject.label}; cumulative, `-X importtime`): {largest}."
+                f"Largest imports of `{timing.subject.module}` ({timing.subject.label}; cumulative, `-X importtime`): "
+                f"{largest}."
             )
     return [*lines, ""]
 
@@ -280,25 +286,27 @@ def _notes(report: BenchReport) -> list[str]:
     return [
         "Notes:",
         "- States entered are counted from each execution's history (every `…StateEntered` event, Parallel branches "
-        "included); \"steps\" are the states that invoked a business step's function (a function without the envelope's layer).",
-        "- Waiter rows are the marginal cost of one waiter: its own execution plus whatever its owner did beyond a lone "
-        'fresh run ("owner +n" states; Lambda and DynamoDB likewise). The seed\'s k is the number of 10 s polls it '
-        "would make in the same wait. Timings vary with the machine's load; counts do not.",
-        "- DynamoDB: every request that reached the emulator, from Lambda code and from the state machine's integration, "
-        "billed by DynamoDB's rules: a write 1 WRU per started KB of the larger of the item before and after it; a write "
-        "whose condition fails on the existing item; a read 1 RRU per started 4 KB strongly consistent, half eventually "
-        "consistent; BatchGetItem and BatchWriteItem item by item; a Query page on its items' total size. Result sizes are "
-        "the output's compact UTF-8 JSON.",
-        f"- Emulator time: Wait states and Retry intervals last time_scale = {report.options.time_scale} × their declared "
-        "seconds; declared time = wall time / time_scale for them, and a waiter has waited the declared `Seconds` of the "
-        "Wait states it entered (one without Wait states: wall time / time_scale). Latency counts time in Wait states as "
-        "declared and the rest as measured. Task timeouts are scaled too, never below 0.5 s; the machine's own "
-        "`TimeoutSeconds` ten times less.",
-        "- Express: Step Functions keeps no history of Express executions, so their states are neither billed nor counted; "
-        "their duration is the emulator's wall time, an upper bound of AWS's for paths without waits.",
+        'included); "steps" are the states that invoked a business step\'s function (a function without the '
+        "envelope's layer).",
+        "- Waiter rows are the marginal cost of one waiter: its own execution plus whatever its owner did beyond a "
+        'lone fresh run ("owner +n" states; Lambda and DynamoDB likewise). The seed\'s k is the number of 10 s polls '
+        "it would make in the same wait. Timings vary with the machine's load; counts do not.",
+        "- DynamoDB: every request that reached the emulator, from Lambda code and from the state machine's "
+        "integration, billed by DynamoDB's rules: a write 1 WRU per started KB of the larger of the item before and "
+        "after it; a write whose condition fails on the existing item; a read 1 RRU per started 4 KB strongly "
+        "consistent, half eventually consistent; BatchGetItem and BatchWriteItem item by item; a Query page on its "
+        "items' total size. Result sizes are the output's compact UTF-8 JSON.",
+        f"- Emulator time: Wait states and Retry intervals last time_scale = {report.options.time_scale} × their "
+        "declared seconds; declared time = wall time / time_scale for them, and a waiter has waited the declared "
+        "`Seconds` of the Wait states it entered (one without Wait states: wall time / time_scale). Latency counts "
+        "time in Wait states as declared and the rest as measured. Task timeouts are scaled too, never below 0.5 s; "
+        "the machine's own `TimeoutSeconds` ten times less.",
+        "- Express: Step Functions keeps no history of Express executions, so their states are neither billed nor "
+        "counted; their duration is the emulator's wall time, an upper bound of AWS's for paths without waits.",
         "- Lambda duration is measured in process, where DynamoDB answers in microseconds; on AWS add its round trip "
-        "(a few ms per call). Cold imports run in fresh `python -I`, every module in turn, the order rotated each round "
-        f"({sys.version.split()[0]} here; the functions run python3.13 on arm64), after one run that writes the .pyc files.",
+        "(a few ms per call). Cold imports run in fresh `python -I`, every module in turn, the order rotated each "
+        f"round ({sys.version.split()[0]} here; the functions run python3.13 on arm64), after one run that writes the "
+        ".pyc files.",
     ]
 
 

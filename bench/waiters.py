@@ -419,7 +419,8 @@ def measure_contention(
 
 
 def hit_after_waiters(bench: MeteredStack, row: ContentionResult, plain_hit: Usage) -> PathResult:
-    """A hit on the key the largest contention run used: it should pay no more than a hit on a key that never had waiters.
+    """A hit on the key the largest contention run used: it should pay no more than a hit on a key that
+    never had waiters.
 
     Measured once the stack is quiet (every execution ended, every event delivered), and its take
     billed at its own call's duration: the take's median over the run's hundreds of calls, made

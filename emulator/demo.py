@@ -161,9 +161,9 @@ class Demo:
         if quiet_until is not None:
             # Timing decides this, on AWS as here: the failing branch ended before the other branches' calls.
             print(
-                f"   => the other branches' Lambda calls were still running when the step failed: the key stays\n"
-                f"      quiet until {quiet_until} (LongestCallSeconds={self.stack.parameters['LongestCallSeconds']} after the failure); "
-                "the demo waits for it before the rerun"
+                "   => the other branches' Lambda calls were still running when the step failed: the key stays\n      "
+                f"quiet until {quiet_until} (LongestCallSeconds={self.stack.parameters['LongestCallSeconds']} after "
+                "the failure); the demo waits for it before the rerun"
             )
             time.sleep(max(0.0, int(quiet_until) + 1 - time.time()))
 

@@ -61,7 +61,8 @@ def _user_registration(demo: Demo, stack: OfflineStack) -> None:
     envelope = stack.applications[APPLICATION]
     event = json.loads(REGISTRATION_EVENT.read_text(encoding="utf-8"))
     print(
-        f"\nExample: user registration (seed 003), its own app with the envelope nested ({REGISTRATION_TEMPLATE.relative_to(PROJECT_ROOT)})\n"
+        "\nExample: user registration (seed 003), its own app with the envelope nested "
+        f"({REGISTRATION_TEMPLATE.relative_to(PROJECT_ROOT)})\n"
     )
     outputs = []
     for label in ("Run 1: a registration event", "Run 2: the same event again"):
@@ -73,7 +74,8 @@ def _user_registration(demo: Demo, stack: OfflineStack) -> None:
         )
         print(f"-- {label}")
         print(
-            f"   {result.status}: {len(result.states_entered)} states entered, {started} child execution(s), {calls} registration call(s)"
+            f"   {result.status}: {len(result.states_entered)} states entered, {started} child execution(s), {calls} "
+            "registration call(s)"
         )
         outputs.append((result, calls, started))
     (first, first_calls, first_started), (second, second_calls, second_started) = outputs
@@ -94,7 +96,8 @@ def sensor_file_upload(demo: Demo) -> None:
 def _sensor_file_upload(demo: Demo, stack: OfflineStack) -> None:
     bucket, key = stack.physical_id(SENSOR_BUCKET), "readings/2017-01-08.csv"
     print(
-        f"\nExample: sensor file (seed 002), its own app, started by an S3 upload through EventBridge ({SENSOR_TEMPLATE.relative_to(PROJECT_ROOT)})\n"
+        "\nExample: sensor file (seed 002), its own app, started by an S3 upload through EventBridge "
+        f"({SENSOR_TEMPLATE.relative_to(PROJECT_ROOT)})\n"
     )
     s3 = boto3.client("s3", region_name=REGION)
     s3.put_object(Bucket=bucket, Key=key, Body=SENSOR_CSV.read_bytes())
@@ -111,7 +114,8 @@ def _sensor_file_upload(demo: Demo, stack: OfflineStack) -> None:
     print("-- The same event delivered again (EventBridge delivers at least once)")
     print(
         f"   the front door answered {again.get('outcome')}: {len(started)} execution(s) started, "
-        f"{_children(stack, SENSOR_CHILD) - children} child execution(s), {stack.lambdas.invocations(PARSE) - parses} file(s) parsed"
+        f"{_children(stack, SENSOR_CHILD) - children} child execution(s), {stack.lambdas.invocations(PARSE) - parses} "
+        "file(s) parsed"
     )
     demo.expect(first.status == "SUCCEEDED", f"the upload was processed (got {first.status}: {first.error})")
     demo.expect(

@@ -14,7 +14,8 @@ DynamoDB, Lambda, IAM and CloudFormation. A CloudFormation stack with the templa
 the parameter values is registered under the stack name, and each nested application as a nested
 stack of it (``AWS::CloudFormation::Stack``, with its own outputs and parameters), so ``aws
 cloudformation describe-stacks``, the records tool and the integration suite
-(``AWS_SAM_STACK_NAME`` + ``AWS_ENDPOINT_URL``) find the resources as they would on AWS. Its region is us-east-1; any credentials are accepted.
+(``AWS_SAM_STACK_NAME`` + ``AWS_ENDPOINT_URL``) find the resources as they would on AWS. Its
+region is us-east-1; any credentials are accepted.
 
 Time: by default (``--time-scale 1``) ``Wait`` states and ``Retry`` intervals last their real
 seconds, as on AWS: a waiting execution looks again every ``PollIntervalSeconds``. Tests and quick
@@ -235,7 +236,9 @@ def _registered_body(stack: OfflineStack, nested_stacks: Mapping[str, Any]) -> d
         if declared[name].get("Description"):
             outputs[name]["Description"] = declared[name]["Description"]
     return {
-        "Description": "Outputs and parameters of the stack served by emulator.server; its resources are not managed here.",
+        "Description": (
+            "Outputs and parameters of the stack served by emulator.server; its resources are not managed here."
+        ),
         "Parameters": {name: {"Type": "String"} for name in stack.parameters},
         # CloudFormation wants one resource; moto stores this type without creating anything.
         "Resources": {"ServedByEmulator": {"Type": "AWS::CloudFormation::WaitConditionHandle"}, **nested_stacks},
@@ -266,7 +269,10 @@ def announcement(stack: ServedStack, outputs_file: Path | None) -> str:
         # This project's own stack: its sample input, and the record it makes.
         fresh_input = f"file://{FRESH_EVENT.relative_to(PROJECT_ROOT)}"
         fresh_id = stack.record_id(_key.compute_idempotency_key(json.loads(FRESH_EVENT.read_text(encoding="utf-8"))))
-        record_hint = f'aws dynamodb get-item --endpoint-url {url} --table-name {stack.table_name} --key \'{{"id": {{"S": "{fresh_id}"}}}}\''
+        record_hint = (
+            f"aws dynamodb get-item --endpoint-url {url} --table-name {stack.table_name} "
+            f"""--key '{{"id": {{"S": "{fresh_id}"}}}}'"""
+        )
     else:
         fresh_input = "file://your-input.json"
         record_hint = (
@@ -276,16 +282,19 @@ def announcement(stack: ServedStack, outputs_file: Path | None) -> str:
         "",
         "Try it from the repository root:",
         f"  {CREDENTIALS_HINT}",
-        f"  aws stepfunctions start-execution --endpoint-url {url} --state-machine-arn {arn} --name first-run --input {fresh_input}",
-        f"  aws stepfunctions start-execution --endpoint-url {url} --state-machine-arn {arn} --name repeat --input {fresh_input}",
+        f"  aws stepfunctions start-execution --endpoint-url {url} --state-machine-arn {arn} --name first-run "
+        f"--input {fresh_input}",
+        f"  aws stepfunctions start-execution --endpoint-url {url} --state-machine-arn {arn} --name repeat "
+        f"--input {fresh_input}",
         f"  aws stepfunctions describe-execution --endpoint-url {url} --execution-arn {execution_arn}:repeat",
         f"  {record_hint}",
     ]
     front_door = stack.envelope.outputs.get("FrontDoorFunctionName")
     if front_door:
         lines.append(
-            f"  aws lambda invoke --endpoint-url {url} --function-name {front_door} --cli-binary-format raw-in-base64-out "
-            f"--payload {fresh_input} answer.json   # the front door: the stored result, or the execution it started"
+            f"  aws lambda invoke --endpoint-url {url} --function-name {front_door} "
+            f"--cli-binary-format raw-in-base64-out --payload {fresh_input} answer.json"
+            "   # the front door: the stored result, or the execution it started"
         )
     lines += [
         f"  aws cloudformation describe-stacks --endpoint-url {url} --stack-name {stack.stack_name}",
@@ -311,13 +320,19 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m emulator.server",
-        description="Serve a SAM template's stack (template.yaml, or --template) on 127.0.0.1 as a local AWS endpoint (moto server, in this process).",
+        description=(
+            "Serve a SAM template's stack (template.yaml, or --template) on 127.0.0.1 as a local AWS endpoint "
+            "(moto server, in this process)."
+        ),
     )
     parser.add_argument(
         "--template",
         type=Path,
         default=TEMPLATE_PATH,
-        help="the SAM template to serve (default: this project's template.yaml; an app of your own with the envelope nested works too)",
+        help=(
+            "the SAM template to serve (default: this project's template.yaml; an app of your own with the envelope "
+            "nested works too)"
+        ),
     )
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"TCP port on {HOST} (default {DEFAULT_PORT}; 0: any free port)"

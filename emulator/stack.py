@@ -297,7 +297,8 @@ class OfflineStack:
         if len(nested) != 1:
             found = ", ".join(sorted(self.applications)) or "none"
             raise LookupError(
-                f"{self.template.path}: {len(nested)} nested applications hold an envelope (applications: {found}); use .applications[...]"
+                f"{self.template.path}: {len(nested)} nested applications hold an envelope (applications: {found}); "
+                "use .applications[...]"
             )
         return nested[0]
 
@@ -426,7 +427,8 @@ class OfflineStack:
         location = properties.get("Location")
         if not isinstance(location, str):
             raise UnsupportedTemplateFeature(
-                f"{logical_id}: only an application with a local template (Location: <path>) is emulated, not {location!r}"
+                f"{logical_id}: only an application with a local template (Location: <path>) is emulated, not "
+                f"{location!r}"
             )
         unsupported = sorted(
             set(properties) - {"Location", "Parameters", *_APPLICATION_SETTINGS_WITHOUT_OFFLINE_EFFECT}
@@ -658,7 +660,8 @@ class OfflineStack:
             ):
                 return
         raise UnsupportedTemplateFeature(
-            f"{where}: no AWS::Lambda::Permission lets {EVENTS_PRINCIPAL} invoke {function_arn} (EventBridge's invocation would be refused)"
+            f"{where}: no AWS::Lambda::Permission lets {EVENTS_PRINCIPAL} invoke {function_arn} (EventBridge's "
+            "invocation would be refused)"
         )
 
     def _create_state_machine(self, logical_id: str, role_arn: str) -> None:
@@ -712,7 +715,8 @@ class OfflineStack:
         return finished_execution(self.sfn, description, with_history=not is_express_arn(execution_arn))
 
     def execution_description(self, execution_arn: str) -> dict[str, Any]:
-        """DescribeExecution's answer; for an Express execution, which it refuses, the same fields from its logs (moto's record)."""
+        """DescribeExecution's answer; for an Express execution, which it refuses, the same fields from its logs
+        (moto's record)."""
         if is_express_arn(execution_arn):
             return express_outcome(execution_arn)
         return dict(self.sfn.describe_execution(executionArn=execution_arn))
@@ -731,7 +735,8 @@ class OfflineStack:
         )
 
     def record_id(self, key: str, state_machine: str | None = None) -> str:
-        """The record id of ``key``: as it is if already scoped, else under the scope of ``state_machine`` (the envelope's)."""
+        """The record id of ``key``: as it is if already scoped, else under the scope of ``state_machine`` (the
+        envelope's)."""
         if SCOPE_SEPARATOR in key:
             return key
         if state_machine is None and self.envelope is not self:

@@ -101,7 +101,8 @@ def readme_block(definition: dict[str, Any]) -> str:
 
 def document_block(asl_path: str) -> str:
     """The diagram block of the definition at ``asl_path`` (relative to the project root)."""
-    return f"<!-- diagram:start {asl_path} -->\n```mermaid\n{draw(load_definition(PROJECT_ROOT / asl_path))}```\n{END_MARK}"
+    diagram = draw(load_definition(PROJECT_ROOT / asl_path))
+    return f"<!-- diagram:start {asl_path} -->\n```mermaid\n{diagram}```\n{END_MARK}"
 
 
 def redraw(document: str) -> str:

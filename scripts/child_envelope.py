@@ -181,7 +181,10 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
         },
         DID_CHILD_FAIL: {
             "Type": "Choice",
-            "Comment": f"{CHILD_FAILED} with a JSON cause is a child that ended without success; any other error is recorded as it is.",
+            "Comment": (
+                f"{CHILD_FAILED} with a JSON cause is a child that ended without success; any other error is "
+                "recorded as it is."
+            ),
             "Choices": [
                 {
                     "And": [
@@ -195,7 +198,10 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
         },
         READ_CHILD: {
             "Type": "Pass",
-            "Comment": "The cause is the child's description as JSON (with its input): it is read in place of the text, never beside it, to stay within the payload limit.",
+            "Comment": (
+                "The cause is the child's description as JSON (with its input): it is read in place of the text, "
+                "never beside it, to stay within the payload limit."
+            ),
             "Parameters": {
                 "Error.$": f"{failure}.Error",
                 "execution.$": f"States.StringToJson({failure}.Cause)",
@@ -222,7 +228,10 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
             "Comment": "A child stopped or timed out gives no error of its own: its status is the cause.",
             "Parameters": {
                 "Error.$": f"{failure}.Error",
-                "Cause.$": f"States.Format('The child execution {{}} ended {{}}.', {failure}.execution.ExecutionArn, {failure}.execution.Status)",
+                "Cause.$": (
+                    "States.Format('The child execution {} ended {}.', "
+                    f"{failure}.execution.ExecutionArn, {failure}.execution.Status)"
+                ),
             },
             "ResultPath": failure,
             "Next": recorded,

@@ -373,7 +373,8 @@ class Console:
         print(text, file=self.err)
 
     def confirm(self, question: str, yes: bool) -> bool:
-        """True when told --yes, or when the operator answers yes at a terminal. No terminal and no --yes: usage error."""
+        """True when told --yes, or when the operator answers yes at a terminal. No terminal and no --yes: usage
+        error."""
         if yes:
             return True
         if not self.interactive:
@@ -454,7 +455,8 @@ def command_release(table: RecordTable, deployment: Deployment, args: argparse.N
     owner = plain.get(record.EXECUTION_ID)
     if plain.get(record.STATUS) != record.IN_PROGRESS:
         console.note(
-            f"Not released: the record is {plain.get(record.STATUS)}, not {record.IN_PROGRESS} (delete removes it). Nothing was changed."
+            f"Not released: the record is {plain.get(record.STATUS)}, not {record.IN_PROGRESS} (delete removes it). "
+            "Nothing was changed."
         )
         return NOT_AS_EXPECTED
     if args.owner is not None and owner != args.owner:
@@ -496,20 +498,21 @@ def when_free(table: RecordTable, deployment: Deployment, plain: Mapping[str, An
     state = _ownership.LivenessChecker(lambda: table.stepfunctions, longest_call)(holder, now)
     if state.can_act:
         return (
-            f"Step Functions still shows {holder.execution_id} (or its child) running, or could not say: the envelope keeps "
-            "it as the owner and extends its lease. Stop that execution if it is really gone."
+            f"Step Functions still shows {holder.execution_id} (or its child) running, or could not say: the envelope "
+            "keeps it as the owner and extends its lease. Stop that execution if it is really gone."
         )
     whose = "" if deployment.from_stack else " by the template's default; --stack-name reads the deployment's own"
     when = (
-        f"at {epoch_date(state.free_at)}, {LONGEST_CALL_PARAMETER}={longest_call}{whose} after the stop, when its calls in flight can have ended"
+        f"at {epoch_date(state.free_at)}, {LONGEST_CALL_PARAMETER}={longest_call}{whose} after the stop, when its "
+        "calls in flight can have ended"
         if state.free_at > now
         else "now"
     )
     if state.redrivable and holder.run_id:
         return (
-            f"The owner has stopped, and Step Functions can still redrive it (14 days after it ended): the envelope's next "
-            f"look, {when}, resumes it (RedriveExecution) instead of running the steps in another execution; the record "
-            "changes owner only once it can no longer be redriven (docs/contract.md, Redrive)."
+            "The owner has stopped, and Step Functions can still redrive it (14 days after it ended): the envelope's "
+            f"next look, {when}, resumes it (RedriveExecution) instead of running the steps in another execution; the "
+            "record changes owner only once it can no longer be redriven (docs/contract.md, Redrive)."
         )
     if state.free_at > now:
         return f"The owner has stopped: the envelope frees the key {when}."
@@ -524,7 +527,10 @@ def command_delete(table: RecordTable, deployment: Deployment, args: argparse.Na
             console.note(f"No record {record_id} in {table.table_name}.")
             return NOT_AS_EXPECTED
         plain = _plain(item)
-        question = f"Delete record {record_id} ({plain.get(record.STATUS)}, owner {plain.get(record.EXECUTION_ID)}) and its waiter slots? [y/N] "
+        question = (
+            f"Delete record {record_id} ({plain.get(record.STATUS)}, owner {plain.get(record.EXECUTION_ID)}) "
+            "and its waiter slots? [y/N] "
+        )
         if not console.confirm(question, args.yes):
             console.note("Not deleted (answer y, or pass --yes).")
             return NOT_AS_EXPECTED
@@ -533,8 +539,8 @@ def command_delete(table: RecordTable, deployment: Deployment, args: argparse.Na
         console.note(f"No record {record_id} in {table.table_name}.")
         return NOT_AS_EXPECTED
     print(
-        f"Deleted {record_id} (it was {deleted.get(record.STATUS)}, owner {deleted.get(record.EXECUTION_ID)}) and its waiter slots; "
-        f"{woken.woken} waiting execution(s) woken.",
+        f"Deleted {record_id} (it was {deleted.get(record.STATUS)}, owner {deleted.get(record.EXECUTION_ID)}) and its "
+        f"waiter slots; {woken.woken} waiting execution(s) woken.",
         file=console.out,
     )
     return DONE
@@ -544,7 +550,10 @@ def command_delete(table: RecordTable, deployment: Deployment, args: argparse.Na
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="records.py",
-        description="List, show, release and delete the workflow's idempotency records (waiter slots are shown with their record).",
+        description=(
+            "List, show, release and delete the workflow's idempotency records (waiter slots are shown with "
+            "their record)."
+        ),
         epilog=(
             "A record is named by its ID (<scope>#<key>) or by --input (an execution input, as a file or JSON text). "
             "Exit status: 0 done; 1 no such record, nothing to release or not confirmed; 2 bad usage."

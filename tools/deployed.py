@@ -294,7 +294,8 @@ class DeployedStack:
         return key if _key.SCOPE_SEPARATOR in key else f"{self.scope}{_key.SCOPE_SEPARATOR}{key}"
 
     def get_record(self, key: str) -> dict[str, Any] | None:
-        """The idempotency record of ``key`` (a record id, or a bare key of the envelope) as plain Python values, or None."""
+        """The idempotency record of ``key`` (a record id, or a bare key of the envelope) as plain Python values, or
+        None."""
         item = self.dynamodb.get_item(
             TableName=self.table_name, Key={_record.ID: {"S": self.record_id(key)}}, ConsistentRead=True
         ).get("Item")

@@ -234,7 +234,8 @@ def assert_built_with_all_code(built: Template) -> None:
 
 
 def local_artifact_paths(body: Any, s3_url: str) -> list[str]:
-    """Artifact properties of a packaged template (and its nested templates, fetched from S3) still naming a local path."""
+    """Artifact properties of a packaged template (and its nested templates, fetched from S3) still naming a local
+    path."""
     found: list[str] = []
 
     def visit(node: Any, path: str) -> None:
@@ -285,7 +286,8 @@ def wait(sfn: Any, execution_arn: str, timeout: float = 300.0) -> dict[str, Any]
 
 
 def records_tool(endpoint_url: str, *arguments: str) -> str:
-    """``scripts/records.py --endpoint-url URL --stack-name orders-app ...``, run from the repository root; what it printed."""
+    """``scripts/records.py --endpoint-url URL --stack-name orders-app ...``, run from the repository root; what it
+    printed."""
     completed = subprocess.run(
         [sys.executable, "scripts/records.py", "--endpoint-url", endpoint_url, "--stack-name", STACK_NAME, *arguments],
         cwd=PROJECT_ROOT, env=_environment(), capture_output=True, text=True, timeout=120, check=False,

@@ -86,7 +86,8 @@ def test_an_express_owner_that_fails_is_not_released_by_an_event(express: Offlin
         ({"WorkflowType": "EXPRESS"}, "an Express workflow lasts at most 300 s"),
         (
             {**EXPRESS, "LockLeaseSeconds": 120},
-            "LockLeaseSeconds=120 must be at least ExecutionTimeoutSeconds + LongestCallSeconds (270) for an Express workflow",
+            "LockLeaseSeconds=120 must be at least ExecutionTimeoutSeconds + LongestCallSeconds (270) for an Express "
+            "workflow",
         ),
         ({"WaitTimeoutSeconds": 1800}, "WaitTimeoutSeconds=1800 must be shorter than ExecutionTimeoutSeconds=1800"),
         (

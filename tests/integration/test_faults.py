@@ -140,7 +140,8 @@ def recorded_task_tokens(stack: OfflineStack) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def patient_stack() -> Iterator[OfflineStack]:
-    """Waiters look on their own only after 600 s (6 s here): a waiter that returns the saved result sooner was woken."""
+    """Waiters look on their own only after 600 s (6 s here): a waiter that returns the saved result sooner was
+    woken."""
     with OfflineStack({"PollIntervalSeconds": 600, "LockLeaseSeconds": 600}, environment=QUIET) as stack:
         yield stack
 
@@ -330,7 +331,7 @@ def failed_by_its_save(stack: OfflineStack, execution_input: Any) -> tuple[Execu
     return owner, stack.get_record(key)
 
 
-def test_a_save_that_keeps_failing_is_recorded_failed_and_the_next_execution_resumes_the_owner_once_its_calls_can_have_ended(
+def test_a_save_that_keeps_failing_is_recorded_failed_and_the_next_run_resumes_the_owner_once_its_calls_can_have_ended(
     short_call_stack: OfflineStack, unique: str
 ) -> None:
     stack = short_call_stack

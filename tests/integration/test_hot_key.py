@@ -57,7 +57,8 @@ def run_hot_key(duplicates: int, unique: str, timeout: float) -> None:
             owner_arn = stack.start_execution(execution_input)
             assert gate.arrived.wait(timeout), "the owner never started its steps"
             waiter_arns = [stack.start_execution(execution_input) for _ in range(duplicates - 1)]
-            # Every duplicate is waiting for the owner (it handed its token to the wait function) before the owner goes on.
+            # Every duplicate is waiting for the owner (it handed its token to the wait function) before the
+            # owner goes on.
             wait_until(
                 lambda: set(waiter_arns) <= waiting(), timeout=timeout, message="every duplicate to wait for the owner"
             )

@@ -41,7 +41,8 @@ def cause_message(cause: str | None) -> str:
 
 @pytest.fixture(scope="module")
 def validating() -> Any:
-    """Payload validation turned on for the whole input (it is off by default), the example steps never failing at random."""
+    """Payload validation turned on for the whole input (it is off by default), the example steps never failing at
+    random."""
     with OfflineStack(
         {"PayloadValidationJmespath": "@", "FailureProbability": 0, "LongestCallSeconds": 2}, environment=QUIET
     ) as stack:

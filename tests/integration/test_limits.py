@@ -48,7 +48,8 @@ CYRILLIC_AND_ACCENTED = "Съешь же ещё этих мягких франц
 
 
 def utf8_size(value: Any) -> int:
-    """The bytes of ``value`` as compact JSON in UTF-8: how Step Functions counts it, and how the record stores a result."""
+    """The bytes of ``value`` as compact JSON in UTF-8: how Step Functions counts it, and how the record stores a
+    result."""
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
@@ -98,7 +99,8 @@ def text_for_result_size(stack: OfflineStack, unique: str, size: int, sample: st
 def owner_returning_with_waiters(
     stack: OfflineStack, execution_input: Any, text: str, waiters: int
 ) -> tuple[ExecutionResult, list[ExecutionResult]]:
-    """Run an owner whose one step returns ``text``, with ``waiters`` duplicates registered while it runs; all of them, ended."""
+    """Run an owner whose one step returns ``text``, with ``waiters`` duplicates registered while it runs; all of them,
+    ended."""
     with intercept_steps(stack, OneStepReturns(text)):
         with held_owner(stack, execution_input) as (owner_arn, gate):
             waiter_arns = [start_registered_waiter(stack, execution_input) for _ in range(waiters)]
@@ -225,7 +227,8 @@ def failing_step_one(message: str) -> Callable[[Any, Any, Any], Any]:
 
 
 def message_for_longest_cause(stack: OfflineStack, unique: str, char: str) -> str:
-    """A message, of ``char`` topped up with ASCII, whose error's cause (as the stack reports it) is exactly 32,768 characters.
+    """A message, of ``char`` topped up with ASCII, whose error's cause (as the stack reports it) is exactly
+    32,768 characters.
 
     The cause is the Lambda runtime's JSON of the error (type, message, stack trace): two small
     runs measure what it adds to the message and what one ``char`` costs in it.

@@ -111,7 +111,8 @@ def _start_server(directory: Path, *arguments: str) -> tuple[subprocess.Popen[by
 
 
 def start_endpoint(directory: Path, *arguments: str) -> LocalEndpoint:
-    """Start ``python -m emulator.server`` with ``arguments`` and wait until it is ready (its ``--outputs-file`` appears)."""
+    """Start ``python -m emulator.server`` with ``arguments`` and wait until it is ready (its ``--outputs-file``
+    appears)."""
     outputs_file = directory / "outputs.json"
     process, log = _start_server(directory, *arguments, "--outputs-file", str(outputs_file))
     # Ready when the outputs file appears (written whole); a failed start ends the process.
@@ -162,8 +163,8 @@ def test_the_server_prints_the_outputs_and_commands_to_paste(endpoint: LocalEndp
     # Records are <scope>#<key>, the scope being the envelope state machine's name by default.
     fresh_id = f"{arn.rsplit(':', 1)[-1]}#{fresh_key}"
     assert (
-        f'aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key \'{{"id": {{"S": "{fresh_id}"}}}}\''
-        in printed
+        f'aws dynamodb get-item --endpoint-url {endpoint.url} --table-name {table} --key \'{{"id": {{"S": '
+        f'"{fresh_id}"}}}}\'' in printed
     )
     assert f"{STACK_NAME_VARIABLE}={STACK_NAME} {ENDPOINT_VARIABLE}={endpoint.url} make pytest" in printed
     assert f'make records ARGS="--endpoint-url {endpoint.url} --stack-name {STACK_NAME} list"' in printed

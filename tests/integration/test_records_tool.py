@@ -87,7 +87,8 @@ def put_record(
 
 
 def put_held_record(stack: OfflineStack, record_id: str, owner: str, *, waiters: int = 0) -> dict[str, Any]:
-    """An IN_PROGRESS record held by ``owner`` under a 15-minute lease, with ``waiters`` slots written as waiters write them."""
+    """An IN_PROGRESS record held by ``owner`` under a 15-minute lease, with ``waiters`` slots written as waiters write
+    them."""
     now = int(time.time())
     item = {
         "id": {"S": record_id},
@@ -254,7 +255,8 @@ def test_show_says_when_there_is_no_record_or_the_input_has_no_key(stack: Offlin
 
 
 def _register_cloudformation_stack(stack: OfflineStack) -> None:
-    """The stack's outputs and parameters, as CloudFormation describes a deployed stack (the local endpoint does this too)."""
+    """The stack's outputs and parameters, as CloudFormation describes a deployed stack (the local endpoint does this
+    too)."""
     body = {
         "Parameters": {name: {"Type": "String"} for name in stack.parameters},
         "Resources": {"Outputs": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},

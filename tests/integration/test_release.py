@@ -77,7 +77,8 @@ def owners_past_redrive(ended: OfflineStack) -> Iterator[None]:
 
 
 def _stop_date(stack: OfflineStack, execution_arn: str) -> int:
-    """When the execution stopped, in whole seconds rounded up, from its status-change event (published at once, as on AWS)."""
+    """When the execution stopped, in whole seconds rounded up, from its status-change event (published at once, as on
+    AWS)."""
     found: list[Any] = []
 
     def delivered() -> bool:

@@ -63,7 +63,8 @@ def _top_level_states(
 
 
 def broken_copy(tmp_path: Path, mutate: Mutation) -> Path:
-    """Copy template.yaml and its ASL files into ``tmp_path``, apply ``mutate`` to the envelope's, return the template."""
+    """Copy template.yaml and its ASL files into ``tmp_path``, apply ``mutate`` to the envelope's, return the
+    template."""
     uri = _state_machine_uri()
     shutil.copy(TEMPLATE_PATH, tmp_path / "template.yaml")
     for other in _definition_uris():

@@ -105,7 +105,8 @@ class Cloud:
 
 
 def status_changes_of(bus: EventBus) -> list[dict[str, Any]]:
-    """Every "Step Functions Execution Status Change" event ``bus`` publishes from now on, in order (filled as published)."""
+    """Every "Step Functions Execution Status Change" event ``bus`` publishes from now on, in order (filled as
+    published)."""
     events: list[dict[str, Any]] = []
     original = bus.put_event
 

@@ -41,7 +41,10 @@ def _function_folder(tmp_path: Path, name: str) -> Path:
     return _write(
         tmp_path / name,
         {
-            "app.py": f"import helper\nVALUE = {name!r}\nCALLS = []\n\ndef lambda_handler(event, context):\n    return helper.label()\n",
+            "app.py": (
+                f"import helper\nVALUE = {name!r}\nCALLS = []\n\n"
+                "def lambda_handler(event, context):\n    return helper.label()\n"
+            ),
             "helper.py": f"def label():\n    return 'helper of {name}'\n",
         },
     )

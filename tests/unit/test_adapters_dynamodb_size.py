@@ -164,7 +164,8 @@ def test_a_nested_update_past_the_limit_is_refused_and_changes_nothing(strict: A
 
 def test_a_nested_update_that_fits_exactly_is_applied(strict: Any) -> None:
     record = _record_with_a_waiter(strict)
-    # The item grows by the waiter's entry in the map: 1 + len("w2") + the token; "changed" is as long as "original" - 1.
+    # The item grows by the waiter's entry in the map: 1 + len("w2") + the token; "changed" is as long as
+    # "original" - 1.
     room = MAX_ITEM_BYTES - item_size_bytes(record) + 1 - (1 + 2)
     _waiter_update(strict, "u" * room)
 

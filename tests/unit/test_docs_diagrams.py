@@ -76,7 +76,10 @@ def test_combined_conditions_read_as_words() -> None:
 
 
 def test_a_block_is_redrawn_in_place() -> None:
-    stale = "intro\n<!-- diagram:start examples/sensor_file/statemachine/sensor_file.asl.json -->\nold\n<!-- diagram:end -->\noutro\n"
+    stale = (
+        "intro\n<!-- diagram:start examples/sensor_file/statemachine/sensor_file.asl.json -->\n"
+        "old\n<!-- diagram:end -->\noutro\n"
+    )
 
     redrawn = asl_diagram.redraw(stale)
 

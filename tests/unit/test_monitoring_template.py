@@ -190,7 +190,8 @@ def test_every_alarm_exists_only_with_a_topic_and_notifies_it_on_alarm_and_on_ok
 
 
 def test_every_alarm_fires_at_the_thresholds_the_operations_guide_gives(alarms: dict[str, dict[str, Any]]) -> None:
-    """The first occurrence in 5 minutes; throttles, which are retried, in 2 of 3 periods; failures at their parameter."""
+    """The first occurrence in 5 minutes; throttles, which are retried, in 2 of 3 periods; failures at their
+    parameter."""
     for name, alarm in alarms.items():
         periods = (
             {alarm.get("Period")}

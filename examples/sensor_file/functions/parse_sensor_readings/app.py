@@ -77,13 +77,15 @@ def parse_readings(text: str, source: dict[str, str]) -> list[dict[str, Any]]:
         listed = "; ".join(problems[:MAX_PROBLEMS_LISTED])
         more = f" (and {len(problems) - MAX_PROBLEMS_LISTED} more)" if len(problems) > MAX_PROBLEMS_LISTED else ""
         raise MalformedSensorFileError(
-            f"{len(problems)} malformed row(s) in s3://{source['bucket']}/{source['key']}, nothing stored: {listed}{more}"
+            f"{len(problems)} malformed row(s) in s3://{source['bucket']}/{source['key']}, nothing stored: "
+            f"{listed}{more}"
         )
     if not readings:
         raise MalformedSensorFileError(f"s3://{source['bucket']}/{source['key']} has no readings, nothing stored")
     if len(readings) > MAX_READINGS:
         raise SensorFileTooLargeError(
-            f"s3://{source['bucket']}/{source['key']} has {len(readings)} readings; at most {MAX_READINGS} fit in one execution"
+            f"s3://{source['bucket']}/{source['key']} has {len(readings)} readings; at most {MAX_READINGS} fit in one "
+            "execution"
         )
     origin = f"s3://{source['bucket']}/{source['key']}"
     for reading in readings:
