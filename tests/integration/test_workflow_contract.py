@@ -180,7 +180,7 @@ def test_the_business_steps_receive_the_input_unchanged(stack: OfflineStack, uni
     }
     seen: list[object] = []
 
-    def record_input(handler, event, context):  # type: ignore[no-untyped-def]
+    def record_input(handler: Any, event: Any, context: Any) -> Any:
         seen.append(event["input"] if isinstance(event, dict) and "input" in event else event)
         return handler(event, context)
 

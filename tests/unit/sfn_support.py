@@ -116,7 +116,7 @@ def status_changes_of(bus: EventBus) -> list[dict[str, Any]]:
             events.append(event)
         return event
 
-    bus.put_event = put_event  # type: ignore[method-assign]
+    bus.put_event = put_event  # type: ignore[method-assign]  # this bus only: the test's view of what it publishes
     return events
 
 

@@ -70,7 +70,7 @@ def published(cloud: Cloud) -> Iterator[list[dict[str, Any]]]:
             details.append(detail)
         return original(source, detail_type, detail, resources)
 
-    bus.put_event = put_event  # type: ignore[method-assign]
+    bus.put_event = put_event  # type: ignore[method-assign]  # this bus only: the test's view of what it publishes
     with execution_status_events(bus):
         yield details
 
