@@ -51,6 +51,7 @@ from emulator.adapters import (
     redrivable_executions,
     scaled_waits,
     sdk_bodies_as_text,
+    sdk_step_functions_calls,
     step_functions_payload_limit,
     stop_express_execution,
     stoppable_task_token_waits,
@@ -250,6 +251,7 @@ class OfflineStack:
             exit_stack.enter_context(nested_workflows())
             exit_stack.enter_context(sync_children_stop_with_their_task())
             exit_stack.enter_context(sdk_bodies_as_text())
+            exit_stack.enter_context(sdk_step_functions_calls())
             exit_stack.enter_context(aws_context_timestamps())
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))

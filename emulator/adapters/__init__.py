@@ -61,6 +61,9 @@ Each adapter is a context manager that patches one named place in moto and undoe
   could never create on AWS fails its deployment offline too.
 * ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
   handed over as moto's stream object, which no state can read; Step Functions gives its text.
+* ``sdk_step_functions_calls``: ``aws-sdk:sfn:<action>`` (``describeExecution``, ``redriveExecution``)
+  fails as shipped: the ASL's PascalCase parameters reach Step Functions' camelCase API, and the
+  state gets a camelCase response; here each gets the names it has on AWS.
 """
 
 from emulator.adapters.cloudwatch import alarm_refusal, metric_alarms_checked
@@ -95,7 +98,7 @@ from emulator.adapters.nested import (
     sync_children_stop_with_their_task,
 )
 from emulator.adapters.redrive import REDRIVE_PERIOD, ExecutionNotRedrivable, redrivable_executions
-from emulator.adapters.sdk import sdk_bodies_as_text
+from emulator.adapters.sdk import sdk_bodies_as_text, sdk_step_functions_calls
 from emulator.adapters.stops import immediate_stops, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
     DEFAULT_TASK_TOKEN_LENGTH,
@@ -143,6 +146,7 @@ __all__ = [
     "redrivable_executions",
     "scaled_waits",
     "sdk_bodies_as_text",
+    "sdk_step_functions_calls",
     "stack_trace",
     "step_functions_parameters",
     "step_functions_payload_limit",
