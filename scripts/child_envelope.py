@@ -184,8 +184,9 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
     if "Retry" in protected:
         run_child["Retry"] = copy.deepcopy(protected["Retry"])
     run_child["Catch"] = [
-        {"ErrorEquals": [CHILD_FAILED], "ResultPath": failure, "Next": DID_CHILD_FAIL},
+        # First: States.TaskFailed also matches every other error a task raises (but States.Timeout).
         {"ErrorEquals": [ALREADY_STARTED], "ResultPath": failure, "Next": FIND_CHILD},
+        {"ErrorEquals": [CHILD_FAILED], "ResultPath": failure, "Next": DID_CHILD_FAIL},
         copy.deepcopy(catcher),
     ]
     run_child["Next"] = TAKE_OUTPUT

@@ -66,12 +66,12 @@ def test_the_chain_is_wired_as_the_protected_work_was(envelope: dict[str, Any], 
     assert states[child_envelope.TAKE_OUTPUT]["Next"] == protected["Next"]
     assert run_child["ResultPath"] == states[child_envelope.TAKE_OUTPUT]["ResultPath"] == protected["ResultPath"]
     assert run_child["Catch"][-1] == catcher
-    assert run_child["Catch"][1] == {
+    assert run_child["Catch"][0] == {
         "ErrorEquals": [child_envelope.ALREADY_STARTED],
         "ResultPath": catcher["ResultPath"],
         "Next": child_envelope.FIND_CHILD,
     }
-    assert run_child["Catch"][0]["ResultPath"] == catcher["ResultPath"]
+    assert run_child["Catch"][1]["ResultPath"] == catcher["ResultPath"]
     assert states[child_envelope.DID_CHILD_FAIL]["Default"] == catcher["Next"]
     assert states[child_envelope.DID_CHILD_GIVE_ERROR]["Default"] == child_envelope.SAY_HOW_CHILD_ENDED
     for name in (child_envelope.TAKE_ERROR, child_envelope.SAY_HOW_CHILD_ENDED):

@@ -1,0 +1,180 @@
+"""Redrive and the reusable envelope (the child variant): one logical run of the wrapped workflow.
+
+The envelope starts the wrapped workflow as a child named after itself (``startExecution.sync:2``).
+Stopped while its child runs, it ends ABORTED, and Step Functions stops the child too. A redrive of
+the envelope reruns that start under the same name, which Step Functions refuses once the child has
+ended: the envelope then follows the child it started (redriving it, or taking its output) instead
+of starting another. A duplicate resumes the ended envelope the same way; an operator may redrive
+the child itself, and its output is then saved by the envelope's next run. Only once neither can
+ever run again (14 days after their ends) is the record taken over, and then Step Functions refuses
+to redrive either.
+
+The wrapped workflow is the test's own (``tests/integration/reusable_envelope/``): one counted step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from emulator import OfflineStack
+from emulator.adapters import Gate
+from scripts import child_envelope
+from tests.integration.support import (
+    QUIET,
+    compute_idempotency_key,
+    past_the_redrive_period,
+    start_registered_waiter,
+    wait_until,
+)
+from tests.integration.test_reusable_envelope import APPLICATION, STEP, TEMPLATE, wrapped_executions
+
+pytestmark = pytest.mark.offline_only(reason="stops, redrives and moves Step Functions' clock, and counts Lambda calls")
+
+GREETING = "Hello, {}!"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[OfflineStack]:
+    with OfflineStack(template_path=TEMPLATE, environment=QUIET) as deployed:
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+def envelope(stack: OfflineStack) -> OfflineStack:
+    return stack.applications[APPLICATION]
+
+
+def _status(stack: OfflineStack, execution_arn: str) -> str:
+    return str(stack.sfn.describe_execution(executionArn=execution_arn)["status"])
+
+
+def _stopped_while_its_child_runs(
+    stack: OfflineStack, envelope: OfflineStack, name: str, *, with_waiter: bool = False
+) -> tuple[str, str, str | None]:
+    """Start the envelope, hold its child in its step, and stop the envelope: both end ABORTED.
+
+    Returns the envelope's execution, its child, and (``with_waiter``) a duplicate waiting for it.
+    """
+    gate = Gate()
+    waiter = None
+    with stack.lambdas.intercept(STEP, gate):
+        parent = envelope.start_execution({"name": name})
+        assert gate.arrived.wait(60), "the child never reached its step"
+        if with_waiter:
+            waiter = start_registered_waiter(envelope, {"name": name})
+        stack.sfn.stop_execution(executionArn=parent)
+        wait_until(
+            lambda: any(d.event["detail"]["executionArn"] == parent for d in envelope.events.wait_until_delivered()),
+            message="the stop's event",
+        )
+        (child,) = wrapped_executions(stack, name)
+        wait_until(lambda: _status(stack, child["executionArn"]) == "ABORTED", message="the child to be stopped")
+        gate.open()  # its call in flight finishes on its own, its result ignored
+    return parent, child["executionArn"], waiter
+
+
+def _refusal(stack: OfflineStack, execution_arn: str) -> str:
+    with pytest.raises(ClientError) as refused:
+        stack.sfn.redrive_execution(executionArn=execution_arn)
+    return str(refused.value.response["Error"]["Code"])
+
+
+def _saved(envelope: OfflineStack, name: str) -> tuple[Any, Any]:
+    record = envelope.get_record(compute_idempotency_key({"name": name}))
+    assert record is not None
+    return record["executionstatus"], record["executionid"]
+
+
+def test_an_envelope_redriven_while_it_holds_its_record_redrives_its_child_and_wakes_its_waiters(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
+    calls = stack.lambdas.invocations(STEP)
+    parent, child, waiter = _stopped_while_its_child_runs(stack, envelope, unique, with_waiter=True)
+    assert waiter is not None
+    held = _saved(envelope, unique)
+
+    stack.sfn.redrive_execution(executionArn=parent)
+    redriven = envelope.wait_for(parent, timeout=60)
+    woken = envelope.wait_for(waiter, timeout=60)
+
+    assert held == ("IN_PROGRESS", parent)
+    assert redriven.status == "SUCCEEDED", redriven.cause
+    assert redriven.output == {"greeting": GREETING.format(unique), "name": unique}
+    assert woken.status == "SUCCEEDED" and woken.output == redriven.output
+    # The same child, redriven once: its aborted step ran again, nothing else did.
+    assert [execution["executionArn"] for execution in wrapped_executions(stack, unique)] == [child]
+    described = stack.sfn.describe_execution(executionArn=child)
+    assert (described["status"], described["redriveCount"]) == ("SUCCEEDED", 1)
+    assert child_envelope.REDRIVE_CHILD in redriven.states_entered
+    assert stack.lambdas.invocations(STEP) - calls == 2
+    assert _saved(envelope, unique) == ("SUCCESS", parent)
+
+
+def test_a_duplicate_resumes_an_envelope_stopped_with_its_child_instead_of_starting_another_child(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
+    calls = stack.lambdas.invocations(STEP)
+    parent, child, _ = _stopped_while_its_child_runs(stack, envelope, unique)
+
+    duplicate = envelope.run({"name": unique}, timeout=90)
+    resumed = envelope.wait_for(parent, timeout=60)
+
+    assert duplicate.status == "SUCCEEDED", duplicate.cause
+    assert child_envelope.RUN_CHILD not in duplicate.states_entered
+    assert resumed.status == "SUCCEEDED" and duplicate.output == resumed.output
+    assert stack.sfn.describe_execution(executionArn=parent)["redriveCount"] == 1
+    assert [execution["executionArn"] for execution in wrapped_executions(stack, unique)] == [child]
+    assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
+    # Whatever an operator redrives afterwards, Step Functions refuses: both succeeded.
+    assert (_refusal(stack, parent), _refusal(stack, child)) == ("ExecutionNotRedrivable",) * 2
+    assert stack.lambdas.invocations(STEP) - calls == 2
+    assert _saved(envelope, unique) == ("SUCCESS", parent)
+
+
+def test_a_child_an_operator_redrove_is_saved_once_by_the_envelope_resumed_after_it(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
+    calls = stack.lambdas.invocations(STEP)
+    parent, child, _ = _stopped_while_its_child_runs(stack, envelope, unique)
+
+    stack.sfn.redrive_execution(executionArn=child)
+    finished = stack.wait_for(child, timeout=60)
+    held = _saved(envelope, unique)
+    duplicate = envelope.run({"name": unique}, timeout=90)
+    resumed = envelope.wait_for(parent, timeout=60)
+
+    assert finished.status == "SUCCEEDED", finished.cause
+    assert held == ("IN_PROGRESS", parent)  # the child's output is nobody's until its envelope runs again
+    assert duplicate.status == "SUCCEEDED", duplicate.cause
+    assert resumed.status == "SUCCEEDED" and duplicate.output == resumed.output == finished.output
+    # The resumed envelope took the finished child's output: no redrive, no second child, no step.
+    assert child_envelope.TAKE_FINISHED_OUTPUT in resumed.states_entered
+    assert child_envelope.REDRIVE_CHILD not in resumed.states_entered
+    assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
+    assert len(wrapped_executions(stack, unique)) == 1
+    assert stack.lambdas.invocations(STEP) - calls == 2
+    assert _saved(envelope, unique) == ("SUCCESS", parent)
+
+
+def test_after_a_takeover_past_the_redrive_period_neither_the_old_envelope_nor_its_child_runs_again(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
+    parent, child, _ = _stopped_while_its_child_runs(stack, envelope, unique)
+    calls = stack.lambdas.invocations(STEP)
+
+    with past_the_redrive_period(stack):
+        duplicate = envelope.run({"name": unique}, timeout=90)
+        refusals = (_refusal(stack, parent), _refusal(stack, child))
+
+    assert duplicate.status == "SUCCEEDED", duplicate.cause
+    assert child_envelope.RUN_CHILD in duplicate.states_entered
+    assert refusals == ("ExecutionNotRedrivable",) * 2
+    # The duplicate's own child ran the step once; the old ones never ran again.
+    assert stack.lambdas.invocations(STEP) - calls == 1
+    assert len(wrapped_executions(stack, unique)) == 2
+    assert _status(stack, child) == "ABORTED" and _status(stack, parent) == "ABORTED"
+    assert _saved(envelope, unique) == ("SUCCESS", duplicate.execution_arn)
