@@ -178,3 +178,55 @@ def test_after_a_takeover_past_the_redrive_period_neither_the_old_envelope_nor_i
     assert len(wrapped_executions(stack, unique)) == 2
     assert _status(stack, child) == "ABORTED" and _status(stack, parent) == "ABORTED"
     assert _saved(envelope, unique) == ("SUCCESS", duplicate.execution_arn)
+
+
+def test_a_child_of_the_same_name_started_by_another_execution_is_never_followed(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
+    name = f"taken-{unique}"
+    gate = Gate()
+    with stack.lambdas.intercept(STEP, gate):
+        # Another execution's child holds the name while it runs (a second envelope given the same name).
+        foreign = stack.start_execution({"name": unique}, name=name, state_machine="WrappedWorkflow")
+        assert gate.arrived.wait(60), "the other child never reached its step"
+        refused = envelope.wait_for(envelope.start_execution({"name": unique}, name=name), timeout=60)
+        gate.open()
+    other = stack.wait_for(foreign, timeout=60)
+
+    # The start stays refused: the envelope neither waits for that child nor takes its output.
+    assert (refused.status, refused.error) == ("FAILED", child_envelope.ALREADY_STARTED)
+    assert child_envelope.NAME_TAKEN in refused.states_entered
+    assert other.status == "SUCCEEDED"
+    assert stack.sfn.describe_execution(executionArn=foreign)["redriveCount"] == 0
+    assert _saved(envelope, unique) == ("FAILED", refused.execution_arn)
+
+
+def _refused_once(handler: Any, event: Any, context: Any) -> Any:
+    raise RuntimeError("the step failed this once")
+
+
+def test_a_failed_envelope_redriven_after_another_execution_saved_its_key_runs_no_step(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
+    with stack.lambdas.intercept(STEP, _refused_once):
+        failed = envelope.run({"name": unique})
+    rerun = envelope.run({"name": unique})
+    (old_child,) = [child for child in wrapped_executions(stack, unique) if child["status"] == "FAILED"]
+    calls = stack.lambdas.invocations(STEP)
+
+    stack.sfn.redrive_execution(executionArn=failed.execution_arn)
+    redriven = envelope.wait_for(failed.execution_arn, timeout=60)
+    # Not covered (docs/contract.md, Redrive): the child that failed on its own is the user's own
+    # workflow, and Step Functions lets an operator redrive it: its failed step runs again, outside
+    # the envelope, and no record changes.
+    stack.sfn.redrive_execution(executionArn=old_child["executionArn"])
+    old_child_again = stack.wait_for(old_child["executionArn"], timeout=60)
+
+    assert (failed.status, failed.error) == ("FAILED", "RuntimeError")
+    assert rerun.status == "SUCCEEDED", rerun.cause
+    # The envelope's redrive reruns only its final Fail state: no child, no step.
+    assert redriven.status == "FAILED"
+    assert redriven.states_entered[len(failed.states_entered) :] == ["Fail with the steps' error"]
+    assert old_child_again.status == "SUCCEEDED"
+    assert stack.lambdas.invocations(STEP) - calls == 1
+    assert _saved(envelope, unique) == ("SUCCESS", rerun.execution_arn)
