@@ -119,12 +119,16 @@ def test_a_duplicate_resumes_an_envelope_stopped_with_its_child_instead_of_start
 ) -> None:
     calls = stack.lambdas.invocations(STEP)
     parent, child, _ = _stopped_while_its_child_runs(stack, envelope, unique)
+    child_stopped = stack.sfn.describe_execution(executionArn=child)["stopDate"].timestamp()
 
     duplicate = envelope.run({"name": unique}, timeout=90)
     resumed = envelope.wait_for(parent, timeout=60)
 
     assert duplicate.status == "SUCCEEDED", duplicate.cause
     assert child_envelope.RUN_CHILD not in duplicate.states_entered
+    # Resumed only once the stopped child's calls could have ended (its step was still running).
+    redriven = stack.sfn.describe_execution(executionArn=child)["redriveDate"].timestamp()
+    assert redriven >= child_stopped + int(envelope.parameters["LongestCallSeconds"]) - 1
     assert resumed.status == "SUCCEEDED" and duplicate.output == resumed.output
     assert stack.sfn.describe_execution(executionArn=parent)["redriveCount"] == 1
     assert [execution["executionArn"] for execution in wrapped_executions(stack, unique)] == [child]
