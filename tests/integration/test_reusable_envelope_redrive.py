@@ -14,7 +14,6 @@ The wrapped workflow is the test's own (``tests/integration/reusable_envelope/``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,28 +23,23 @@ from emulator import OfflineStack
 from emulator.adapters import Gate
 from scripts import child_envelope
 from tests.integration.support import (
-    QUIET,
     compute_idempotency_key,
     past_the_redrive_period,
     start_registered_waiter,
     wait_until,
 )
-from tests.integration.test_reusable_envelope import APPLICATION, STEP, TEMPLATE, wrapped_executions
+
+# The same fixtures (a stack of this module's own): the test-only stack and its nested envelope.
+from tests.integration.test_reusable_envelope import (  # noqa: F401
+    STEP,
+    envelope_fixture,
+    stack_fixture,
+    wrapped_executions,
+)
 
 pytestmark = pytest.mark.offline_only(reason="stops, redrives and moves Step Functions' clock, and counts Lambda calls")
 
 GREETING = "Hello, {}!"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[OfflineStack]:
-    with OfflineStack(template_path=TEMPLATE, environment=QUIET) as deployed:
-        yield deployed
-
-
-@pytest.fixture(scope="module")
-def envelope(stack: OfflineStack) -> OfflineStack:
-    return stack.applications[APPLICATION]
 
 
 def _status(stack: OfflineStack, execution_arn: str) -> str:
