@@ -71,6 +71,10 @@ def _stopped_while_its_child_runs(
     return parent, child["executionArn"], waiter
 
 
+def _history_types(stack: OfflineStack, execution_arn: str) -> list[str]:
+    return [event["type"] for event in stack.sfn.get_execution_history(executionArn=execution_arn)["events"]]
+
+
 def _refusal(stack: OfflineStack, execution_arn: str) -> str:
     with pytest.raises(ClientError) as refused:
         stack.sfn.redrive_execution(executionArn=execution_arn)
@@ -152,6 +156,34 @@ def test_a_child_an_operator_redrove_is_saved_once_by_the_envelope_resumed_after
     # The resumed envelope took the finished child's output: no redrive, no second child, no step.
     assert child_envelope.TAKE_FINISHED_OUTPUT in resumed.states_entered
     assert child_envelope.REDRIVE_CHILD not in resumed.states_entered
+    assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
+    assert len(wrapped_executions(stack, unique)) == 1
+    assert stack.lambdas.invocations(STEP) - calls == 2
+    assert _saved(envelope, unique) == ("SUCCESS", parent)
+
+
+def test_an_envelope_redriven_while_an_operator_redrives_its_child_follows_that_run(
+    stack: OfflineStack, envelope: OfflineStack, unique: str
+) -> None:
+    calls = stack.lambdas.invocations(STEP)
+    parent, child, _ = _stopped_while_its_child_runs(stack, envelope, unique)
+    gate = Gate()
+    with stack.lambdas.intercept(STEP, gate):
+        stack.sfn.redrive_execution(executionArn=child)
+        assert gate.arrived.wait(60), "the redriven child never reached its step"
+        stack.sfn.redrive_execution(executionArn=parent)
+        # The parent's start again, under the same name and input, while the child runs: Step Functions
+        # returns that execution, and the parent waits for it.
+        wait_until(
+            lambda: _history_types(stack, parent).count("TaskSubmitted") == 2,
+            message="the redriven parent's start of its child to be answered",
+        )
+        gate.open()
+    redriven = envelope.wait_for(parent, timeout=60)
+
+    assert redriven.status == "SUCCEEDED", redriven.cause
+    assert redriven.output == {"greeting": GREETING.format(unique), "name": unique}
+    assert child_envelope.FIND_CHILD not in redriven.states_entered
     assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
     assert len(wrapped_executions(stack, unique)) == 1
     assert stack.lambdas.invocations(STEP) - calls == 2
