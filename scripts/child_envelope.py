@@ -26,8 +26,14 @@ same ``ResultPath``:
   the child's description (JSON) as the cause. **Did the child workflow fail?**, **Read the child
   workflow's execution**, **Did the child workflow give its error?** and **Take the child
   workflow's error** replace that with the child's own ``Error`` and ``Cause``, so the record
-  holds the error the child failed with. Any other error (the start refused, a child that gave
-  no error) goes to the ``Catch`` target as it is.
+  holds the error the child failed with. Any other error (a child that gave no error) goes to the
+  ``Catch`` target as it is.
+* A start refused because the name is taken (``StepFunctions.ExecutionAlreadyExistsException``:
+  a redrive of this execution reruns its start once its child has ended) does not fail: the
+  states from **Look at the child workflow already started under this name** on follow the child
+  this execution started (by the ARN the take returned): its output if it succeeded, a redrive of
+  it if it was stopped or timed out, its failure otherwise. A child of that name started by another
+  execution keeps the start refused. The first run and a hit never enter them.
 """
 
 from __future__ import annotations
