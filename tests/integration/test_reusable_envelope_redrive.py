@@ -87,6 +87,17 @@ def _saved(envelope: OfflineStack, name: str) -> tuple[Any, Any]:
     return record["executionstatus"], record["executionid"]
 
 
+def _one_logical_run(
+    stack: OfflineStack, envelope: OfflineStack, name: str, calls: int, parent: str, child: str
+) -> None:
+    """One run of the wrapped workflow: one child, redriven once, its aborted step run again and no other,
+    and its output saved by the envelope that started it."""
+    assert [execution["executionArn"] for execution in wrapped_executions(stack, name)] == [child]
+    assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
+    assert stack.lambdas.invocations(STEP) - calls == 2
+    assert _saved(envelope, name) == ("SUCCESS", parent)
+
+
 def test_an_envelope_redriven_while_it_holds_its_record_redrives_its_child_and_wakes_its_waiters(
     stack: OfflineStack, envelope: OfflineStack, unique: str
 ) -> None:
@@ -103,13 +114,8 @@ def test_an_envelope_redriven_while_it_holds_its_record_redrives_its_child_and_w
     assert redriven.status == "SUCCEEDED", redriven.cause
     assert redriven.output == {"greeting": GREETING.format(unique), "name": unique}
     assert woken.status == "SUCCEEDED" and woken.output == redriven.output
-    # The same child, redriven once: its aborted step ran again, nothing else did.
-    assert [execution["executionArn"] for execution in wrapped_executions(stack, unique)] == [child]
-    described = stack.sfn.describe_execution(executionArn=child)
-    assert (described["status"], described["redriveCount"]) == ("SUCCEEDED", 1)
     assert child_envelope.REDRIVE_CHILD in redriven.states_entered
-    assert stack.lambdas.invocations(STEP) - calls == 2
-    assert _saved(envelope, unique) == ("SUCCESS", parent)
+    _one_logical_run(stack, envelope, unique, calls, parent, child)
 
 
 def test_a_duplicate_resumes_an_envelope_stopped_with_its_child_instead_of_starting_another_child(
@@ -129,12 +135,9 @@ def test_a_duplicate_resumes_an_envelope_stopped_with_its_child_instead_of_start
     assert redriven >= child_stopped + int(envelope.parameters["LongestCallSeconds"]) - 1
     assert resumed.status == "SUCCEEDED" and duplicate.output == resumed.output
     assert stack.sfn.describe_execution(executionArn=parent)["redriveCount"] == 1
-    assert [execution["executionArn"] for execution in wrapped_executions(stack, unique)] == [child]
-    assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
+    _one_logical_run(stack, envelope, unique, calls, parent, child)
     # Whatever an operator redrives afterwards, Step Functions refuses: both succeeded.
     assert (_refusal(stack, parent), _refusal(stack, child)) == ("ExecutionNotRedrivable",) * 2
-    assert stack.lambdas.invocations(STEP) - calls == 2
-    assert _saved(envelope, unique) == ("SUCCESS", parent)
 
 
 def test_a_child_an_operator_redrove_is_saved_once_by_the_envelope_resumed_after_it(
@@ -156,10 +159,7 @@ def test_a_child_an_operator_redrove_is_saved_once_by_the_envelope_resumed_after
     # The resumed envelope took the finished child's output: no redrive, no second child, no step.
     assert child_envelope.TAKE_FINISHED_OUTPUT in resumed.states_entered
     assert child_envelope.REDRIVE_CHILD not in resumed.states_entered
-    assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
-    assert len(wrapped_executions(stack, unique)) == 1
-    assert stack.lambdas.invocations(STEP) - calls == 2
-    assert _saved(envelope, unique) == ("SUCCESS", parent)
+    _one_logical_run(stack, envelope, unique, calls, parent, child)
 
 
 def test_an_envelope_redriven_while_an_operator_redrives_its_child_follows_that_run(
@@ -184,10 +184,7 @@ def test_an_envelope_redriven_while_an_operator_redrives_its_child_follows_that_
     assert redriven.status == "SUCCEEDED", redriven.cause
     assert redriven.output == {"greeting": GREETING.format(unique), "name": unique}
     assert child_envelope.FIND_CHILD not in redriven.states_entered
-    assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
-    assert len(wrapped_executions(stack, unique)) == 1
-    assert stack.lambdas.invocations(STEP) - calls == 2
-    assert _saved(envelope, unique) == ("SUCCESS", parent)
+    _one_logical_run(stack, envelope, unique, calls, parent, child)
 
 
 def test_after_a_takeover_past_the_redrive_period_neither_the_old_envelope_nor_its_child_runs_again(
