@@ -47,6 +47,7 @@ from emulator.adapters import (
     metric_alarms_checked,
     metrics_per_function,
     nested_workflows,
+    outcome_before_status,
     realistic_task_tokens,
     redrivable_executions,
     scaled_waits,
@@ -256,6 +257,7 @@ class OfflineStack:
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(immediate_stops())
+            exit_stack.enter_context(outcome_before_status())
             exit_stack.enter_context(
                 redrivable_executions(
                     lambda: self.clock(), on_redrive=lambda execution: publish_status_change(self.events, execution)
