@@ -23,7 +23,26 @@ LAYER_TYPE = "AWS::Serverless::LayerVersion"
 # The table the ``dynamodb`` fixture creates, and the name the template environment gives it.
 RECORDS_TABLE = "records"
 # The layer's modules the unit tests use.
-LAYER_MODULES = ("errors", "key", "limits", "settings", "record", "ownership", "wakeup", "front_door", "observability")
+LAYER_MODULES = (
+    "errors",
+    "vocabulary",
+    "canonical",
+    "expressions",
+    "key",
+    "limits",
+    "settings",
+    "record",
+    "decision",
+    "store",
+    "take",
+    "ending",
+    "waiter_slots",
+    "ownership",
+    "wakeup",
+    "front_door",
+    "observability",
+    "deployment",
+)
 
 FunctionLoader = Callable[..., ModuleType]
 

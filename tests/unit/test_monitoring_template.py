@@ -296,11 +296,11 @@ def test_every_dashboard_metric_is_one_the_functions_or_aws_publish_for_the_enve
 def test_the_dashboard_shows_hits_runs_contention_waits_releases_takeovers_units_throttles_and_outcomes(
     dashboard: dict[str, Any], layer: SimpleNamespace
 ) -> None:
-    names = layer.observability
+    names, outcomes = layer.observability, layer.vocabulary.Outcome
     shown = {line[1] for line in dashboard_metrics(dashboard)}
-    hits, fresh = names.METRIC_FOR_OUTCOME[names.COMPLETED], names.METRIC_FOR_OUTCOME[names.ACQUIRED]
+    hits, fresh = names.METRIC_FOR_OUTCOME[outcomes.COMPLETED], names.METRIC_FOR_OUTCOME[outcomes.ACQUIRED]
 
-    assert {hits, fresh, names.METRIC_FOR_OUTCOME[names.BUSY], names.WAITERS_WOKEN, names.WAIT_TIMEOUTS} <= shown
+    assert {hits, fresh, names.METRIC_FOR_OUTCOME[outcomes.BUSY], names.WAITERS_WOKEN, names.WAIT_TIMEOUTS} <= shown
     assert {names.RECORDS_RELEASED, names.TAKEOVERS} <= shown
     assert {"ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", *TABLE_THROTTLES} <= shown
     assert {"ExecutionsSucceeded", *EXECUTION_OUTCOMES} <= shown
