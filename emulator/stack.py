@@ -378,7 +378,8 @@ class OfflineStack:
         for logical_id in functions:
             environment.update(self._create_function(logical_id, role_arn, environment))
         environment.update(self._environment)
-        # Handlers read their settings from the environment when imported, as on Lambda.
+        # Handlers read their settings from the environment, on import or on their first call: it is set for
+        # the stack's life, as Lambda sets a function's before its first call.
         exit_stack.enter_context(mock.patch.dict(os.environ, environment))
         for logical_id in functions:
             handler = load_handler(

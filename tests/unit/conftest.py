@@ -83,7 +83,8 @@ def layer(template: Template, tmp_path_factory: pytest.TempPathFactory) -> Simpl
 
 @pytest.fixture
 def load_function(template: Template, monkeypatch: pytest.MonkeyPatch) -> FunctionLoader:
-    """Import a template function's handler module, with ``environment`` set first (modules read it on import).
+    """Import a template function's handler module, with ``environment`` set first (a module may read it on import,
+    the envelope's on their first call).
 
     Usage: ``app = load_function("RandomFailureFunction", {"FAILURE_PROBABILITY": "1"})``. The
     variables stay set for the rest of the test, as a Lambda function's environment does.

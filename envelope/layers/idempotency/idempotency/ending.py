@@ -1,4 +1,4 @@
-"""An owner that ended without saving (stopped, timed out, failed): its record is freed once its calls can have ended."""
+"""An owner that ended without saving (stopped, timed out, failed): its record freed once its calls can have ended."""
 
 from __future__ import annotations
 

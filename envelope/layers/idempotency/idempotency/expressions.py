@@ -220,7 +220,10 @@ def _literal_problem(value: Any) -> str | None:
 
 
 def _expref_problem(parent: dict[str, Any] | None, position: int, table: dict[str, Any]) -> str | None:
-    problem = "an expression reference (&...) can only be the argument of a function that takes one (sort_by, max_by, min_by, map)"
+    problem = (
+        "an expression reference (&...) can only be the argument of a function that takes one "
+        "(sort_by, max_by, min_by, map)"
+    )
     if parent is None or parent.get("type") != "function_expression" or parent["value"] not in table:
         return problem
     signature = table[parent["value"]]["signature"]
@@ -295,7 +298,10 @@ ON_ANY_INPUT = "on every input (it uses nothing of the input)"
 def evaluate(
     compiled: Any, value: Any, described: str, error_class: type[IdempotencyError], on: str = ON_AN_INPUT
 ) -> tuple[Any, bytes]:
-    """What ``compiled`` selects from ``value``, and its canonical JSON; ``error_class`` if it fails or JSON cannot carry it."""
+    """What ``compiled`` selects from ``value``, and its canonical JSON.
+
+    Raises ``error_class`` if the evaluation fails, or selects what JSON cannot carry.
+    """
     interpreter = _BoundedInterpreter()
     try:
         selected = interpreter.visit(compiled.parsed, value)

@@ -233,8 +233,8 @@ def check_scope(scope: Any) -> str:
         )
     if SCOPE_SEPARATOR in scope:
         raise IdempotencyConfigurationError(
-            f"The idempotency scope {scope!r} contains {SCOPE_SEPARATOR!r}, which separates the scope from the key in a "
-            f"record's id; choose another ({where})."
+            f"The idempotency scope {scope!r} contains {SCOPE_SEPARATOR!r}, which separates the scope from the key "
+            f"in a record's id; choose another ({where})."
         )
     if len(scope) > MAX_SCOPE_LENGTH or not scope.isprintable() or any(character.isspace() for character in scope):
         raise IdempotencyConfigurationError(

@@ -135,9 +135,10 @@ class LivenessChecker:
             return
         if described.get("type") == WorkflowType.EXPRESS:
             raise IdempotencyConfigurationError(
-                f"WorkflowArn {state_machine_arn} is an Express state machine: Step Functions can neither describe nor stop "
-                "an Express execution, so the envelope could not tell when a child left running by a stopped envelope ends, "
-                "nor continue it on a redrive. Wrap a Standard state machine (it may itself call Express workflows)."
+                f"WorkflowArn {state_machine_arn} is an Express state machine: Step Functions can neither describe "
+                "nor stop an Express execution, so the envelope could not tell when a child left running by a stopped "
+                "envelope ends, nor continue it on a redrive. Wrap a Standard state machine (it may itself call "
+                "Express workflows)."
             )
         self._standard_children.add(state_machine_arn)
 

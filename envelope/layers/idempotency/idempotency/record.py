@@ -233,7 +233,7 @@ def owner_tag(owner: Owner) -> str:
 
 
 def encode_result(result: Any) -> str:
-    """The stored form of a result: compact JSON as UTF-8 text (not ASCII escapes, which may take six times the bytes)."""
+    """The stored form of a result: compact JSON as UTF-8 text (ASCII escapes may take six times the bytes)."""
     return json.dumps(result, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -136,7 +136,7 @@ def _ending(
 
 
 def execution_description(detail: dict[str, Any], sfn: SFNClient) -> dict[str, Any]:
-    """The execution's input, error and cause: from the event, or from DescribeExecution when the event left them out."""
+    """The execution's input, error and cause: from the event, or from DescribeExecution if the event left them out."""
     input_details = detail.get("inputDetails")
     included = input_details.get("included", True) if isinstance(input_details, dict) else True
     if (

@@ -55,7 +55,8 @@ class Settings:
             )
         if self.workflow_type not in tuple(WorkflowType):
             problems.append(
-                f"WorkflowType must be {WorkflowType.STANDARD} or {WorkflowType.EXPRESS}, got {str(self.workflow_type)!r}"
+                f"WorkflowType must be {WorkflowType.STANDARD} or {WorkflowType.EXPRESS}, "
+                f"got {str(self.workflow_type)!r}"
             )
         if self.workflow_type == WorkflowType.EXPRESS and self.execution_timeout_seconds > EXPRESS_MAX_DURATION_SECONDS:
             problems.append(
@@ -67,19 +68,21 @@ class Settings:
         owner_lifetime = self.execution_timeout_seconds + self.longest_call_seconds
         if self.record_ttl_seconds <= owner_lifetime:
             problems.append(
-                f"RecordTtlSeconds={self.record_ttl_seconds} must be longer than ExecutionTimeoutSeconds + LongestCallSeconds "
-                f"({owner_lifetime}): the record of an owner still at work would expire and be taken by a duplicate"
+                f"RecordTtlSeconds={self.record_ttl_seconds} must be longer than "
+                f"ExecutionTimeoutSeconds + LongestCallSeconds ({owner_lifetime}): the record of an owner still at "
+                "work would expire and be taken by a duplicate"
             )
         if self.workflow_type == WorkflowType.EXPRESS and self.lease_seconds < owner_lifetime:
             problems.append(
                 f"LockLeaseSeconds={self.lease_seconds} must be at least ExecutionTimeoutSeconds + LongestCallSeconds "
-                f"({owner_lifetime}) for an Express workflow: Step Functions cannot tell whether an Express owner still "
-                "runs, so its lease alone must outlive it"
+                f"({owner_lifetime}) for an Express workflow: Step Functions cannot tell whether an Express owner "
+                "still runs, so its lease alone must outlive it"
             )
         if self.wait_timeout_seconds >= self.execution_timeout_seconds:
             problems.append(
                 f"WaitTimeoutSeconds={self.wait_timeout_seconds} must be shorter than "
-                f"ExecutionTimeoutSeconds={self.execution_timeout_seconds}, or waiters time out instead of failing with a named error"
+                f"ExecutionTimeoutSeconds={self.execution_timeout_seconds}, or waiters time out instead of failing "
+                "with a named error"
             )
         if self.scope:
             check_scope(self.scope)
@@ -95,7 +98,10 @@ class Settings:
 
     @property
     def checks_liveness(self) -> bool:
-        """Whether an expired lease is checked with Step Functions before it is taken over (Express executions cannot be described)."""
+        """Whether an expired lease is checked with Step Functions before it is taken over.
+
+        Express executions cannot be described: their lease alone decides.
+        """
         return self.workflow_type == WorkflowType.STANDARD
 
     def recheck_after(self, rechecks: int, waited_seconds: int, due_in: int | None = None) -> int:

@@ -326,7 +326,7 @@ def _outcome_update(result_json: str | None, failure: Failure | None) -> tuple[S
 
 
 def _unchanged(seen: StoredRecord) -> tuple[str, dict[str, Any]]:
-    """A condition that holds while the record is still exactly as ``seen`` (status, owner, run, lease), with its values."""
+    """A condition that holds while the record is still as ``seen`` (status, owner, run, lease), with its values."""
     parts = ["#status = :seen_status", "#execution_id = :execution_id"]
     values: dict[str, Any] = {":seen_status": _text(seen.status or ""), ":execution_id": _text(seen.execution_id or "")}
     if seen.run_id is not None:

@@ -31,7 +31,7 @@ def waiter_slot_id(key: str, tag: str, number: int) -> str:
 
 
 def slot_ids(saved: SavedOutcome) -> list[str]:
-    """The ids of the slots handed out under the holder of ``saved``: ``waiter_slot_id(key, tag, n)``, n = 1 .. count."""
+    """The ids of the slots handed out under the holder of ``saved``: ``waiter_slot_id(key, tag, n)``, n from 1."""
     return [waiter_slot_id(saved.key, saved.owner_tag, number) for number in range(1, saved.waiter_count + 1)]
 
 
