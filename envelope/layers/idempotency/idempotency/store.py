@@ -136,39 +136,14 @@ class RecordStore:
         if take.seen is not None:
             still_so, same_holder = _unchanged(take.seen)
             condition, values = f"{_NOT_LIVE} OR ({still_so})", {**values, **same_holder}
-        try:
-            with_retries(
-                lambda: self.client.put_item(
-                    TableName=self.table_name,
-                    Item=item,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=_names(condition),
-                    ExpressionAttributeValues=values,
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            )
-        except self.client.exceptions.ConditionalCheckFailedException as refused:
-            return Written(False, _record_of_refusal(refused))
-        return Written(True, None)
+        return self._put_if(item, condition, values)
 
     def extend_lease(self, seen: StoredRecord, lease_expiry: int) -> Written:
         """Extend the lease of a holder found alive, if the record is still as ``seen``."""
         condition, values = _unchanged(seen)
-        try:
-            with_retries(
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key={ID: _text(seen.key)},
-                    UpdateExpression="SET #lease = :new_lease",
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=_names(condition + "#lease"),
-                    ExpressionAttributeValues={**values, ":new_lease": _number(lease_expiry)},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            )
-        except self.client.exceptions.ConditionalCheckFailedException as refused:
-            return Written(False, _record_of_refusal(refused))
-        return Written(True, None)
+        return self._update_if(
+            seen.key, "SET #lease = :new_lease", condition, {**values, ":new_lease": _number(lease_expiry)}
+        )
 
     # ----------------------------------------------------------------------- waiting
     def count_waiter(self, key: str, holder: Owner, now: int) -> int | None:
@@ -260,19 +235,7 @@ class RecordStore:
     def put_held_for_ended(self, key: str, ended: Owner, now: int, free_at: int) -> bool:
         """Put a record held by ``ended`` until ``free_at`` if none is live; False when one appeared meanwhile."""
         item = self.in_progress_item(key, ended, ttl=now + self.record_ttl_seconds, lease_expiry=free_at)
-        try:
-            with_retries(
-                lambda: self.client.put_item(
-                    TableName=self.table_name,
-                    Item=item,
-                    ConditionExpression=_NOT_LIVE,
-                    ExpressionAttributeNames=_names(_NOT_LIVE),
-                    ExpressionAttributeValues={":now": _number(now)},
-                )
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._put_if(item, _NOT_LIVE, {":now": _number(now)}).landed
 
     # ----------------------------------------------------------------------- helpers
     @staticmethod
@@ -288,6 +251,23 @@ class RecordStore:
             LEASE_EXPIRY: _number(lease_expiry),
             WAITERS: _number(0),
         }
+
+    def _put_if(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> Written:
+        """A conditional put of a record: landed, or refused by the record returned with the refusal."""
+        try:
+            with_retries(
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=_names(condition),
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as refused:
+            return Written(False, _record_of_refusal(refused))
+        return Written(True, None)
 
     def _update_if(self, key: str, update: str, condition: str, values: dict[str, Any]) -> Written:
         """A conditional update of the record: the record after it, or the record that refused it."""
