@@ -18,9 +18,10 @@ from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 
 from emulator import OfflineStack
-from emulator.adapters import Gate, load_module
+from emulator.adapters import Gate
 from emulator.stack import QUIET_FUNCTIONS, REGION, business_step_functions
 from scripts.asl_diagram import load_definition
+from tools.layer_import import load_modules
 from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, Template
 
 QUIET = QUIET_FUNCTIONS
@@ -110,8 +111,14 @@ def failing_steps(stack: OfflineStack) -> Iterator[None]:
         yield
 
 
-# The layer's key module, loaded as the functions load it (one implementation of the key).
-key_module = load_module(PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.key")
+# The layer's key modules, loaded as the functions load them (one implementation of the key and its bounds).
+key_module, canonical_module, expressions_module, limits_module = load_modules(
+    PROJECT_ROOT / "envelope" / "layers" / "idempotency",
+    "idempotency.key",
+    "idempotency.canonical",
+    "idempotency.expressions",
+    "idempotency.limits",
+)
 compute_idempotency_key: Callable[[Any], str] = key_module.compute_idempotency_key
 
 

@@ -24,10 +24,10 @@ from tests.integration.support import (
     QUIET,
     STEP_CALLS,
     business_step_calls,
+    canonical_module,
     compute_idempotency_key,
     held_owner,
     intercept_steps,
-    key_module,
     start_registered_waiter,
     wait_until,
 )
@@ -245,9 +245,9 @@ def message_for_longest_cause(stack: OfflineStack, unique: str, char: str) -> st
 def input_of_size(unique: str, sample: str) -> dict[str, Any]:
     """An input whose canonical JSON (sorted keys, compact, UTF-8) is exactly ``MAX_INPUT_BYTES``."""
     bare = {"forceFailure": False, "orderId": unique, "padding": ""}
-    padding = text_of(MAX_INPUT_BYTES - len(key_module.canonical_json(bare)), sample)
+    padding = text_of(MAX_INPUT_BYTES - len(canonical_module.canonical_json(bare)), sample)
     execution_input = {**bare, "padding": padding}
-    assert len(key_module.canonical_json(execution_input)) == MAX_INPUT_BYTES
+    assert len(canonical_module.canonical_json(execution_input)) == MAX_INPUT_BYTES
     return execution_input
 
 

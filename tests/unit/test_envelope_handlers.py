@@ -640,3 +640,26 @@ def test_a_standard_child_workflow_is_asked_about_once_per_container(envelope: E
     envelope.deployment(envelope.take).liveness.refuse_express_child(standard)
 
     assert counting.asked == [standard]
+
+
+# --------------------------------------------------------------------------- importing a handler
+ENVELOPE_FUNCTIONS = (
+    "AcquireLockFunction",
+    "WaitForOwnerFunction",
+    "SaveOutcomeFunction",
+    "ReleaseAbandonedRecordFunction",
+    "FrontDoorFunction",
+)
+
+
+@pytest.mark.parametrize("logical_id", ENVELOPE_FUNCTIONS)
+def test_a_handler_imports_without_its_environment_and_reads_it_on_its_first_call(
+    logical_id: str, load_function: Any, template_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in template_environment:
+        monkeypatch.delenv(name, raising=False)
+
+    handler = load_function(logical_id)  # nothing read, no client made
+
+    with pytest.raises(KeyError, match="IDEMPOTENCY_TABLE_NAME"):
+        handler.deployment()

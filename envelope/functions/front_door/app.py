@@ -30,25 +30,19 @@ metrics = Metrics()
 
 
 @cache
-def deployment() -> Deployment:
-    """Settings and clients, made on the first call (importing this module reads no environment)."""
-    return Deployment.from_environment()
-
-
-@cache
-def config() -> FrontDoorConfig:
-    """The envelope this front door starts, and how it identifies a request."""
-    return FrontDoorConfig.of(deployment().settings, os.environ[WORKFLOW_ARN_VARIABLE])
+def deployment() -> tuple[Deployment, FrontDoorConfig]:
+    """Settings and clients, and the envelope this front door starts, made on the first call (importing this
+    module reads no environment)."""
+    made = Deployment.from_environment()
+    return made, FrontDoorConfig.of(made.settings, os.environ[WORKFLOW_ARN_VARIABLE])
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    front_door = deployment()
+    made, config = deployment()
     try:
-        answer = result_or_start(
-            event, config(), front_door.records, lambda: front_door.stepfunctions, int(time.time())
-        )
+        answer = result_or_start(event, config, made.records, lambda: made.stepfunctions, int(time.time()))
     except IdempotencyError as error:
         metrics.add_metric(name=refusal_metric(error), unit=MetricUnit.Count, value=1)
         raise
