@@ -14,6 +14,7 @@ import time
 from functools import cache
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,7 +34,7 @@ metrics = Metrics()
 def deployment() -> tuple[Deployment, FrontDoorConfig]:
     """Settings and clients, and the envelope this front door starts, made on the first call (importing this
     module reads no environment)."""
-    made = Deployment.from_environment()
+    made = Deployment.from_environment(boto3.client)
     return made, FrontDoorConfig.of(made.settings, os.environ[WORKFLOW_ARN_VARIABLE])
 
 

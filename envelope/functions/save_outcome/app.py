@@ -12,6 +12,7 @@ import time
 from functools import cache
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,7 +29,7 @@ tracer = Tracer()
 @cache
 def deployment() -> Deployment:
     """Settings and clients, made on the first call (importing this module reads no environment)."""
-    return Deployment.from_environment()
+    return Deployment.from_environment(boto3.client)
 
 
 @logger.inject_lambda_context(correlation_id_path="executionId", clear_state=True)

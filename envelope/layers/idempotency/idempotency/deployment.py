@@ -2,18 +2,17 @@
 
 A handler makes its ``Deployment`` on its first call (a cached function), not when it is imported:
 importing a handler reads no environment and makes no client, so a test imports it like any module.
-Lambda keeps it for the life of the container, as it would keep module-level objects.
+Lambda keeps it for the life of the container, as it would keep module-level objects. The handler
+passes in how clients are made (``boto3.client``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from idempotency.ownership import LivenessChecker
 from idempotency.settings import SDK_CONFIG, Settings
@@ -24,8 +23,8 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 
-def _stepfunctions_client() -> SFNClient:
-    return boto3.client("stepfunctions", config=SDK_CONFIG)
+# boto3.client, or whatever makes a client by service name and config.
+ClientMaker = Callable[..., Any]
 
 
 @dataclass
@@ -35,16 +34,17 @@ class Deployment:
 
     settings: Settings
     dynamodb: DynamoDBClient
-    make_stepfunctions: Callable[[], SFNClient] = field(default=_stepfunctions_client, repr=False)
+    make_stepfunctions: Callable[[], SFNClient]
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Deployment:
-        """The settings the template gives every envelope function, and a DynamoDB client.
+    def from_environment(cls, client: ClientMaker, environ: Mapping[str, str] = os.environ) -> Deployment:
+        """The settings the template gives every envelope function, and a DynamoDB client made with ``client``.
 
         Raises:
             IdempotencyConfigurationError: the parameters contradict each other.
         """
-        return cls(Settings.from_environment(environ), boto3.client("dynamodb", config=SDK_CONFIG))
+        settings = Settings.from_environment(environ)
+        return cls(settings, client("dynamodb", config=SDK_CONFIG), lambda: client("stepfunctions", config=SDK_CONFIG))
 
     @cached_property
     def records(self) -> RecordStore:
