@@ -87,6 +87,7 @@ def look_and_take(event: dict[str, Any], deployment: Deployment, now: int) -> Ta
     child = event.get("childStateMachine")
     if child:
         deployment.liveness.refuse_express_child(child)
+    child_execution = execution_arn_of_child(child, event["executionId"]) if child else None
     holder_checks = NO_CHECKS
     if settings.checks_liveness:
         liveness = deployment.liveness
@@ -95,7 +96,7 @@ def look_and_take(event: dict[str, Any], deployment: Deployment, now: int) -> Ta
         key=identity.key,
         owner=Owner(execution_id=event["executionId"], run_id=event["runId"], start_time=event["startTime"]),
         payload_hash=identity.payload_hash,
-        child_execution=execution_arn_of_child(child, event["executionId"]) if child else None,
+        child_execution=child_execution,
         may_take_failed=not (waited.waiting and settings.waiter_failure_policy == FailurePolicy.FAIL),
         # Rerunning the steps would only make the same too-large result again: waiters fail with it.
         reported_errors=(IdempotencyResultTooLargeError.__name__,) if waited.waiting else (),
@@ -104,6 +105,9 @@ def look_and_take(event: dict[str, Any], deployment: Deployment, now: int) -> Ta
     output = {**outcome.as_output(), "runId": event["runId"]}
     if outcome.outcome == Outcome.COMPLETED:
         output["result"] = outcome.result
+    if outcome.outcome == Outcome.ACQUIRED and child_execution:
+        # Where the owner's child runs: a redriven owner looks for it there when its start is refused.
+        output["childExecution"] = child_execution
     if outcome.outcome == Outcome.BUSY:
         output.update(_how_to_wait(outcome, waited, settings, now))
     return TakeAnswer(outcome, output, waited.waited_seconds)
