@@ -4,7 +4,8 @@ Timings on a shared machine drift, so they are never compared with a fixed numbe
 milliseconds from another run: every module is imported in a fresh ``python -I``, the modules
 taking turns (interleaved, the order rotated each round), and each median is given as a ratio to
 the bare handler's median from the same rounds. The bare handler imports boto3 and creates its
-client at import, as every envelope handler does: what is left is the envelope's own cost.
+client at import; the envelope's handlers make theirs on their first call (``Deployment``), so the
+ratio is the cost of what they import: boto3, Powertools and the layer.
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ class MeteredStack:
         return max((item_size_bytes(item) for item in items), default=0)
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
-        """The function's environment as deployed (what its module reads when imported)."""
+        """The function's environment as deployed (what its module reads, on import or on its first call)."""
         configuration = _lambda_client(self.stack).get_function_configuration(
             FunctionName=self.functions[logical_id].function_name
         )

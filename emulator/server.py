@@ -142,7 +142,7 @@ class ServedStack(OfflineStack):
                 # The ASL interpreter sends its service integrations to localhost:$MOTO_PORT when
                 # nothing intercepts boto3 in process.
                 "MOTO_PORT": str(port),
-                # The functions' own boto3 clients (created at import) call the endpoint too.
+                # The functions' own boto3 clients (created on their first call) call the endpoint too.
                 "AWS_ENDPOINT_URL": self._endpoint_url,
                 "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "false",
             }

@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -42,7 +43,7 @@ from emulator.adapters import (
     immediate_stops,
     in_process_lambdas,
     is_express_arn,
-    load_handler,
+    load_module,
     long_task_token,
     metric_alarms_checked,
     metrics_per_function,
@@ -71,6 +72,8 @@ from tools.template import RECORD_TABLE as RECORD_TABLE
 from tools.template import TEMPLATE_PATH, Resolver, Template, UnsupportedTemplateFeature, substitute_definition
 
 REGION = "us-east-1"
+# What a handler module makes on its first call, made when its stack is deployed (cold_start).
+COLD_START_FACTORY = "deployment"
 # An execution still under way: the redriven one too, until its program runs again.
 UNFINISHED = ("RUNNING", "PENDING_REDRIVE")
 ACCOUNT_ID = "123456789012"
@@ -383,13 +386,13 @@ class OfflineStack:
         for logical_id in functions:
             environment.update(self._create_function(logical_id, role_arn, environment))
         environment.update(self._environment)
-        # Handlers read their settings from the environment when imported, as on Lambda.
+        # Handlers read their settings from the environment, on import or on their first call (cold_start).
         exit_stack.enter_context(mock.patch.dict(os.environ, environment))
         for logical_id in functions:
-            handler = load_handler(
-                self.template.import_roots(logical_id), self.template.function_properties(logical_id)["Handler"]
-            )
-            self.lambdas.register(self.physical_id(logical_id), logical_id, handler)
+            module_name, _, function_name = self.template.function_properties(logical_id)["Handler"].rpartition(".")
+            module = load_module(self.template.import_roots(logical_id), module_name)
+            cold_start(module)
+            self.lambdas.register(self.physical_id(logical_id), logical_id, getattr(module, function_name))
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
             self._create_state_machine(logical_id, role_arn)
         for logical_id in self.template.resources_of_type(APPLICATION):
@@ -797,6 +800,20 @@ def _placeholder_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("README.txt", "Runs in process: see emulator/adapters/")
     return buffer.getvalue()
+
+
+def cold_start(module: ModuleType) -> None:
+    """Make what a handler module makes on its first call (its cached ``deployment()``, as the envelope's handlers
+    have), now, while its stack's environment is set.
+
+    Functions share this process's environment, which holds a stack's variables only while it is
+    deployed: made now, each function's settings are those it was deployed with, whatever stack
+    is deployed later; and a stack deployed with contradictory parameters is refused at once
+    (``IdempotencyConfigurationError``), where Lambda would refuse its first call.
+    """
+    made_on_first_call = getattr(module, COLD_START_FACTORY, None)
+    if callable(made_on_first_call):
+        made_on_first_call()
 
 
 def _fake_aws_environment() -> dict[str, str]:

@@ -54,14 +54,18 @@ from tools.template import ENVELOPE_STATE_MACHINE, RECORD_TABLE, Template  # noq
 
 LAYER_ROOT = PROJECT_ROOT / "envelope" / "layers" / "idempotency"
 # Imported together, as the functions import them, so they share one copy of the layer.
-record, wakeup, _key, _settings, _errors, _ownership = load_modules(
+record, _store, _ending, waiter_slots, wakeup, _key, _settings, _errors, _ownership, _vocabulary = load_modules(
     LAYER_ROOT,
     "idempotency.record",
+    "idempotency.store",
+    "idempotency.ending",
+    "idempotency.waiter_slots",
     "idempotency.wakeup",
     "idempotency.key",
     "idempotency.settings",
     "idempotency.errors",
     "idempotency.ownership",
+    "idempotency.vocabulary",
 )
 # The template parameters that decide how an input is identified, and how a released owner is looked at.
 LONGEST_CALL_PARAMETER, WORKFLOW_TYPE_PARAMETER = "LongestCallSeconds", "WorkflowType"
@@ -178,25 +182,27 @@ class RecordTable:
         for page in pages:
             for item in page["Items"]:
                 item_id = item[record.ID]["S"]
-                if record.is_waiter_slot(item_id):
-                    owner = record.record_id_of_waiter_slot(item_id)
+                if waiter_slots.is_waiter_slot(item_id):
+                    owner = waiter_slots.record_id_of_waiter_slot(item_id)
                     slots[owner] = slots.get(owner, 0) + 1
                 else:
                     records.append(_plain(item))
         return records, slots
 
     def get_item(self, record_id: str) -> dict[str, Any] | None:
-        """The item as stored (DynamoDB form), strongly consistent; the layer's own read."""
-        item: dict[str, Any] | None = record.read_record(self.client, self.table_name, record_id)
+        """The item as stored (DynamoDB form), strongly consistent."""
+        item: dict[str, Any] | None = self.client.get_item(
+            TableName=self.table_name, Key={record.ID: {"S": record_id}}, ConsistentRead=True
+        ).get("Item")
         return item
+
+    def store(self, record_ttl_seconds: int) -> Any:
+        """The layer's store of this table; ``record_ttl_seconds``: how long a record it puts lives."""
+        return _store.RecordStore(self.client, self.table_name, record_ttl_seconds, 0)
 
     def waiter_slots(self, item: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The waiter slots the record's current holder handed out that are in the table (tokens included)."""
-        waiters = record.waiters_of(dict(item))
-        ids = [
-            record.waiter_slot_id(waiters.key, waiters.owner_tag, number)
-            for number in range(1, waiters.waiter_count + 1)
-        ]
+        ids = waiter_slots.slot_ids(record.SavedOutcome.of(record.parse_record(item)))
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 100):
             request: dict[str, Any] = {
@@ -220,18 +226,16 @@ class RecordTable:
         plain = _plain(item)
         ended = record.Owner(
             execution_id=str(plain.get(record.EXECUTION_ID, "")),
-            start_time=str(plain.get(record.START_TIME, "")),
             run_id=str(plain.get(record.RUN_ID, "")),
+            start_time=str(plain.get(record.START_TIME, "")),
         )
         # Only used when the record vanished meanwhile (the layer then holds the key for the ended owner until now).
-        ttl_seconds = max(1, int(plain.get(record.TTL, now)) - now)
-        changed = record.end_ownership(
-            self.client, self.table_name, str(plain[record.ID]), ended, now, now, ttl_seconds
-        )
+        store = self.store(max(1, int(plain.get(record.TTL, now)) - now))
+        changed = _ending.end_ownership(store, str(plain[record.ID]), _ending.Ending(ended, free_at=now), now)
         if changed is None:
             return None, wakeup.WakeUps()
         return changed, wakeup.wake_waiters(
-            self.client, self.stepfunctions, self.table_name, changed, wakeup.wake_up_message(changed), _LOGGER
+            store, self.stepfunctions, changed, wakeup.wake_up_message(changed), _LOGGER
         )
 
     def delete(self, record_id: str) -> tuple[dict[str, Any] | None, Any]:
@@ -246,18 +250,17 @@ class RecordTable:
         deleted: dict[str, Any] | None = response.get("Attributes")
         if deleted is None:
             return None, wakeup.WakeUps()
-        waiters = record.waiters_of(deleted)
+        waiters = record.SavedOutcome.of(record.parse_record(deleted))
         gone = record.SavedOutcome(
-            key=waiters.key, status=record.IN_PROGRESS, owner_tag=waiters.owner_tag, waiter_count=waiters.waiter_count
+            key=waiters.key,
+            status=_vocabulary.Status.IN_PROGRESS,
+            owner_tag=waiters.owner_tag,
+            waiter_count=waiters.waiter_count,
         )
-        woken = wakeup.wake_waiters(
-            self.client, self.stepfunctions, self.table_name, gone, wakeup.wake_up_message(gone), _LOGGER
-        )
-        slot_ids = [
-            record.waiter_slot_id(gone.key, gone.owner_tag, number) for number in range(1, gone.waiter_count + 1)
-        ]
-        record.clear_waiter_slots(
-            self.client, self.table_name, slot_ids
+        store = self.store(1)
+        woken = wakeup.wake_waiters(store, self.stepfunctions, gone, wakeup.wake_up_message(gone), _LOGGER)
+        waiter_slots.clear_waiter_slots(
+            store, waiter_slots.slot_ids(gone)
         )  # any slot not woken (written late, or unread)
         old_tokens = _tokens_of_old_waiters(deleted)
         if old_tokens:  # a record written before record v2 kept its waiters' tokens in a map
@@ -333,8 +336,8 @@ def shown_record(item: Mapping[str, Any], slots: Sequence[Mapping[str, Any]], no
         "waiterslots": [
             {
                 "id": slot.get(record.ID),
-                "waitingon": slot.get(record.WAITING_ON),
-                "tokenlength": len(str(slot.get(record.TASK_TOKEN, ""))),
+                "waitingon": slot.get(waiter_slots.WAITING_ON),
+                "tokenlength": len(str(slot.get(waiter_slots.TASK_TOKEN, ""))),
             }
             for slot in slots
         ],
@@ -453,10 +456,10 @@ def command_release(table: RecordTable, deployment: Deployment, args: argparse.N
         console.note(f"Not released: there is no live record {record_id}. Nothing was changed.")
         return NOT_AS_EXPECTED
     owner = plain.get(record.EXECUTION_ID)
-    if plain.get(record.STATUS) != record.IN_PROGRESS:
+    if plain.get(record.STATUS) != _vocabulary.Status.IN_PROGRESS:
         console.note(
-            f"Not released: the record is {plain.get(record.STATUS)}, not {record.IN_PROGRESS} (delete removes it). "
-            "Nothing was changed."
+            f"Not released: the record is {plain.get(record.STATUS)}, not {_vocabulary.Status.IN_PROGRESS} "
+            "(delete removes it). Nothing was changed."
         )
         return NOT_AS_EXPECTED
     if args.owner is not None and owner != args.owner:
@@ -486,7 +489,10 @@ def command_release(table: RecordTable, deployment: Deployment, args: argparse.N
 
 def when_free(table: RecordTable, deployment: Deployment, plain: Mapping[str, Any], now: int) -> str:
     """What the envelope's next look at a released record will decide, by its own liveness check."""
-    if deployment.parameters.get(WORKFLOW_TYPE_PARAMETER, _settings.STANDARD) != _settings.STANDARD:
+    if (
+        deployment.parameters.get(WORKFLOW_TYPE_PARAMETER, _vocabulary.WorkflowType.STANDARD)
+        != _vocabulary.WorkflowType.STANDARD
+    ):
         return "The lease alone decides (EXPRESS): a waiter, or the next execution with this input, takes the key now."
     holder = record.Holder(
         execution_id=str(plain.get(record.EXECUTION_ID, "")),
@@ -577,7 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="every record (no waiter slots): id, status, owner, ttl, lease, expired?, slots"
     )
     listing.add_argument(
-        "--status", choices=(record.IN_PROGRESS, record.SUCCESS, record.FAILED), help="only records in this status"
+        "--status",
+        choices=(_vocabulary.Status.IN_PROGRESS, _vocabulary.Status.SUCCESS, _vocabulary.Status.FAILED),
+        help="only records in this status",
     )
     listing.add_argument(
         "--unscoped", action="store_true", help="only records written before record v2 (ids without a scope)"

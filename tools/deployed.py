@@ -30,7 +30,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from tools.executions import FINISHED, ExecutionDidNotFinish, ExecutionResult, finished_execution
-from tools.layer_import import load_module, load_modules
+from tools.layer_import import load_modules
 from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, RECORD_TABLE, TEMPLATE_PATH, Template
 
 STACK_NAME_VARIABLE = "AWS_SAM_STACK_NAME"
@@ -40,7 +40,7 @@ LAYER_ROOT = PROJECT_ROOT / "envelope" / "layers" / "idempotency"
 
 # Loaded together, so that the errors key.identify raises are the errors module's classes caught here.
 _key, _errors = load_modules(LAYER_ROOT, "idempotency.key", "idempotency.errors")
-_record = load_module(LAYER_ROOT, "idempotency.record")
+_record, _slots = load_modules(LAYER_ROOT, "idempotency.record", "idempotency.waiter_slots")
 _DESERIALIZE = TypeDeserializer().deserialize
 
 
@@ -218,7 +218,7 @@ class DeployedStack:
         """Stop this object's executions that still run, then delete every record it touched and their waiter slots."""
         self._stop_running_executions()
         # As touched, and under the envelope's scope when bare (a test may write an item under any id).
-        records = [key for key in self._touched_keys if not _record.is_waiter_slot(key)]
+        records = [key for key in self._touched_keys if not _slots.is_waiter_slot(key)]
         touched = {*records, *(self.record_id(key) for key in records)}
         for record_id in sorted(touched):
             self.dynamodb.delete_item(TableName=self.table_name, Key={_record.ID: {"S": record_id}})
@@ -236,10 +236,10 @@ class DeployedStack:
             ProjectionExpression="#id",
             FilterExpression="contains(#id, :infix)",
             ExpressionAttributeNames={"#id": _record.ID},
-            ExpressionAttributeValues={":infix": {"S": _record.WAITER_SLOT_INFIX}},
+            ExpressionAttributeValues={":infix": {"S": _slots.WAITER_SLOT_INFIX}},
         )
         slot_ids = (item[_record.ID]["S"] for page in pages for item in page["Items"])
-        return sorted(slot_id for slot_id in slot_ids if _record.record_id_of_waiter_slot(slot_id) in record_ids)
+        return sorted(slot_id for slot_id in slot_ids if _slots.record_id_of_waiter_slot(slot_id) in record_ids)
 
     @property
     def lambdas(self) -> Any:

@@ -9,13 +9,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emulator import OfflineStack
+from idempotency import canonical as canonical_module
+from idempotency import expressions as expressions_module
 from idempotency import key as key_module
+from idempotency.canonical import MAX_NESTING_DEPTH
+from idempotency.expressions import MAX_EXPRESSION_DEPTH
 from idempotency.key import compute_idempotency_key
 from idempotency.limits import MAX_INPUT_BYTES
 from tests.integration.support import business_step_calls
-
-MAX_NESTING_DEPTH: int = key_module.MAX_NESTING_DEPTH
-MAX_EXPRESSION_DEPTH: int = key_module.MAX_EXPRESSION_DEPTH
 
 
 def _nested(depth: int) -> str:
@@ -174,8 +175,10 @@ def test_the_catalog_is_large_and_names_every_error_of_the_input() -> None:
     # with those settings: tests/integration/test_key_parameters.py has them.
     elsewhere = {"IdempotencyConfigurationError", "IdempotencyKeyOverrideNotAllowedError"}
     elsewhere.add("IdempotencyError")  # the base class of them all
+    # The errors of identifying an input: key.py's, with canonical JSON's and the expressions' it goes through.
+    modules = (key_module, canonical_module, expressions_module)
     input_errors = {
-        name for name in dir(key_module) if name.startswith("Idempotency") and name.endswith("Error")
+        name for module in modules for name in dir(module) if name.startswith("Idempotency") and name.endswith("Error")
     } - elsewhere
 
     assert len(BAD_INPUTS) >= 15

@@ -355,7 +355,7 @@ def test_a_front_door_hit_is_one_call_and_one_read_and_its_miss_runs_the_envelop
 
 def test_the_cold_start_probes_run_side_by_side(measured: tuple[MeteredStack, StandardRun]) -> None:
     template = Template.load()
-    # The handler reads its settings when imported: the environment the stack deployed it with.
+    # The handler is imported with the environment the stack deployed it with.
     subjects = handler_subjects(template, measured[1].environments, [TAKE_FUNCTION])
     cold = measure_cold_start(subjects, rounds=1, breakdown_of=(TAKE_FUNCTION,))
     assert [timing.subject.label for timing in cold.timings] == [BARE, TAKE_FUNCTION]

@@ -19,7 +19,7 @@ import pytest
 
 from emulator import OfflineStack
 from emulator.stack import ExecutionResult
-from idempotency import key as key_module
+from idempotency import canonical as canonical_module
 from idempotency import limits
 from idempotency.key import compute_idempotency_key
 from tests.integration.support import (
@@ -247,9 +247,9 @@ def message_for_longest_cause(stack: OfflineStack, unique: str, char: str) -> st
 def input_of_size(unique: str, sample: str) -> dict[str, Any]:
     """An input whose canonical JSON (sorted keys, compact, UTF-8) is exactly ``MAX_INPUT_BYTES``."""
     bare = {"forceFailure": False, "orderId": unique, "padding": ""}
-    padding = text_of(MAX_INPUT_BYTES - len(key_module.canonical_json(bare)), sample)
+    padding = text_of(MAX_INPUT_BYTES - len(canonical_module.canonical_json(bare)), sample)
     execution_input = {**bare, "padding": padding}
-    assert len(key_module.canonical_json(execution_input)) == MAX_INPUT_BYTES
+    assert len(canonical_module.canonical_json(execution_input)) == MAX_INPUT_BYTES
     return execution_input
 
 

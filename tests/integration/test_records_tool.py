@@ -101,12 +101,12 @@ def put_held_record(stack: OfflineStack, record_id: str, owner: str, *, waiters:
         "waiters": {"N": str(waiters)},
     }
     stack.dynamodb.put_item(TableName=stack.table_name, Item=item)
-    tag = records.record.owner_tag(owner, "")
+    tag = records.record.owner_tag(records.record.Owner(owner, ""))
     for number in range(1, waiters + 1):
         stack.dynamodb.put_item(
             TableName=stack.table_name,
             Item={
-                "id": {"S": records.record.waiter_slot_id(record_id, tag, number)},
+                "id": {"S": records.waiter_slots.waiter_slot_id(record_id, tag, number)},
                 "tasktoken": {"S": f"token-{number}-" + "x" * number},
                 "waitingon": {"S": owner},
                 "ttl": {"N": str(now + 3600)},

@@ -23,7 +23,26 @@ LAYER_TYPE = "AWS::Serverless::LayerVersion"
 # The table the ``dynamodb`` fixture creates, and the name the template environment gives it.
 RECORDS_TABLE = "records"
 # The layer's modules the unit tests use.
-LAYER_MODULES = ("errors", "key", "limits", "settings", "record", "ownership", "wakeup", "front_door", "observability")
+LAYER_MODULES = (
+    "errors",
+    "vocabulary",
+    "canonical",
+    "expressions",
+    "key",
+    "limits",
+    "settings",
+    "record",
+    "decision",
+    "store",
+    "take",
+    "ending",
+    "waiter_slots",
+    "ownership",
+    "wakeup",
+    "front_door",
+    "observability",
+    "deployment",
+)
 
 FunctionLoader = Callable[..., ModuleType]
 
@@ -64,7 +83,8 @@ def layer(template: Template, tmp_path_factory: pytest.TempPathFactory) -> Simpl
 
 @pytest.fixture
 def load_function(template: Template, monkeypatch: pytest.MonkeyPatch) -> FunctionLoader:
-    """Import a template function's handler module, with ``environment`` set first (modules read it on import).
+    """Import a template function's handler module, with ``environment`` set first (a module may read it on import,
+    the envelope's on their first call).
 
     Usage: ``app = load_function("RandomFailureFunction", {"FAILURE_PROBABILITY": "1"})``. The
     variables stay set for the rest of the test, as a Lambda function's environment does.

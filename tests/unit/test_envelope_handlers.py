@@ -75,26 +75,37 @@ class Envelope:
             "executionArn"
         ]  # type: ignore[no-any-return]
 
+    @staticmethod
+    def deployment(function: ModuleType, settings: Any = None, sfn: Any = None) -> Any:
+        """The deployment ``function`` made on its first call, with other ``settings`` or Step Functions client.
+
+        Its liveness checker stays the container's own, whose calls some tests count.
+        """
+        deployment = function.deployment()
+        if settings is None and sfn is None:
+            return deployment
+        changed = dataclasses.replace(
+            deployment,
+            settings=settings or deployment.settings,
+            make_stepfunctions=(lambda: sfn) if sfn is not None else deployment.make_stepfunctions,
+        )
+        if sfn is None:
+            vars(changed)["liveness"] = deployment.liveness
+        return changed
+
     def look(
         self, execution: str, now: int = NOW, payload: Any = INPUT, config: Any = None, **event: Any
     ) -> dict[str, Any]:
         """What "Take the idempotency record" (or, with ``waiting``, "Look at the record again") gets back."""
-        return self.take.look_and_take(  # type: ignore[no-any-return]
-            {
-                "input": payload,
-                "executionId": execution,
-                "startTime": START,
-                "stateMachine": self.machine,
-                "runId": f"run-of-{execution[-8:]}",
-                **event,
-            },
-            self.take.dynamodb,
-            config or self.take.settings,
-            now=now,
-            check=self.take.liveness,
-            running=self.take.liveness.runs,
-            resume=self.take.liveness.resume,
-        )
+        event = {
+            "input": payload,
+            "executionId": execution,
+            "startTime": START,
+            "stateMachine": self.machine,
+            "runId": f"run-of-{execution[-8:]}",
+            **event,
+        }
+        return self.take.look_and_take(event, self.deployment(self.take, config), now).output  # type: ignore[no-any-return]
 
     def register(
         self, busy: dict[str, Any], waiter: str, token: str, sfn: Any = None, now: int = NOW
@@ -106,19 +117,33 @@ class Envelope:
             "heldByRun": busy["heldByRun"],
             "executionId": waiter,
         }
-        return self.wait.wait_for_owner(
-            event, self.wait.dynamodb, sfn or RecordingStepFunctions(), self.wait.settings, now=now
-        )  # type: ignore[no-any-return]
+        deployment = self.deployment(self.wait, sfn=sfn or RecordingStepFunctions())
+        return self.wait.wait_for_owner(event, deployment, now=now)  # type: ignore[no-any-return]
 
     def store(self, taken: dict[str, Any], owner: str, sfn: Any, **outcome: Any) -> dict[str, Any]:
+        """What "Save the outcome" gets back; it fails, as the function does, with a result too large to keep."""
         event = {"key": taken["key"], "executionId": owner, "runId": taken["runId"], **outcome}
-        return self.save.save_and_wake(event, self.save.dynamodb, sfn, self.save.settings)  # type: ignore[no-any-return]
+        answer = self.save.save_and_wake(event, self.deployment(self.save, sfn=sfn), now=int(time.time()))
+        if answer.too_large is not None:
+            raise answer.too_large
+        return answer.output  # type: ignore[no-any-return]
+
+    def release_ended(self, detail: dict[str, Any], sfn: Any = None, now: int | None = None) -> dict[str, Any]:
+        """What the release function answers to the status-change ``detail``."""
+        deployment = self.deployment(self.release, sfn=sfn or RecordingStepFunctions())
+        answer = self.release.release_abandoned_record(detail, deployment, int(time.time()) if now is None else now)
+        return answer.output  # type: ignore[no-any-return]
+
+    @property
+    def dynamodb(self) -> Any:
+        """The take's DynamoDB client (every function's reaches the same moto table)."""
+        return self.take.deployment().dynamodb
 
     def item(self, key: str) -> dict[str, Any] | None:
-        return self.take.dynamodb.get_item(TableName=TABLE, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
+        return self.dynamodb.get_item(TableName=TABLE, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
 
     def slots(self, key: str) -> list[str]:
-        items = self.take.dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
+        items = self.dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
         return sorted(item["id"]["S"] for item in items if item["id"]["S"].startswith(f"{key}#waiter#"))
 
 
@@ -171,8 +196,10 @@ def test_the_first_execution_takes_the_record_and_a_repeat_gets_its_stored_resul
 def test_a_repeat_whose_validated_payload_differs_fails_with_a_named_error_and_changes_nothing(
     envelope: Envelope,
 ) -> None:
-    rules = type(envelope.take.settings.key_rules)(validation_expression="amount")  # the take's own layer's KeyRules
-    validating = dataclasses.replace(envelope.take.settings, key_rules=rules)
+    rules = type(envelope.deployment(envelope.take).settings.key_rules)(
+        validation_expression="amount"
+    )  # the take's own layer's KeyRules
+    validating = dataclasses.replace(envelope.deployment(envelope.take).settings, key_rules=rules)
     keyed = {**INPUT, "idempotencyKeyJmespath": "orderId"}
     owner = envelope.start("owner", keyed)
     taken = envelope.look(owner, payload=keyed, config=validating)
@@ -191,10 +218,11 @@ def test_a_result_too_large_to_return_is_recorded_as_failed_with_a_named_error(e
     owner = envelope.start("owner")
     taken = envelope.look(owner)
 
-    with pytest.raises(envelope.save.IdempotencyResultTooLargeError, match="256 KiB"):
+    with pytest.raises(Exception, match="256 KiB") as raised:  # the save's own layer's error
         envelope.store(
             taken, owner, RecordingStepFunctions(), result="é" * 130_000
         )  # under 256 Ki characters, over in UTF-8
+    assert type(raised.value).__name__ == "IdempotencyResultTooLargeError"
 
     item = envelope.item(taken["key"])
     assert item is not None
@@ -206,7 +234,7 @@ def test_a_waiter_looks_again_after_the_poll_interval_doubled_each_time_until_th
     owner = envelope.start("owner")
     taken = envelope.look(owner)
     waiter = envelope.start("waiter")
-    settings = envelope.take.settings
+    settings = envelope.deployment(envelope.take).settings
 
     first = envelope.look(waiter)
     second = envelope.look(waiter, waiting={**first, "wakeUp": {"Error": "States.Timeout"}})
@@ -227,15 +255,14 @@ def test_a_waiter_looks_again_after_the_poll_interval_doubled_each_time_until_th
     # A wake-up that was news (not a timeout) does not count against the bound.
     assert (woken["rechecks"], woken["waitedSeconds"], woken["recheckAfterSeconds"]) == (1, 10, 20)
     last = {**second, "waitedSeconds": settings.wait_timeout_seconds - second["recheckAfterSeconds"]}
-    with pytest.raises(
-        envelope.take.IdempotencyWaitTimeoutError, match=f"after waiting {settings.wait_timeout_seconds}s"
-    ):
+    with pytest.raises(envelope.take.IdempotencyError, match=f"after waiting {settings.wait_timeout_seconds}s") as late:
         envelope.look(waiter, waiting={**last, "wakeUp": {"Error": "States.Timeout"}})
+    assert type(late.value).__name__ == "IdempotencyWaitTimeoutError"
 
 
 def test_a_waiter_looks_again_when_the_holders_lease_runs_out_even_if_its_backoff_is_longer(envelope: Envelope) -> None:
     envelope.look(envelope.start("owner"))
-    lease = envelope.take.settings.lease_seconds
+    lease = envelope.deployment(envelope.take).settings.lease_seconds
     waiter = envelope.start("waiter")
     first = envelope.look(waiter)
 
@@ -312,7 +339,7 @@ def test_a_failed_owners_record_is_not_taken_again_while_its_other_calls_may_sti
     # for up to LongestCallSeconds.
     owner = envelope.start("owner")
     taken = envelope.look(owner)
-    longest = envelope.take.settings.longest_call_seconds
+    longest = envelope.deployment(envelope.take).settings.longest_call_seconds
 
     saved_at = int(time.time())
     envelope.store(
@@ -348,7 +375,7 @@ def test_a_waiter_whose_policy_is_to_fail_reports_the_owners_failure(envelope: E
     waiter = envelope.start("waiter")
     first = envelope.look(waiter)
     envelope.store(taken, owner, RecordingStepFunctions(), failure={"Error": "Boom", "Cause": "why"})
-    fail = dataclasses.replace(envelope.take.settings, waiter_failure_policy="Fail")
+    fail = dataclasses.replace(envelope.deployment(envelope.take).settings, waiter_failure_policy="Fail")
 
     # far enough in the future for any quiet time the failure holds the record for
     answer = envelope.look(
@@ -366,7 +393,7 @@ def test_a_waiter_whose_policy_is_to_fail_reports_the_owners_failure(envelope: E
 
 def test_an_express_workflow_polls_and_never_asks_step_functions(envelope: Envelope) -> None:
     express = dataclasses.replace(
-        envelope.take.settings,
+        envelope.deployment(envelope.take).settings,
         workflow_type="EXPRESS",
         execution_timeout_seconds=300,
         lease_seconds=360,
@@ -374,7 +401,7 @@ def test_an_express_workflow_polls_and_never_asks_step_functions(envelope: Envel
     )
     owner = envelope.start("owner")
     envelope.look(owner, config=express)
-    checks = envelope.take.liveness.checks
+    checks = envelope.deployment(envelope.take).liveness.checks
 
     busy = envelope.look(envelope.start("waiter"), config=express)
     taken = envelope.look(
@@ -383,7 +410,7 @@ def test_an_express_workflow_polls_and_never_asks_step_functions(envelope: Envel
 
     assert (busy["outcome"], busy["waitBy"]) == ("BUSY", "POLLING")
     assert taken["outcome"] == "ACQUIRED"
-    assert envelope.take.liveness.checks == checks
+    assert envelope.deployment(envelope.take).liveness.checks == checks
 
 
 # --------------------------------------------------------------------------- an owner that ended
@@ -411,12 +438,10 @@ def test_the_release_cuts_the_lease_of_the_stopped_owner_wakes_its_waiters_and_l
     busy = envelope.look(waiter, now=now)
     envelope.register(busy, waiter, "t", now=now)
     detail = _stopped(envelope, owner)
-    free_at = -(-detail["stopDate"] // 1000) + envelope.release.settings.longest_call_seconds
+    free_at = -(-detail["stopDate"] // 1000) + envelope.deployment(envelope.release).settings.longest_call_seconds
     sfn = RecordingStepFunctions()
 
-    answer = envelope.release.release_abandoned_record(
-        detail, envelope.release.dynamodb, sfn, envelope.release.settings, now=now + 1
-    )
+    answer = envelope.release_ended(detail, sfn, now=now + 1)
 
     assert answer == {
         "released": True,
@@ -451,9 +476,7 @@ def test_the_release_of_a_failed_owner_records_its_error(envelope: Envelope) -> 
         "cause": "too big",
     }
 
-    answer = envelope.release.release_abandoned_record(
-        detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=NOW + 11
-    )
+    answer = envelope.release_ended(detail, RecordingStepFunctions(), now=NOW + 11)
 
     assert (answer["released"], answer["status"]) == (True, "FAILED")
     item = envelope.item(taken["key"])
@@ -471,13 +494,7 @@ def test_the_release_leaves_a_saved_record_alone(envelope: Envelope) -> None:
     envelope.store(taken, owner, RecordingStepFunctions(), result=1)
     before = envelope.item(taken["key"])
 
-    answer = envelope.release.release_abandoned_record(
-        _stopped(envelope, owner),
-        envelope.release.dynamodb,
-        RecordingStepFunctions(),
-        envelope.release.settings,
-        now=int(time.time()),
-    )
+    answer = envelope.release_ended(_stopped(envelope, owner), RecordingStepFunctions(), now=int(time.time()))
 
     assert answer["released"] is False
     assert envelope.item(taken["key"]) == before
@@ -490,9 +507,7 @@ def test_the_release_of_an_owner_whose_take_has_not_landed_holds_the_key_for_it_
     detail = _stopped(envelope, owner)
     now = int(time.time())
 
-    answer = envelope.release.release_abandoned_record(
-        detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings, now=now
-    )
+    answer = envelope.release_ended(detail, RecordingStepFunctions(), now=now)
 
     assert answer["released"] is False
     before = envelope.item(answer["key"])
@@ -512,9 +527,7 @@ def test_the_release_ignores_executions_whose_input_has_no_key(envelope: Envelop
         "inputDetails": {"included": True},
     }
 
-    answer = envelope.release.release_abandoned_record(
-        detail, envelope.release.dynamodb, RecordingStepFunctions(), envelope.release.settings
-    )
+    answer = envelope.release_ended(detail, RecordingStepFunctions())
 
     assert answer == {"released": False, "reason": "IdempotencyInputNotObjectError"}
 
@@ -525,7 +538,16 @@ def test_the_take_logs_the_key_and_never_the_payload(envelope: Envelope) -> None
     logs = io.StringIO()
     envelope.take.logger.registered_handler.setStream(logs)
 
-    output = envelope.look(envelope.start("owner"), payload={"secret": "card-4111"})
+    context = LambdaContext("take", "arn:aws:lambda:us-east-1:123456789012:function:take", 256, 10)
+    event = {
+        "input": {"secret": "card-4111"},
+        "executionId": envelope.start("owner"),
+        "startTime": START,
+        "runId": "r",
+        "stateMachine": envelope.machine,
+    }
+
+    output = envelope.take.lambda_handler(event, context)
 
     logged = logs.getvalue()
     assert output["key"] in logged
@@ -576,21 +598,7 @@ def test_the_take_handler_logs_the_execution_as_correlation_id_and_emits_outcome
 # --------------------------------------------------------------------------- child variant: the workflow it wraps
 def _look_with_child(envelope: Envelope, child_machine: str) -> dict[str, Any]:
     execution = envelope.start(f"child-{child_machine[-6:]}")
-    return envelope.take.look_and_take(  # type: ignore[no-any-return]
-        {
-            "input": INPUT,
-            "executionId": execution,
-            "startTime": START,
-            "stateMachine": envelope.machine,
-            "runId": "run",
-            "childStateMachine": child_machine,
-        },
-        envelope.take.dynamodb,
-        envelope.take.settings,
-        now=NOW,
-        check=envelope.take.liveness,
-        child_check=envelope.take.liveness.refuse_express_child,
-    )
+    return envelope.look(execution, runId="run", childStateMachine=child_machine)
 
 
 def test_an_express_child_workflow_is_refused_by_name_before_any_write(envelope: Envelope) -> None:
@@ -603,7 +611,7 @@ def test_an_express_child_workflow_is_refused_by_name_before_any_write(envelope:
 
     assert type(refused.value).__name__ == "IdempotencyConfigurationError"
     assert express in str(refused.value) and "Express" in str(refused.value)
-    assert envelope.take.dynamodb.scan(TableName=TABLE)["Items"] == []
+    assert envelope.dynamodb.scan(TableName=TABLE)["Items"] == []
 
 
 class CountingStateMachineLooks:
@@ -626,10 +634,10 @@ def test_a_standard_child_workflow_is_asked_about_once_per_container(envelope: E
         "stateMachineArn"
     ]
     counting = CountingStateMachineLooks()
-    envelope.take.liveness._client = counting
+    envelope.deployment(envelope.take).liveness._client = counting
 
     assert _look_with_child(envelope, standard)["outcome"] == "ACQUIRED"
-    envelope.take.liveness.refuse_express_child(standard)
+    envelope.deployment(envelope.take).liveness.refuse_express_child(standard)
 
     assert counting.asked == [standard]
 
@@ -642,7 +650,30 @@ def test_the_owner_is_told_where_its_child_runs(envelope: Envelope) -> None:
     owner = _look_with_child(envelope, standard)
 
     # A redriven owner whose start of the child is refused looks the child up under this ARN: its record's.
-    recorded = [item["childexecution"]["S"] for item in envelope.take.dynamodb.scan(TableName=TABLE)["Items"]]
+    recorded = [item["childexecution"]["S"] for item in envelope.dynamodb.scan(TableName=TABLE)["Items"]]
     assert owner["outcome"] == "ACQUIRED"
     assert owner["childExecution"] in recorded
     assert owner["childExecution"].startswith(standard.replace(":stateMachine:", ":execution:") + ":")
+
+
+# --------------------------------------------------------------------------- importing a handler
+ENVELOPE_FUNCTIONS = (
+    "AcquireLockFunction",
+    "WaitForOwnerFunction",
+    "SaveOutcomeFunction",
+    "ReleaseAbandonedRecordFunction",
+    "FrontDoorFunction",
+)
+
+
+@pytest.mark.parametrize("logical_id", ENVELOPE_FUNCTIONS)
+def test_a_handler_imports_without_its_environment_and_reads_it_on_its_first_call(
+    logical_id: str, load_function: Any, template_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in template_environment:
+        monkeypatch.delenv(name, raising=False)
+
+    handler = load_function(logical_id)  # nothing read, no client made
+
+    with pytest.raises(KeyError, match="IDEMPOTENCY_TABLE_NAME"):
+        handler.deployment()

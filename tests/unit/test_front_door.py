@@ -57,8 +57,13 @@ def put_record(
 
 def config(layer: SimpleNamespace, **rules: str) -> Any:
     return layer.front_door.FrontDoorConfig(
-        MACHINE, TABLE, layer.key.KeyRules.from_parameters(**rules) if rules else layer.key.DEFAULT_RULES
+        MACHINE, layer.key.KeyRules.from_parameters(**rules) if rules else layer.key.DEFAULT_RULES
     )
+
+
+def records(layer: SimpleNamespace, dynamodb: Any) -> Any:
+    """The layer's store of the test table (the front door only reads it)."""
+    return layer.store.RecordStore(dynamodb, TABLE, record_ttl_seconds=1_000, lease_seconds=100)
 
 
 def test_a_stored_result_is_returned_without_asking_for_a_step_functions_client(
@@ -66,10 +71,14 @@ def test_a_stored_result_is_returned_without_asking_for_a_step_functions_client(
 ) -> None:
     execution_input = {"orderId": "o-1"}
     key = layer.key.identify(execution_input, "Orders-IdempotentWorkflow").key
-    put_record(dynamodb, layer, key, layer.record.SUCCESS, **{layer.record.RESULT: json.dumps({"done": True})})
+    put_record(
+        dynamodb, layer, key, layer.vocabulary.Status.SUCCESS, **{layer.record.RESULT: json.dumps({"done": True})}
+    )
     clients = Clients()
 
-    answer = layer.front_door.result_or_start(execution_input, config(layer), dynamodb, clients.stepfunctions, NOW)
+    answer = layer.front_door.result_or_start(
+        execution_input, config(layer), records(layer, dynamodb), clients.stepfunctions, NOW
+    )
 
     assert answer.as_output() == {"outcome": "COMPLETED", "key": key, "result": {"done": True}}
     assert clients.asked == 0
@@ -89,7 +98,9 @@ def test_anything_but_a_live_stored_result_starts_one_execution_with_the_input_u
         put_record(dynamodb, layer, key, status, ttl=ttl or NOW, **{layer.record.RESULT: "{}"})
     clients = Clients()
 
-    answer = layer.front_door.result_or_start(execution_input, config(layer), dynamodb, clients.stepfunctions, NOW)
+    answer = layer.front_door.result_or_start(
+        execution_input, config(layer), records(layer, dynamodb), clients.stepfunctions, NOW
+    )
 
     assert answer.as_output() == {
         "outcome": "STARTED",
@@ -111,14 +122,18 @@ def test_a_record_of_another_payload_is_refused_before_anything_starts(dynamodb:
         dynamodb,
         layer,
         stored.key,
-        layer.record.SUCCESS,
+        layer.vocabulary.Status.SUCCESS,
         **{layer.record.RESULT: "{}", layer.record.PAYLOAD_HASH: stored.payload_hash},
     )
     clients = Clients()
 
     with pytest.raises(layer.errors.IdempotencyPayloadMismatchError):
         layer.front_door.result_or_start(
-            {"orderId": "o-3", "amount": 2}, config(layer, **rules), dynamodb, clients.stepfunctions, NOW
+            {"orderId": "o-3", "amount": 2},
+            config(layer, **rules),
+            records(layer, dynamodb),
+            clients.stepfunctions,
+            NOW,
         )
 
     assert clients.asked == 0
@@ -139,7 +154,9 @@ def test_bad_input_gets_the_envelopes_named_error_and_starts_nothing(
     clients = Clients()
 
     with pytest.raises(layer.errors.IdempotencyError) as raised:
-        layer.front_door.result_or_start(execution_input, config(layer), dynamodb, clients.stepfunctions, NOW)
+        layer.front_door.result_or_start(
+            execution_input, config(layer), records(layer, dynamodb), clients.stepfunctions, NOW
+        )
 
     assert type(raised.value).__name__ == error
     assert clients.asked == 0
@@ -151,4 +168,6 @@ def test_a_record_in_no_known_state_is_a_named_error(dynamodb: Any, layer: Simpl
     put_record(dynamodb, layer, layer.key.identify(execution_input, "Orders-IdempotentWorkflow").key, "HALF_DONE")
 
     with pytest.raises(layer.errors.IdempotencyRecordStateError):
-        layer.front_door.result_or_start(execution_input, config(layer), dynamodb, Clients().stepfunctions, NOW)
+        layer.front_door.result_or_start(
+            execution_input, config(layer), records(layer, dynamodb), Clients().stepfunctions, NOW
+        )

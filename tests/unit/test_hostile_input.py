@@ -286,7 +286,7 @@ def envelope(
 
 
 def record_ids(envelope: Envelope) -> set[str]:
-    items = envelope.take.dynamodb.scan(TableName=RECORDS_TABLE, ConsistentRead=True)["Items"]
+    items = envelope.dynamodb.scan(TableName=RECORDS_TABLE, ConsistentRead=True)["Items"]
     return {item["id"]["S"] for item in items}
 
 
@@ -332,13 +332,13 @@ def test_an_expression_within_the_depth_bound_is_evaluated_with_the_frames_a_han
     layer: SimpleNamespace, shape: str, levels: int, validating: bool
 ) -> None:
     expression = NESTINGS[shape](levels)
-    if layer.key.expression_depth(expression) > layer.key.MAX_EXPRESSION_DEPTH:
+    if layer.expressions.expression_depth(expression) > layer.expressions.MAX_EXPRESSION_DEPTH:
         levels = levels // 3  # shapes counting three a level (projections of lists) reach the bound sooner
         expression = NESTINGS[shape](levels)
     # The deepest input accepted, so that what the expression builds around it is as deep as can be.
-    execution_input = {"a": _nest(layer.key.MAX_NESTING_DEPTH - 1), FIELD: expression}
+    execution_input = {"a": _nest(layer.canonical.MAX_NESTING_DEPTH - 1), FIELD: expression}
     rules = layer.key.KeyRules(validation_expression="@" if validating else None)
-    assert layer.key.expression_depth(expression) <= layer.key.MAX_EXPRESSION_DEPTH
+    assert layer.expressions.expression_depth(expression) <= layer.expressions.MAX_EXPRESSION_DEPTH
 
     with frames_left(FRAMES_FOR_THE_KEY):
         outcome = identify_or_error(layer, execution_input, rules)
@@ -353,10 +353,10 @@ def test_every_shape_nested_as_deep_as_accepted_is_evaluated_with_the_frames_a_h
 ) -> None:
     levels = next(
         n
-        for n in range(layer.key.MAX_EXPRESSION_DEPTH, 0, -1)
-        if layer.key.expression_depth(NESTINGS[shape](n)) <= layer.key.MAX_EXPRESSION_DEPTH
+        for n in range(layer.expressions.MAX_EXPRESSION_DEPTH, 0, -1)
+        if layer.expressions.expression_depth(NESTINGS[shape](n)) <= layer.expressions.MAX_EXPRESSION_DEPTH
     )
-    execution_input = {"a": _nest(layer.key.MAX_NESTING_DEPTH - 1), FIELD: NESTINGS[shape](levels)}
+    execution_input = {"a": _nest(layer.canonical.MAX_NESTING_DEPTH - 1), FIELD: NESTINGS[shape](levels)}
 
     with frames_left(FRAMES_FOR_THE_KEY):
         identify_or_error(layer, execution_input, layer.key.KeyRules(validation_expression="@"))
@@ -365,7 +365,7 @@ def test_every_shape_nested_as_deep_as_accepted_is_evaluated_with_the_frames_a_h
 
 
 def test_the_depth_counts_brackets_and_operators_and_skips_quoted_text(layer: SimpleNamespace) -> None:
-    depth = layer.key.expression_depth
+    depth = layer.expressions.expression_depth
 
     assert (depth("a"), depth("a.b"), depth("(a)"), depth("[a, b, c]"), depth("[a.b.c, d]")) == (0, 1, 1, 1, 3)
     assert depth("a | b | c") == depth("a || b") == depth("!!a") == 2
@@ -384,7 +384,8 @@ def test_an_expression_that_multiplies_its_work_is_stopped_after_a_bounded_numbe
     repeating = "[" + ", ".join(["@"] * 100) + "]"  # the whole input 100 times over
     for expression in (doubling, repeating):
         with pytest.raises(
-            layer.errors.IdempotencyKeyExpressionError, match=f"more than {layer.key.MAX_EXPRESSION_STEPS:,} steps"
+            layer.errors.IdempotencyKeyExpressionError,
+            match=f"more than {layer.expressions.MAX_EXPRESSION_STEPS:,} steps",
         ):
             layer.key.identify({**items, FIELD: expression}, SCOPE)
 
@@ -466,10 +467,9 @@ def test_the_take_handler_refuses_the_expressions_that_once_crashed_without_a_re
 # --------------------------------------------------------------------------- the front door
 def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any) -> tuple[Any, RecordingStepFunctions]:
     """The front door's library call, with the take function's own deployment settings; its answer or its error."""
-    settings = envelope.take.settings
+    settings = envelope.deployment(envelope.take).settings
     config = layer.front_door.FrontDoorConfig(
         envelope.machine,
-        settings.table_name,
         layer.key.KeyRules.from_parameters(
             key_expression=settings.key_rules.key_expression or "",
             allow_key_override="true" if settings.key_rules.allow_key_override else "false",
@@ -479,9 +479,10 @@ def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any)
     )
     sfn = RecordingStepFunctions()
     try:
-        return layer.front_door.result_or_start(
-            execution_input, config, envelope.take.dynamodb, lambda: sfn, int(time.time())
-        ), sfn
+        store = layer.store.RecordStore(
+            envelope.dynamodb, settings.table_name, settings.record_ttl_seconds, settings.lease_seconds
+        )
+        return layer.front_door.result_or_start(execution_input, config, store, lambda: sfn, int(time.time())), sfn
     except Exception as error:
         return error, sfn
 
@@ -604,7 +605,7 @@ def test_the_release_handler_says_why_it_leaves_an_event_it_cannot_key(envelope:
 
 
 def test_the_release_handler_dates_an_event_without_a_usable_stop_date_now(envelope: Envelope) -> None:
-    settings = envelope.release.settings
+    settings = envelope.deployment(envelope.release).settings
     for number, stop_date in enumerate([float("nan"), float("inf"), -1, 10**30, True, "yesterday"]):
         detail = {
             "executionArn": f"{ARN_PREFIX}execution:wf:gone-{number}",
@@ -615,9 +616,7 @@ def test_the_release_handler_dates_an_event_without_a_usable_stop_date_now(envel
             "stopDate": stop_date,
             "startDate": stop_date,
         }
-        output = envelope.release.release_abandoned_record(
-            detail, envelope.release.dynamodb, envelope.sfn, settings, now=1_800_000_000
-        )
+        output = envelope.release_ended(detail, envelope.sfn, now=1_800_000_000)
 
         # No record yet: one held by the ended execution until its calls can have ended, dated from now.
         assert output == {

@@ -64,7 +64,7 @@ def test_unicode_is_hashed_as_utf8_not_as_ascii_escapes(layer: SimpleNamespace) 
 
     assert key == sha256_hex('{"name":"Zoë 日本 🙂"}')
     assert key != sha256_hex(json.dumps(value, separators=(",", ":")))  # the \\u-escaped form
-    assert layer.key.canonical_json(value) == '{"name":"Zoë 日本 🙂"}'.encode()
+    assert layer.canonical.canonical_json(value) == '{"name":"Zoë 日本 🙂"}'.encode()
 
 
 # --------------------------------------------------------------------------- JMESPath selection
@@ -224,7 +224,7 @@ def test_a_jmespath_error_is_chained_to_the_libraries_own_error(layer: SimpleNam
 
 
 def test_an_input_nested_too_deep_is_refused_before_it_is_walked(layer: SimpleNamespace) -> None:
-    limit = layer.key.MAX_NESTING_DEPTH
+    limit = layer.canonical.MAX_NESTING_DEPTH
     layer.key.compute_idempotency_key({"a": _deep(limit - 1)})  # the object is one level: exactly at the limit
 
     with pytest.raises(layer.errors.IdempotencyInputTooDeepError, match=f"at most {limit} are accepted"):
@@ -232,7 +232,7 @@ def test_an_input_nested_too_deep_is_refused_before_it_is_walked(layer: SimpleNa
 
 
 def test_an_input_too_large_for_the_payload_limit_is_refused(layer: SimpleNamespace) -> None:
-    limit = layer.key.MAX_INPUT_BYTES
+    limit = layer.limits.MAX_INPUT_BYTES
     overhead = len('{"a":""}')
     layer.key.compute_idempotency_key({"a": "x" * (limit - overhead)})  # exactly at the limit
 
@@ -242,7 +242,7 @@ def test_an_input_too_large_for_the_payload_limit_is_refused(layer: SimpleNamesp
 
 
 def test_the_size_limit_counts_utf8_bytes_not_characters(layer: SimpleNamespace) -> None:
-    limit = layer.key.MAX_INPUT_BYTES
+    limit = layer.limits.MAX_INPUT_BYTES
     two_byte_characters = "é" * ((limit // 2) + 1)  # fewer characters than the limit, more bytes
 
     with pytest.raises(layer.errors.IdempotencyInputTooLargeError):
@@ -250,7 +250,11 @@ def test_the_size_limit_counts_utf8_bytes_not_characters(layer: SimpleNamespace)
 
 
 def test_every_error_key_py_raises_is_a_named_idempotency_error(layer: SimpleNamespace) -> None:
-    raised_by_key = {name for name in vars(layer.key) if name.startswith("Idempotency") and name.endswith("Error")}
+    # key.py with the modules it identifies an input through: canonical JSON and bounded expressions.
+    modules = (layer.key, layer.canonical, layer.expressions)
+    raised_by_key = {
+        name for module in modules for name in vars(module) if name.startswith("Idempotency") and name.endswith("Error")
+    }
     raised_by_key.discard("IdempotencyError")  # the base class, named where any of them may be raised
     tested = {case.values[1] for case in _bad_input_cases()} | {
         "IdempotencyInputTooDeepError",

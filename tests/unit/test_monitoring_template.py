@@ -16,7 +16,7 @@ import pytest
 
 from emulator.stack import ALARM, DASHBOARD, TABLE, is_envelope_function
 from idempotency import observability
-from idempotency.record import ACQUIRED, BUSY, COMPLETED
+from idempotency.vocabulary import Outcome
 from tools.template import ENVELOPE_STATE_MACHINE, PROJECT_ROOT, RECORD_TABLE, Resolver, Template
 
 APPLICATION = "AWS::Serverless::Application"
@@ -300,9 +300,9 @@ def test_the_dashboard_shows_hits_runs_contention_waits_releases_takeovers_units
 ) -> None:
     names = observability
     shown = {line[1] for line in dashboard_metrics(dashboard)}
-    hits, fresh = names.METRIC_FOR_OUTCOME[COMPLETED], names.METRIC_FOR_OUTCOME[ACQUIRED]
+    hits, fresh = names.METRIC_FOR_OUTCOME[Outcome.COMPLETED], names.METRIC_FOR_OUTCOME[Outcome.ACQUIRED]
 
-    assert {hits, fresh, names.METRIC_FOR_OUTCOME[BUSY], names.WAITERS_WOKEN, names.WAIT_TIMEOUTS} <= shown
+    assert {hits, fresh, names.METRIC_FOR_OUTCOME[Outcome.BUSY], names.WAITERS_WOKEN, names.WAIT_TIMEOUTS} <= shown
     assert {names.RECORDS_RELEASED, names.TAKEOVERS} <= shown
     assert {"ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits", *TABLE_THROTTLES} <= shown
     assert {"ExecutionsSucceeded", *EXECUTION_OUTCOMES} <= shown

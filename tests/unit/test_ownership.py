@@ -32,11 +32,6 @@ def ownership(layer: SimpleNamespace) -> ModuleType:
     return layer.ownership  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def record(layer: SimpleNamespace) -> ModuleType:
-    return layer.record  # type: ignore[no-any-return]
-
-
 class Machines(SimpleNamespace):
     client: Any
     parent: str
@@ -64,8 +59,8 @@ def _checker(ownership: ModuleType, client: Any) -> Any:
     return ownership.LivenessChecker(lambda: client, LONGEST_CALL)
 
 
-def _holder(record: ModuleType, execution_id: str, child: str | None = None) -> Any:
-    return record.Holder(execution_id=execution_id, run_id="run", lease_expiry=0, child_execution=child)
+def _holder(layer: SimpleNamespace, execution_id: str, child: str | None = None) -> Any:
+    return layer.record.Holder(execution_id=execution_id, run_id="run", lease_expiry=0, child_execution=child)
 
 
 class FakeStepFunctions:
@@ -105,35 +100,35 @@ HOLDER = f"{PREFIX}:wf:holder"
 CHILD = f"{PREFIX}:child:holder"
 
 
-def test_a_running_holder_can_act(ownership: ModuleType, record: ModuleType, machines: Machines) -> None:
+def test_a_running_holder_can_act(ownership: ModuleType, layer: SimpleNamespace, machines: Machines) -> None:
     holder = machines.start(machines.parent, "holder")
 
-    answer = _checker(ownership, machines.client)(_holder(record, holder), int(time.time()))
+    answer = _checker(ownership, machines.client)(_holder(layer, holder), int(time.time()))
 
-    assert answer == record.Liveness(can_act=True)
+    assert answer == layer.record.Liveness(can_act=True)
 
 
 def test_a_stopped_holder_whose_child_still_runs_can_act(
-    ownership: ModuleType, record: ModuleType, machines: Machines
+    ownership: ModuleType, layer: SimpleNamespace, machines: Machines
 ) -> None:
     holder = machines.start(machines.parent, "holder")
     child = machines.start(machines.child, "holder")
     machines.stop(holder)
 
-    answer = _checker(ownership, machines.client)(_holder(record, holder, child), int(time.time()))
+    answer = _checker(ownership, machines.client)(_holder(layer, holder, child), int(time.time()))
 
     assert answer.can_act is True
 
 
 def test_a_holder_and_child_both_stopped_free_the_key_a_longest_call_after_the_later_stop(
-    ownership: ModuleType, record: ModuleType, machines: Machines
+    ownership: ModuleType, layer: SimpleNamespace, machines: Machines
 ) -> None:
     holder = machines.start(machines.parent, "holder")
     child = machines.start(machines.child, "holder")
     stops = [machines.stop(child), machines.stop(holder)]
     later = math.ceil(max(stops).timestamp())
 
-    answer = _checker(ownership, machines.client)(_holder(record, holder, child), int(time.time()))
+    answer = _checker(ownership, machines.client)(_holder(layer, holder, child), int(time.time()))
 
     assert answer.can_act is False
     assert later + LONGEST_CALL <= answer.free_at <= later + LONGEST_CALL + 1  # never early
@@ -141,44 +136,44 @@ def test_a_holder_and_child_both_stopped_free_the_key_a_longest_call_after_the_l
 
 @pytest.mark.parametrize("status", ["ABORTED", "TIMED_OUT", "FAILED", "SUCCEEDED"])
 def test_the_key_is_free_at_the_later_stop_rounded_up_plus_the_longest_call(
-    ownership: ModuleType, record: ModuleType, status: str
+    ownership: ModuleType, layer: SimpleNamespace, status: str
 ) -> None:
     sfn = FakeStepFunctions({HOLDER: _ended(status, NOW + 7.5), CHILD: _ended("SUCCEEDED", NOW + 0.25)})
 
-    answer = _checker(ownership, sfn)(_holder(record, HOLDER, CHILD), NOW + 100)
+    answer = _checker(ownership, sfn)(_holder(layer, HOLDER, CHILD), NOW + 100)
 
-    assert answer == record.Liveness(can_act=False, free_at=NOW + 8 + LONGEST_CALL)
+    assert answer == layer.record.Liveness(can_act=False, free_at=NOW + 8 + LONGEST_CALL)
     assert sfn.described == [HOLDER, CHILD]
 
 
 @pytest.mark.parametrize("status", ["RUNNING", "PENDING_REDRIVE"])
 def test_a_holder_that_runs_or_may_be_redriven_can_act_and_its_child_is_not_asked(
-    ownership: ModuleType, record: ModuleType, status: str
+    ownership: ModuleType, layer: SimpleNamespace, status: str
 ) -> None:
     sfn = FakeStepFunctions({HOLDER: {"status": status}})
 
-    assert _checker(ownership, sfn)(_holder(record, HOLDER, CHILD), NOW).can_act is True
+    assert _checker(ownership, sfn)(_holder(layer, HOLDER, CHILD), NOW).can_act is True
     assert sfn.described == [HOLDER]
 
 
 def test_a_child_that_was_never_started_counts_as_ended(
-    ownership: ModuleType, record: ModuleType, machines: Machines
+    ownership: ModuleType, layer: SimpleNamespace, machines: Machines
 ) -> None:
     holder = machines.start(machines.parent, "holder")
     stopped = math.ceil(machines.stop(holder).timestamp())
     never_started = f"{machines.child.replace(':stateMachine:', ':execution:')}:holder"
 
-    answer = _checker(ownership, machines.client)(_holder(record, holder, never_started), int(time.time()))
+    answer = _checker(ownership, machines.client)(_holder(layer, holder, never_started), int(time.time()))
 
     assert answer.can_act is False
     assert stopped + LONGEST_CALL <= answer.free_at <= stopped + LONGEST_CALL + 1
 
 
-def test_an_unknown_holder_counts_as_ended(ownership: ModuleType, record: ModuleType, machines: Machines) -> None:
+def test_an_unknown_holder_counts_as_ended(ownership: ModuleType, layer: SimpleNamespace, machines: Machines) -> None:
     # Its history is gone (Step Functions keeps a closed execution for 90 days): nothing of it can still run.
     now = int(time.time())
 
-    answer = _checker(ownership, machines.client)(_holder(record, f"{PREFIX}:wf:long-gone"), now)
+    answer = _checker(ownership, machines.client)(_holder(layer, f"{PREFIX}:wf:long-gone"), now)
 
     assert answer.can_act is False and answer.free_at <= now
 
@@ -194,17 +189,17 @@ def test_an_unknown_holder_counts_as_ended(ownership: ModuleType, record: Module
 )
 @pytest.mark.parametrize("asked_about", ["holder", "child"])
 def test_any_doubt_about_the_holder_or_its_child_counts_as_can_act(
-    ownership: ModuleType, record: ModuleType, fault: Exception, asked_about: str
+    ownership: ModuleType, layer: SimpleNamespace, fault: Exception, asked_about: str
 ) -> None:
     executions: dict[str, Any] = {HOLDER: _ended("ABORTED", NOW), CHILD: _ended("ABORTED", NOW)}
     executions[HOLDER if asked_about == "holder" else CHILD] = fault
 
-    answer = _checker(ownership, FakeStepFunctions(executions))(_holder(record, HOLDER, CHILD), NOW + 1000)
+    answer = _checker(ownership, FakeStepFunctions(executions))(_holder(layer, HOLDER, CHILD), NOW + 1000)
 
-    assert answer == record.Liveness(can_act=True)
+    assert answer == layer.record.Liveness(can_act=True)
 
 
-def test_the_step_functions_client_is_made_on_first_use_only(ownership: ModuleType, record: ModuleType) -> None:
+def test_the_step_functions_client_is_made_on_first_use_only(ownership: ModuleType, layer: SimpleNamespace) -> None:
     made: list[FakeStepFunctions] = []
 
     def make_client() -> FakeStepFunctions:
@@ -214,8 +209,8 @@ def test_the_step_functions_client_is_made_on_first_use_only(ownership: ModuleTy
     checker = ownership.LivenessChecker(make_client, LONGEST_CALL)
     assert made == [] and checker.checks == 0
 
-    checker(_holder(record, HOLDER), NOW)
-    checker(_holder(record, HOLDER), NOW)
+    checker(_holder(layer, HOLDER), NOW)
+    checker(_holder(layer, HOLDER), NOW)
 
     assert len(made) == 1 and checker.checks == 2
     assert made[0].described == [HOLDER, HOLDER]
@@ -237,49 +232,48 @@ def tables_and_machines(dynamodb: Any, aws_credentials: None) -> Machines:
     return Machines(client=client, parent=parent, child=child)
 
 
-def _take(record: ModuleType, dynamodb: Any, execution_id: str, now: int, checker: Any) -> Any:
-    return record.take_record(
-        dynamodb,
-        TABLE,
-        "wf#key",
-        record.Owner(execution_id, "2026-11-23T00:00:00Z", "run"),
-        now=now,
-        record_ttl_seconds=10_000,
-        lease_seconds=30,
-        liveness=checker,
-    )
+def _take(layer: SimpleNamespace, dynamodb: Any, execution_id: str, now: int, checker: Any) -> Any:
+    store = layer.store.RecordStore(dynamodb, TABLE, record_ttl_seconds=10_000, lease_seconds=30)
+    request = layer.decision.TakeRequest("wf#key", layer.record.Owner(execution_id, "run", "2026-11-23T00:00:00Z"))
+    return layer.take.take_record(store, request, now, layer.take.HolderChecks(liveness=checker))
 
 
 def test_an_expired_lease_of_a_running_holder_is_extended_and_of_a_stopped_one_taken_over_once_its_calls_ended(
-    ownership: ModuleType, record: ModuleType, dynamodb: Any, tables_and_machines: Machines
+    ownership: ModuleType, layer: SimpleNamespace, dynamodb: Any, tables_and_machines: Machines
 ) -> None:
     machines = tables_and_machines
     holder = machines.start(machines.parent, "holder")
     checker = ownership.LivenessChecker(lambda: machines.client, 600)
     now = int(time.time())
-    assert _take(record, dynamodb, holder, now, checker).outcome == record.ACQUIRED
+    assert _take(layer, dynamodb, holder, now, checker).outcome == layer.vocabulary.Outcome.ACQUIRED
 
-    still_running = _take(record, dynamodb, f"{PREFIX}:wf:other", now + 31, checker)
-    assert (still_running.outcome, still_running.look_again_at) == (record.BUSY, now + 61)  # lease extended by 30 s
+    still_running = _take(layer, dynamodb, f"{PREFIX}:wf:other", now + 31, checker)
+    assert (still_running.outcome, still_running.look_again_at) == (
+        layer.vocabulary.Outcome.BUSY,
+        now + 61,
+    )  # lease extended by 30 s
 
     stopped = math.ceil(machines.stop(holder).timestamp())
-    waiting = _take(record, dynamodb, f"{PREFIX}:wf:other", now + 62, checker)
-    assert waiting.outcome == record.BUSY
+    waiting = _take(layer, dynamodb, f"{PREFIX}:wf:other", now + 62, checker)
+    assert waiting.outcome == layer.vocabulary.Outcome.BUSY
     assert stopped + 600 + 1 <= waiting.look_again_at <= stopped + 600 + 2
 
-    assert _take(record, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at - 2, checker).outcome == record.BUSY
-    taken = _take(record, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at, checker)
-    assert (taken.outcome, taken.taken_over) == (record.ACQUIRED, True)
+    assert (
+        _take(layer, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at - 2, checker).outcome
+        == layer.vocabulary.Outcome.BUSY
+    )
+    taken = _take(layer, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at, checker)
+    assert (taken.outcome, taken.taken_over) == (layer.vocabulary.Outcome.ACQUIRED, True)
     assert checker.checks == 4
 
 
 def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(
-    ownership: ModuleType, record: ModuleType
+    ownership: ModuleType, layer: SimpleNamespace
 ) -> None:
     # Another workflow given the same IdempotencyScope: these functions may not describe its executions.
     # Asking again would never be answered, so the expired lease decides, as for an Express owner.
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "DescribeExecution")
-    answer = _checker(ownership, FakeStepFunctions({HOLDER: denied}))(_holder(record, HOLDER, None), NOW + 1000)
+    answer = _checker(ownership, FakeStepFunctions({HOLDER: denied}))(_holder(layer, HOLDER, None), NOW + 1000)
 
     assert answer.can_act is False
 
@@ -310,28 +304,28 @@ def _not_redrivable() -> ClientError:
     ("redrive_status", "redrivable"), [("REDRIVABLE", True), ("NOT_REDRIVABLE", False), (None, False)]
 )
 def test_an_ended_holder_is_redrivable_as_step_functions_says(
-    ownership: ModuleType, record: ModuleType, redrive_status: str | None, redrivable: bool
+    ownership: ModuleType, layer: SimpleNamespace, redrive_status: str | None, redrivable: bool
 ) -> None:
     sfn = FakeStepFunctions({HOLDER: {**_ended("ABORTED", NOW), "redriveStatus": redrive_status}})
 
-    answer = _checker(ownership, sfn)(_holder(record, HOLDER), NOW + 100)
+    answer = _checker(ownership, sfn)(_holder(layer, HOLDER), NOW + 100)
 
     assert (answer.can_act, answer.redrivable) == (False, redrivable)
 
 
-def test_resuming_a_holder_redrives_it(ownership: ModuleType, record: ModuleType) -> None:
+def test_resuming_a_holder_redrives_it(ownership: ModuleType, layer: SimpleNamespace) -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)})
 
-    assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is True
+    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER)) is True
     assert sfn.redriven == [HOLDER]
 
 
 def test_a_holder_with_a_child_workflow_is_resumed_by_redriving_the_parent_only(
-    ownership: ModuleType, record: ModuleType
+    ownership: ModuleType, layer: SimpleNamespace
 ) -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW), CHILD: _ended("ABORTED", NOW)})
 
-    assert _checker(ownership, sfn).resume(_holder(record, HOLDER, CHILD)) is True
+    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER, CHILD)) is True
     # The redriven parent follows its child itself (the child ASL): it is not redriven from here.
     assert sfn.redriven == [HOLDER]
 
@@ -348,24 +342,24 @@ def test_a_holder_with_a_child_workflow_is_resumed_by_redriving_the_parent_only(
     ],
 )
 def test_a_parent_past_its_redrive_period_is_not_taken_over_while_its_child_may_still_run(
-    ownership: ModuleType, record: ModuleType, child: Any, may_run_again: bool
+    ownership: ModuleType, layer: SimpleNamespace, child: Any, may_run_again: bool
 ) -> None:
     executions = {HOLDER: _ended("ABORTED", NOW)}
     if child is not None:
         executions[CHILD] = child
     sfn = FakeStepFunctions(executions, redrives={HOLDER: _not_redrivable()})
 
-    assert _checker(ownership, sfn).resume(_holder(record, HOLDER, CHILD)) is may_run_again
+    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER, CHILD)) is may_run_again
     assert sfn.redriven == [HOLDER]
 
 
-def test_a_holder_someone_else_redrove_counts_as_resumed(ownership: ModuleType, record: ModuleType) -> None:
+def test_a_holder_someone_else_redrove_counts_as_resumed(ownership: ModuleType, layer: SimpleNamespace) -> None:
     sfn = FakeStepFunctions({HOLDER: {"status": "RUNNING"}}, redrives={HOLDER: _not_redrivable()})
 
-    assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is True
+    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER)) is True
 
 
-def test_a_holder_past_its_redrive_period_is_not_resumed(ownership: ModuleType, record: ModuleType) -> None:
+def test_a_holder_past_its_redrive_period_is_not_resumed(ownership: ModuleType, layer: SimpleNamespace) -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)}, redrives={HOLDER: _not_redrivable()})
 
-    assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is False
+    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER)) is False

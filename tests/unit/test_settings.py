@@ -310,7 +310,8 @@ def test_a_scope_asked_of_something_not_a_state_machine_is_a_named_error(
 def test_the_sample_environment_for_local_invocations_gives_every_variable_the_settings_read(
     layer: SimpleNamespace, template: Template
 ) -> None:
-    # make invoke passes events/env.json to ``sam local invoke --env-vars``: each envelope function reads its settings on import.
+    # make invoke passes events/env.json to ``sam local invoke --env-vars``: each envelope function reads its
+    # settings on its first call.
     sample = json.loads((template.root / "events" / "env.json").read_text(encoding="utf-8"))["Parameters"]
 
     layer.settings.Settings.from_environment(sample)

@@ -29,9 +29,9 @@ def wakeup(layer: SimpleNamespace) -> ModuleType:
     return layer.wakeup  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def record(layer: SimpleNamespace) -> ModuleType:
-    return layer.record  # type: ignore[no-any-return]
+def _store(layer: SimpleNamespace, client: Any, table_name: str) -> Any:
+    """The layer's store of ``table_name`` (the wake-ups read and clear its waiter slots)."""
+    return layer.store.RecordStore(client, table_name, record_ttl_seconds=1_000, lease_seconds=100)
 
 
 def _error(code: str) -> ClientError:
@@ -72,17 +72,17 @@ class AlwaysFailing(FakeStepFunctions):
         return super().send_task_success(taskToken, output)
 
 
-def _write_slots(dynamodb: Any, record: ModuleType, tokens: dict[int, str]) -> None:
+def _write_slots(dynamodb: Any, layer: SimpleNamespace, tokens: dict[int, str]) -> None:
     """Waiter slots as ``register_waiter`` leaves them (slot number -> token), written in batches."""
-    tag = record.owner_tag(OWNER, RUN)
+    tag = layer.record.owner_tag(layer.record.Owner(OWNER, RUN))
     requests = [
         {
             "PutRequest": {
                 "Item": {
-                    "id": {"S": record.waiter_slot_id(KEY, tag, number)},
-                    record.TASK_TOKEN: {"S": token},
-                    record.WAITING_ON: {"S": OWNER},
-                    record.TTL: {"N": str(NOW + 1000)},
+                    "id": {"S": layer.waiter_slots.waiter_slot_id(KEY, tag, number)},
+                    layer.waiter_slots.TASK_TOKEN: {"S": token},
+                    layer.waiter_slots.WAITING_ON: {"S": OWNER},
+                    layer.record.TTL: {"N": str(NOW + 1000)},
                 }
             }
         }
@@ -92,9 +92,12 @@ def _write_slots(dynamodb: Any, record: ModuleType, tokens: dict[int, str]) -> N
         dynamodb.batch_write_item(RequestItems={TABLE: requests[start : start + 25]})
 
 
-def _saved(record: ModuleType, waiter_count: int, status: str = "SUCCESS") -> Any:
-    return record.SavedOutcome(
-        key=KEY, status=status, owner_tag=record.owner_tag(OWNER, RUN), waiter_count=waiter_count
+def _saved(layer: SimpleNamespace, waiter_count: int, status: str = "SUCCESS") -> Any:
+    return layer.record.SavedOutcome(
+        key=KEY,
+        status=status,
+        owner_tag=layer.record.owner_tag(layer.record.Owner(OWNER, RUN)),
+        waiter_count=waiter_count,
     )
 
 
@@ -106,12 +109,12 @@ MESSAGE = {"outcome": "COMPLETED", "key": KEY, "result": {"ok": "é"}}
 
 
 def test_every_waiters_token_receives_the_message_and_the_slots_are_cleared(
-    wakeup: ModuleType, record: ModuleType, dynamodb: Any
+    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any
 ) -> None:
-    _write_slots(dynamodb, record, {1: "token-1", 2: "token-2", 3: "token-3"})
+    _write_slots(dynamodb, layer, {1: "token-1", 2: "token-2", 3: "token-3"})
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 3), MESSAGE)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 3), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=3, gone=0, failed=0)
     assert sfn.sent == {f"token-{number}": MESSAGE for number in (1, 2, 3)}
@@ -119,35 +122,38 @@ def test_every_waiters_token_receives_the_message_and_the_slots_are_cleared(
 
 
 def test_a_record_without_waiters_costs_no_request(
-    wakeup: ModuleType, record: ModuleType, dynamodb: Any, dynamodb_calls: Any
+    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any, dynamodb_calls: Any
 ) -> None:
     sfn = FakeStepFunctions()
 
-    assert wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 0), MESSAGE) == wakeup.WakeUps()
+    assert wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 0), MESSAGE) == wakeup.WakeUps()
     assert dynamodb_calls == [] and sfn.attempts == Counter()
 
 
 def test_only_the_slots_of_the_saving_owners_run_are_read(
-    wakeup: ModuleType, record: ModuleType, dynamodb: Any
+    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any
 ) -> None:
-    _write_slots(dynamodb, record, {1: "token-1"})
-    other_run = record.SavedOutcome(
-        key=KEY, status="SUCCESS", owner_tag=record.owner_tag(OWNER, "another run"), waiter_count=1
+    _write_slots(dynamodb, layer, {1: "token-1"})
+    other_run = layer.record.SavedOutcome(
+        key=KEY,
+        status="SUCCESS",
+        owner_tag=layer.record.owner_tag(layer.record.Owner(OWNER, "another run")),
+        waiter_count=1,
     )
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, other_run, MESSAGE)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, other_run, MESSAGE)
 
     assert report == wakeup.WakeUps(failed=1)
     assert sfn.sent == {}
     assert len(_slots_left(dynamodb)) == 1  # another run's waiter is not woken, nor its slot cleared
 
 
-def test_a_throttled_token_is_sent_again(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
-    _write_slots(dynamodb, record, {1: "token-1", 2: "token-2"})
+def test_a_throttled_token_is_sent_again(wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any) -> None:
+    _write_slots(dynamodb, layer, {1: "token-1", 2: "token-2"})
     sfn = FakeStepFunctions(failures={"token-2": ["ThrottlingException", "ThrottlingException"]})
 
-    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 2), MESSAGE)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 2), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=2)
     assert sfn.attempts == Counter({"token-1": 1, "token-2": 3})
@@ -158,14 +164,14 @@ def test_a_throttled_token_is_sent_again(wakeup: ModuleType, record: ModuleType,
     "code", ["ThrottlingException", "AccessDeniedException"], ids=["throttled for good", "refused"]
 )
 def test_a_token_that_fails_for_good_is_counted_and_the_others_are_still_sent(
-    wakeup: ModuleType, record: ModuleType, dynamodb: Any, code: str
+    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any, code: str
 ) -> None:
-    _write_slots(dynamodb, record, {1: "token-1", 2: "token-2", 3: "token-3"})
+    _write_slots(dynamodb, layer, {1: "token-1", 2: "token-2", 3: "token-3"})
     sfn = AlwaysFailing("token-2", code)
     logged: list[str] = []
     logger = SimpleNamespace(warning=lambda message, **_: logged.append(message))
 
-    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 3), MESSAGE, logger)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 3), MESSAGE, logger)
 
     assert report == wakeup.WakeUps(woken=2, failed=1)
     assert set(sfn.sent) == {"token-1", "token-3"}
@@ -175,12 +181,12 @@ def test_a_token_that_fails_for_good_is_counted_and_the_others_are_still_sent(
 
 @pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"])
 def test_a_waiter_no_longer_waiting_counts_as_gone(
-    wakeup: ModuleType, record: ModuleType, dynamodb: Any, code: str
+    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any, code: str
 ) -> None:
-    _write_slots(dynamodb, record, {1: "token-1", 2: "token-2"})
+    _write_slots(dynamodb, layer, {1: "token-1", 2: "token-2"})
     sfn = AlwaysFailing("token-1", code)
 
-    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 2), MESSAGE)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 2), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=1, gone=1)
     assert sfn.attempts["token-1"] == 1
@@ -188,17 +194,17 @@ def test_a_waiter_no_longer_waiting_counts_as_gone(
 
 
 def test_a_slot_counted_but_never_written_is_read_again_briefly_then_counted_failed(
-    wakeup: ModuleType, record: ModuleType, dynamodb: Any, dynamodb_calls: Any
+    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any, dynamodb_calls: Any
 ) -> None:
-    _write_slots(dynamodb, record, {1: "token-1", 3: "token-3"})  # waiter 2 took its number and crashed
+    _write_slots(dynamodb, layer, {1: "token-1", 3: "token-3"})  # waiter 2 took its number and crashed
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 3), MESSAGE)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 3), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=2, failed=1)
     reads = [params for name, params in dynamodb_calls if name == "BatchGetItem"]
     assert len(reads) == 4  # one read, then three more of the missing slot only
-    missing = record.waiter_slot_id(KEY, record.owner_tag(OWNER, RUN), 2)
+    missing = layer.waiter_slots.waiter_slot_id(KEY, layer.record.owner_tag(layer.record.Owner(OWNER, RUN)), 2)
     assert all(
         request[TABLE]["Keys"] == [{"id": {"S": missing}}]
         for request in (params["RequestItems"] for params in reads[1:])
@@ -207,31 +213,31 @@ def test_a_slot_counted_but_never_written_is_read_again_briefly_then_counted_fai
 
 
 def test_a_slot_written_just_after_the_save_read_it_is_still_woken(
-    wakeup: ModuleType, record: ModuleType, dynamodb: Any
+    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any
 ) -> None:
-    _write_slots(dynamodb, record, {1: "token-1"})
+    _write_slots(dynamodb, layer, {1: "token-1"})
     writes_late: list[bool] = []
 
     def waiter_2_writes_its_slot(**_: Any) -> None:
         if not writes_late:
             writes_late.append(True)
-            _write_slots(dynamodb, record, {2: "token-2"})
+            _write_slots(dynamodb, layer, {2: "token-2"})
 
     dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", waiter_2_writes_its_slot)
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 2), MESSAGE)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 2), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=2)
     assert set(sfn.sent) == {"token-1", "token-2"}
 
 
 def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(
-    wakeup: ModuleType, record: ModuleType, dynamodb: Any
+    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any
 ) -> None:
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(dynamodb, sfn, "no-such-table", _saved(record, 4), MESSAGE)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, "no-such-table"), sfn, _saved(layer, 4), MESSAGE)
 
     assert report == wakeup.WakeUps(failed=4)
     assert sfn.attempts == Counter()
@@ -243,7 +249,7 @@ def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(
     ids=["under 256 KiB in UTF-8", "over 256 KiB in UTF-8 though under in characters"],
 )
 def test_a_message_over_256_kib_in_utf8_becomes_record_changed(
-    wakeup: ModuleType, characters: int, replaced: bool
+    wakeup: ModuleType, layer: SimpleNamespace, characters: int, replaced: bool
 ) -> None:
     message = {"outcome": "COMPLETED", "key": KEY, "result": "é" * characters}  # two bytes each in UTF-8
     sfn = FakeStepFunctions()
@@ -251,7 +257,9 @@ def test_a_message_over_256_kib_in_utf8_becomes_record_changed(
     report = wakeup.send_to_tokens(sfn, ["token-1"], message)
 
     assert report == wakeup.WakeUps(woken=1)
-    assert sfn.sent["token-1"] == ({"outcome": wakeup.RECORD_CHANGED, "key": KEY} if replaced else message)
+    assert sfn.sent["token-1"] == (
+        {"outcome": layer.vocabulary.Outcome.RECORD_CHANGED, "key": KEY} if replaced else message
+    )
 
 
 class ConcurrencyProbe(FakeStepFunctions):
@@ -279,12 +287,12 @@ class ConcurrencyProbe(FakeStepFunctions):
                 self.in_flight -= 1
 
 
-def test_five_hundred_tokens_are_sent_concurrently(wakeup: ModuleType, record: ModuleType, dynamodb: Any) -> None:
+def test_five_hundred_tokens_are_sent_concurrently(wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any) -> None:
     tokens = {number: f"token-{number}" for number in range(1, 501)}
-    _write_slots(dynamodb, record, tokens)
+    _write_slots(dynamodb, layer, tokens)
     sfn = ConcurrencyProbe()
 
-    report = wakeup.wake_waiters(dynamodb, sfn, TABLE, _saved(record, 500), MESSAGE)
+    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 500), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=500)
     assert set(sfn.sent) == set(tokens.values())
@@ -303,8 +311,8 @@ def test_five_hundred_tokens_are_sent_concurrently(wakeup: ModuleType, record: M
     ],
 )
 def test_the_message_tells_the_waiters_the_result_or_to_look_again(
-    wakeup: ModuleType, record: ModuleType, status: str, expected: dict[str, Any]
+    wakeup: ModuleType, layer: SimpleNamespace, status: str, expected: dict[str, Any]
 ) -> None:
-    saved = _saved(record, 1, status)
+    saved = _saved(layer, 1, status)
 
     assert wakeup.wake_up_message(saved, result={"a": 1}) == expected

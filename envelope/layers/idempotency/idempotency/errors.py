@@ -63,7 +63,7 @@ class IdempotencyResultTooLargeError(IdempotencyError):
 
 
 class IdempotencyKeyOverrideNotAllowedError(IdempotencyError):
-    """The input sets ``idempotencyKeyJmespath`` but the deployment keys requests itself (``AllowKeyOverride`` is false).
+    """The input sets ``idempotencyKeyJmespath``, but the deployment keys requests itself (``AllowKeyOverride=false``).
 
     Bad input like the others: nothing is written. Remove the field from the input, or deploy with
     ``AllowKeyOverride=true``.

@@ -3,7 +3,7 @@
 A Standard execution costs state transitions even on a hit. The front door identifies a request
 exactly as the take does (``key.identify``: key expression, override rules, scope, payload
 validation) and reads its record once, strongly consistent, with the take's own reading
-(``record.stored_result``: TTL, payload validation, states). A live SUCCESS record answers with its
+(``take.stored_result``: TTL, payload validation, states). A live SUCCESS record answers with its
 stored result; anything else (absent, expired, FAILED, IN_PROGRESS) starts one execution of the
 envelope with the input and returns its ARN at once: the envelope then does what it always does,
 waiting for a running owner included. The envelope stays the only writer of records, so every
@@ -22,24 +22,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from idempotency.key import DEFAULT_RULES, KeyRules, identify
-from idempotency.record import stored_result
 from idempotency.settings import Settings, record_scope
+from idempotency.store import RecordStore
+from idempotency.take import stored_result
+from idempotency.vocabulary import Outcome
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
-# What the front door answered: the stored result, or the execution it started.
-COMPLETED = "COMPLETED"
-STARTED = "STARTED"
+# The front door function's variable that names the envelope's state machine (the template sets it).
+WORKFLOW_ARN_VARIABLE = "IDEMPOTENT_WORKFLOW_ARN"
 
 
 @dataclass(frozen=True)
 class FrontDoorConfig:
-    """Where a request's record is and how it is identified: the envelope's state machine, its table and key rules."""
+    """How a request is identified and what it starts: the envelope's state machine and its key rules."""
 
     state_machine_arn: str
-    table_name: str
     key_rules: KeyRules = DEFAULT_RULES
     # IdempotencyScope; "" means the state machine's own name, as in the envelope.
     scope: str = ""
@@ -47,28 +46,28 @@ class FrontDoorConfig:
     @classmethod
     def of(cls, settings: Settings, state_machine_arn: str) -> FrontDoorConfig:
         """The front door of the envelope ``state_machine_arn`` deployed with ``settings``."""
-        return cls(state_machine_arn, settings.table_name, settings.key_rules, settings.scope)
+        return cls(state_machine_arn, settings.key_rules, settings.scope)
 
 
 @dataclass(frozen=True)
 class FrontDoorAnswer:
     """The stored result (``COMPLETED``), or the ARN of the execution just started (``STARTED``)."""
 
-    outcome: str
+    outcome: Outcome
     key: str
     result: Any = None
     execution_arn: str | None = None
 
     def as_output(self) -> dict[str, Any]:
-        if self.outcome == COMPLETED:
-            return {"outcome": COMPLETED, "key": self.key, "result": self.result}
-        return {"outcome": STARTED, "key": self.key, "executionArn": self.execution_arn}
+        if self.outcome == Outcome.COMPLETED:
+            return {"outcome": Outcome.COMPLETED, "key": self.key, "result": self.result}
+        return {"outcome": Outcome.STARTED, "key": self.key, "executionArn": self.execution_arn}
 
 
 def result_or_start(
     execution_input: Any,
     config: FrontDoorConfig,
-    dynamodb: DynamoDBClient,
+    records: RecordStore,
     stepfunctions: Callable[[], SFNClient],
     now: int,
 ) -> FrontDoorAnswer:
@@ -83,10 +82,10 @@ def result_or_start(
     known state.
     """
     identity = identify(execution_input, record_scope(config.scope, config.state_machine_arn), config.key_rules)
-    stored = stored_result(dynamodb, config.table_name, identity.key, now, identity.payload_hash)
+    stored = stored_result(records, identity.key, now, identity.payload_hash)
     if stored is not None:
-        return FrontDoorAnswer(COMPLETED, identity.key, result=stored.result)
+        return FrontDoorAnswer(Outcome.COMPLETED, identity.key, result=stored.result)
     started = stepfunctions().start_execution(
         stateMachineArn=config.state_machine_arn, input=json.dumps(execution_input, ensure_ascii=False)
     )
-    return FrontDoorAnswer(STARTED, identity.key, execution_arn=started["executionArn"])
+    return FrontDoorAnswer(Outcome.STARTED, identity.key, execution_arn=started["executionArn"])

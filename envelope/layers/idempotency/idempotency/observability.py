@@ -7,21 +7,21 @@ Namespace and service come from ``POWERTOOLS_METRICS_NAMESPACE`` and ``POWERTOOL
 from __future__ import annotations
 
 from idempotency.errors import IdempotencyPayloadMismatchError, IdempotencyWaitTimeoutError
-from idempotency.record import ACQUIRED, BUSY, COMPLETED, FAILED, FAILED_OUTCOME, SUCCESS
+from idempotency.vocabulary import Outcome, Status
 
 # What the take function found, per look at the record.
-METRIC_FOR_OUTCOME = {
-    ACQUIRED: "FreshRuns",  # the steps run
-    COMPLETED: "Hits",  # a stored result returned
-    BUSY: "LockContention",  # another execution holds the record
-    FAILED_OUTCOME: "WaiterFailedWithOwner",  # WaitersOnFailure=Fail
+METRIC_FOR_OUTCOME: dict[str, str] = {
+    Outcome.ACQUIRED: "FreshRuns",  # the steps run
+    Outcome.COMPLETED: "Hits",  # a stored result returned
+    Outcome.BUSY: "LockContention",  # another execution holds the record
+    Outcome.FAILED: "WaiterFailedWithOwner",  # WaitersOnFailure=Fail
 }
 WAIT_TIMEOUTS = "WaitTimeouts"
 REJECTED_INPUTS = "RejectedInputs"  # bad input (or a record edited by hand): a named IdempotencyError
 PAYLOAD_MISMATCHES = "PayloadMismatches"  # a repeat of a key with another payload (payload validation)
 TAKEOVERS = "Takeovers"  # a record taken from a holder that could no longer act
 # What the save function stored, and how many waiters it woke.
-METRIC_FOR_SAVED_STATUS = {SUCCESS: "StepsSucceeded", FAILED: "StepsFailed"}
+METRIC_FOR_SAVED_STATUS: dict[str, str] = {Status.SUCCESS: "StepsSucceeded", Status.FAILED: "StepsFailed"}
 WAITERS_WOKEN = "WaitersWoken"
 WAKE_UPS_FAILED = "WakeUpsFailed"  # waiters not woken (they look again on their own)
 RESULTS_TOO_LARGE = "ResultsTooLarge"

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from idempotency.errors import IdempotencyConfigurationError
 from idempotency.record import Holder, Liveness
-from idempotency.settings import EXPRESS
+from idempotency.vocabulary import WorkflowType
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
@@ -40,7 +40,7 @@ _NOT_REDRIVABLE = "ExecutionNotRedrivable"
 
 
 class LivenessChecker:
-    """Answers ``record.LivenessCheck`` with ``DescribeExecution`` calls; the client is made on first use.
+    """Answers ``take.LivenessCheck`` with ``DescribeExecution`` calls; the client is made on first use.
 
     Any passing doubt (a throttled or failed call) counts as "can still act": a live owner's
     record must never be taken, and the next look asks again. An execution Step Functions will
@@ -80,7 +80,7 @@ class LivenessChecker:
         return Liveness(can_act=False, free_at=max(stops, default=0) + self.longest_call_seconds, redrivable=redrivable)
 
     def resume(self, holder: Holder) -> bool:
-        """Redrive an ended holder (``record.ResumeHolder``).
+        """Redrive an ended holder (``take.ResumeHolder``).
 
         True when the holder runs again, by this redrive or another one; False when Step Functions
         will never run it again, and then its record may be taken over. A doubt counts as running.
@@ -118,7 +118,7 @@ class LivenessChecker:
         return description["status"] in RUNNING or description.get("redriveStatus") == REDRIVABLE
 
     def runs(self, execution_arn: str) -> bool:
-        """Whether the execution still runs (``record.RunningCheck``); a doubt, or no answer, counts as running."""
+        """Whether the execution still runs (``take.RunningCheck``); a doubt, or no answer, counts as running."""
         if self._client is None:
             self._client = self._make_client()
         self.checks += 1
@@ -147,11 +147,12 @@ class LivenessChecker:
             described = self._client.describe_state_machine(stateMachineArn=state_machine_arn)
         except (ClientError, BotoCoreError):
             return
-        if described.get("type") == EXPRESS:
+        if described.get("type") == WorkflowType.EXPRESS:
             raise IdempotencyConfigurationError(
-                f"WorkflowArn {state_machine_arn} is an Express state machine: Step Functions can neither describe nor stop "
-                "an Express execution, so the envelope could not tell when a child left running by a stopped envelope ends, "
-                "nor continue it on a redrive. Wrap a Standard state machine (it may itself call Express workflows)."
+                f"WorkflowArn {state_machine_arn} is an Express state machine: Step Functions can neither describe "
+                "nor stop an Express execution, so the envelope could not tell when a child left running by a stopped "
+                "envelope ends, nor continue it on a redrive. Wrap a Standard state machine (it may itself call "
+                "Express workflows)."
             )
         self._standard_children.add(state_machine_arn)
 

@@ -14,20 +14,9 @@ from botocore.config import Config
 
 from idempotency.errors import IdempotencyConfigurationError
 from idempotency.key import KeyRules, check_scope
+from idempotency.vocabulary import FailurePolicy, WaitMode, WorkflowType
 
-# Waiters' policy when the execution they waited for failed (template parameter WaitersOnFailure).
-TAKE_OVER = "TakeOver"  # one waiter takes the record and runs the steps again; the others keep waiting
-FAIL = "Fail"  # every waiter fails with the error the owner failed with
-WAITER_FAILURE_POLICIES = (TAKE_OVER, FAIL)
-
-# Workflow types (template parameter WorkflowType). Express workflows cannot wait for task tokens
-# (waiters poll instead), last at most five minutes, and send no status-change events.
-STANDARD = "STANDARD"
-EXPRESS = "EXPRESS"
 EXPRESS_MAX_DURATION_SECONDS = 300
-# How a BUSY execution waits: for the owner's wake-up, or by polling.
-WAIT_FOR_TASK_TOKEN = "TASK_TOKEN"
-WAIT_BY_POLLING = "POLLING"
 
 # A waiter is woken by the owner's task token; it also looks again on its own, in case a wake-up
 # was lost. Those looks back off exponentially from the poll interval up to this cap, so a long
@@ -46,8 +35,9 @@ class Settings:
     lease_seconds: int
     poll_interval_seconds: int
     wait_timeout_seconds: int
-    waiter_failure_policy: str
-    workflow_type: str
+    # Given as the parameters' text, made the members once checked.
+    waiter_failure_policy: FailurePolicy | str
+    workflow_type: WorkflowType | str
     execution_timeout_seconds: int
     # The longest one call the steps make can run (a Lambda function's Timeout): an owner that
     # stopped frees its key only this long after it stopped, since its calls in flight run on.
@@ -59,13 +49,16 @@ class Settings:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.waiter_failure_policy not in WAITER_FAILURE_POLICIES:
+        if self.waiter_failure_policy not in tuple(FailurePolicy):
             problems.append(
-                f"WaitersOnFailure must be one of {', '.join(WAITER_FAILURE_POLICIES)}, got {self.waiter_failure_policy!r}"
+                f"WaitersOnFailure must be one of {', '.join(FailurePolicy)}, got {str(self.waiter_failure_policy)!r}"
             )
-        if self.workflow_type not in (STANDARD, EXPRESS):
-            problems.append(f"WorkflowType must be {STANDARD} or {EXPRESS}, got {self.workflow_type!r}")
-        if self.workflow_type == EXPRESS and self.execution_timeout_seconds > EXPRESS_MAX_DURATION_SECONDS:
+        if self.workflow_type not in tuple(WorkflowType):
+            problems.append(
+                f"WorkflowType must be {WorkflowType.STANDARD} or {WorkflowType.EXPRESS}, "
+                f"got {str(self.workflow_type)!r}"
+            )
+        if self.workflow_type == WorkflowType.EXPRESS and self.execution_timeout_seconds > EXPRESS_MAX_DURATION_SECONDS:
             problems.append(
                 f"ExecutionTimeoutSeconds={self.execution_timeout_seconds} but an Express workflow lasts at most "
                 f"{EXPRESS_MAX_DURATION_SECONDS} s"
@@ -75,34 +68,41 @@ class Settings:
         owner_lifetime = self.execution_timeout_seconds + self.longest_call_seconds
         if self.record_ttl_seconds <= owner_lifetime:
             problems.append(
-                f"RecordTtlSeconds={self.record_ttl_seconds} must be longer than ExecutionTimeoutSeconds + LongestCallSeconds "
-                f"({owner_lifetime}): the record of an owner still at work would expire and be taken by a duplicate"
+                f"RecordTtlSeconds={self.record_ttl_seconds} must be longer than "
+                f"ExecutionTimeoutSeconds + LongestCallSeconds ({owner_lifetime}): the record of an owner still at "
+                "work would expire and be taken by a duplicate"
             )
-        if self.workflow_type == EXPRESS and self.lease_seconds < owner_lifetime:
+        if self.workflow_type == WorkflowType.EXPRESS and self.lease_seconds < owner_lifetime:
             problems.append(
                 f"LockLeaseSeconds={self.lease_seconds} must be at least ExecutionTimeoutSeconds + LongestCallSeconds "
-                f"({owner_lifetime}) for an Express workflow: Step Functions cannot tell whether an Express owner still "
-                "runs, so its lease alone must outlive it"
+                f"({owner_lifetime}) for an Express workflow: Step Functions cannot tell whether an Express owner "
+                "still runs, so its lease alone must outlive it"
             )
         if self.wait_timeout_seconds >= self.execution_timeout_seconds:
             problems.append(
                 f"WaitTimeoutSeconds={self.wait_timeout_seconds} must be shorter than "
-                f"ExecutionTimeoutSeconds={self.execution_timeout_seconds}, or waiters time out instead of failing with a named error"
+                f"ExecutionTimeoutSeconds={self.execution_timeout_seconds}, or waiters time out instead of failing "
+                "with a named error"
             )
         if self.scope:
             check_scope(self.scope)
         if problems:
             raise IdempotencyConfigurationError("; ".join(problems) + ".")
+        object.__setattr__(self, "waiter_failure_policy", FailurePolicy(self.waiter_failure_policy))
+        object.__setattr__(self, "workflow_type", WorkflowType(self.workflow_type))
 
     @property
-    def wait_by(self) -> str:
+    def wait_by(self) -> WaitMode:
         """How a BUSY execution waits: Express workflows cannot use task tokens, so they poll."""
-        return WAIT_BY_POLLING if self.workflow_type == EXPRESS else WAIT_FOR_TASK_TOKEN
+        return WaitMode.POLLING if self.workflow_type == WorkflowType.EXPRESS else WaitMode.TASK_TOKEN
 
     @property
     def checks_liveness(self) -> bool:
-        """Whether an expired lease is checked with Step Functions before it is taken over (Express executions cannot be described)."""
-        return self.workflow_type == STANDARD
+        """Whether an expired lease is checked with Step Functions before it is taken over.
+
+        Express executions cannot be described: their lease alone decides.
+        """
+        return self.workflow_type == WorkflowType.STANDARD
 
     def recheck_after(self, rechecks: int, waited_seconds: int, due_in: int | None = None) -> int:
         """Seconds a waiter waits for a wake-up before its next own look, or 0 when its wait is used up.

@@ -1,7 +1,7 @@
 """Waking the executions that wait for a record's owner.
 
 A waiter's Task state (``lambda:invoke.waitForTaskToken``) leaves its task token in a waiter slot
-(``record.register_waiter``). Whoever changes the record next sends each token a message with
+(``waiter_slots.register_waiter``). Whoever changes the record next sends each token a message with
 ``SendTaskSuccess``: the owner when it saves, the release function when the owner ended early.
 The waiter returns a ``COMPLETED`` message as its own output and looks at the record again for
 anything else. The tokens are sent concurrently, so hundreds of waiters are woken in about the
@@ -21,16 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from idempotency.record import COMPLETED, FAILED, SUCCESS, SavedOutcome, clear_waiter_slots, waiter_tokens
+from idempotency.record import SavedOutcome
+from idempotency.store import RecordStore
+from idempotency.vocabulary import Outcome, Status
+from idempotency.waiter_slots import clear_waiter_slots, waiter_tokens
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_stepfunctions.client import SFNClient
-
-# Outcomes a waiter can be woken with besides COMPLETED (which carries the result).
-OWNER_FAILED = FAILED
-RELEASED = "RELEASED"
-RECORD_CHANGED = "RECORD_CHANGED"
 
 # Errors SendTaskSuccess returns for a waiter that is no longer waiting on that token.
 _GONE = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
@@ -59,32 +56,27 @@ def wake_up_message(saved: SavedOutcome, result: Any = None) -> dict[str, Any]:
     again, and its next look carries this message beside the execution input, where a cause of up
     to 32,768 characters could push the state past Step Functions' 256 KiB.
     """
-    if saved.status == SUCCESS:
-        return {"outcome": COMPLETED, "key": saved.key, "result": result}
-    if saved.status == FAILED:
-        return {"outcome": OWNER_FAILED, "key": saved.key}
-    return {"outcome": RELEASED, "key": saved.key}
+    if saved.status == Status.SUCCESS:
+        return {"outcome": Outcome.COMPLETED, "key": saved.key, "result": result}
+    if saved.status == Status.FAILED:
+        return {"outcome": Outcome.FAILED, "key": saved.key}
+    return {"outcome": Outcome.RELEASED, "key": saved.key}
 
 
 def wake_waiters(
-    dynamodb: DynamoDBClient,
-    sfn: SFNClient,
-    table_name: str,
-    saved: SavedOutcome,
-    message: dict[str, Any],
-    logger: Any = None,
+    store: RecordStore, sfn: SFNClient, saved: SavedOutcome, message: dict[str, Any], logger: Any = None
 ) -> WakeUps:
     """Send ``message`` to every waiter of ``saved``, concurrently, then clear their slots. Never raises."""
     if saved.waiter_count == 0:
         return WakeUps()
     try:
-        tokens = waiter_tokens(dynamodb, table_name, saved)
+        tokens = waiter_tokens(store, saved)
     except (ClientError, BotoCoreError) as error:
         _log(logger, "Waiter slots could not be read: the waiters will look again on their own", error)
         return WakeUps(failed=saved.waiter_count)
     report = send_to_tokens(sfn, list(tokens.values()), message, logger)
     try:
-        clear_waiter_slots(dynamodb, table_name, list(tokens))
+        clear_waiter_slots(store, list(tokens))
     except (ClientError, BotoCoreError) as error:  # they expire with the record's ttl
         _log(logger, "Waiter slots could not be cleared", error)
     missing = saved.waiter_count - len(tokens)
@@ -95,7 +87,7 @@ def send_to_tokens(sfn: SFNClient, tokens: list[str], message: dict[str, Any], l
     """``SendTaskSuccess`` of ``message`` to each token, concurrently; each failure is counted, none raised."""
     output = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
     if len(output.encode("utf-8")) > MAX_MESSAGE_BYTES:
-        output = json.dumps({"outcome": RECORD_CHANGED, "key": message.get("key")})
+        output = json.dumps({"outcome": Outcome.RECORD_CHANGED, "key": message.get("key")})
     if not tokens:
         return WakeUps()
     with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_SENDS, len(tokens))) as pool:
