@@ -1,14 +1,15 @@
-"""Fixtures for the unit tests: the layer's and the functions' modules, loaded as Lambda loads them.
+"""Fixtures for the unit tests: the template, moto's DynamoDB, and the functions' modules loaded as Lambda loads them.
 
-This is the one place that knows where the code under test lives (through ``template.yaml``): a
-module that moves changes this file, not the tests.
+The layer needs no fixture: the tests import it by name (``from idempotency import record``), as
+its functions do, from the folder pytest's ``pythonpath`` holds. A function's module is found
+through ``template.yaml`` here, so a function that moves changes this file, not the tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -19,30 +20,8 @@ from emulator.adapters import LambdaContext, load_module
 from emulator.stack import QUIET_FUNCTIONS
 from tools.template import Resolver, Template
 
-LAYER_TYPE = "AWS::Serverless::LayerVersion"
 # The table the ``dynamodb`` fixture creates, and the name the template environment gives it.
 RECORDS_TABLE = "records"
-# The layer's modules the unit tests use.
-LAYER_MODULES = (
-    "errors",
-    "vocabulary",
-    "canonical",
-    "expressions",
-    "key",
-    "limits",
-    "settings",
-    "record",
-    "decision",
-    "store",
-    "take",
-    "ending",
-    "waiter_slots",
-    "ownership",
-    "wakeup",
-    "front_door",
-    "observability",
-    "deployment",
-)
 
 FunctionLoader = Callable[..., ModuleType]
 
@@ -62,23 +41,6 @@ def template_environment(template: Template) -> dict[str, str]:
     resolver = Resolver(parameters=template.parameter_values(), pseudo={}, refs={"IdempotencyTable": RECORDS_TABLE})
     variables = template.body["Globals"]["Function"]["Environment"]["Variables"]
     return {name: str(value) for name, value in resolver.resolve(variables).items()}
-
-
-@pytest.fixture(scope="session")
-def layer(template: Template, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """The idempotency layer's modules (``layer.key``, ``layer.errors``, ``layer.record``, ... see ``LAYER_MODULES``).
-
-    ``load_module`` imports each call afresh, so two calls would give two different
-    ``IdempotencyError`` classes. A one-line module imports them all in one call instead, so the
-    error a function of ``key`` raises is an instance of the classes in ``layer.errors``.
-    """
-    (layer_resource,) = template.resources_of_type(LAYER_TYPE).values()
-    content = template.root / layer_resource["Properties"]["ContentUri"]
-    (package,) = (path.name for path in content.iterdir() if (path / "__init__.py").exists())
-    importer = tmp_path_factory.mktemp("layer_importer")
-    (importer / "layer_modules.py").write_text(f"from {package} import {', '.join(LAYER_MODULES)}\n", encoding="utf-8")
-    modules = load_module([importer, content], "layer_modules")
-    return SimpleNamespace(**{name: getattr(modules, name) for name in LAYER_MODULES})
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ INPUT = {"orderId": "1", "amount": 5}
 
 
 class RecordingStepFunctions:
-    """Step Functions for the functions: ``SendTaskSuccess`` recorded (``gone`` tokens answer TaskTimedOut), the rest moto's."""
+    """Step Functions for the functions: ``SendTaskSuccess`` recorded (``gone`` tokens answer TaskTimedOut), the rest
+    moto's."""
 
     def __init__(self, gone: frozenset[str] = frozenset(), history: list[dict[str, Any]] | None = None) -> None:
         self.sent: list[tuple[str, Any]] = []
@@ -40,7 +41,8 @@ class RecordingStepFunctions:
 
     def get_paginator(self, operation: str) -> Any:
         if operation != "get_execution_history" or self._history is None:
-            return self._moto.get_paginator(operation)
+            # Any operation the functions page through, named at run time: the stubs type literal names only.
+            return self._moto.get_paginator(operation)  # type: ignore[call-overload]
         pages = [{"events": list(reversed(self._history))}]
         return type("Pages", (), {"paginate": lambda _self, **_: iter(pages)})()
 
@@ -55,7 +57,8 @@ class RecordingStepFunctions:
 
 
 class Envelope:
-    """The four functions' modules, a moto state machine to start executions of, and helpers that call them as the ASL does."""
+    """The four functions' modules, a moto state machine to start executions of, and helpers that call them as the ASL
+    does."""
 
     def __init__(self, modules: dict[str, ModuleType]) -> None:
         self.take, self.wait, self.save, self.release = (
@@ -73,7 +76,7 @@ class Envelope:
     def start(self, name: str, payload: Any = INPUT) -> str:
         return self.sfn.start_execution(stateMachineArn=self.machine, name=name, input=json.dumps(payload))[
             "executionArn"
-        ]  # type: ignore[no-any-return]
+        ]
 
     @staticmethod
     def deployment(function: ModuleType, settings: Any = None, sfn: Any = None) -> Any:
@@ -105,7 +108,7 @@ class Envelope:
             "runId": f"run-of-{execution[-8:]}",
             **event,
         }
-        return self.take.look_and_take(event, self.deployment(self.take, config), now).output  # type: ignore[no-any-return]
+        return self.take.look_and_take(event, self.deployment(self.take, config), now).output
 
     def register(
         self, busy: dict[str, Any], waiter: str, token: str, sfn: Any = None, now: int = NOW
@@ -118,7 +121,7 @@ class Envelope:
             "executionId": waiter,
         }
         deployment = self.deployment(self.wait, sfn=sfn or RecordingStepFunctions())
-        return self.wait.wait_for_owner(event, deployment, now=now)  # type: ignore[no-any-return]
+        return self.wait.wait_for_owner(event, deployment, now=now)
 
     def store(self, taken: dict[str, Any], owner: str, sfn: Any, **outcome: Any) -> dict[str, Any]:
         """What "Save the outcome" gets back; it fails, as the function does, with a result too large to keep."""
@@ -126,13 +129,13 @@ class Envelope:
         answer = self.save.save_and_wake(event, self.deployment(self.save, sfn=sfn), now=int(time.time()))
         if answer.too_large is not None:
             raise answer.too_large
-        return answer.output  # type: ignore[no-any-return]
+        return answer.output
 
     def release_ended(self, detail: dict[str, Any], sfn: Any = None, now: int | None = None) -> dict[str, Any]:
         """What the release function answers to the status-change ``detail``."""
         deployment = self.deployment(self.release, sfn=sfn or RecordingStepFunctions())
         answer = self.release.release_abandoned_record(detail, deployment, int(time.time()) if now is None else now)
-        return answer.output  # type: ignore[no-any-return]
+        return answer.output
 
     @property
     def dynamodb(self) -> Any:
@@ -190,7 +193,8 @@ def test_the_first_execution_takes_the_record_and_a_repeat_gets_its_stored_resul
     assert saved == {"status": "SUCCESS", "wokenWaiters": 0, "wakeUpsFailed": 0}
     assert repeat["outcome"] == "COMPLETED" and repeat["key"] == taken["key"]
     assert repeat["result"] == {"receipt": "Zoë", "n": [1, 2]}
-    assert envelope.item(taken["key"])["executionresult"] == {"S": '{"receipt":"Zoë","n":[1,2]}'}  # type: ignore[index]
+    stored = envelope.item(taken["key"])
+    assert stored is not None and stored["executionresult"] == {"S": '{"receipt":"Zoë","n":[1,2]}'}
 
 
 def test_a_repeat_whose_validated_payload_differs_fails_with_a_named_error_and_changes_nothing(
@@ -428,7 +432,7 @@ def _stopped(envelope: Envelope, execution: str) -> dict[str, Any]:
     }
 
 
-def test_the_release_cuts_the_lease_of_the_stopped_owner_wakes_its_waiters_and_lets_a_waiter_take_over_once_its_calls_ended(
+def test_the_release_cuts_the_stopped_owners_lease_wakes_its_waiters_and_lets_a_waiter_take_over_once_its_calls_ended(
     envelope: Envelope,
 ) -> None:
     owner = envelope.start("owner")

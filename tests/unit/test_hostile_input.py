@@ -23,17 +23,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from emulator.adapters import LambdaContext
+from idempotency import canonical, errors, key
+from idempotency.expressions import MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_STEPS, expression_depth
+from idempotency.front_door import FrontDoorConfig, result_or_start
+from idempotency.store import RecordStore
 from tests.unit.conftest import RECORDS_TABLE
 from tests.unit.test_envelope_handlers import START, Envelope, load_envelope
-from tests.unit.test_front_door import RecordingStepFunctions
+from tests.unit.test_front_door import RecordingStepFunctions, as_step_functions
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 FIELD = "idempotencyKeyJmespath"
 CONTRACT = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text(encoding="utf-8")
@@ -252,9 +258,9 @@ def assert_named(error: BaseException) -> None:
     assert len(str(error)) < 2000  # an error repeats only an excerpt of a long expression
 
 
-def identify_or_error(layer: SimpleNamespace, execution_input: Any, rules: Any) -> Any:
+def identify_or_error(execution_input: Any, rules: Any) -> Any:
     try:
-        identity = layer.key.identify(execution_input, SCOPE, rules)
+        identity = key.identify(execution_input, SCOPE, rules)
     except Exception as error:
         assert_named(error)
         return error
@@ -266,7 +272,7 @@ def identify_or_error(layer: SimpleNamespace, execution_input: Any, rules: Any) 
 @contextmanager
 def frames_left(count: int) -> Iterator[None]:
     """Python's recursion limit set ``count`` frames above the caller's: what a Lambda handler leaves the key."""
-    depth, frame = 0, sys._getframe()
+    depth, frame = 0, cast("FrameType | None", sys._getframe())
     while frame is not None:
         depth, frame = depth + 1, frame.f_back
     limit = sys.getrecursionlimit()
@@ -291,11 +297,11 @@ def record_ids(envelope: Envelope) -> set[str]:
 
 
 # --------------------------------------------------------------------------- the key computation
-def _rules(layer: SimpleNamespace) -> list[Any]:
+def _rules() -> list[Any]:
     return [
-        layer.key.KeyRules(),
-        layer.key.KeyRules(validation_expression="@"),
-        layer.key.KeyRules(key_expression="nested", validation_expression="[top, a]"),
+        key.KeyRules(),
+        key.KeyRules(validation_expression="@"),
+        key.KeyRules(key_expression="nested", validation_expression="[top, a]"),
     ]
 
 
@@ -303,25 +309,26 @@ def _rules(layer: SimpleNamespace) -> list[Any]:
 @given(execution_input=inputs)
 @example(execution_input={"a": [1, 2], FIELD: "a[::0]"})
 @example(execution_input={"top": "level", "nested": {"key1": "v1", "key2": "v2"}, FIELD: "[nested.key1, nested.key2]"})
-def test_any_input_gets_a_key_or_a_named_error(layer: SimpleNamespace, execution_input: Any) -> None:
-    for rules in _rules(layer):
-        identify_or_error(layer, execution_input, rules)
+def test_any_input_gets_a_key_or_a_named_error(execution_input: Any) -> None:
+    for rules in _rules():
+        identify_or_error(execution_input, rules)
 
 
 @FAST
 @given(expression=expressions, execution_inputs=st.lists(inputs, min_size=1, max_size=3))
 def test_any_deployment_expression_is_refused_at_cold_start_or_keys_every_input_or_names_its_error(
-    layer: SimpleNamespace, expression: str, execution_inputs: list[Any]
+    expression: str, execution_inputs: list[Any]
 ) -> None:
     for argument in ("key_expression", "validation_expression"):
         try:
-            rules = layer.key.KeyRules(**{argument: expression})
+            arguments: dict[str, Any] = {argument: expression}
+            rules = key.KeyRules(**arguments)
         except Exception as refused:
-            assert type(refused) is layer.errors.IdempotencyConfigurationError, type(refused).__name__
+            assert type(refused) is errors.IdempotencyConfigurationError, type(refused).__name__
             assert_named(refused)
             continue
         for execution_input in execution_inputs:
-            identify_or_error(layer, execution_input, rules)
+            identify_or_error(execution_input, rules)
 
 
 @FAST
@@ -329,43 +336,39 @@ def test_any_deployment_expression_is_refused_at_cold_start_or_keys_every_input_
     shape=st.sampled_from(sorted(NESTINGS)), levels=st.integers(min_value=1, max_value=100), validating=st.booleans()
 )
 def test_an_expression_within_the_depth_bound_is_evaluated_with_the_frames_a_handler_leaves(
-    layer: SimpleNamespace, shape: str, levels: int, validating: bool
+    shape: str, levels: int, validating: bool
 ) -> None:
     expression = NESTINGS[shape](levels)
-    if layer.expressions.expression_depth(expression) > layer.expressions.MAX_EXPRESSION_DEPTH:
+    if expression_depth(expression) > MAX_EXPRESSION_DEPTH:
         levels = levels // 3  # shapes counting three a level (projections of lists) reach the bound sooner
         expression = NESTINGS[shape](levels)
     # The deepest input accepted, so that what the expression builds around it is as deep as can be.
-    execution_input = {"a": _nest(layer.canonical.MAX_NESTING_DEPTH - 1), FIELD: expression}
-    rules = layer.key.KeyRules(validation_expression="@" if validating else None)
-    assert layer.expressions.expression_depth(expression) <= layer.expressions.MAX_EXPRESSION_DEPTH
+    execution_input = {"a": _nest(canonical.MAX_NESTING_DEPTH - 1), FIELD: expression}
+    rules = key.KeyRules(validation_expression="@" if validating else None)
+    assert expression_depth(expression) <= MAX_EXPRESSION_DEPTH
 
     with frames_left(FRAMES_FOR_THE_KEY):
-        outcome = identify_or_error(layer, execution_input, rules)
+        outcome = identify_or_error(execution_input, rules)
 
     if isinstance(outcome, Exception):
         assert "at most" not in str(outcome)  # not refused for its depth: it is within the bound
 
 
 @pytest.mark.parametrize("shape", sorted(NESTINGS))
-def test_every_shape_nested_as_deep_as_accepted_is_evaluated_with_the_frames_a_handler_leaves(
-    layer: SimpleNamespace, shape: str
-) -> None:
+def test_every_shape_nested_as_deep_as_accepted_is_evaluated_with_the_frames_a_handler_leaves(shape: str) -> None:
     levels = next(
-        n
-        for n in range(layer.expressions.MAX_EXPRESSION_DEPTH, 0, -1)
-        if layer.expressions.expression_depth(NESTINGS[shape](n)) <= layer.expressions.MAX_EXPRESSION_DEPTH
+        n for n in range(MAX_EXPRESSION_DEPTH, 0, -1) if expression_depth(NESTINGS[shape](n)) <= MAX_EXPRESSION_DEPTH
     )
-    execution_input = {"a": _nest(layer.canonical.MAX_NESTING_DEPTH - 1), FIELD: NESTINGS[shape](levels)}
+    execution_input = {"a": _nest(canonical.MAX_NESTING_DEPTH - 1), FIELD: NESTINGS[shape](levels)}
 
     with frames_left(FRAMES_FOR_THE_KEY):
-        identify_or_error(layer, execution_input, layer.key.KeyRules(validation_expression="@"))
-    with pytest.raises(layer.errors.IdempotencyKeyExpressionError, match="at most 100 are accepted"):
-        layer.key.identify({**execution_input, FIELD: NESTINGS[shape](levels + 3)}, SCOPE)  # a level deeper is refused
+        identify_or_error(execution_input, key.KeyRules(validation_expression="@"))
+    with pytest.raises(errors.IdempotencyKeyExpressionError, match="at most 100 are accepted"):
+        key.identify({**execution_input, FIELD: NESTINGS[shape](levels + 3)}, SCOPE)  # a level deeper is refused
 
 
-def test_the_depth_counts_brackets_and_operators_and_skips_quoted_text(layer: SimpleNamespace) -> None:
-    depth = layer.expressions.expression_depth
+def test_the_depth_counts_brackets_and_operators_and_skips_quoted_text() -> None:
+    depth = expression_depth
 
     assert (depth("a"), depth("a.b"), depth("(a)"), depth("[a, b, c]"), depth("[a.b.c, d]")) == (0, 1, 1, 1, 3)
     assert depth("a | b | c") == depth("a || b") == depth("!!a") == 2
@@ -375,19 +378,17 @@ def test_the_depth_counts_brackets_and_operators_and_skips_quoted_text(layer: Si
     assert depth('`"\\`[[["`') == 0  # an escaped backtick does not end the literal
 
 
-def test_an_expression_that_multiplies_its_work_is_stopped_after_a_bounded_number_of_steps(
-    layer: SimpleNamespace,
-) -> None:
+def test_an_expression_that_multiplies_its_work_is_stopped_after_a_bounded_number_of_steps() -> None:
     # The largest input an execution may have, as 10,000 small items.
     items = {"items": [{"sku": f"s{i}", "n": i} for i in range(10_000)]}
     doubling = "[@, @]" + "[*].[@, @]" * 32  # 2^33 values from 300 characters
     repeating = "[" + ", ".join(["@"] * 100) + "]"  # the whole input 100 times over
     for expression in (doubling, repeating):
         with pytest.raises(
-            layer.errors.IdempotencyKeyExpressionError,
-            match=f"more than {layer.expressions.MAX_EXPRESSION_STEPS:,} steps",
+            errors.IdempotencyKeyExpressionError,
+            match=f"more than {MAX_EXPRESSION_STEPS:,} steps",
         ):
-            layer.key.identify({**items, FIELD: expression}, SCOPE)
+            key.identify({**items, FIELD: expression}, SCOPE)
 
     # What a key is usually made of, from the same input, stays well within the steps.
     for expression in (
@@ -397,21 +398,19 @@ def test_an_expression_that_multiplies_its_work_is_stopped_after_a_bounded_numbe
         "items[?n > `5`].[sku, n]",
         "[@, @, @, @]",
     ):
-        assert isinstance(
-            identify_or_error(layer, {**items, FIELD: expression}, layer.key.KeyRules()), layer.key.Identity
-        ), expression
+        assert isinstance(identify_or_error({**items, FIELD: expression}, key.KeyRules()), key.Identity), expression
 
 
 @pytest.mark.parametrize(
     ("expression", "words"), [case[1:] for case in REGRESSIONS], ids=[case[0] for case in REGRESSIONS]
 )
 def test_the_expressions_that_once_crashed_are_named_errors_for_the_input_and_for_the_deployment(
-    layer: SimpleNamespace, expression: str, words: str
+    expression: str, words: str
 ) -> None:
-    with pytest.raises(layer.errors.IdempotencyKeyExpressionError, match=re.escape(words)) as refused:
-        layer.key.identify({"a": [1, 2], FIELD: expression}, SCOPE)
-    with pytest.raises(layer.errors.IdempotencyConfigurationError, match=re.escape(words)) as refused_at_start:
-        layer.key.KeyRules(key_expression=expression)
+    with pytest.raises(errors.IdempotencyKeyExpressionError, match=re.escape(words)) as refused:
+        key.identify({"a": [1, 2], FIELD: expression}, SCOPE)
+    with pytest.raises(errors.IdempotencyConfigurationError, match=re.escape(words)) as refused_at_start:
+        key.KeyRules(key_expression=expression)
 
     assert_named(refused.value)
     assert_named(refused_at_start.value)
@@ -436,7 +435,7 @@ def take(envelope: Envelope, execution_input: Any) -> Any:
         return error
 
 
-def assert_taken_or_refused_without_a_record(envelope: Envelope, layer: SimpleNamespace, execution_input: Any) -> None:
+def assert_taken_or_refused_without_a_record(envelope: Envelope, execution_input: Any) -> None:
     before = record_ids(envelope)
     outcome = take(envelope, execution_input)
     if isinstance(outcome, Exception):
@@ -450,9 +449,9 @@ def assert_taken_or_refused_without_a_record(envelope: Envelope, layer: SimpleNa
 @FAST
 @given(execution_input=inputs)
 def test_the_take_handler_answers_or_refuses_any_input_with_a_named_error_and_no_record(
-    envelope: Envelope, layer: SimpleNamespace, execution_input: Any
+    envelope: Envelope, execution_input: Any
 ) -> None:
-    assert_taken_or_refused_without_a_record(envelope, layer, execution_input)
+    assert_taken_or_refused_without_a_record(envelope, execution_input)
 
 
 def test_the_take_handler_refuses_the_expressions_that_once_crashed_without_a_record(envelope: Envelope) -> None:
@@ -465,12 +464,12 @@ def test_the_take_handler_refuses_the_expressions_that_once_crashed_without_a_re
 
 
 # --------------------------------------------------------------------------- the front door
-def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any) -> tuple[Any, RecordingStepFunctions]:
+def front_door(envelope: Envelope, execution_input: Any) -> tuple[Any, RecordingStepFunctions]:
     """The front door's library call, with the take function's own deployment settings; its answer or its error."""
     settings = envelope.deployment(envelope.take).settings
-    config = layer.front_door.FrontDoorConfig(
+    config = FrontDoorConfig(
         envelope.machine,
-        layer.key.KeyRules.from_parameters(
+        key.KeyRules.from_parameters(
             key_expression=settings.key_rules.key_expression or "",
             allow_key_override="true" if settings.key_rules.allow_key_override else "false",
             validation_expression=settings.key_rules.validation_expression or "",
@@ -479,10 +478,8 @@ def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any)
     )
     sfn = RecordingStepFunctions()
     try:
-        store = layer.store.RecordStore(
-            envelope.dynamodb, settings.table_name, settings.record_ttl_seconds, settings.lease_seconds
-        )
-        return layer.front_door.result_or_start(execution_input, config, store, lambda: sfn, int(time.time())), sfn
+        store = RecordStore(envelope.dynamodb, settings.table_name, settings.record_ttl_seconds, settings.lease_seconds)
+        return result_or_start(execution_input, config, store, lambda: as_step_functions(sfn), int(time.time())), sfn
     except Exception as error:
         return error, sfn
 
@@ -490,10 +487,10 @@ def front_door(envelope: Envelope, layer: SimpleNamespace, execution_input: Any)
 @FAST
 @given(execution_input=inputs)
 def test_the_front_door_keys_or_refuses_any_input_as_the_take_does_and_a_refusal_starts_and_writes_nothing(
-    envelope: Envelope, layer: SimpleNamespace, execution_input: Any
+    envelope: Envelope, execution_input: Any
 ) -> None:
     before = record_ids(envelope)
-    answer, sfn = front_door(envelope, layer, execution_input)
+    answer, sfn = front_door(envelope, execution_input)
     taken = take(envelope, execution_input)
 
     if isinstance(answer, Exception):
@@ -645,14 +642,14 @@ def test_the_release_handler_leaves_the_executions_whose_expressions_once_crashe
 @MORE
 @given(execution_input=inputs, expression=expressions | amplifying)
 def test_many_more_random_inputs_and_expressions_get_keys_or_named_errors(
-    layer: SimpleNamespace, execution_input: Any, expression: str
+    execution_input: Any, expression: str
 ) -> None:
-    identify_or_error(layer, execution_input, layer.key.KeyRules())
+    identify_or_error(execution_input, key.KeyRules())
     if isinstance(execution_input, dict):
-        identify_or_error(layer, {**execution_input, FIELD: expression}, layer.key.KeyRules(validation_expression="@"))
+        identify_or_error({**execution_input, FIELD: expression}, key.KeyRules(validation_expression="@"))
     try:
-        rules = layer.key.KeyRules(key_expression=expression)
-    except layer.errors.IdempotencyConfigurationError as refused:
+        rules = key.KeyRules(key_expression=expression)
+    except errors.IdempotencyConfigurationError as refused:
         assert_named(refused)
     else:
-        identify_or_error(layer, execution_input, rules)
+        identify_or_error(execution_input, rules)

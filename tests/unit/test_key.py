@@ -1,5 +1,6 @@
-"""The idempotency key (envelope/layers/idempotency/idempotency/key.py): canonical JSON, JMESPath selection, named errors,
-and what a key means: its scope, the deployment's key rules and the payload hash validation compares.
+"""The idempotency key (envelope/layers/idempotency/idempotency/key.py): canonical JSON, JMESPath selection,
+named errors, and what a key means: its scope, the deployment's key rules and the payload hash validation
+compares.
 
 Expected keys are computed here with ``hashlib`` from canonical JSON written out by hand, never by
 the code under test.
@@ -11,10 +12,15 @@ import hashlib
 import json
 import math
 import re
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+import idempotency.canonical
+import idempotency.key
+from idempotency import errors, expressions, limits
+from idempotency.canonical import MAX_NESTING_DEPTH, canonical_json
+from idempotency.key import Identity, KeyRules, compute_idempotency_key, identify, mismatch_message
 
 EXPRESSION = "idempotencyKeyJmespath"  # the input field CONTRACT.md names
 
@@ -29,8 +35,8 @@ NESTED = {"b": [3, {"y": None, "x": True}], "a": {"d": "é", "c": 1.5}}
 NESTED_CANONICAL = '{"a":{"c":1.5,"d":"é"},"b":[3,{"x":true,"y":null}]}'
 
 
-def test_the_key_is_the_lowercase_hex_sha256_of_the_hand_written_canonical_json(layer: SimpleNamespace) -> None:
-    key = layer.key.compute_idempotency_key(NESTED)
+def test_the_key_is_the_lowercase_hex_sha256_of_the_hand_written_canonical_json() -> None:
+    key = compute_idempotency_key(NESTED)
 
     assert key == sha256_hex(NESTED_CANONICAL)
     assert re.fullmatch(r"[0-9a-f]{64}", key)
@@ -48,23 +54,23 @@ def test_the_key_is_the_lowercase_hex_sha256_of_the_hand_written_canonical_json(
         pytest.param('{"a":{"d":"é","c":1.5},"b":[3,{"y":null,"x":true}]}', id="inner objects reversed only"),
     ],
 )
-def test_key_order_and_whitespace_do_not_change_the_key(layer: SimpleNamespace, text: str) -> None:
-    assert layer.key.compute_idempotency_key(json.loads(text)) == sha256_hex(NESTED_CANONICAL)
+def test_key_order_and_whitespace_do_not_change_the_key(text: str) -> None:
+    assert compute_idempotency_key(json.loads(text)) == sha256_hex(NESTED_CANONICAL)
 
 
-def test_array_order_does_change_the_key(layer: SimpleNamespace) -> None:
+def test_array_order_does_change_the_key() -> None:
     # Arrays are ordered in JSON: only object keys are sorted.
-    assert layer.key.compute_idempotency_key({"a": [1, 2]}) != layer.key.compute_idempotency_key({"a": [2, 1]})
+    assert compute_idempotency_key({"a": [1, 2]}) != compute_idempotency_key({"a": [2, 1]})
 
 
-def test_unicode_is_hashed_as_utf8_not_as_ascii_escapes(layer: SimpleNamespace) -> None:
+def test_unicode_is_hashed_as_utf8_not_as_ascii_escapes() -> None:
     value = {"name": "Zoë 日本 🙂"}
 
-    key = layer.key.compute_idempotency_key(value)
+    key = compute_idempotency_key(value)
 
     assert key == sha256_hex('{"name":"Zoë 日本 🙂"}')
     assert key != sha256_hex(json.dumps(value, separators=(",", ":")))  # the \\u-escaped form
-    assert layer.canonical.canonical_json(value) == '{"name":"Zoë 日本 🙂"}'.encode()
+    assert canonical_json(value) == '{"name":"Zoë 日本 🙂"}'.encode()
 
 
 # --------------------------------------------------------------------------- JMESPath selection
@@ -80,45 +86,41 @@ ORDER = {"order": {"id": "42", "note": "gift"}, "customer": "c-1", "requestedAt"
         pytest.param("order", '{"id":"42","note":"gift"}', id="a whole object"),
     ],
 )
-def test_the_key_is_computed_from_the_selected_value_only(
-    layer: SimpleNamespace, expression: str, canonical: str
-) -> None:
-    assert layer.key.compute_idempotency_key({**ORDER, EXPRESSION: expression}) == sha256_hex(canonical)
+def test_the_key_is_computed_from_the_selected_value_only(expression: str, canonical: str) -> None:
+    assert compute_idempotency_key({**ORDER, EXPRESSION: expression}) == sha256_hex(canonical)
 
 
-def test_fields_the_expression_does_not_select_do_not_change_the_key(layer: SimpleNamespace) -> None:
+def test_fields_the_expression_does_not_select_do_not_change_the_key() -> None:
     first = {**ORDER, EXPRESSION: "order.id"}
     later = {**first, "requestedAt": "2026-11-24T08:00:00Z", "order": {"id": "42", "note": "changed"}, "extra": [1]}
 
-    assert layer.key.compute_idempotency_key(first) == layer.key.compute_idempotency_key(later)
+    assert compute_idempotency_key(first) == compute_idempotency_key(later)
 
 
-def test_a_change_in_the_selected_value_changes_the_key(layer: SimpleNamespace) -> None:
+def test_a_change_in_the_selected_value_changes_the_key() -> None:
     first = {**ORDER, EXPRESSION: "order.id"}
     other = {**first, "order": {"id": "43", "note": "gift"}}
 
-    assert layer.key.compute_idempotency_key(first) != layer.key.compute_idempotency_key(other)
+    assert compute_idempotency_key(first) != compute_idempotency_key(other)
 
 
-def test_without_an_expression_every_field_is_part_of_the_key(layer: SimpleNamespace) -> None:
-    assert layer.key.compute_idempotency_key(ORDER) != layer.key.compute_idempotency_key(
-        {**ORDER, "requestedAt": "later"}
-    )
+def test_without_an_expression_every_field_is_part_of_the_key() -> None:
+    assert compute_idempotency_key(ORDER) != compute_idempotency_key({**ORDER, "requestedAt": "later"})
 
 
-def test_the_expression_text_itself_is_not_part_of_the_key(layer: SimpleNamespace) -> None:
+def test_the_expression_text_itself_is_not_part_of_the_key() -> None:
     # Only the selected value counts: two spellings that select the same value share a key.
     spellings = ["order.id", 'order."id"', "[order.id][0]", "order.id || customer"]
 
-    keys = {layer.key.compute_idempotency_key({**ORDER, EXPRESSION: spelling}) for spelling in spellings}
+    keys = {compute_idempotency_key({**ORDER, EXPRESSION: spelling}) for spelling in spellings}
 
     assert keys == {sha256_hex('"42"')}
 
 
-def test_the_expression_sees_the_whole_input_including_its_own_field(layer: SimpleNamespace) -> None:
+def test_the_expression_sees_the_whole_input_including_its_own_field() -> None:
     execution_input = {"a": 1, EXPRESSION: "@"}
 
-    assert layer.key.compute_idempotency_key(execution_input) == sha256_hex('{"a":1,"idempotencyKeyJmespath":"@"}')
+    assert compute_idempotency_key(execution_input) == sha256_hex('{"a":1,"idempotencyKeyJmespath":"@"}')
 
 
 @pytest.mark.parametrize(
@@ -129,10 +131,8 @@ def test_the_expression_sees_the_whole_input_including_its_own_field(layer: Simp
         pytest.param([None, 1], "[null,1]", id="a list with one non-null item"),
     ],
 )
-def test_falsy_values_that_are_not_absence_are_valid_keys(
-    layer: SimpleNamespace, selected: Any, canonical: str
-) -> None:
-    assert layer.key.compute_idempotency_key({"v": selected, EXPRESSION: "v"}) == sha256_hex(canonical)
+def test_falsy_values_that_are_not_absence_are_valid_keys(selected: Any, canonical: str) -> None:
+    assert compute_idempotency_key({"v": selected, EXPRESSION: "v"}) == sha256_hex(canonical)
 
 
 # --------------------------------------------------------------------------- named errors
@@ -201,57 +201,57 @@ def _bad_input_cases() -> list[Any]:
 
 @pytest.mark.parametrize(("execution_input", "error_name", "message"), _bad_input_cases())
 def test_bad_input_raises_a_named_error_that_says_what_to_fix(
-    layer: SimpleNamespace, execution_input: Any, error_name: str, message: str
+    execution_input: Any, error_name: str, message: str
 ) -> None:
-    with pytest.raises(layer.errors.IdempotencyError) as raised:
-        layer.key.compute_idempotency_key(execution_input)
+    with pytest.raises(errors.IdempotencyError) as raised:
+        compute_idempotency_key(execution_input)
 
     # The class name is the error name Step Functions reports: it must be exactly this one.
-    assert type(raised.value) is getattr(layer.errors, error_name)
+    assert type(raised.value) is getattr(errors, error_name)
     assert message in str(raised.value)
 
 
-def test_empty_selection_tells_the_user_what_to_point_the_expression_at(layer: SimpleNamespace) -> None:
-    with pytest.raises(layer.errors.IdempotencyKeyEmptyError, match="point it at the fields that identify the request"):
-        layer.key.compute_idempotency_key({EXPRESSION: "missing"})
+def test_empty_selection_tells_the_user_what_to_point_the_expression_at() -> None:
+    with pytest.raises(errors.IdempotencyKeyEmptyError, match="point it at the fields that identify the request"):
+        compute_idempotency_key({EXPRESSION: "missing"})
 
 
-def test_a_jmespath_error_is_chained_to_the_libraries_own_error(layer: SimpleNamespace) -> None:
-    with pytest.raises(layer.errors.IdempotencyKeyExpressionError) as raised:
-        layer.key.compute_idempotency_key({EXPRESSION: "orders["})
+def test_a_jmespath_error_is_chained_to_the_libraries_own_error() -> None:
+    with pytest.raises(errors.IdempotencyKeyExpressionError) as raised:
+        compute_idempotency_key({EXPRESSION: "orders["})
 
     assert type(raised.value.__cause__).__module__.startswith("jmespath")
 
 
-def test_an_input_nested_too_deep_is_refused_before_it_is_walked(layer: SimpleNamespace) -> None:
-    limit = layer.canonical.MAX_NESTING_DEPTH
-    layer.key.compute_idempotency_key({"a": _deep(limit - 1)})  # the object is one level: exactly at the limit
+def test_an_input_nested_too_deep_is_refused_before_it_is_walked() -> None:
+    limit = MAX_NESTING_DEPTH
+    compute_idempotency_key({"a": _deep(limit - 1)})  # the object is one level: exactly at the limit
 
-    with pytest.raises(layer.errors.IdempotencyInputTooDeepError, match=f"at most {limit} are accepted"):
-        layer.key.compute_idempotency_key({"a": _deep(limit)})
+    with pytest.raises(errors.IdempotencyInputTooDeepError, match=f"at most {limit} are accepted"):
+        compute_idempotency_key({"a": _deep(limit)})
 
 
-def test_an_input_too_large_for_the_payload_limit_is_refused(layer: SimpleNamespace) -> None:
-    limit = layer.limits.MAX_INPUT_BYTES
+def test_an_input_too_large_for_the_payload_limit_is_refused() -> None:
+    limit = limits.MAX_INPUT_BYTES
     overhead = len('{"a":""}')
-    layer.key.compute_idempotency_key({"a": "x" * (limit - overhead)})  # exactly at the limit
+    compute_idempotency_key({"a": "x" * (limit - overhead)})  # exactly at the limit
 
-    with pytest.raises(layer.errors.IdempotencyInputTooLargeError, match=f"at most {limit} are accepted") as raised:
-        layer.key.compute_idempotency_key({"a": "x" * (limit - overhead + 1)})
+    with pytest.raises(errors.IdempotencyInputTooLargeError, match=f"at most {limit} are accepted") as raised:
+        compute_idempotency_key({"a": "x" * (limit - overhead + 1)})
     assert "Pass a reference" in str(raised.value)
 
 
-def test_the_size_limit_counts_utf8_bytes_not_characters(layer: SimpleNamespace) -> None:
-    limit = layer.limits.MAX_INPUT_BYTES
+def test_the_size_limit_counts_utf8_bytes_not_characters() -> None:
+    limit = limits.MAX_INPUT_BYTES
     two_byte_characters = "é" * ((limit // 2) + 1)  # fewer characters than the limit, more bytes
 
-    with pytest.raises(layer.errors.IdempotencyInputTooLargeError):
-        layer.key.compute_idempotency_key({"a": two_byte_characters})
+    with pytest.raises(errors.IdempotencyInputTooLargeError):
+        compute_idempotency_key({"a": two_byte_characters})
 
 
-def test_every_error_key_py_raises_is_a_named_idempotency_error(layer: SimpleNamespace) -> None:
+def test_every_error_key_py_raises_is_a_named_idempotency_error() -> None:
     # key.py with the modules it identifies an input through: canonical JSON and bounded expressions.
-    modules = (layer.key, layer.canonical, layer.expressions)
+    modules = (idempotency.key, idempotency.canonical, expressions)
     raised_by_key = {
         name for module in modules for name in vars(module) if name.startswith("Idempotency") and name.endswith("Error")
     }
@@ -265,7 +265,7 @@ def test_every_error_key_py_raises_is_a_named_idempotency_error(layer: SimpleNam
 
     assert raised_by_key == tested  # a new error in key.py needs a case here
     for name in raised_by_key:
-        assert issubclass(getattr(layer.errors, name), layer.errors.IdempotencyError)
+        assert issubclass(getattr(errors, name), errors.IdempotencyError)
 
 
 # --------------------------------------------------------------------------- scope: the record's id
@@ -277,16 +277,16 @@ def record_id(scope: str, canonical: str) -> str:
     return scope + "#" + sha256_hex(canonical)
 
 
-def test_the_record_id_is_the_scope_a_hash_sign_and_the_key(layer: SimpleNamespace) -> None:
-    identity = layer.key.identify(NESTED, SCOPE)
+def test_the_record_id_is_the_scope_a_hash_sign_and_the_key() -> None:
+    identity = identify(NESTED, SCOPE)
 
     assert identity.key == f"{SCOPE}#{sha256_hex(NESTED_CANONICAL)}"
-    assert identity.key.partition("#")[2] == layer.key.compute_idempotency_key(NESTED)
+    assert identity.key.partition("#")[2] == compute_idempotency_key(NESTED)
 
 
-def test_the_scope_separates_two_workflows_sharing_a_table(layer: SimpleNamespace) -> None:
-    first = layer.key.identify(ORDER, "OrdersWorkflow")
-    second = layer.key.identify(ORDER, "RefundsWorkflow")
+def test_the_scope_separates_two_workflows_sharing_a_table() -> None:
+    first = identify(ORDER, "OrdersWorkflow")
+    second = identify(ORDER, "RefundsWorkflow")
 
     assert first.key != second.key
     assert first.key.partition("#")[2] == second.key.partition("#")[2]  # the same request, the same hash
@@ -302,8 +302,8 @@ def test_the_scope_separates_two_workflows_sharing_a_table(layer: SimpleNamespac
         pytest.param("s" * 128, id="at the length limit"),
     ],
 )
-def test_a_valid_scope_is_used_as_it_is(layer: SimpleNamespace, scope: str) -> None:
-    assert layer.key.identify({"a": 1}, scope).key == record_id(scope, '{"a":1}')
+def test_a_valid_scope_is_used_as_it_is(scope: str) -> None:
+    assert identify({"a": 1}, scope).key == record_id(scope, '{"a":1}')
 
 
 @pytest.mark.parametrize(
@@ -320,99 +320,97 @@ def test_a_valid_scope_is_used_as_it_is(layer: SimpleNamespace, scope: str) -> N
         pytest.param("s" * 129, "at most 128", id="too long"),
     ],
 )
-def test_an_invalid_scope_is_a_configuration_error_naming_the_parameter(
-    layer: SimpleNamespace, scope: Any, message: str
-) -> None:
-    with pytest.raises(layer.errors.IdempotencyConfigurationError) as raised:
-        layer.key.identify({"a": 1}, scope)
+def test_an_invalid_scope_is_a_configuration_error_naming_the_parameter(scope: Any, message: str) -> None:
+    with pytest.raises(errors.IdempotencyConfigurationError) as raised:
+        identify({"a": 1}, scope)
 
     assert message in str(raised.value)
     assert "IdempotencyScope" in str(raised.value)
 
 
-def test_a_bad_scope_is_reported_before_bad_input(layer: SimpleNamespace) -> None:
+def test_a_bad_scope_is_reported_before_bad_input() -> None:
     # A deployment's mistake must not hide behind whatever input happens to arrive first.
-    with pytest.raises(layer.errors.IdempotencyConfigurationError):
-        layer.key.identify([1, 2], "")
+    with pytest.raises(errors.IdempotencyConfigurationError):
+        identify([1, 2], "")
 
 
 @pytest.mark.parametrize(("execution_input", "error_name", "message"), _bad_input_cases())
 def test_identify_raises_the_same_named_errors_for_bad_input(
-    layer: SimpleNamespace, execution_input: Any, error_name: str, message: str
+    execution_input: Any, error_name: str, message: str
 ) -> None:
-    with pytest.raises(layer.errors.IdempotencyError) as raised:
-        layer.key.identify(execution_input, SCOPE)
+    with pytest.raises(errors.IdempotencyError) as raised:
+        identify(execution_input, SCOPE)
 
-    assert type(raised.value) is getattr(layer.errors, error_name)
+    assert type(raised.value) is getattr(errors, error_name)
     assert message in str(raised.value)
 
 
 # --------------------------------------------------------------------------- the deployment's key expression
-def test_the_deployments_expression_selects_the_key(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(key_expression="[customer, order.id]")
+def test_the_deployments_expression_selects_the_key() -> None:
+    rules = KeyRules(key_expression="[customer, order.id]")
     later = {**ORDER, "requestedAt": "2026-11-24T08:00:00Z"}
 
-    assert layer.key.identify(ORDER, SCOPE, rules).key == record_id(SCOPE, '["c-1","42"]')
-    assert layer.key.identify(later, SCOPE, rules).key == layer.key.identify(ORDER, SCOPE, rules).key
-    assert layer.key.compute_idempotency_key(ORDER, rules) == sha256_hex('["c-1","42"]')
+    assert identify(ORDER, SCOPE, rules).key == record_id(SCOPE, '["c-1","42"]')
+    assert identify(later, SCOPE, rules).key == identify(ORDER, SCOPE, rules).key
+    assert compute_idempotency_key(ORDER, rules) == sha256_hex('["c-1","42"]')
 
 
 @pytest.mark.parametrize("empty", [None, ""])
-def test_no_deployment_expression_keys_on_the_whole_input(layer: SimpleNamespace, empty: str | None) -> None:
-    rules = layer.key.KeyRules(key_expression=empty)
+def test_no_deployment_expression_keys_on_the_whole_input(empty: str | None) -> None:
+    rules = KeyRules(key_expression=empty)
 
-    assert layer.key.identify({"b": 2, "a": 1}, SCOPE, rules).key == record_id(SCOPE, '{"a":1,"b":2}')
+    assert identify({"b": 2, "a": 1}, SCOPE, rules).key == record_id(SCOPE, '{"a":1,"b":2}')
 
 
-def test_the_deployments_expression_selecting_nothing_names_the_parameter(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(key_expression="orderId")
+def test_the_deployments_expression_selecting_nothing_names_the_parameter() -> None:
+    rules = KeyRules(key_expression="orderId")
 
-    with pytest.raises(layer.errors.IdempotencyKeyEmptyError) as raised:
-        layer.key.identify({"order": "42"}, SCOPE, rules)
+    with pytest.raises(errors.IdempotencyKeyEmptyError) as raised:
+        identify({"order": "42"}, SCOPE, rules)
 
     message = str(raised.value)
     assert "template parameter IdempotencyKeyJmespath 'orderId' selected nothing from the input (null)" in message
     assert "point it at the fields that identify the request" in message
 
 
-def test_the_deployments_expression_failing_on_an_input_names_the_parameter(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(key_expression="length(a)")
+def test_the_deployments_expression_failing_on_an_input_names_the_parameter() -> None:
+    rules = KeyRules(key_expression="length(a)")
 
-    with pytest.raises(layer.errors.IdempotencyKeyExpressionError) as raised:
-        layer.key.identify({"a": 42}, SCOPE, rules)
+    with pytest.raises(errors.IdempotencyKeyExpressionError) as raised:
+        identify({"a": 42}, SCOPE, rules)
 
     assert "template parameter IdempotencyKeyJmespath 'length(a)' failed on this input" in str(raised.value)
     assert type(raised.value.__cause__).__module__.startswith("jmespath")
 
 
-def test_an_allowed_override_replaces_the_deployments_expression(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(key_expression="customer", allow_key_override=True)
+def test_an_allowed_override_replaces_the_deployments_expression() -> None:
+    rules = KeyRules(key_expression="customer", allow_key_override=True)
 
-    identity = layer.key.identify({**ORDER, EXPRESSION: "order.id"}, SCOPE, rules)
+    identity = identify({**ORDER, EXPRESSION: "order.id"}, SCOPE, rules)
 
     assert identity.key == record_id(SCOPE, '"42"')
 
 
-def test_an_override_the_deployment_does_not_allow_is_bad_input(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(key_expression="customer", allow_key_override=False)
+def test_an_override_the_deployment_does_not_allow_is_bad_input() -> None:
+    rules = KeyRules(key_expression="customer", allow_key_override=False)
 
-    with pytest.raises(layer.errors.IdempotencyKeyOverrideNotAllowedError) as raised:
-        layer.key.identify({**ORDER, EXPRESSION: "order.id"}, SCOPE, rules)
+    with pytest.raises(errors.IdempotencyKeyOverrideNotAllowedError) as raised:
+        identify({**ORDER, EXPRESSION: "order.id"}, SCOPE, rules)
 
     message = str(raised.value)
     assert "AllowKeyOverride is false" in message
     assert "IdempotencyKeyJmespath 'customer'" in message
     assert f"remove {EXPRESSION} from the input" in message
     # Without the field the deployment's expression applies as usual.
-    assert layer.key.identify(ORDER, SCOPE, rules).key == record_id(SCOPE, '"c-1"')
+    assert identify(ORDER, SCOPE, rules).key == record_id(SCOPE, '"c-1"')
 
 
 @pytest.mark.parametrize("value", ["order.id", "", None, "orders["], ids=["valid", "empty", "null", "invalid"])
-def test_a_refused_override_is_refused_whatever_its_value(layer: SimpleNamespace, value: Any) -> None:
-    rules = layer.key.KeyRules(allow_key_override=False)
+def test_a_refused_override_is_refused_whatever_its_value(value: Any) -> None:
+    rules = KeyRules(allow_key_override=False)
 
-    with pytest.raises(layer.errors.IdempotencyKeyOverrideNotAllowedError, match="from the whole input"):
-        layer.key.identify({**ORDER, EXPRESSION: value}, SCOPE, rules)
+    with pytest.raises(errors.IdempotencyKeyOverrideNotAllowedError, match="from the whole input"):
+        identify({**ORDER, EXPRESSION: value}, SCOPE, rules)
 
 
 # --------------------------------------------------------------------------- the rules themselves
@@ -434,10 +432,10 @@ BAD_EXPRESSIONS = [
     [("key_expression", "IdempotencyKeyJmespath"), ("validation_expression", "PayloadValidationJmespath")],
 )
 def test_an_invalid_expression_in_either_parameter_is_a_configuration_error(
-    layer: SimpleNamespace, argument: str, parameter: str, expression: Any, message: str
+    argument: str, parameter: str, expression: Any, message: str
 ) -> None:
-    with pytest.raises(layer.errors.IdempotencyConfigurationError) as raised:
-        layer.key.KeyRules(**{argument: expression})
+    with pytest.raises(errors.IdempotencyConfigurationError) as raised:
+        KeyRules(**{argument: expression})
 
     assert str(raised.value).startswith(parameter)
     assert message in str(raised.value)
@@ -447,41 +445,39 @@ def test_an_invalid_expression_in_either_parameter_is_a_configuration_error(
     "expression",
     ["not_null(a, b)", "merge(a)", "sort_by(items, &id)[*].id", "{o: order.id, c: customer}", "to_string(`1`)"],
 )
-def test_valid_expressions_with_functions_are_accepted(layer: SimpleNamespace, expression: str) -> None:
-    layer.key.KeyRules(key_expression=expression, validation_expression=expression)
+def test_valid_expressions_with_functions_are_accepted(expression: str) -> None:
+    KeyRules(key_expression=expression, validation_expression=expression)
 
 
-def test_rules_from_template_parameter_text(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules.from_parameters("order.id", "False", "")
+def test_rules_from_template_parameter_text() -> None:
+    rules = KeyRules.from_parameters("order.id", "False", "")
 
-    assert rules == layer.key.KeyRules(key_expression="order.id", allow_key_override=False, validation_expression=None)
+    assert rules == KeyRules(key_expression="order.id", allow_key_override=False, validation_expression=None)
     assert not rules.validates_payload
-    assert layer.key.KeyRules.from_parameters() == layer.key.KeyRules()
-    assert layer.key.KeyRules.from_parameters(allow_key_override=" TRUE ").allow_key_override is True
+    assert KeyRules.from_parameters() == KeyRules()
+    assert KeyRules.from_parameters(allow_key_override=" TRUE ").allow_key_override is True
 
 
 @pytest.mark.parametrize("text", ["yes", "1", "", "tru"])
-def test_allow_key_override_is_true_or_false_only(layer: SimpleNamespace, text: str) -> None:
-    with pytest.raises(layer.errors.IdempotencyConfigurationError, match="AllowKeyOverride must be true or false"):
-        layer.key.KeyRules.from_parameters(allow_key_override=text)
+def test_allow_key_override_is_true_or_false_only(text: str) -> None:
+    with pytest.raises(errors.IdempotencyConfigurationError, match="AllowKeyOverride must be true or false"):
+        KeyRules.from_parameters(allow_key_override=text)
 
 
-def test_allow_key_override_as_text_is_refused_by_the_constructor(layer: SimpleNamespace) -> None:
+def test_allow_key_override_as_text_is_refused_by_the_constructor() -> None:
     # "false" is a true value in Python: the constructor refuses text rather than allow by mistake.
-    with pytest.raises(layer.errors.IdempotencyConfigurationError, match="AllowKeyOverride"):
-        layer.key.KeyRules(allow_key_override="false")
+    with pytest.raises(errors.IdempotencyConfigurationError, match="AllowKeyOverride"):
+        KeyRules(allow_key_override="false")  # type: ignore[arg-type]  # text where a bool is due: the case under test
 
 
-def test_the_default_rules_key_on_the_whole_input_allow_overrides_and_validate_nothing(
-    layer: SimpleNamespace,
-) -> None:
+def test_the_default_rules_key_on_the_whole_input_allow_overrides_and_validate_nothing() -> None:
     # As in the original pattern and in Powertools: the key alone identifies a request.
-    rules = layer.key.KeyRules()
+    rules = KeyRules()
 
     assert (rules.key_expression, rules.allow_key_override, rules.validation_expression) == (None, True, None)
     assert not rules.validates_payload
-    assert layer.key.identify(ORDER, SCOPE) == layer.key.identify(ORDER, SCOPE, rules)
-    assert layer.key.identify(ORDER, SCOPE).payload_hash is None
+    assert identify(ORDER, SCOPE) == identify(ORDER, SCOPE, rules)
+    assert identify(ORDER, SCOPE).payload_hash is None
 
 
 # --------------------------------------------------------------------------- payload validation
@@ -489,57 +485,57 @@ PAYMENT = {"paymentId": "p-7", "amount": 12, "currency": "EUR"}
 PAYMENT_CANONICAL = '{"amount":12,"currency":"EUR","paymentId":"p-7"}'
 
 
-def test_validating_the_whole_input_hashes_the_whole_input(layer: SimpleNamespace) -> None:
-    whole = layer.key.KeyRules(validation_expression="@")
-    keyed = layer.key.KeyRules(key_expression="paymentId", validation_expression="@")
+def test_validating_the_whole_input_hashes_the_whole_input() -> None:
+    whole = KeyRules(validation_expression="@")
+    keyed = KeyRules(key_expression="paymentId", validation_expression="@")
 
-    assert layer.key.identify(PAYMENT, SCOPE, whole).payload_hash == sha256_hex(PAYMENT_CANONICAL)
-    assert layer.key.identify(PAYMENT, SCOPE, keyed).payload_hash == sha256_hex(PAYMENT_CANONICAL)
+    assert identify(PAYMENT, SCOPE, whole).payload_hash == sha256_hex(PAYMENT_CANONICAL)
+    assert identify(PAYMENT, SCOPE, keyed).payload_hash == sha256_hex(PAYMENT_CANONICAL)
 
 
-def test_by_default_a_repeat_that_differs_only_outside_the_key_is_the_same_request(layer: SimpleNamespace) -> None:
+def test_by_default_a_repeat_that_differs_only_outside_the_key_is_the_same_request() -> None:
     # The original pattern's own example: the key is computed from nested.key1 and nested.key2 only.
     first = {"top": "level", "nested": {"key1": "value1", "key2": "value2"}, EXPRESSION: "[nested.key1, nested.key2]"}
     repeat = {**first, "top": "another level"}
 
-    assert layer.key.identify(first, SCOPE) == layer.key.identify(repeat, SCOPE)
-    assert layer.key.identify(repeat, SCOPE) == layer.key.Identity(record_id(SCOPE, '["value1","value2"]'), None)
+    assert identify(first, SCOPE) == identify(repeat, SCOPE)
+    assert identify(repeat, SCOPE) == Identity(record_id(SCOPE, '["value1","value2"]'), None)
 
 
-def test_a_repeat_that_differs_only_outside_the_key_is_a_mismatch_when_validating(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(key_expression="paymentId", validation_expression="@")
-    first = layer.key.identify(PAYMENT, SCOPE, rules)
-    repeat = layer.key.identify({**PAYMENT, "amount": 1200}, SCOPE, rules)
+def test_a_repeat_that_differs_only_outside_the_key_is_a_mismatch_when_validating() -> None:
+    rules = KeyRules(key_expression="paymentId", validation_expression="@")
+    first = identify(PAYMENT, SCOPE, rules)
+    repeat = identify({**PAYMENT, "amount": 1200}, SCOPE, rules)
 
     assert repeat.key == first.key  # the key alone would return the first payment's result
     assert repeat.payload_hash != first.payload_hash  # validation tells them apart
     assert repeat.payload_hash == sha256_hex('{"amount":1200,"currency":"EUR","paymentId":"p-7"}')
 
 
-def test_a_narrowed_validation_ignores_the_fields_it_does_not_select(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(key_expression="paymentId", validation_expression="[amount, currency]")
-    first = layer.key.identify({**PAYMENT, "requestedAt": "10:00"}, SCOPE, rules)
-    retry = layer.key.identify({**PAYMENT, "requestedAt": "10:05"}, SCOPE, rules)
-    changed = layer.key.identify({**PAYMENT, "currency": "USD"}, SCOPE, rules)
+def test_a_narrowed_validation_ignores_the_fields_it_does_not_select() -> None:
+    rules = KeyRules(key_expression="paymentId", validation_expression="[amount, currency]")
+    first = identify({**PAYMENT, "requestedAt": "10:00"}, SCOPE, rules)
+    retry = identify({**PAYMENT, "requestedAt": "10:05"}, SCOPE, rules)
+    changed = identify({**PAYMENT, "currency": "USD"}, SCOPE, rules)
 
     assert first.payload_hash == retry.payload_hash == sha256_hex('[12,"EUR"]')
     assert changed.payload_hash == sha256_hex('[12,"USD"]')
 
 
 @pytest.mark.parametrize("off", [None, ""])
-def test_validation_off_gives_no_payload_hash(layer: SimpleNamespace, off: str | None) -> None:
-    rules = layer.key.KeyRules(key_expression="paymentId", validation_expression=off)
+def test_validation_off_gives_no_payload_hash(off: str | None) -> None:
+    rules = KeyRules(key_expression="paymentId", validation_expression=off)
 
-    identity = layer.key.identify(PAYMENT, SCOPE, rules)
+    identity = identify(PAYMENT, SCOPE, rules)
 
     assert identity.payload_hash is None
     assert identity.key == record_id(SCOPE, '"p-7"')
 
 
-def test_a_validation_expression_selecting_nothing_hashes_null(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(validation_expression="customer")
+def test_a_validation_expression_selecting_nothing_hashes_null() -> None:
+    rules = KeyRules(validation_expression="customer")
 
-    assert layer.key.identify(PAYMENT, SCOPE, rules).payload_hash == sha256_hex("null")
+    assert identify(PAYMENT, SCOPE, rules).payload_hash == sha256_hex("null")
 
 
 @pytest.mark.parametrize(
@@ -551,51 +547,50 @@ def test_a_validation_expression_selecting_nothing_hashes_null(layer: SimpleName
     ],
     ids=["spaces", "reversed", "newlines, tabs, escapes"],
 )
-def test_the_payload_hash_ignores_key_order_and_whitespace(layer: SimpleNamespace, text: str) -> None:
-    narrowed = layer.key.KeyRules(validation_expression="{c: currency, a: amount}")
-    whole = layer.key.KeyRules(validation_expression="@")
+def test_the_payload_hash_ignores_key_order_and_whitespace(text: str) -> None:
+    narrowed = KeyRules(validation_expression="{c: currency, a: amount}")
+    whole = KeyRules(validation_expression="@")
 
-    assert layer.key.identify(json.loads(text), SCOPE, whole).payload_hash == sha256_hex(PAYMENT_CANONICAL)
-    assert layer.key.identify(json.loads(text), SCOPE, narrowed).payload_hash == sha256_hex('{"a":12,"c":"EUR"}')
+    assert identify(json.loads(text), SCOPE, whole).payload_hash == sha256_hex(PAYMENT_CANONICAL)
+    assert identify(json.loads(text), SCOPE, narrowed).payload_hash == sha256_hex('{"a":12,"c":"EUR"}')
 
 
-def test_how_the_input_spells_its_key_is_not_part_of_the_validated_payload(layer: SimpleNamespace) -> None:
+def test_how_the_input_spells_its_key_is_not_part_of_the_validated_payload() -> None:
     # Two producers of one request may spell the expression differently: same key, same payload.
-    whole = layer.key.KeyRules(validation_expression="@")
+    whole = KeyRules(validation_expression="@")
     spellings = [
-        layer.key.identify({**PAYMENT, EXPRESSION: spelling}, SCOPE, whole)
-        for spelling in ("paymentId", "[paymentId][0]")
+        identify({**PAYMENT, EXPRESSION: spelling}, SCOPE, whole) for spelling in ("paymentId", "[paymentId][0]")
     ]
 
     assert {identity.key for identity in spellings} == {record_id(SCOPE, '"p-7"')}
     assert {identity.payload_hash for identity in spellings} == {sha256_hex(PAYMENT_CANONICAL)}
 
 
-def test_a_validation_expression_failing_on_an_input_names_the_parameter(layer: SimpleNamespace) -> None:
-    rules = layer.key.KeyRules(validation_expression="length(amount)")
+def test_a_validation_expression_failing_on_an_input_names_the_parameter() -> None:
+    rules = KeyRules(validation_expression="length(amount)")
 
-    with pytest.raises(layer.errors.IdempotencyKeyExpressionError) as raised:
-        layer.key.identify(PAYMENT, SCOPE, rules)
+    with pytest.raises(errors.IdempotencyKeyExpressionError) as raised:
+        identify(PAYMENT, SCOPE, rules)
 
     assert "template parameter PayloadValidationJmespath 'length(amount)' failed on this input" in str(raised.value)
 
 
-def test_the_mismatch_cause_names_the_key_never_the_payload(layer: SimpleNamespace) -> None:
+def test_the_mismatch_cause_names_the_key_never_the_payload() -> None:
     secret = {"paymentId": "p-7", "card": "4111-1111-1111-1111"}
-    identity = layer.key.identify(secret, SCOPE, layer.key.KeyRules(key_expression="paymentId"))
+    identity = identify(secret, SCOPE, KeyRules(key_expression="paymentId"))
 
-    message = layer.key.mismatch_message(identity.key)
+    message = mismatch_message(identity.key)
 
     assert identity.key in message
     assert "4111" not in message and "p-7" not in message
     assert "PayloadValidationJmespath" in message
-    error = layer.errors.IdempotencyPayloadMismatchError(message)
-    assert isinstance(error, layer.errors.IdempotencyError)
+    error = errors.IdempotencyPayloadMismatchError(message)
+    assert isinstance(error, errors.IdempotencyError)
     assert type(error).__name__ == "IdempotencyPayloadMismatchError"  # the ASL error name users match
 
 
-def test_the_new_errors_say_what_they_mean(layer: SimpleNamespace) -> None:
+def test_the_new_errors_say_what_they_mean() -> None:
     for name in ("IdempotencyKeyOverrideNotAllowedError", "IdempotencyPayloadMismatchError"):
-        error_class = getattr(layer.errors, name)
-        assert issubclass(error_class, layer.errors.IdempotencyError)
+        error_class = getattr(errors, name)
+        assert issubclass(error_class, errors.IdempotencyError)
         assert error_class.__doc__ and len(error_class.__doc__) > 40

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -19,6 +19,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
+from idempotency import decision, ownership, record, take, vocabulary
+from idempotency.store import RecordStore
 from tests.unit.conftest import RECORDS_TABLE as TABLE
 
 LONGEST_CALL = 60
@@ -27,22 +29,17 @@ PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}
 PREFIX = "arn:aws:states:us-east-1:123456789012:execution"
 
 
-@pytest.fixture(scope="module")
-def ownership(layer: SimpleNamespace) -> ModuleType:
-    return layer.ownership  # type: ignore[no-any-return]
-
-
 class Machines(SimpleNamespace):
     client: Any
     parent: str
     child: str
 
     def start(self, machine: str, name: str) -> str:
-        return self.client.start_execution(stateMachineArn=machine, name=name)["executionArn"]  # type: ignore[no-any-return]
+        return self.client.start_execution(stateMachineArn=machine, name=name)["executionArn"]
 
     def stop(self, execution_arn: str) -> datetime:
         self.client.stop_execution(executionArn=execution_arn)
-        return self.client.describe_execution(executionArn=execution_arn)["stopDate"]  # type: ignore[no-any-return]
+        return self.client.describe_execution(executionArn=execution_arn)["stopDate"]
 
 
 @pytest.fixture
@@ -55,12 +52,12 @@ def machines(aws_credentials: None) -> Iterator[Machines]:
         yield Machines(client=client, parent=parent, child=child)
 
 
-def _checker(ownership: ModuleType, client: Any) -> Any:
+def _checker(client: Any) -> Any:
     return ownership.LivenessChecker(lambda: client, LONGEST_CALL)
 
 
-def _holder(layer: SimpleNamespace, execution_id: str, child: str | None = None) -> Any:
-    return layer.record.Holder(execution_id=execution_id, run_id="run", lease_expiry=0, child_execution=child)
+def _holder(execution_id: str, child: str | None = None) -> Any:
+    return record.Holder(execution_id=execution_id, run_id="run", lease_expiry=0, child_execution=child)
 
 
 class FakeStepFunctions:
@@ -80,7 +77,7 @@ class FakeStepFunctions:
             raise ClientError({"Error": {"Code": "ExecutionDoesNotExist", "Message": "gone"}}, "DescribeExecution")
         if isinstance(answer, Exception):
             raise answer
-        return answer  # type: ignore[no-any-return]
+        return answer
 
     def redrive_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
         self.redriven.append(executionArn)
@@ -100,80 +97,70 @@ HOLDER = f"{PREFIX}:wf:holder"
 CHILD = f"{PREFIX}:child:holder"
 
 
-def test_a_running_holder_can_act(ownership: ModuleType, layer: SimpleNamespace, machines: Machines) -> None:
+def test_a_running_holder_can_act(machines: Machines) -> None:
     holder = machines.start(machines.parent, "holder")
 
-    answer = _checker(ownership, machines.client)(_holder(layer, holder), int(time.time()))
+    answer = _checker(machines.client)(_holder(holder), int(time.time()))
 
-    assert answer == layer.record.Liveness(can_act=True)
+    assert answer == record.Liveness(can_act=True)
 
 
-def test_a_stopped_holder_whose_child_still_runs_can_act(
-    ownership: ModuleType, layer: SimpleNamespace, machines: Machines
-) -> None:
+def test_a_stopped_holder_whose_child_still_runs_can_act(machines: Machines) -> None:
     holder = machines.start(machines.parent, "holder")
     child = machines.start(machines.child, "holder")
     machines.stop(holder)
 
-    answer = _checker(ownership, machines.client)(_holder(layer, holder, child), int(time.time()))
+    answer = _checker(machines.client)(_holder(holder, child), int(time.time()))
 
     assert answer.can_act is True
 
 
-def test_a_holder_and_child_both_stopped_free_the_key_a_longest_call_after_the_later_stop(
-    ownership: ModuleType, layer: SimpleNamespace, machines: Machines
-) -> None:
+def test_a_holder_and_child_both_stopped_free_the_key_a_longest_call_after_the_later_stop(machines: Machines) -> None:
     holder = machines.start(machines.parent, "holder")
     child = machines.start(machines.child, "holder")
     stops = [machines.stop(child), machines.stop(holder)]
     later = math.ceil(max(stops).timestamp())
 
-    answer = _checker(ownership, machines.client)(_holder(layer, holder, child), int(time.time()))
+    answer = _checker(machines.client)(_holder(holder, child), int(time.time()))
 
     assert answer.can_act is False
     assert later + LONGEST_CALL <= answer.free_at <= later + LONGEST_CALL + 1  # never early
 
 
 @pytest.mark.parametrize("status", ["ABORTED", "TIMED_OUT", "FAILED", "SUCCEEDED"])
-def test_the_key_is_free_at_the_later_stop_rounded_up_plus_the_longest_call(
-    ownership: ModuleType, layer: SimpleNamespace, status: str
-) -> None:
+def test_the_key_is_free_at_the_later_stop_rounded_up_plus_the_longest_call(status: str) -> None:
     sfn = FakeStepFunctions({HOLDER: _ended(status, NOW + 7.5), CHILD: _ended("SUCCEEDED", NOW + 0.25)})
 
-    answer = _checker(ownership, sfn)(_holder(layer, HOLDER, CHILD), NOW + 100)
+    answer = _checker(sfn)(_holder(HOLDER, CHILD), NOW + 100)
 
-    assert answer == layer.record.Liveness(can_act=False, free_at=NOW + 8 + LONGEST_CALL)
+    assert answer == record.Liveness(can_act=False, free_at=NOW + 8 + LONGEST_CALL)
     assert sfn.described == [HOLDER, CHILD]
 
 
 @pytest.mark.parametrize("status", ["RUNNING", "PENDING_REDRIVE"])
-def test_a_holder_that_runs_or_may_be_redriven_can_act_and_its_child_is_not_asked(
-    ownership: ModuleType, layer: SimpleNamespace, status: str
-) -> None:
+def test_a_holder_that_runs_or_may_be_redriven_can_act_and_its_child_is_not_asked(status: str) -> None:
     sfn = FakeStepFunctions({HOLDER: {"status": status}})
 
-    assert _checker(ownership, sfn)(_holder(layer, HOLDER, CHILD), NOW).can_act is True
+    assert _checker(sfn)(_holder(HOLDER, CHILD), NOW).can_act is True
     assert sfn.described == [HOLDER]
 
 
-def test_a_child_that_was_never_started_counts_as_ended(
-    ownership: ModuleType, layer: SimpleNamespace, machines: Machines
-) -> None:
+def test_a_child_that_was_never_started_counts_as_ended(machines: Machines) -> None:
     holder = machines.start(machines.parent, "holder")
     stopped = math.ceil(machines.stop(holder).timestamp())
     never_started = f"{machines.child.replace(':stateMachine:', ':execution:')}:holder"
 
-    answer = _checker(ownership, machines.client)(_holder(layer, holder, never_started), int(time.time()))
+    answer = _checker(machines.client)(_holder(holder, never_started), int(time.time()))
 
     assert answer.can_act is False
     assert stopped + LONGEST_CALL <= answer.free_at <= stopped + LONGEST_CALL + 1
 
 
-def test_an_unknown_holder_counts_as_ended(ownership: ModuleType, layer: SimpleNamespace, machines: Machines) -> None:
+def test_an_unknown_holder_counts_as_ended(machines: Machines) -> None:
     # Its history is gone (Step Functions keeps a closed execution for 90 days): nothing of it can still run.
     now = int(time.time())
 
-    answer = _checker(ownership, machines.client)(_holder(layer, f"{PREFIX}:wf:long-gone"), now)
+    answer = _checker(machines.client)(_holder(f"{PREFIX}:wf:long-gone"), now)
 
     assert answer.can_act is False and answer.free_at <= now
 
@@ -188,18 +175,16 @@ def test_an_unknown_holder_counts_as_ended(ownership: ModuleType, layer: SimpleN
     ids=["throttled", "unavailable", "unreachable"],
 )
 @pytest.mark.parametrize("asked_about", ["holder", "child"])
-def test_any_doubt_about_the_holder_or_its_child_counts_as_can_act(
-    ownership: ModuleType, layer: SimpleNamespace, fault: Exception, asked_about: str
-) -> None:
+def test_any_doubt_about_the_holder_or_its_child_counts_as_can_act(fault: Exception, asked_about: str) -> None:
     executions: dict[str, Any] = {HOLDER: _ended("ABORTED", NOW), CHILD: _ended("ABORTED", NOW)}
     executions[HOLDER if asked_about == "holder" else CHILD] = fault
 
-    answer = _checker(ownership, FakeStepFunctions(executions))(_holder(layer, HOLDER, CHILD), NOW + 1000)
+    answer = _checker(FakeStepFunctions(executions))(_holder(HOLDER, CHILD), NOW + 1000)
 
-    assert answer == layer.record.Liveness(can_act=True)
+    assert answer == record.Liveness(can_act=True)
 
 
-def test_the_step_functions_client_is_made_on_first_use_only(ownership: ModuleType, layer: SimpleNamespace) -> None:
+def test_the_step_functions_client_is_made_on_first_use_only() -> None:
     made: list[FakeStepFunctions] = []
 
     def make_client() -> FakeStepFunctions:
@@ -209,14 +194,14 @@ def test_the_step_functions_client_is_made_on_first_use_only(ownership: ModuleTy
     checker = ownership.LivenessChecker(make_client, LONGEST_CALL)
     assert made == [] and checker.checks == 0
 
-    checker(_holder(layer, HOLDER), NOW)
-    checker(_holder(layer, HOLDER), NOW)
+    checker(_holder(HOLDER), NOW)
+    checker(_holder(HOLDER), NOW)
 
     assert len(made) == 1 and checker.checks == 2
     assert made[0].described == [HOLDER, HOLDER]
 
 
-def test_the_childs_arn_is_named_after_its_parent_execution(ownership: ModuleType) -> None:
+def test_the_childs_arn_is_named_after_its_parent_execution() -> None:
     child_machine = "arn:aws:states:us-east-1:123456789012:stateMachine:child"
 
     assert ownership.execution_arn_of_child(child_machine, f"{PREFIX}:wf:order-42") == f"{PREFIX}:child:order-42"
@@ -232,48 +217,43 @@ def tables_and_machines(dynamodb: Any, aws_credentials: None) -> Machines:
     return Machines(client=client, parent=parent, child=child)
 
 
-def _take(layer: SimpleNamespace, dynamodb: Any, execution_id: str, now: int, checker: Any) -> Any:
-    store = layer.store.RecordStore(dynamodb, TABLE, record_ttl_seconds=10_000, lease_seconds=30)
-    request = layer.decision.TakeRequest("wf#key", layer.record.Owner(execution_id, "run", "2026-11-23T00:00:00Z"))
-    return layer.take.take_record(store, request, now, layer.take.HolderChecks(liveness=checker))
+def _take(dynamodb: Any, execution_id: str, now: int, checker: Any) -> Any:
+    store = RecordStore(dynamodb, TABLE, record_ttl_seconds=10_000, lease_seconds=30)
+    request = decision.TakeRequest("wf#key", record.Owner(execution_id, "run", "2026-11-23T00:00:00Z"))
+    return take.take_record(store, request, now, take.HolderChecks(liveness=checker))
 
 
 def test_an_expired_lease_of_a_running_holder_is_extended_and_of_a_stopped_one_taken_over_once_its_calls_ended(
-    ownership: ModuleType, layer: SimpleNamespace, dynamodb: Any, tables_and_machines: Machines
+    dynamodb: Any, tables_and_machines: Machines
 ) -> None:
     machines = tables_and_machines
     holder = machines.start(machines.parent, "holder")
     checker = ownership.LivenessChecker(lambda: machines.client, 600)
     now = int(time.time())
-    assert _take(layer, dynamodb, holder, now, checker).outcome == layer.vocabulary.Outcome.ACQUIRED
+    assert _take(dynamodb, holder, now, checker).outcome == vocabulary.Outcome.ACQUIRED
 
-    still_running = _take(layer, dynamodb, f"{PREFIX}:wf:other", now + 31, checker)
+    still_running = _take(dynamodb, f"{PREFIX}:wf:other", now + 31, checker)
     assert (still_running.outcome, still_running.look_again_at) == (
-        layer.vocabulary.Outcome.BUSY,
+        vocabulary.Outcome.BUSY,
         now + 61,
     )  # lease extended by 30 s
 
     stopped = math.ceil(machines.stop(holder).timestamp())
-    waiting = _take(layer, dynamodb, f"{PREFIX}:wf:other", now + 62, checker)
-    assert waiting.outcome == layer.vocabulary.Outcome.BUSY
+    waiting = _take(dynamodb, f"{PREFIX}:wf:other", now + 62, checker)
+    assert waiting.outcome == vocabulary.Outcome.BUSY
     assert stopped + 600 + 1 <= waiting.look_again_at <= stopped + 600 + 2
 
-    assert (
-        _take(layer, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at - 2, checker).outcome
-        == layer.vocabulary.Outcome.BUSY
-    )
-    taken = _take(layer, dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at, checker)
-    assert (taken.outcome, taken.taken_over) == (layer.vocabulary.Outcome.ACQUIRED, True)
+    assert _take(dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at - 2, checker).outcome == vocabulary.Outcome.BUSY
+    taken = _take(dynamodb, f"{PREFIX}:wf:other", waiting.look_again_at, checker)
+    assert (taken.outcome, taken.taken_over) == (vocabulary.Outcome.ACQUIRED, True)
     assert checker.checks == 4
 
 
-def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(
-    ownership: ModuleType, layer: SimpleNamespace
-) -> None:
+def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease() -> None:
     # Another workflow given the same IdempotencyScope: these functions may not describe its executions.
     # Asking again would never be answered, so the expired lease decides, as for an Express owner.
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "DescribeExecution")
-    answer = _checker(ownership, FakeStepFunctions({HOLDER: denied}))(_holder(layer, HOLDER, None), NOW + 1000)
+    answer = _checker(FakeStepFunctions({HOLDER: denied}))(_holder(HOLDER, None), NOW + 1000)
 
     assert answer.can_act is False
 
@@ -282,18 +262,18 @@ def test_a_holder_step_functions_will_not_describe_is_left_to_its_lease(
     ("status", "runs"),
     [("RUNNING", True), ("PENDING_REDRIVE", True), ("ABORTED", False), ("TIMED_OUT", False), ("FAILED", False)],
 )
-def test_whether_an_execution_still_runs_is_its_status(ownership: ModuleType, status: str, runs: bool) -> None:
+def test_whether_an_execution_still_runs_is_its_status(status: str, runs: bool) -> None:
     sfn = FakeStepFunctions({HOLDER: {"status": status}})
 
-    assert _checker(ownership, sfn).runs(HOLDER) is runs
+    assert _checker(sfn).runs(HOLDER) is runs
     assert sfn.described == [HOLDER]
 
 
-def test_an_execution_that_cannot_be_described_counts_as_running(ownership: ModuleType) -> None:
+def test_an_execution_that_cannot_be_described_counts_as_running() -> None:
     throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "DescribeExecution")
     sfn = FakeStepFunctions({HOLDER: throttled})
 
-    assert _checker(ownership, sfn).runs(HOLDER) is True
+    assert _checker(sfn).runs(HOLDER) is True
 
 
 def _not_redrivable() -> ClientError:
@@ -303,29 +283,25 @@ def _not_redrivable() -> ClientError:
 @pytest.mark.parametrize(
     ("redrive_status", "redrivable"), [("REDRIVABLE", True), ("NOT_REDRIVABLE", False), (None, False)]
 )
-def test_an_ended_holder_is_redrivable_as_step_functions_says(
-    ownership: ModuleType, layer: SimpleNamespace, redrive_status: str | None, redrivable: bool
-) -> None:
+def test_an_ended_holder_is_redrivable_as_step_functions_says(redrive_status: str | None, redrivable: bool) -> None:
     sfn = FakeStepFunctions({HOLDER: {**_ended("ABORTED", NOW), "redriveStatus": redrive_status}})
 
-    answer = _checker(ownership, sfn)(_holder(layer, HOLDER), NOW + 100)
+    answer = _checker(sfn)(_holder(HOLDER), NOW + 100)
 
     assert (answer.can_act, answer.redrivable) == (False, redrivable)
 
 
-def test_resuming_a_holder_redrives_it(ownership: ModuleType, layer: SimpleNamespace) -> None:
+def test_resuming_a_holder_redrives_it() -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)})
 
-    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER)) is True
+    assert _checker(sfn).resume(_holder(HOLDER)) is True
     assert sfn.redriven == [HOLDER]
 
 
-def test_a_holder_with_a_child_workflow_is_resumed_by_redriving_the_parent_only(
-    ownership: ModuleType, layer: SimpleNamespace
-) -> None:
+def test_a_holder_with_a_child_workflow_is_resumed_by_redriving_the_parent_only() -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW), CHILD: _ended("ABORTED", NOW)})
 
-    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER, CHILD)) is True
+    assert _checker(sfn).resume(_holder(HOLDER, CHILD)) is True
     # The redriven parent follows its child itself (the child ASL): it is not redriven from here.
     assert sfn.redriven == [HOLDER]
 
@@ -342,24 +318,24 @@ def test_a_holder_with_a_child_workflow_is_resumed_by_redriving_the_parent_only(
     ],
 )
 def test_a_parent_past_its_redrive_period_is_not_taken_over_while_its_child_may_still_run(
-    ownership: ModuleType, layer: SimpleNamespace, child: Any, may_run_again: bool
+    child: Any, may_run_again: bool
 ) -> None:
     executions = {HOLDER: _ended("ABORTED", NOW)}
     if child is not None:
         executions[CHILD] = child
     sfn = FakeStepFunctions(executions, redrives={HOLDER: _not_redrivable()})
 
-    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER, CHILD)) is may_run_again
+    assert _checker(sfn).resume(_holder(HOLDER, CHILD)) is may_run_again
     assert sfn.redriven == [HOLDER]
 
 
-def test_a_holder_someone_else_redrove_counts_as_resumed(ownership: ModuleType, layer: SimpleNamespace) -> None:
+def test_a_holder_someone_else_redrove_counts_as_resumed() -> None:
     sfn = FakeStepFunctions({HOLDER: {"status": "RUNNING"}}, redrives={HOLDER: _not_redrivable()})
 
-    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER)) is True
+    assert _checker(sfn).resume(_holder(HOLDER)) is True
 
 
-def test_a_holder_past_its_redrive_period_is_not_resumed(ownership: ModuleType, layer: SimpleNamespace) -> None:
+def test_a_holder_past_its_redrive_period_is_not_resumed() -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)}, redrives={HOLDER: _not_redrivable()})
 
-    assert _checker(ownership, sfn).resume(_holder(layer, HOLDER)) is False
+    assert _checker(sfn).resume(_holder(HOLDER)) is False

@@ -1,4 +1,5 @@
-"""The envelope's settings (the layer's ``settings.py``): read from the environment the template gives, and checked for coherence."""
+"""The envelope's settings (the layer's ``settings.py``): read from the environment the template gives, and checked for
+coherence."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import dataclasses
 import json
 import re
 import shlex
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from idempotency import errors
+from idempotency.key import KeyRules
+from idempotency.settings import Settings, state_machine_name
 from tests.unit.conftest import RECORDS_TABLE
 from tools.template import Template
 
@@ -39,9 +42,9 @@ OPTIONAL_VARIABLES = {
 
 
 @pytest.fixture
-def settings_with(layer: SimpleNamespace, template_environment: dict[str, str]) -> Any:
+def settings_with(template_environment: dict[str, str]) -> Any:
     """Settings from the template's defaults, with some fields replaced: ``settings_with(lease_seconds=5)``."""
-    defaults = layer.settings.Settings.from_environment(template_environment)
+    defaults = Settings.from_environment(template_environment)
     return lambda **changes: dataclasses.replace(defaults, **changes)
 
 
@@ -58,16 +61,16 @@ def _express(**changes: Any) -> dict[str, Any]:
 
 
 def test_the_template_environment_gives_the_parameters_defaults(
-    layer: SimpleNamespace, template: Template, template_environment: dict[str, str]
+    template: Template, template_environment: dict[str, str]
 ) -> None:
     defaults = template.parameter_values()
 
-    settings = layer.settings.Settings.from_environment(template_environment)
+    settings = Settings.from_environment(template_environment)
 
     assert {variable: template_environment[variable] for variable in VARIABLE_OF_PARAMETER.values()} == {
         variable: str(defaults[parameter]) for parameter, variable in VARIABLE_OF_PARAMETER.items()
     }
-    assert settings == layer.settings.Settings(
+    assert settings == Settings(
         table_name=RECORDS_TABLE,
         record_ttl_seconds=int(defaults["RecordTtlSeconds"]),
         lease_seconds=int(defaults["LockLeaseSeconds"]),
@@ -77,7 +80,7 @@ def test_the_template_environment_gives_the_parameters_defaults(
         workflow_type=defaults["WorkflowType"],
         execution_timeout_seconds=int(defaults["ExecutionTimeoutSeconds"]),
         longest_call_seconds=int(defaults["LongestCallSeconds"]),
-        key_rules=layer.key.KeyRules(),
+        key_rules=KeyRules(),
         scope="",
     )
 
@@ -90,9 +93,7 @@ def test_the_template_defaults_are_coherent(template: Template) -> None:
     assert defaults["WaitTimeoutSeconds"] < defaults["ExecutionTimeoutSeconds"]
 
 
-def test_settings_read_every_variable_the_template_gives_and_no_other(
-    layer: SimpleNamespace, template_environment: dict[str, str]
-) -> None:
+def test_settings_read_every_variable_the_template_gives_and_no_other(template_environment: dict[str, str]) -> None:
     read: list[str] = []
 
     class RecordingEnvironment(dict[str, str]):
@@ -104,15 +105,13 @@ def test_settings_read_every_variable_the_template_gives_and_no_other(
             read.append(name)
             return super().get(name, default)
 
-    layer.settings.Settings.from_environment(RecordingEnvironment(template_environment))
+    Settings.from_environment(RecordingEnvironment(template_environment))
 
     powertools = {name for name in template_environment if name.startswith("POWERTOOLS_")}
     assert sorted(read) == sorted(set(template_environment) - powertools)
 
 
-def test_a_missing_required_variable_fails_naming_it(
-    layer: SimpleNamespace, template_environment: dict[str, str]
-) -> None:
+def test_a_missing_required_variable_fails_naming_it(template_environment: dict[str, str]) -> None:
     required = [
         name for name in template_environment if not name.startswith("POWERTOOLS_") and name not in OPTIONAL_VARIABLES
     ]
@@ -121,19 +120,19 @@ def test_a_missing_required_variable_fails_naming_it(
         environment = {key: value for key, value in template_environment.items() if key != name}
 
         with pytest.raises(KeyError) as missing:
-            layer.settings.Settings.from_environment(environment)
+            Settings.from_environment(environment)
 
         assert missing.value.args == (name,)
 
 
 def test_the_key_variables_default_to_the_whole_input_validated_and_the_state_machines_scope(
-    layer: SimpleNamespace, template_environment: dict[str, str]
+    template_environment: dict[str, str],
 ) -> None:
     environment = {key: value for key, value in template_environment.items() if key not in OPTIONAL_VARIABLES}
 
-    settings = layer.settings.Settings.from_environment(environment)
+    settings = Settings.from_environment(environment)
 
-    assert (settings.key_rules, settings.scope) == (layer.key.KeyRules(), "")
+    assert (settings.key_rules, settings.scope) == (KeyRules(), "")
 
 
 @pytest.mark.parametrize(
@@ -164,7 +163,8 @@ def test_the_key_variables_default_to_the_whole_input_validated_and_the_state_ma
         ),
         pytest.param(
             _express(lease_seconds=359),
-            "LockLeaseSeconds=359 must be at least ExecutionTimeoutSeconds + LongestCallSeconds (360) for an Express workflow",
+            "LockLeaseSeconds=359 must be at least ExecutionTimeoutSeconds + LongestCallSeconds (360) for an Express "
+            "workflow",
             id="express lease shorter than the owner can act",
         ),
         pytest.param(
@@ -175,17 +175,17 @@ def test_the_key_variables_default_to_the_whole_input_validated_and_the_state_ma
     ],
 )
 def test_contradicting_parameters_are_refused_at_construction_naming_them(
-    layer: SimpleNamespace, settings_with: Any, changes: dict[str, Any], problem: str
+    settings_with: Any, changes: dict[str, Any], problem: str
 ) -> None:
-    with pytest.raises(layer.errors.IdempotencyConfigurationError) as refused:
+    with pytest.raises(errors.IdempotencyConfigurationError) as refused:
         settings_with(**changes)
 
     assert problem in str(refused.value)
-    assert isinstance(refused.value, layer.errors.IdempotencyError)
+    assert isinstance(refused.value, errors.IdempotencyError)
 
 
-def test_every_contradiction_is_named_at_once(layer: SimpleNamespace, settings_with: Any) -> None:
-    with pytest.raises(layer.errors.IdempotencyConfigurationError) as refused:
+def test_every_contradiction_is_named_at_once(settings_with: Any) -> None:
+    with pytest.raises(errors.IdempotencyConfigurationError) as refused:
         settings_with(waiter_failure_policy="Retry", record_ttl_seconds=100, wait_timeout_seconds=1800)
 
     message = str(refused.value)
@@ -194,8 +194,8 @@ def test_every_contradiction_is_named_at_once(layer: SimpleNamespace, settings_w
 
 
 @pytest.mark.parametrize("scope", ["has#hash", "has space", "x" * 129])
-def test_an_unusable_scope_is_refused(layer: SimpleNamespace, settings_with: Any, scope: str) -> None:
-    with pytest.raises(layer.errors.IdempotencyConfigurationError, match="IdempotencyScope"):
+def test_an_unusable_scope_is_refused(settings_with: Any, scope: str) -> None:
+    with pytest.raises(errors.IdempotencyConfigurationError, match="IdempotencyScope"):
         settings_with(scope=scope)
 
 
@@ -291,34 +291,31 @@ def test_a_waiter_waits_exactly_the_bound_in_few_looks(settings_with: Any, poll:
     ],
     ids=["state machine", "standard execution", "express execution"],
 )
-def test_the_scope_is_the_state_machines_name_unless_the_deployment_sets_one(
-    layer: SimpleNamespace, settings_with: Any, arn: str
-) -> None:
-    assert layer.settings.state_machine_name(arn) == "orders"
+def test_the_scope_is_the_state_machines_name_unless_the_deployment_sets_one(settings_with: Any, arn: str) -> None:
+    assert state_machine_name(arn) == "orders"
     assert settings_with().scope_of(arn) == "orders"
     assert settings_with(scope="shared-orders").scope_of(arn) == "shared-orders"
 
 
 @pytest.mark.parametrize("arn", ["", "orders", "arn:aws:lambda:us-east-1:123456789012:function:orders"])
-def test_a_scope_asked_of_something_not_a_state_machine_is_a_named_error(
-    layer: SimpleNamespace, settings_with: Any, arn: str
-) -> None:
-    with pytest.raises(layer.errors.IdempotencyConfigurationError, match="is not the ARN of a state machine"):
+def test_a_scope_asked_of_something_not_a_state_machine_is_a_named_error(settings_with: Any, arn: str) -> None:
+    with pytest.raises(errors.IdempotencyConfigurationError, match="is not the ARN of a state machine"):
         settings_with().scope_of(arn)
 
 
 def test_the_sample_environment_for_local_invocations_gives_every_variable_the_settings_read(
-    layer: SimpleNamespace, template: Template
+    template: Template,
 ) -> None:
     # make invoke passes events/env.json to ``sam local invoke --env-vars``: each envelope function reads its
     # settings on its first call.
     sample = json.loads((template.root / "events" / "env.json").read_text(encoding="utf-8"))["Parameters"]
 
-    layer.settings.Settings.from_environment(sample)
+    Settings.from_environment(sample)
 
 
-def test_every_deployment_the_docs_show_is_coherent(layer: SimpleNamespace, template: Template) -> None:
-    # A documented ``sam deploy --parameter-overrides`` must start: the functions refuse incoherent parameters at cold start.
+def test_every_deployment_the_docs_show_is_coherent(template: Template) -> None:
+    # A documented ``sam deploy --parameter-overrides`` must start: the functions refuse incoherent parameters
+    # at cold start.
     resolved = {name: str(value) for name, value in template.parameter_values().items()}
     commands = []
     for page in [template.root / "README.md", *sorted((template.root / "docs").glob("*.md"))]:
@@ -328,7 +325,7 @@ def test_every_deployment_the_docs_show_is_coherent(layer: SimpleNamespace, temp
         ]
     assert commands, "no documented deployment found"
 
-    for page, command in commands:
+    for page_name, command in commands:
         overrides = dict(
             word.split("=", 1) for word in shlex.split(command.split("--parameter-overrides", 1)[1]) if "=" in word
         )
@@ -337,6 +334,6 @@ def test_every_deployment_the_docs_show_is_coherent(layer: SimpleNamespace, temp
             **{variable: {**resolved, **overrides}[parameter] for parameter, variable in VARIABLE_OF_PARAMETER.items()},
         }
         try:
-            layer.settings.Settings.from_environment(environment)
-        except layer.errors.IdempotencyConfigurationError as refused:
-            pytest.fail(f"{page}: `{command.strip()}` is refused: {refused}")
+            Settings.from_environment(environment)
+        except errors.IdempotencyConfigurationError as refused:
+            pytest.fail(f"{page_name}: `{command.strip()}` is refused: {refused}")

@@ -1,4 +1,5 @@
-"""Waking the waiters of a record (the layer's ``wakeup.py``): slots read from moto's DynamoDB, tokens sent to a fake Step Functions.
+"""Waking the waiters of a record (the layer's ``wakeup.py``): slots read from moto's DynamoDB, tokens sent to a
+fake Step Functions.
 
 Step Functions is a small fake here: ``SendTaskSuccess`` needs the tokens of real waiting
 executions, and the subject is what ``wakeup.py`` does with the calls, their failures and their
@@ -10,13 +11,15 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from idempotency import record, store, vocabulary, waiter_slots, wakeup
 from tests.unit.conftest import RECORDS_TABLE as TABLE
+from tests.unit.test_front_door import as_step_functions
 
 NOW = 1_800_000_000
 KEY = "wf#" + "a" * 64
@@ -24,14 +27,9 @@ OWNER = "arn:aws:states:us-east-1:123456789012:execution:wf:owner"
 RUN = "2026-11-23T00:00:00.123Z"
 
 
-@pytest.fixture(scope="module")
-def wakeup(layer: SimpleNamespace) -> ModuleType:
-    return layer.wakeup  # type: ignore[no-any-return]
-
-
-def _store(layer: SimpleNamespace, client: Any, table_name: str) -> Any:
+def _store(client: Any, table_name: str) -> Any:
     """The layer's store of ``table_name`` (the wake-ups read and clear its waiter slots)."""
-    return layer.store.RecordStore(client, table_name, record_ttl_seconds=1_000, lease_seconds=100)
+    return store.RecordStore(client, table_name, record_ttl_seconds=1_000, lease_seconds=100)
 
 
 def _error(code: str) -> ClientError:
@@ -39,7 +37,8 @@ def _error(code: str) -> ClientError:
 
 
 class FakeStepFunctions:
-    """``send_task_success`` only: records each token's message and attempts; ``failures[token]`` lists errors to raise first."""
+    """``send_task_success`` only: records each token's message and attempts; ``failures[token]`` lists errors to raise
+    first."""
 
     def __init__(self, failures: dict[str, list[str]] | None = None) -> None:
         self.failures = {token: list(codes) for token, codes in (failures or {}).items()}
@@ -72,17 +71,17 @@ class AlwaysFailing(FakeStepFunctions):
         return super().send_task_success(taskToken, output)
 
 
-def _write_slots(dynamodb: Any, layer: SimpleNamespace, tokens: dict[int, str]) -> None:
+def _write_slots(dynamodb: Any, tokens: dict[int, str]) -> None:
     """Waiter slots as ``register_waiter`` leaves them (slot number -> token), written in batches."""
-    tag = layer.record.owner_tag(layer.record.Owner(OWNER, RUN))
+    tag = record.owner_tag(record.Owner(OWNER, RUN))
     requests = [
         {
             "PutRequest": {
                 "Item": {
-                    "id": {"S": layer.waiter_slots.waiter_slot_id(KEY, tag, number)},
-                    layer.waiter_slots.TASK_TOKEN: {"S": token},
-                    layer.waiter_slots.WAITING_ON: {"S": OWNER},
-                    layer.record.TTL: {"N": str(NOW + 1000)},
+                    "id": {"S": waiter_slots.waiter_slot_id(KEY, tag, number)},
+                    waiter_slots.TASK_TOKEN: {"S": token},
+                    waiter_slots.WAITING_ON: {"S": OWNER},
+                    record.TTL: {"N": str(NOW + 1000)},
                 }
             }
         }
@@ -92,11 +91,11 @@ def _write_slots(dynamodb: Any, layer: SimpleNamespace, tokens: dict[int, str]) 
         dynamodb.batch_write_item(RequestItems={TABLE: requests[start : start + 25]})
 
 
-def _saved(layer: SimpleNamespace, waiter_count: int, status: str = "SUCCESS") -> Any:
-    return layer.record.SavedOutcome(
+def _saved(waiter_count: int, status: str = "SUCCESS") -> Any:
+    return record.SavedOutcome(
         key=KEY,
         status=status,
-        owner_tag=layer.record.owner_tag(layer.record.Owner(OWNER, RUN)),
+        owner_tag=record.owner_tag(record.Owner(OWNER, RUN)),
         waiter_count=waiter_count,
     )
 
@@ -108,52 +107,46 @@ def _slots_left(dynamodb: Any) -> list[str]:
 MESSAGE = {"outcome": "COMPLETED", "key": KEY, "result": {"ok": "é"}}
 
 
-def test_every_waiters_token_receives_the_message_and_the_slots_are_cleared(
-    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any
-) -> None:
-    _write_slots(dynamodb, layer, {1: "token-1", 2: "token-2", 3: "token-3"})
+def test_every_waiters_token_receives_the_message_and_the_slots_are_cleared(dynamodb: Any) -> None:
+    _write_slots(dynamodb, {1: "token-1", 2: "token-2", 3: "token-3"})
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 3), MESSAGE)
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(3), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=3, gone=0, failed=0)
     assert sfn.sent == {f"token-{number}": MESSAGE for number in (1, 2, 3)}
     assert _slots_left(dynamodb) == []
 
 
-def test_a_record_without_waiters_costs_no_request(
-    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any, dynamodb_calls: Any
-) -> None:
+def test_a_record_without_waiters_costs_no_request(dynamodb: Any, dynamodb_calls: Any) -> None:
     sfn = FakeStepFunctions()
 
-    assert wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 0), MESSAGE) == wakeup.WakeUps()
+    assert wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(0), MESSAGE) == wakeup.WakeUps()
     assert dynamodb_calls == [] and sfn.attempts == Counter()
 
 
-def test_only_the_slots_of_the_saving_owners_run_are_read(
-    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any
-) -> None:
-    _write_slots(dynamodb, layer, {1: "token-1"})
-    other_run = layer.record.SavedOutcome(
+def test_only_the_slots_of_the_saving_owners_run_are_read(dynamodb: Any) -> None:
+    _write_slots(dynamodb, {1: "token-1"})
+    other_run = record.SavedOutcome(
         key=KEY,
         status="SUCCESS",
-        owner_tag=layer.record.owner_tag(layer.record.Owner(OWNER, "another run")),
+        owner_tag=record.owner_tag(record.Owner(OWNER, "another run")),
         waiter_count=1,
     )
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, other_run, MESSAGE)
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), other_run, MESSAGE)
 
     assert report == wakeup.WakeUps(failed=1)
     assert sfn.sent == {}
     assert len(_slots_left(dynamodb)) == 1  # another run's waiter is not woken, nor its slot cleared
 
 
-def test_a_throttled_token_is_sent_again(wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any) -> None:
-    _write_slots(dynamodb, layer, {1: "token-1", 2: "token-2"})
+def test_a_throttled_token_is_sent_again(dynamodb: Any) -> None:
+    _write_slots(dynamodb, {1: "token-1", 2: "token-2"})
     sfn = FakeStepFunctions(failures={"token-2": ["ThrottlingException", "ThrottlingException"]})
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 2), MESSAGE)
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(2), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=2)
     assert sfn.attempts == Counter({"token-1": 1, "token-2": 3})
@@ -163,15 +156,13 @@ def test_a_throttled_token_is_sent_again(wakeup: ModuleType, layer: SimpleNamesp
 @pytest.mark.parametrize(
     "code", ["ThrottlingException", "AccessDeniedException"], ids=["throttled for good", "refused"]
 )
-def test_a_token_that_fails_for_good_is_counted_and_the_others_are_still_sent(
-    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any, code: str
-) -> None:
-    _write_slots(dynamodb, layer, {1: "token-1", 2: "token-2", 3: "token-3"})
+def test_a_token_that_fails_for_good_is_counted_and_the_others_are_still_sent(dynamodb: Any, code: str) -> None:
+    _write_slots(dynamodb, {1: "token-1", 2: "token-2", 3: "token-3"})
     sfn = AlwaysFailing("token-2", code)
     logged: list[str] = []
     logger = SimpleNamespace(warning=lambda message, **_: logged.append(message))
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 3), MESSAGE, logger)
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(3), MESSAGE, logger)
 
     assert report == wakeup.WakeUps(woken=2, failed=1)
     assert set(sfn.sent) == {"token-1", "token-3"}
@@ -180,13 +171,11 @@ def test_a_token_that_fails_for_good_is_counted_and_the_others_are_still_sent(
 
 
 @pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken", "TaskDoesNotExist"])
-def test_a_waiter_no_longer_waiting_counts_as_gone(
-    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any, code: str
-) -> None:
-    _write_slots(dynamodb, layer, {1: "token-1", 2: "token-2"})
+def test_a_waiter_no_longer_waiting_counts_as_gone(dynamodb: Any, code: str) -> None:
+    _write_slots(dynamodb, {1: "token-1", 2: "token-2"})
     sfn = AlwaysFailing("token-1", code)
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 2), MESSAGE)
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(2), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=1, gone=1)
     assert sfn.attempts["token-1"] == 1
@@ -194,17 +183,17 @@ def test_a_waiter_no_longer_waiting_counts_as_gone(
 
 
 def test_a_slot_counted_but_never_written_is_read_again_briefly_then_counted_failed(
-    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any, dynamodb_calls: Any
+    dynamodb: Any, dynamodb_calls: Any
 ) -> None:
-    _write_slots(dynamodb, layer, {1: "token-1", 3: "token-3"})  # waiter 2 took its number and crashed
+    _write_slots(dynamodb, {1: "token-1", 3: "token-3"})  # waiter 2 took its number and crashed
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 3), MESSAGE)
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(3), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=2, failed=1)
     reads = [params for name, params in dynamodb_calls if name == "BatchGetItem"]
     assert len(reads) == 4  # one read, then three more of the missing slot only
-    missing = layer.waiter_slots.waiter_slot_id(KEY, layer.record.owner_tag(layer.record.Owner(OWNER, RUN)), 2)
+    missing = waiter_slots.waiter_slot_id(KEY, record.owner_tag(record.Owner(OWNER, RUN)), 2)
     assert all(
         request[TABLE]["Keys"] == [{"id": {"S": missing}}]
         for request in (params["RequestItems"] for params in reads[1:])
@@ -212,32 +201,28 @@ def test_a_slot_counted_but_never_written_is_read_again_briefly_then_counted_fai
     assert all(params["RequestItems"][TABLE]["ConsistentRead"] is True for params in reads)
 
 
-def test_a_slot_written_just_after_the_save_read_it_is_still_woken(
-    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any
-) -> None:
-    _write_slots(dynamodb, layer, {1: "token-1"})
+def test_a_slot_written_just_after_the_save_read_it_is_still_woken(dynamodb: Any) -> None:
+    _write_slots(dynamodb, {1: "token-1"})
     writes_late: list[bool] = []
 
     def waiter_2_writes_its_slot(**_: Any) -> None:
         if not writes_late:
             writes_late.append(True)
-            _write_slots(dynamodb, layer, {2: "token-2"})
+            _write_slots(dynamodb, {2: "token-2"})
 
     dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", waiter_2_writes_its_slot)
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 2), MESSAGE)
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(2), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=2)
     assert set(sfn.sent) == {"token-1", "token-2"}
 
 
-def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(
-    wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any
-) -> None:
+def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(dynamodb: Any) -> None:
     sfn = FakeStepFunctions()
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, "no-such-table"), sfn, _saved(layer, 4), MESSAGE)
+    report = wakeup.wake_waiters(_store(dynamodb, "no-such-table"), as_step_functions(sfn), _saved(4), MESSAGE)
 
     assert report == wakeup.WakeUps(failed=4)
     assert sfn.attempts == Counter()
@@ -248,18 +233,14 @@ def test_slots_that_cannot_be_read_count_as_failed_and_nothing_is_raised(
     [(131_000, False), (131_100, True)],
     ids=["under 256 KiB in UTF-8", "over 256 KiB in UTF-8 though under in characters"],
 )
-def test_a_message_over_256_kib_in_utf8_becomes_record_changed(
-    wakeup: ModuleType, layer: SimpleNamespace, characters: int, replaced: bool
-) -> None:
+def test_a_message_over_256_kib_in_utf8_becomes_record_changed(characters: int, replaced: bool) -> None:
     message = {"outcome": "COMPLETED", "key": KEY, "result": "é" * characters}  # two bytes each in UTF-8
     sfn = FakeStepFunctions()
 
-    report = wakeup.send_to_tokens(sfn, ["token-1"], message)
+    report = wakeup.send_to_tokens(as_step_functions(sfn), ["token-1"], message)
 
     assert report == wakeup.WakeUps(woken=1)
-    assert sfn.sent["token-1"] == (
-        {"outcome": layer.vocabulary.Outcome.RECORD_CHANGED, "key": KEY} if replaced else message
-    )
+    assert sfn.sent["token-1"] == ({"outcome": vocabulary.Outcome.RECORD_CHANGED, "key": KEY} if replaced else message)
 
 
 class ConcurrencyProbe(FakeStepFunctions):
@@ -287,12 +268,12 @@ class ConcurrencyProbe(FakeStepFunctions):
                 self.in_flight -= 1
 
 
-def test_five_hundred_tokens_are_sent_concurrently(wakeup: ModuleType, layer: SimpleNamespace, dynamodb: Any) -> None:
+def test_five_hundred_tokens_are_sent_concurrently(dynamodb: Any) -> None:
     tokens = {number: f"token-{number}" for number in range(1, 501)}
-    _write_slots(dynamodb, layer, tokens)
+    _write_slots(dynamodb, tokens)
     sfn = ConcurrencyProbe()
 
-    report = wakeup.wake_waiters(_store(layer, dynamodb, TABLE), sfn, _saved(layer, 500), MESSAGE)
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(500), MESSAGE)
 
     assert report == wakeup.WakeUps(woken=500)
     assert set(sfn.sent) == set(tokens.values())
@@ -310,9 +291,7 @@ def test_five_hundred_tokens_are_sent_concurrently(wakeup: ModuleType, layer: Si
         ("IN_PROGRESS", {"outcome": "RELEASED", "key": KEY}),
     ],
 )
-def test_the_message_tells_the_waiters_the_result_or_to_look_again(
-    wakeup: ModuleType, layer: SimpleNamespace, status: str, expected: dict[str, Any]
-) -> None:
-    saved = _saved(layer, 1, status)
+def test_the_message_tells_the_waiters_the_result_or_to_look_again(status: str, expected: dict[str, Any]) -> None:
+    saved = _saved(1, status)
 
     assert wakeup.wake_up_message(saved, result={"a": 1}) == expected
