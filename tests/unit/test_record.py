@@ -461,9 +461,7 @@ def test_the_record_never_holds_task_tokens(layer: SimpleNamespace, take: Any, d
     take(payload_hash="hash")
     holder = layer.record.Holder(OWNER, RUN, NOW + LEASE)
     for number in range(3):
-        assert layer.waiter_slots.register_waiter(
-            _store(layer, dynamodb, NOW + TTL_SECONDS - NOW), KEY, holder.owner, f"token-{number}", NOW
-        )
+        assert layer.waiter_slots.register_waiter(_store(layer, dynamodb), KEY, holder.owner, f"token-{number}", NOW)
 
     item = _item(dynamodb)
 
@@ -491,9 +489,7 @@ def test_waiters_get_slots_numbered_from_one_each_holding_its_token(
 
     for number in (1, 2, 3):
         assert (
-            layer.waiter_slots.register_waiter(
-                _store(layer, dynamodb, NOW + 500 - NOW), KEY, holder.owner, f"token-{number}", NOW
-            )
+            layer.waiter_slots.register_waiter(_store(layer, dynamodb, 500), KEY, holder.owner, f"token-{number}", NOW)
             is True
         )
 
@@ -523,9 +519,7 @@ def test_fifty_waiters_registering_at_once_get_fifty_distinct_slots(
         # Bounds only against a hang: on a busy machine fifty threads may take long to all start.
         start.wait(timeout=HANG_GUARD_SECONDS)
         registered.append(
-            layer.waiter_slots.register_waiter(
-                _store(layer, dynamodb, NOW + 500 - NOW), KEY, holder.owner, f"token-{number}", NOW
-            )
+            layer.waiter_slots.register_waiter(_store(layer, dynamodb, 500), KEY, holder.owner, f"token-{number}", NOW)
         )
 
     threads = [threading.Thread(target=register, args=(number,)) for number in range(50)]
@@ -574,10 +568,7 @@ def test_a_waiter_is_refused_when_the_record_changed_since_it_looked(
         holder = layer.record.Holder(OWNER, "2026-11-23T00:00:09.000Z", NOW + LEASE)
     before = _all_items(dynamodb)
 
-    assert (
-        layer.waiter_slots.register_waiter(_store(layer, dynamodb, now + 500 - now), KEY, holder.owner, "token", now)
-        is False
-    )
+    assert layer.waiter_slots.register_waiter(_store(layer, dynamodb, 500), KEY, holder.owner, "token", now) is False
     assert _all_items(dynamodb) == before  # no slot written, the record as it was
 
 
@@ -591,7 +582,7 @@ def test_the_record_does_not_grow_with_its_waiters_beyond_the_counter(
 
     for number in range(30):
         layer.waiter_slots.register_waiter(
-            _store(layer, dynamodb, NOW + 500 - NOW), KEY, holder.owner, "t" * 1000 + str(number), NOW
+            _store(layer, dynamodb, 500), KEY, holder.owner, "t" * 1000 + str(number), NOW
         )
 
     after = _item(dynamodb)
@@ -689,8 +680,8 @@ def test_saving_the_same_outcome_again_is_harmless_and_reports_the_same_waiter_c
 ) -> None:
     take()
     holder = layer.record.Holder(OWNER, RUN, NOW + LEASE)
-    layer.waiter_slots.register_waiter(_store(layer, dynamodb, NOW + 500 - NOW), KEY, holder.owner, "token-1", NOW)
-    layer.waiter_slots.register_waiter(_store(layer, dynamodb, NOW + 500 - NOW), KEY, holder.owner, "token-2", NOW)
+    layer.waiter_slots.register_waiter(_store(layer, dynamodb, 500), KEY, holder.owner, "token-1", NOW)
+    layer.waiter_slots.register_waiter(_store(layer, dynamodb, 500), KEY, holder.owner, "token-2", NOW)
     first = _store(layer, dynamodb).save_outcome(KEY, layer.record.Owner(OWNER, RUN), result_json='{"a":1}')
     stored = _item(dynamodb)
 
@@ -731,7 +722,7 @@ def test_a_save_whose_first_attempt_failed_succeeds_on_the_retry(
 ) -> None:
     take()
     layer.waiter_slots.register_waiter(
-        _store(layer, dynamodb, NOW + 500 - NOW),
+        _store(layer, dynamodb, 500),
         KEY,
         layer.record.Holder(OWNER, RUN, NOW + LEASE).owner,
         "token-1",
@@ -765,14 +756,12 @@ def test_ending_the_holders_ownership_cuts_its_lease_and_wakes_nobody(
     take()
     holder = layer.record.Holder(OWNER, RUN, NOW + LEASE)
     for number in (1, 2):
-        layer.waiter_slots.register_waiter(
-            _store(layer, dynamodb, NOW + 500 - NOW), KEY, holder.owner, f"token-{number}", NOW
-        )
+        layer.waiter_slots.register_waiter(_store(layer, dynamodb, 500), KEY, holder.owner, f"token-{number}", NOW)
     before = _item(dynamodb)
     assert before is not None
 
     changed = layer.ending.end_ownership(
-        _store(layer, dynamodb, TTL_SECONDS), KEY, layer.ending.Ending(_ended(layer), NOW + 65), NOW + 5
+        _store(layer, dynamodb), KEY, layer.ending.Ending(_ended(layer), NOW + 65), NOW + 5
     )
 
     assert changed == layer.record.SavedOutcome(
@@ -791,7 +780,7 @@ def test_ending_a_failed_holders_ownership_records_failed_with_its_error(
     free_at = NOW + 65
 
     changed = layer.ending.end_ownership(
-        _store(layer, dynamodb, TTL_SECONDS),
+        _store(layer, dynamodb),
         KEY,
         layer.ending.Ending(
             _ended(layer), free_at, failure=layer.record.Failure("States.DataLimitExceeded", "too big")
@@ -821,12 +810,12 @@ def test_ending_ownership_a_second_time_changes_nothing_more(layer: SimpleNamesp
     # EventBridge delivers at least once.
     take()
     first = layer.ending.end_ownership(
-        _store(layer, dynamodb, TTL_SECONDS), KEY, layer.ending.Ending(_ended(layer), NOW + 65), NOW + 5
+        _store(layer, dynamodb), KEY, layer.ending.Ending(_ended(layer), NOW + 65), NOW + 5
     )
     after_first = _item(dynamodb)
 
     again = layer.ending.end_ownership(
-        _store(layer, dynamodb, TTL_SECONDS), KEY, layer.ending.Ending(_ended(layer), NOW + 65), NOW + 6
+        _store(layer, dynamodb), KEY, layer.ending.Ending(_ended(layer), NOW + 65), NOW + 6
     )
 
     assert again == first
@@ -849,7 +838,7 @@ def test_ending_ownership_leaves_saved_records_and_other_owners_records_alone(
     before = _item(dynamodb)
 
     changed = layer.ending.end_ownership(
-        _store(layer, dynamodb, TTL_SECONDS),
+        _store(layer, dynamodb),
         KEY,
         layer.ending.Ending(_ended(layer), NOW + LEASE + 60, failure=layer.record.Failure("States.Timeout", "")),
         NOW + LEASE + 2,
@@ -868,7 +857,7 @@ def test_ending_ownership_with_no_record_holds_the_key_against_the_ended_executi
     def release_runs_meanwhile() -> None:
         assert (
             layer.ending.end_ownership(
-                _store(layer, release_client, TTL_SECONDS),
+                _store(layer, release_client),
                 KEY,
                 layer.ending.Ending(_ended(layer), free_at),
                 stopped + 1,
@@ -914,9 +903,7 @@ def test_ending_ownership_of_an_expired_record_holds_the_key_until_free_at(
     now = NOW + TTL_SECONDS + 1  # the old record counts as absent
 
     assert (
-        layer.ending.end_ownership(
-            _store(layer, dynamodb, TTL_SECONDS), KEY, layer.ending.Ending(_ended(layer), now + 60), now
-        )
+        layer.ending.end_ownership(_store(layer, dynamodb), KEY, layer.ending.Ending(_ended(layer), now + 60), now)
         is None
     )
 
@@ -939,7 +926,7 @@ def test_ending_ownership_cuts_the_lease_of_a_take_that_lands_between_its_two_wr
     _before_first(release_client, "PutItem", lambda: take(OWNER, now=stopped + 1))
 
     changed = layer.ending.end_ownership(
-        _store(layer, release_client, TTL_SECONDS), KEY, layer.ending.Ending(_ended(layer), free_at), stopped + 1
+        _store(layer, release_client), KEY, layer.ending.Ending(_ended(layer), free_at), stopped + 1
     )
 
     item = _item(dynamodb)
@@ -1086,7 +1073,7 @@ def test_a_release_keeps_a_stopped_owners_record_at_least_until_asked(
     keep_until = NOW + 14 * 24 * 3600
 
     layer.ending.end_ownership(
-        _store(layer, dynamodb, TTL_SECONDS),
+        _store(layer, dynamodb),
         KEY,
         layer.ending.Ending(layer.record.Owner(OWNER, RUN, START), NOW + 7, keep_until=keep_until),
         NOW + 5,
@@ -1102,7 +1089,7 @@ def _ended_unsaved(layer: SimpleNamespace, dynamodb: Any, take: Any) -> None:
     """OWNER took the record, then ended without saving; its release recorded the failure (quiet until NOW + 7)."""
     take()
     layer.ending.end_ownership(
-        _store(layer, dynamodb, TTL_SECONDS),
+        _store(layer, dynamodb),
         KEY,
         layer.ending.Ending(
             layer.record.Owner(OWNER, RUN, START), NOW + 7, failure=layer.record.Failure("ThrottlingException", "")
@@ -1184,7 +1171,7 @@ def test_the_record_a_release_left_for_an_execution_that_never_took_it_is_taken_
     layer: SimpleNamespace, take: Any, dynamodb: Any
 ) -> None:
     layer.ending.end_ownership(
-        _store(layer, dynamodb, TTL_SECONDS),
+        _store(layer, dynamodb),
         KEY,
         layer.ending.Ending(layer.record.Owner(OWNER, "", START), NOW + 2, keep_until=NOW + 10**6),
         NOW,
