@@ -445,9 +445,7 @@ def test_the_record_never_holds_task_tokens(take: Any, dynamodb: Any) -> None:
     take(payload_hash="hash")
     holder = record.Holder(OWNER, RUN, NOW + LEASE)
     for number in range(3):
-        assert waiter_slots.register_waiter(
-            _store(dynamodb, NOW + TTL_SECONDS - NOW), KEY, holder.owner, f"token-{number}", NOW
-        )
+        assert waiter_slots.register_waiter(_store(dynamodb), KEY, holder.owner, f"token-{number}", NOW)
 
     item = _item(dynamodb)
 
@@ -472,10 +470,7 @@ def test_waiters_get_slots_numbered_from_one_each_holding_its_token(take: Any, d
     holder = record.Holder(OWNER, RUN, NOW + LEASE)
 
     for number in (1, 2, 3):
-        assert (
-            waiter_slots.register_waiter(_store(dynamodb, NOW + 500 - NOW), KEY, holder.owner, f"token-{number}", NOW)
-            is True
-        )
+        assert waiter_slots.register_waiter(_store(dynamodb, 500), KEY, holder.owner, f"token-{number}", NOW) is True
 
     tag = record.owner_tag(record.Owner(OWNER, RUN))
     assert len(tag) == 16 and tag == holder.tag
@@ -501,7 +496,7 @@ def test_fifty_waiters_registering_at_once_get_fifty_distinct_slots(take: Any, d
         # Bounds only against a hang: on a busy machine fifty threads may take long to all start.
         start.wait(timeout=HANG_GUARD_SECONDS)
         registered.append(
-            waiter_slots.register_waiter(_store(dynamodb, NOW + 500 - NOW), KEY, holder.owner, f"token-{number}", NOW)
+            waiter_slots.register_waiter(_store(dynamodb, 500), KEY, holder.owner, f"token-{number}", NOW)
         )
 
     threads = [threading.Thread(target=register, args=(number,)) for number in range(50)]
@@ -544,7 +539,7 @@ def test_a_waiter_is_refused_when_the_record_changed_since_it_looked(take: Any, 
         holder = record.Holder(OWNER, "2026-11-23T00:00:09.000Z", NOW + LEASE)
     before = _all_items(dynamodb)
 
-    assert waiter_slots.register_waiter(_store(dynamodb, now + 500 - now), KEY, holder.owner, "token", now) is False
+    assert waiter_slots.register_waiter(_store(dynamodb, 500), KEY, holder.owner, "token", now) is False
     assert _all_items(dynamodb) == before  # no slot written, the record as it was
 
 
@@ -555,9 +550,7 @@ def test_the_record_does_not_grow_with_its_waiters_beyond_the_counter(take: Any,
     holder = record.Holder(OWNER, RUN, NOW + LEASE)
 
     for number in range(30):
-        waiter_slots.register_waiter(
-            _store(dynamodb, NOW + 500 - NOW), KEY, holder.owner, "t" * 1000 + str(number), NOW
-        )
+        waiter_slots.register_waiter(_store(dynamodb, 500), KEY, holder.owner, "t" * 1000 + str(number), NOW)
 
     after = _item(dynamodb)
     assert after == {**before, record.WAITERS: {"N": "30"}}
@@ -645,8 +638,8 @@ def test_a_save_never_creates_a_record(dynamodb: Any) -> None:
 def test_saving_the_same_outcome_again_is_harmless_and_reports_the_same_waiter_count(take: Any, dynamodb: Any) -> None:
     take()
     holder = record.Holder(OWNER, RUN, NOW + LEASE)
-    waiter_slots.register_waiter(_store(dynamodb, NOW + 500 - NOW), KEY, holder.owner, "token-1", NOW)
-    waiter_slots.register_waiter(_store(dynamodb, NOW + 500 - NOW), KEY, holder.owner, "token-2", NOW)
+    waiter_slots.register_waiter(_store(dynamodb, 500), KEY, holder.owner, "token-1", NOW)
+    waiter_slots.register_waiter(_store(dynamodb, 500), KEY, holder.owner, "token-2", NOW)
     first = _store(dynamodb).save_outcome(KEY, record.Owner(OWNER, RUN), result_json='{"a":1}')
     stored = _item(dynamodb)
 
@@ -684,7 +677,7 @@ class FlakyDynamoDB:
 def test_a_save_whose_first_attempt_failed_succeeds_on_the_retry(take: Any, dynamodb: Any, lands: bool) -> None:
     take()
     waiter_slots.register_waiter(
-        _store(dynamodb, NOW + 500 - NOW),
+        _store(dynamodb, 500),
         KEY,
         record.Holder(OWNER, RUN, NOW + LEASE).owner,
         "token-1",
@@ -716,11 +709,11 @@ def test_ending_the_holders_ownership_cuts_its_lease_and_wakes_nobody(take: Any,
     take()
     holder = record.Holder(OWNER, RUN, NOW + LEASE)
     for number in (1, 2):
-        waiter_slots.register_waiter(_store(dynamodb, NOW + 500 - NOW), KEY, holder.owner, f"token-{number}", NOW)
+        waiter_slots.register_waiter(_store(dynamodb, 500), KEY, holder.owner, f"token-{number}", NOW)
     before = _item(dynamodb)
     assert before is not None
 
-    changed = ending.end_ownership(_store(dynamodb, TTL_SECONDS), KEY, ending.Ending(_ended(), NOW + 65), NOW + 5)
+    changed = ending.end_ownership(_store(dynamodb), KEY, ending.Ending(_ended(), NOW + 65), NOW + 5)
 
     assert changed == record.SavedOutcome(
         key=KEY, status=vocabulary.Status.IN_PROGRESS, owner_tag=holder.tag, waiter_count=2
@@ -736,7 +729,7 @@ def test_ending_a_failed_holders_ownership_records_failed_with_its_error(take: A
     free_at = NOW + 65
 
     changed = ending.end_ownership(
-        _store(dynamodb, TTL_SECONDS),
+        _store(dynamodb),
         KEY,
         ending.Ending(_ended(), free_at, failure=record.Failure("States.DataLimitExceeded", "too big")),
         NOW + 5,
@@ -763,10 +756,10 @@ def test_ending_a_failed_holders_ownership_records_failed_with_its_error(take: A
 def test_ending_ownership_a_second_time_changes_nothing_more(take: Any, dynamodb: Any) -> None:
     # EventBridge delivers at least once.
     take()
-    first = ending.end_ownership(_store(dynamodb, TTL_SECONDS), KEY, ending.Ending(_ended(), NOW + 65), NOW + 5)
+    first = ending.end_ownership(_store(dynamodb), KEY, ending.Ending(_ended(), NOW + 65), NOW + 5)
     after_first = _item(dynamodb)
 
-    again = ending.end_ownership(_store(dynamodb, TTL_SECONDS), KEY, ending.Ending(_ended(), NOW + 65), NOW + 6)
+    again = ending.end_ownership(_store(dynamodb), KEY, ending.Ending(_ended(), NOW + 65), NOW + 6)
 
     assert again == first
     assert _item(dynamodb) == after_first
@@ -786,7 +779,7 @@ def test_ending_ownership_leaves_saved_records_and_other_owners_records_alone(
     before = _item(dynamodb)
 
     changed = ending.end_ownership(
-        _store(dynamodb, TTL_SECONDS),
+        _store(dynamodb),
         KEY,
         ending.Ending(_ended(), NOW + LEASE + 60, failure=record.Failure("States.Timeout", "")),
         NOW + LEASE + 2,
@@ -805,7 +798,7 @@ def test_ending_ownership_with_no_record_holds_the_key_against_the_ended_executi
     def release_runs_meanwhile() -> None:
         assert (
             ending.end_ownership(
-                _store(release_client, TTL_SECONDS),
+                _store(release_client),
                 KEY,
                 ending.Ending(_ended(), free_at),
                 stopped + 1,
@@ -845,7 +838,7 @@ def test_ending_ownership_of_an_expired_record_holds_the_key_until_free_at(take:
     take()
     now = NOW + TTL_SECONDS + 1  # the old record counts as absent
 
-    assert ending.end_ownership(_store(dynamodb, TTL_SECONDS), KEY, ending.Ending(_ended(), now + 60), now) is None
+    assert ending.end_ownership(_store(dynamodb), KEY, ending.Ending(_ended(), now + 60), now) is None
 
     item = _item(dynamodb)
     assert item is not None
@@ -863,9 +856,7 @@ def test_ending_ownership_cuts_the_lease_of_a_take_that_lands_between_its_two_wr
     release_client = _rival_client()
     _before_first(release_client, "PutItem", lambda: take(OWNER, now=stopped + 1))
 
-    changed = ending.end_ownership(
-        _store(release_client, TTL_SECONDS), KEY, ending.Ending(_ended(), free_at), stopped + 1
-    )
+    changed = ending.end_ownership(_store(release_client), KEY, ending.Ending(_ended(), free_at), stopped + 1)
 
     item = _item(dynamodb)
     assert changed is not None and changed.status == vocabulary.Status.IN_PROGRESS
@@ -998,7 +989,7 @@ def test_a_release_keeps_a_stopped_owners_record_at_least_until_asked(take: Any,
     keep_until = NOW + 14 * 24 * 3600
 
     ending.end_ownership(
-        _store(dynamodb, TTL_SECONDS),
+        _store(dynamodb),
         KEY,
         ending.Ending(record.Owner(OWNER, RUN, START), NOW + 7, keep_until=keep_until),
         NOW + 5,
@@ -1014,7 +1005,7 @@ def _ended_unsaved(dynamodb: Any, take: Any) -> None:
     """OWNER took the record, then ended without saving; its release recorded the failure (quiet until NOW + 7)."""
     take()
     ending.end_ownership(
-        _store(dynamodb, TTL_SECONDS),
+        _store(dynamodb),
         KEY,
         ending.Ending(record.Owner(OWNER, RUN, START), NOW + 7, failure=record.Failure("ThrottlingException", "")),
         NOW + 5,
@@ -1086,7 +1077,7 @@ def test_the_record_a_release_left_for_an_execution_that_never_took_it_is_taken_
     take: Any, dynamodb: Any
 ) -> None:
     ending.end_ownership(
-        _store(dynamodb, TTL_SECONDS),
+        _store(dynamodb),
         KEY,
         ending.Ending(record.Owner(OWNER, "", START), NOW + 2, keep_until=NOW + 10**6),
         NOW,
