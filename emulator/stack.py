@@ -33,6 +33,7 @@ from moto import mock_aws
 
 from emulator.adapters import (
     DEFAULT_TASK_TOKEN_LENGTH,
+    FunctionsClock,
     LambdaRegistry,
     atomic_dynamodb_writes,
     aws_context_timestamps,
@@ -42,7 +43,7 @@ from emulator.adapters import (
     immediate_stops,
     in_process_lambdas,
     is_express_arn,
-    load_handler,
+    load_module,
     long_task_token,
     metric_alarms_checked,
     metrics_per_function,
@@ -233,6 +234,9 @@ class OfflineStack:
         # Step Functions' clock for what it measures in days (the 14 days an execution can be
         # redriven): a test moves it on instead of waiting. The functions read the real clock.
         self.clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(tz=datetime.UTC)
+        # The clock the functions read (leases, quiet periods, TTLs): real time unless a test moves
+        # it on (with stack.functions_clock.moved_on(seconds): ...); a nested stack's functions share it.
+        self.functions_clock = FunctionsClock()
         # None: clients are intercepted in process by mock_aws; a URL: they call that endpoint.
         self._endpoint_url: str | None = None
 
@@ -381,10 +385,10 @@ class OfflineStack:
         # Handlers read their settings from the environment when imported, as on Lambda.
         exit_stack.enter_context(mock.patch.dict(os.environ, environment))
         for logical_id in functions:
-            handler = load_handler(
-                self.template.import_roots(logical_id), self.template.function_properties(logical_id)["Handler"]
-            )
-            self.lambdas.register(self.physical_id(logical_id), logical_id, handler)
+            module_name, _, handler_name = self.template.function_properties(logical_id)["Handler"].rpartition(".")
+            module = load_module(self.template.import_roots(logical_id), module_name)
+            self.functions_clock.read_by(module)
+            self.lambdas.register(self.physical_id(logical_id), logical_id, getattr(module, handler_name))
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
             self._create_state_machine(logical_id, role_arn)
         for logical_id in self.template.resources_of_type(APPLICATION):
@@ -444,6 +448,7 @@ class OfflineStack:
             environment=self._environment,
             task_token_length=self.task_token_length,
         )
+        nested.functions_clock = self.functions_clock
         nested._deploy_inside(self, exit_stack)
         self.applications[logical_id] = nested
         self._resolver.refs[logical_id] = (
