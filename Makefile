@@ -128,8 +128,12 @@ $(addprefix validate-asl/,$(ASL_TEMPLATES)): validate-asl/%: $(STAMP)
 	$(PY) scripts/validate_asl.py --template $* $(ASL_ARGS)
 
 # The slow tier (tests marked slow: hundreds of concurrent executions) runs apart, with make test-slow.
+# Branch coverage of the envelope's layer, counted in the tests and inside the emulator's Lambda
+# functions alike (they run in the workers' processes); the floor is fail_under in pyproject.toml.
+# COVERAGE= leaves it out.
+COVERAGE ?= --cov --cov-report=term-missing:skip-covered
 pytest: $(STAMP)
-	$(PY) -m pytest tests examples -m "not slow" -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
+	$(PY) -m pytest tests examples -m "not slow" -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(COVERAGE) $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## Run only the slow tier: the tests at scale (e.g. 500 duplicates at a hot key), one process
 	$(PY) -m pytest tests examples -m slow -n 0 $(PYTEST_ARGS)

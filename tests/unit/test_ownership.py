@@ -343,3 +343,66 @@ def test_a_holder_past_its_redrive_period_is_not_resumed(ownership: ModuleType, 
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)}, redrives={HOLDER: _not_redrivable()})
 
     assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is False
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "RedriveExecution"),
+        EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com"),
+    ],
+    ids=["throttled", "unreachable"],
+)
+def test_a_redrive_without_an_answer_counts_as_resumed(
+    ownership: ModuleType, record: ModuleType, fault: Exception
+) -> None:
+    # The holder may be running again: its record is waited for and looked at again, never taken.
+    sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)}, redrives={HOLDER: fault})
+
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER)) is True
+    assert sfn.redriven == [HOLDER] and sfn.described == []
+
+
+@pytest.mark.parametrize(
+    ("stop_date", "free_at"),
+    [(NOW + 0.25, NOW + 1 + LONGEST_CALL), (NOW, NOW + 1 + LONGEST_CALL), (None, NOW + 500 + LONGEST_CALL)],
+    ids=["epoch-seconds", "whole-epoch-seconds", "none"],
+)
+def test_a_stop_date_given_in_epoch_seconds_or_not_at_all_never_frees_a_key_early(
+    ownership: ModuleType, record: ModuleType, stop_date: float | None, free_at: int
+) -> None:
+    # A stop given as a number is rounded up; without one, the holder is taken as stopped at the look.
+    sfn = FakeStepFunctions({HOLDER: {"status": "ABORTED", "stopDate": stop_date}})
+
+    answer = _checker(ownership, sfn)(_holder(record, HOLDER), NOW + 500)
+
+    assert (answer.can_act, answer.free_at) == (False, free_at)
+
+
+class StateMachines:
+    """``describe_state_machine`` that fails ``failures`` times with a throttle, then answers ``machine_type``."""
+
+    def __init__(self, machine_type: str, failures: int) -> None:
+        self.machine_type, self.failures = machine_type, failures
+        self.described: list[str] = []
+
+    def describe_state_machine(self, stateMachineArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.described.append(stateMachineArn)
+        if len(self.described) <= self.failures:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "later"}}, "DescribeStateMachine")
+        return {"stateMachineArn": stateMachineArn, "type": self.machine_type}
+
+
+def test_a_child_state_machine_that_cannot_be_described_is_let_through_and_asked_about_again(
+    ownership: ModuleType,
+) -> None:
+    child_machine = "arn:aws:states:us-east-1:123456789012:stateMachine:child"
+    sfn = StateMachines("EXPRESS", failures=1)
+    checker = _checker(ownership, sfn)
+
+    checker.refuse_express_child(child_machine)  # no answer: the take goes on
+    with pytest.raises(Exception, match="is an Express state machine") as refused:
+        checker.refuse_express_child(child_machine)  # asked again, and refused
+
+    assert type(refused.value).__name__ == "IdempotencyConfigurationError"
+    assert sfn.described == [child_machine, child_machine]
