@@ -89,7 +89,7 @@ test: $(STAMP) $(SCAN_STAMP) ## Run every check: lint, validate and the security
 	checked=0; wait $$checks || checked=$$?; \
 	echo; echo "---------------- lint, validate, scan (run beside the suite) ----------------"; cat $(CHECKS_LOG); rm -f $(CHECKS_LOG); \
 	if [ $$suite -ne 0 ] || [ $$checked -ne 0 ]; then \
-	  echo "make test FAILED:$$( [ $$suite -eq 0 ] || echo ' the suite')$$( [ $$checked -eq 0 ] || echo ' lint/validate/scan (see above)')" >&2; exit 1; \
+	  echo "make test FAILED:$$( [ $$suite -eq 0 ] || echo ' the suite;')$$( [ $$checked -eq 0 ] || echo ' lint, validate or scan (output above)')" >&2; exit 1; \
 	fi; echo "make test: lint, validate, scan and the suite passed"
 
 checks: lint validate scan

@@ -232,7 +232,7 @@ class OfflineStack:
         self.template = template.as_deployed(self._resolver)
         self._exit: ExitStack | None = None
         # Step Functions' clock for what it measures in days (the 14 days an execution can be
-        # redriven): a test moves it on instead of waiting. The functions read the real clock.
+        # redriven): a test moves it on instead of waiting. The functions read functions_clock.
         self.clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(tz=datetime.UTC)
         # The clock the functions read (leases, quiet periods, TTLs): real time unless a test moves
         # it on (with stack.functions_clock.moved_on(seconds): ...); a nested stack's functions share it.
