@@ -16,9 +16,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-# pytest-xdist: on 2 CPUs the suite took ~27 s serial, ~19 s with -n auto, ~17 s with
-# -n auto --dist loadfile (each module's stack fixture is then deployed by one worker only).
-# PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
+# pytest-xdist, one worker per core, --dist loadfile: each module's stack fixture is then deployed
+# by one worker only. PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
 PYTEST_WORKERS ?= auto
 PYTEST_DIST ?= loadfile
 # e.g. make serve SERVE_ARGS="--time-scale 0.01 --parameter-overrides PollIntervalSeconds=2"

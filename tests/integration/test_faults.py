@@ -39,6 +39,7 @@ from tests.integration.support import (
     past_the_redrive_period,
     start_registered_waiter,
     wait_until,
+    wait_until_it_waits,
 )
 
 pytestmark = pytest.mark.offline_only(reason="injects DynamoDB and Step Functions faults into the emulator")
@@ -357,7 +358,7 @@ def test_a_save_that_keeps_failing_is_recorded_failed_and_the_next_execution_res
     # (its save runs again and lands) instead of running the steps a second time. It waits out the
     # owner's quiet period on the functions' clock, moved on once it waits.
     rerun_arn = stack.start_execution(execution_input)
-    _wait_until_it_waits(stack, rerun_arn)
+    wait_until_it_waits(stack, rerun_arn)
     with stack.functions_clock.moved_on(QUIET_SECONDS + 1):
         rerun = stack.wait_for(rerun_arn, timeout=90)
     resumed = stack.wait_for(owner.execution_arn, timeout=60)
@@ -420,7 +421,7 @@ def test_a_duplicate_of_a_failed_owner_waits_out_its_calls_without_being_told_th
     )
 
     rerun_arn = stack.start_execution(execution_input)
-    _wait_until_it_waits(stack, rerun_arn)
+    wait_until_it_waits(stack, rerun_arn)
     with stack.functions_clock.moved_on(quiet_until - time.time() + 1):
         rerun = stack.wait_for(rerun_arn)
 
@@ -431,17 +432,6 @@ def test_a_duplicate_of_a_failed_owner_waits_out_its_calls_without_being_told_th
     outputs = [_task_output(event) for event in rerun.history if event["type"] == "TaskSucceeded"]
     assert outputs[0]["Payload"]["outcome"] == "BUSY"  # it did find the record quiet, and waited
     assert [output for output in outputs if output.get("outcome") == "RECORD_CHANGED"] == []
-
-
-def _wait_until_it_waits(stack: OfflineStack, execution_arn: str) -> None:
-    """Until the execution waits to look at the record again (a Wait state entered)."""
-    wait_until(
-        lambda: any(
-            event["type"] == "WaitStateEntered"
-            for event in stack.sfn.get_execution_history(executionArn=execution_arn)["events"]
-        ),
-        message="the rerun to wait for the owner's quiet period",
-    )
 
 
 def _task_output(event: dict[str, Any]) -> dict[str, Any]:

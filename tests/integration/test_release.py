@@ -31,6 +31,7 @@ from tests.integration.support import (
     past_the_redrive_period,
     start_registered_waiter,
     wait_until,
+    wait_until_it_waits,
 )
 from tools.template import PROJECT_ROOT
 
@@ -88,16 +89,6 @@ def _stop_date(stack: OfflineStack, execution_arn: str) -> int:
 
     wait_until(delivered, message=f"the status-change event of {execution_arn}")
     return int(-(-found[-1].event["detail"]["stopDate"] // 1000))
-
-
-# The states in which an execution waits for a record held by another: polling, or for a wake-up.
-WAITING_STATES = {"Wait before looking again", "Wait for the other execution to finish"}
-
-
-def _waits(stack: OfflineStack, execution_arn: str) -> bool:
-    """Whether the execution has started to wait for the record's holder."""
-    history = stack.sfn.get_execution_history(executionArn=execution_arn)["events"]
-    return any(event.get("stateEnteredEventDetails", {}).get("name") in WAITING_STATES for event in history)
 
 
 def _steps_started_at(result: ExecutionResult) -> float:
@@ -160,7 +151,7 @@ def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended
     held = stack.get_record(key)
     # The later execution waits out the stopped owner's calls on the functions' clock, moved on once it waits.
     later_arn = stack.start_execution(execution_input)
-    wait_until(lambda: _waits(stack, later_arn), message="the later execution to wait for the stopped owner")
+    wait_until_it_waits(stack, later_arn)
     with stack.functions_clock.moved_on(LONGEST_CALL_SECONDS + 1):
         later = stack.wait_for(later_arn, timeout=60)
 
