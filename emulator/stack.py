@@ -48,10 +48,12 @@ from emulator.adapters import (
     metric_alarms_checked,
     metrics_per_function,
     nested_workflows,
+    outcome_before_status,
     realistic_task_tokens,
     redrivable_executions,
     scaled_waits,
     sdk_bodies_as_text,
+    sdk_step_functions_calls,
     step_functions_payload_limit,
     stop_express_execution,
     stoppable_task_token_waits,
@@ -254,10 +256,12 @@ class OfflineStack:
             exit_stack.enter_context(nested_workflows())
             exit_stack.enter_context(sync_children_stop_with_their_task())
             exit_stack.enter_context(sdk_bodies_as_text())
+            exit_stack.enter_context(sdk_step_functions_calls())
             exit_stack.enter_context(aws_context_timestamps())
             exit_stack.enter_context(step_functions_payload_limit())
             exit_stack.enter_context(execution_status_events(self.events))
             exit_stack.enter_context(immediate_stops())
+            exit_stack.enter_context(outcome_before_status())
             exit_stack.enter_context(
                 redrivable_executions(
                     lambda: self.clock(), on_redrive=lambda execution: publish_status_change(self.events, execution)

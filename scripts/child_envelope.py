@@ -26,8 +26,14 @@ same ``ResultPath``:
   the child's description (JSON) as the cause. **Did the child workflow fail?**, **Read the child
   workflow's execution**, **Did the child workflow give its error?** and **Take the child
   workflow's error** replace that with the child's own ``Error`` and ``Cause``, so the record
-  holds the error the child failed with. Any other error (the start refused, a child that gave
-  no error) goes to the ``Catch`` target as it is.
+  holds the error the child failed with. Any other error (a child that gave no error) goes to the
+  ``Catch`` target as it is.
+* A start refused because the name is taken (``StepFunctions.ExecutionAlreadyExistsException``:
+  a redrive of this execution reruns its start once its child has ended) does not fail: the
+  states from **Look at the child workflow already started under this name** on follow the child
+  this execution started (by the ARN the take returned): its output if it succeeded, a redrive of
+  it if it was stopped or timed out, its failure otherwise. A child of that name started by another
+  execution keeps the start refused. The first run and a hit never enter them.
 """
 
 from __future__ import annotations
@@ -58,6 +64,23 @@ READ_CHILD = "Read the child workflow's execution"
 DID_CHILD_GIVE_ERROR = "Did the child workflow give its error?"
 TAKE_ERROR = "Take the child workflow's error"
 SAY_HOW_CHILD_ENDED = "Say how the child workflow ended"
+# A redriven parent reruns its start under the same name: Step Functions refuses it once that child
+# has ended (and returns the child while it runs with the same input). These follow the child instead.
+ALREADY_STARTED = "StepFunctions.ExecutionAlreadyExistsException"
+FIND_CHILD = "Look at the child workflow already started under this name"
+IS_IT_OURS = "Is that child this execution's, and has it ended?"
+NAME_TAKEN = "Say the name is taken by another execution"
+TAKE_FINISHED_OUTPUT = "Take the output the child workflow finished with"
+WAIT_FOR_REDRIVE = "Wait while the child workflow is redriven"
+REDRIVE_CHILD = "Redrive the child workflow"
+READ_HOW_CHILD_ENDED = "Read how the child workflow ended"
+DESCRIBE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:describeExecution"
+REDRIVE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:redriveExecution"
+NOT_REDRIVABLE = "Sfn.ExecutionNotRedrivableException"
+# The child's execution ARN, as the take function derives it (ownership.execution_arn_of_child).
+CHILD_EXECUTION_PATH = "$.idempotency.childExecution"
+# How long a parent waits before looking again at a child whose redrive Step Functions is still scheduling.
+REDRIVE_POLL_SECONDS = 5
 # The take function is told which child the owner will start, so a look at the record can ask whether it still runs.
 TAKE_FUNCTION_PLACEHOLDER = "${AcquireLockFunctionArn}"
 CHILD_FIELD = "childStateMachine"
@@ -92,19 +115,7 @@ def derive(envelope: dict[str, Any]) -> dict[str, Any]:
     catcher = _the_catch_all(protected)
     if protected.get("End") or "Next" not in protected:
         raise EnvelopeShapeError(f"{PROTECTED_WORK!r} must go on to a state that saves its result (it has no Next)")
-    clashes = sorted(
-        set(states)
-        & {
-            LINK,
-            RUN_CHILD,
-            TAKE_OUTPUT,
-            DID_CHILD_FAIL,
-            READ_CHILD,
-            DID_CHILD_GIVE_ERROR,
-            TAKE_ERROR,
-            SAY_HOW_CHILD_ENDED,
-        }
-    )
+    clashes = sorted(set(states) & set(CHAIN_STATES))
     if clashes:
         raise EnvelopeShapeError(f"The envelope already has states named {', '.join(clashes)}")
 
@@ -124,6 +135,26 @@ def derive(envelope: dict[str, Any]) -> dict[str, Any]:
     if variant["StartAt"] == PROTECTED_WORK:
         variant["StartAt"] = LINK
     return variant
+
+
+# Every state of the chain that replaces the protected work, the ones that follow a child started before last.
+CHAIN_STATES = (
+    LINK,
+    RUN_CHILD,
+    TAKE_OUTPUT,
+    DID_CHILD_FAIL,
+    READ_CHILD,
+    DID_CHILD_GIVE_ERROR,
+    TAKE_ERROR,
+    SAY_HOW_CHILD_ENDED,
+    FIND_CHILD,
+    IS_IT_OURS,
+    NAME_TAKEN,
+    TAKE_FINISHED_OUTPUT,
+    WAIT_FOR_REDRIVE,
+    REDRIVE_CHILD,
+    READ_HOW_CHILD_ENDED,
+)
 
 
 def _the_catch_all(protected: dict[str, Any]) -> dict[str, Any]:
@@ -159,6 +190,8 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
     if "Retry" in protected:
         run_child["Retry"] = copy.deepcopy(protected["Retry"])
     run_child["Catch"] = [
+        # First: States.TaskFailed also matches every other error a task raises (but States.Timeout).
+        {"ErrorEquals": [ALREADY_STARTED], "ResultPath": failure, "Next": FIND_CHILD},
         {"ErrorEquals": [CHILD_FAILED], "ResultPath": failure, "Next": DID_CHILD_FAIL},
         copy.deepcopy(catcher),
     ]
@@ -233,6 +266,120 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
             "Parameters": {"Error.$": f"{failure}.execution.Error", "Cause.$": f"{failure}.execution.Cause"},
             "ResultPath": failure,
             "Next": recorded,
+        },
+        **_following_chain(catcher, result_path, failure),
+    }
+
+
+def _following_chain(catcher: dict[str, Any], result_path: str, failure: str) -> dict[str, Any]:
+    """The states that follow a child this execution started before (it is being redriven) instead of starting one.
+
+    Entered when the start is refused because the name is taken: the child, named after this
+    execution, has ended (a redrive of this execution reruns the start), or another execution took
+    the name. The child is found by its ARN; one started by another execution is refused as the
+    start was. A child that succeeded gives its output; one that was stopped or timed out (with
+    this execution) is redriven and followed like a running one (the start then returns it); one
+    that failed, or can no longer be redriven, fails the task as a failed child does.
+    """
+    recorded = catcher["Next"]
+    started_by = f"{failure}.input.{STARTED_BY_FIELD}"
+    status = f"{failure}.status"
+    on_error = {"ErrorEquals": ["States.ALL"], "ResultPath": failure, "Next": recorded}
+    return {
+        FIND_CHILD: {
+            "Type": "Task",
+            "Comment": "The child under this execution's name: who started it, and how it is.",
+            "Resource": DESCRIBE_EXECUTION,
+            "Parameters": {"ExecutionArn.$": CHILD_EXECUTION_PATH},
+            "ResultSelector": {
+                "status.$": "$.Status",
+                "redriveStatus.$": "$.RedriveStatus",
+                "input.$": "States.StringToJson($.Input)",
+            },
+            "ResultPath": failure,
+            "Catch": [on_error],
+            "Next": IS_IT_OURS,
+        },
+        IS_IT_OURS: {
+            "Type": "Choice",
+            "Comment": "Only the child this execution started is followed; a running one is waited for by starting it again.",
+            "Choices": [
+                {"Not": {"Variable": started_by, "IsPresent": True}, "Next": NAME_TAKEN},
+                {
+                    "Not": {"Variable": started_by, "StringEqualsPath": f"{LINK_PATH}.{STARTED_BY_FIELD}"},
+                    "Next": NAME_TAKEN,
+                },
+                {"Variable": status, "StringEquals": "SUCCEEDED", "Next": TAKE_FINISHED_OUTPUT},
+                {
+                    "Or": [
+                        {"Variable": status, "StringEquals": "RUNNING"},
+                        {"Variable": status, "StringEquals": "PENDING_REDRIVE"},
+                    ],
+                    "Next": WAIT_FOR_REDRIVE,
+                },
+                {
+                    "And": [
+                        {
+                            "Or": [
+                                {"Variable": status, "StringEquals": "ABORTED"},
+                                {"Variable": status, "StringEquals": "TIMED_OUT"},
+                            ]
+                        },
+                        {"Variable": f"{failure}.redriveStatus", "StringEquals": "REDRIVABLE"},
+                    ],
+                    "Next": REDRIVE_CHILD,
+                },
+            ],
+            "Default": READ_HOW_CHILD_ENDED,
+        },
+        NAME_TAKEN: {
+            "Type": "Pass",
+            "Comment": "Another execution's child has this name: the start stays refused.",
+            "Parameters": {
+                "Error": ALREADY_STARTED,
+                "Cause.$": f"States.Format('Execution Already Exists: {{}} was started by another execution', {CHILD_EXECUTION_PATH})",
+            },
+            "ResultPath": failure,
+            "Next": recorded,
+        },
+        TAKE_FINISHED_OUTPUT: {
+            "Type": "Task",
+            "Comment": "The child finished (redriven by an operator, or before this execution's stop was seen): its output is the result.",
+            "Resource": DESCRIBE_EXECUTION,
+            "Parameters": {"ExecutionArn.$": CHILD_EXECUTION_PATH},
+            "ResultSelector": {"output.$": "States.StringToJson($.Output)"},
+            "ResultPath": result_path,
+            "Catch": [on_error],
+            "Next": TAKE_OUTPUT,
+        },
+        WAIT_FOR_REDRIVE: {
+            "Type": "Wait",
+            "Comment": "A child being redriven is started again (which returns it while it runs with this input) after a moment.",
+            "Seconds": REDRIVE_POLL_SECONDS,
+            "Next": RUN_CHILD,
+        },
+        REDRIVE_CHILD: {
+            "Type": "Task",
+            "Comment": "The child was stopped or timed out with this execution: it continues from its unsuccessful state.",
+            "Resource": REDRIVE_EXECUTION,
+            "Parameters": {"ExecutionArn.$": CHILD_EXECUTION_PATH},
+            "ResultPath": None,
+            "Catch": [
+                # Redriven by someone else in the meantime: the next look finds it running, or not redrivable.
+                {"ErrorEquals": [NOT_REDRIVABLE], "ResultPath": None, "Next": WAIT_FOR_REDRIVE},
+                on_error,
+            ],
+            "Next": WAIT_FOR_REDRIVE,
+        },
+        READ_HOW_CHILD_ENDED: {
+            "Type": "Task",
+            "Comment": "A child that failed, or can no longer be redriven: its description is the cause, as a failed start gives it.",
+            "Resource": DESCRIBE_EXECUTION,
+            "Parameters": {"ExecutionArn.$": CHILD_EXECUTION_PATH},
+            "ResultSelector": {"Error": CHILD_FAILED, "Cause.$": "States.JsonToString($)"},
+            "ResultPath": failure,
+            "Catch": [on_error],
+            "Next": DID_CHILD_FAIL,
         },
     }
 

@@ -506,10 +506,11 @@ def when_free(table: RecordTable, deployment: Deployment, plain: Mapping[str, An
         else "now"
     )
     if state.redrivable and holder.run_id:
+        what = "neither it nor the child it started" if holder.child_execution else "it no longer"
         return (
             f"The owner has stopped, and Step Functions can still redrive it (14 days after it ended): the envelope's next "
             f"look, {when}, resumes it (RedriveExecution) instead of running the steps in another execution; the record "
-            "changes owner only once it can no longer be redriven (docs/contract.md, Redrive)."
+            f"changes owner only once {what} can be redriven (docs/contract.md, Redrive)."
         )
     if state.free_at > now:
         return f"The owner has stopped: the envelope frees the key {when}."

@@ -29,6 +29,8 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``immediate_stops``: moto ends a stopped execution (status, stop date, status-change event)
   only once the Lambda call it is in returns, and fails a stop that comes just after the start;
   on AWS the execution ends at once and the call runs on by itself, its result ignored.
+* ``outcome_before_status``: moto sets an ended execution's status before its output, so a
+  DescribeExecution in between answers SUCCEEDED without output; here the status is written last.
 * ``timeouts_evaluated_once_stopped``: a stop landing between a task's timeout evaluation (skipped
   once stopped) and its pop left a dict in ``TaskScheduled.timeoutInSeconds`` (GetExecutionHistory
   then fails) or an ``IndexError``; the timeout is now always a number.
@@ -62,6 +64,9 @@ Each adapter is a context manager that patches one named place in moto and undoe
   could never create on AWS fails its deployment offline too.
 * ``sdk_bodies_as_text``: an AWS SDK integration's streaming body (``aws-sdk:s3:getObject``) is
   handed over as moto's stream object, which no state can read; Step Functions gives its text.
+* ``sdk_step_functions_calls``: ``aws-sdk:sfn:<action>`` (``describeExecution``, ``redriveExecution``)
+  fails as shipped: the ASL's PascalCase parameters reach Step Functions' camelCase API, and the
+  state gets a camelCase response; here each gets the names it has on AWS.
 """
 
 from emulator.adapters.cloudwatch import alarm_refusal, metric_alarms_checked
@@ -96,8 +101,8 @@ from emulator.adapters.nested import (
     sync_children_stop_with_their_task,
 )
 from emulator.adapters.redrive import REDRIVE_PERIOD, ExecutionNotRedrivable, redrivable_executions
-from emulator.adapters.sdk import sdk_bodies_as_text
-from emulator.adapters.stops import immediate_stops, timeouts_evaluated_once_stopped
+from emulator.adapters.sdk import sdk_bodies_as_text, sdk_step_functions_calls
+from emulator.adapters.stops import immediate_stops, outcome_before_status, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
     DEFAULT_TASK_TOKEN_LENGTH,
     MAX_TASK_TOKEN_LENGTH,
@@ -140,11 +145,13 @@ __all__ = [
     "metric_alarms_checked",
     "metrics_per_function",
     "nested_workflows",
+    "outcome_before_status",
     "payload_size_bytes",
     "realistic_task_tokens",
     "redrivable_executions",
     "scaled_waits",
     "sdk_bodies_as_text",
+    "sdk_step_functions_calls",
     "stack_trace",
     "step_functions_parameters",
     "step_functions_payload_limit",

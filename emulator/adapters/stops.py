@@ -21,7 +21,12 @@ from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Time
 from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
-from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+from moto.stepfunctions.parser.asl.eval.program_state import (
+    ProgramEnded,
+    ProgramError,
+    ProgramStopped,
+)
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 
@@ -187,4 +192,35 @@ def timeouts_evaluated_once_stopped() -> Iterator[None]:
         mock.patch.object(Timeout, "eval", evaluating(Timeout)),
         mock.patch.object(Heartbeat, "eval", evaluating(Heartbeat)),
     ):
+        yield
+
+
+@contextlib.contextmanager
+def outcome_before_status() -> Iterator[None]:
+    """An ended execution's output (or error and cause) is in place before its status says it ended.
+
+    moto's ``_reflect_execution_status`` sets ``SUCCEEDED`` first and the output after it: a
+    DescribeExecution in between answers SUCCEEDED with no output (a test saw it on a busy machine),
+    which Step Functions never does. Here the stop date and the outcome are written first, the
+    status last.
+    """
+    original = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def reflect_execution_status(self: BaseExecutionWorkerCommunication) -> None:
+        execution: Any = self.execution
+        env: Any = execution.exec_worker.env
+        ended = env.program_state()
+        if isinstance(ended, ProgramEnded):
+            execution.stop_date = datetime.datetime.now(tz=datetime.UTC)
+            execution.output = env.states.get_input()
+            execution.exec_status = ExecutionStatus.SUCCEEDED
+        elif isinstance(ended, ProgramError):
+            failure: Any = ended.error or {}
+            execution.stop_date = datetime.datetime.now(tz=datetime.UTC)
+            execution.error, execution.cause = failure.get("error"), failure.get("cause")
+            execution.exec_status = ExecutionStatus.FAILED
+        else:
+            original(self)  # type: ignore[no-untyped-call]  # ABORTED, TIMED_OUT: only the status and stop date
+
+    with mock.patch.object(BaseExecutionWorkerCommunication, "_reflect_execution_status", reflect_execution_status):
         yield

@@ -42,14 +42,15 @@ HIT_STATES = [*FRESH_RUN_STATES[:2], "Return the stored result"]
 FAILURE_STATES = 10
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[OfflineStack]:
+@pytest.fixture(scope="module", name="stack")
+def stack_fixture() -> Iterator[OfflineStack]:
+    """The test-only stack (a module that imports this fixture deploys its own)."""
     with OfflineStack(template_path=TEMPLATE, environment=QUIET) as deployed:
         yield deployed
 
 
-@pytest.fixture(scope="module")
-def envelope(stack: OfflineStack) -> OfflineStack:
+@pytest.fixture(scope="module", name="envelope")
+def envelope_fixture(stack: OfflineStack) -> OfflineStack:
     """The nested envelope: its state machine, table and records."""
     return stack.applications[APPLICATION]
 

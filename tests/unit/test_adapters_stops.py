@@ -12,9 +12,17 @@ from unittest.mock import patch as mock_patch
 import pytest
 from botocore.exceptions import ClientError
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramEnded
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from emulator.adapters import Gate, immediate_stops, scaled_waits, timeouts_evaluated_once_stopped
+from emulator.adapters import (
+    Gate,
+    immediate_stops,
+    outcome_before_status,
+    scaled_waits,
+    timeouts_evaluated_once_stopped,
+)
 from emulator.events import EventBus, execution_status_events
 from tests.unit.sfn_support import Cloud, cloud_fixture, lambda_task, status_changes_of  # noqa: F401  (the cloud fixture)
 
@@ -203,3 +211,50 @@ def test_a_task_ended_mid_scheduling_keeps_a_readable_history(cloud: Cloud) -> N
 
         (scheduled,) = [event for event in cloud.history(execution) if event["type"] == "TaskScheduled"]
         assert scheduled["taskScheduledEventDetails"]["timeoutInSeconds"] == 30
+
+
+# --------------------------------------------------------------------------- the outcome before the status
+class WatchedExecution:
+    """moto's execution as the worker's link sees it, noting the output whenever its status is set."""
+
+    def __init__(self, env: Any) -> None:
+        self.exec_worker = type("Worker", (), {"env": env})()
+        self.output: Any = None
+        self.error: Any = None
+        self.cause: Any = None
+        self.stop_date: Any = None
+        self.seen_with_status: list[tuple[Any, Any]] = []
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "exec_status":
+            self.seen_with_status.append((value.value, self.output))
+        object.__setattr__(self, name, value)
+
+
+class EndedProgram:
+    """An environment whose program ended with ``output``."""
+
+    def __init__(self, output: Any) -> None:
+        self.states = type("States", (), {"get_input": staticmethod(lambda: output)})()
+
+    def program_state(self) -> Any:
+        return ProgramEnded()
+
+
+def test_moto_as_pinned_says_succeeded_before_the_output_is_there() -> None:
+    execution = WatchedExecution(EndedProgram({"a": 1}))
+
+    BaseExecutionWorkerCommunication(execution)._reflect_execution_status()  # type: ignore[arg-type]
+
+    assert execution.seen_with_status == [("SUCCEEDED", None)]
+    assert execution.output == {"a": 1}
+
+
+def test_an_execution_says_succeeded_only_once_its_output_is_there() -> None:
+    execution = WatchedExecution(EndedProgram({"a": 1}))
+
+    with outcome_before_status():
+        BaseExecutionWorkerCommunication(execution)._reflect_execution_status()  # type: ignore[arg-type]
+
+    assert execution.seen_with_status == [("SUCCEEDED", {"a": 1})]
+    assert execution.stop_date is not None

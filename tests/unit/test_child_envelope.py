@@ -12,16 +12,7 @@ from scripts import child_envelope
 from scripts.validate_asl import validate_definition
 from tools.template import substitute_definition
 
-CHAIN = {
-    child_envelope.LINK,
-    child_envelope.RUN_CHILD,
-    child_envelope.TAKE_OUTPUT,
-    child_envelope.DID_CHILD_FAIL,
-    child_envelope.READ_CHILD,
-    child_envelope.DID_CHILD_GIVE_ERROR,
-    child_envelope.TAKE_ERROR,
-    child_envelope.SAY_HOW_CHILD_ENDED,
-}
+CHAIN = set(child_envelope.CHAIN_STATES)
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +66,53 @@ def test_the_chain_is_wired_as_the_protected_work_was(envelope: dict[str, Any], 
     assert states[child_envelope.TAKE_OUTPUT]["Next"] == protected["Next"]
     assert run_child["ResultPath"] == states[child_envelope.TAKE_OUTPUT]["ResultPath"] == protected["ResultPath"]
     assert run_child["Catch"][-1] == catcher
-    assert run_child["Catch"][0]["ResultPath"] == catcher["ResultPath"]
+    assert run_child["Catch"][0] == {
+        "ErrorEquals": [child_envelope.ALREADY_STARTED],
+        "ResultPath": catcher["ResultPath"],
+        "Next": child_envelope.FIND_CHILD,
+    }
+    assert run_child["Catch"][1]["ResultPath"] == catcher["ResultPath"]
     assert states[child_envelope.DID_CHILD_FAIL]["Default"] == catcher["Next"]
     assert states[child_envelope.DID_CHILD_GIVE_ERROR]["Default"] == child_envelope.SAY_HOW_CHILD_ENDED
     for name in (child_envelope.TAKE_ERROR, child_envelope.SAY_HOW_CHILD_ENDED):
         assert states[name]["Next"] == catcher["Next"]
     assert run_child.get("Retry") == protected.get("Retry")
+
+
+def _targets(state: dict[str, Any]) -> set[str]:
+    return {
+        target
+        for target in [
+            state.get("Next"),
+            state.get("Default"),
+            *(rule.get("Next") for rule in state.get("Choices", [])),
+            *(catcher.get("Next") for catcher in state.get("Catch", [])),
+        ]
+        if target
+    }
+
+
+def test_a_refused_start_follows_the_child_already_there_and_leaves_only_where_the_chain_does(
+    envelope: dict[str, Any], variant: dict[str, Any]
+) -> None:
+    (catcher,) = envelope["States"][child_envelope.PROTECTED_WORK]["Catch"]
+    states = variant["States"]
+    following = set(child_envelope.CHAIN_STATES[child_envelope.CHAIN_STATES.index(child_envelope.FIND_CHILD) :])
+
+    entered_from = {name for name, state in states.items() if name not in following and _targets(state) & following}
+    left_to = set().union(*(_targets(states[name]) for name in following)) - following
+
+    # Only the refused start enters; out: the start again, the output, the child's failure, or the failure's record.
+    assert entered_from == {child_envelope.RUN_CHILD}
+    assert left_to == {
+        child_envelope.RUN_CHILD,
+        child_envelope.TAKE_OUTPUT,
+        child_envelope.DID_CHILD_FAIL,
+        catcher["Next"],
+    }
+    for name in following:
+        if states[name]["Type"] == "Task":
+            assert states[name]["Parameters"] == {"ExecutionArn.$": child_envelope.CHILD_EXECUTION_PATH}, name
 
 
 def test_the_child_is_started_with_the_protected_works_input_under_the_parents_name(variant: dict[str, Any]) -> None:

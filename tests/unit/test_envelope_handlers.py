@@ -632,3 +632,17 @@ def test_a_standard_child_workflow_is_asked_about_once_per_container(envelope: E
     envelope.take.liveness.refuse_express_child(standard)
 
     assert counting.asked == [standard]
+
+
+def test_the_owner_is_told_where_its_child_runs(envelope: Envelope) -> None:
+    standard = envelope.sfn.create_state_machine(name="followed-child", definition=PASS, roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+
+    owner = _look_with_child(envelope, standard)
+
+    # A redriven owner whose start of the child is refused looks the child up under this ARN: its record's.
+    recorded = [item["childexecution"]["S"] for item in envelope.take.dynamodb.scan(TableName=TABLE)["Items"]]
+    assert owner["outcome"] == "ACQUIRED"
+    assert owner["childExecution"] in recorded
+    assert owner["childExecution"].startswith(standard.replace(":stateMachine:", ":execution:") + ":")

@@ -146,6 +146,8 @@ def test_the_wrapped_workflow_may_be_started_followed_and_stopped_by_the_envelop
     assert granted[WRAPPED_EXECUTIONS] == {
         ("IdempotentWorkflow", "states:DescribeExecution"),
         ("IdempotentWorkflow", "states:StopExecution"),
+        # A redriven envelope redrives the child it was stopped with, rather than start another.
+        ("IdempotentWorkflow", "states:RedriveExecution"),
         # Whether the child of a record's holder still runs (DESIGN: liveness of holder and child).
         ("AcquireLockFunction", "states:DescribeExecution"),
     }

@@ -18,10 +18,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from emulator.adapters import (
     nested_workflows,
+    redrivable_executions,
     sdk_bodies_as_text,
+    sdk_step_functions_calls,
     step_functions_parameters,
     step_functions_response,
     stoppable_task_token_waits,
@@ -241,3 +244,86 @@ def test_an_objects_body_reaches_the_state_as_text(cloud: Cloud) -> None:
 
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert json.loads(description["output"]) == {"text": text}
+
+
+# --------------------------------------------------------------------------- StartExecution's name rule
+CHILD_WAITS = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}}}
+
+
+def test_a_start_under_a_running_executions_name_returns_it_with_the_same_input_and_is_refused_with_another(
+    cloud: Cloud,
+) -> None:
+    machine = cloud.machine(CHILD_WAITS)
+    first = cloud.sfn.start_execution(stateMachineArn=machine, name="same-name", input='{"a": 1}')["executionArn"]
+
+    again = cloud.sfn.start_execution(stateMachineArn=machine, name="same-name", input='{"a": 1}')["executionArn"]
+    with pytest.raises(ClientError) as other_input:
+        cloud.sfn.start_execution(stateMachineArn=machine, name="same-name", input='{"a": 2}')
+    cloud.sfn.stop_execution(executionArn=first)
+    cloud.wait(first)
+    with pytest.raises(ClientError) as closed:
+        cloud.sfn.start_execution(stateMachineArn=machine, name="same-name", input='{"a": 1}')
+
+    # moto as pinned follows Step Functions' rule already: no adapter needed, this test keeps it so.
+    assert again == first
+    assert other_input.value.response["Error"]["Code"] == "ExecutionAlreadyExists"
+    assert closed.value.response["Error"]["Code"] == "ExecutionAlreadyExists"
+    assert len(children(cloud, machine)) == 1
+
+
+# --------------------------------------------------------------------------- AWS SDK calls of Step Functions
+def sdk_call(action: str, **parameters: Any) -> dict[str, Any]:
+    """A machine that calls ``aws-sdk:sfn:<action>`` with ``parameters`` and returns the response, or catches its failure."""
+    return {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": f"arn:aws:states:::aws-sdk:sfn:{action}",
+                "Parameters": parameters,
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+def test_moto_as_shipped_hands_step_functions_the_asls_parameter_names(cloud: Cloud) -> None:
+    child = cloud.run(cloud.machine(CHILD_SUCCEEDS), {"a": 1})
+    caller = cloud.machine(sdk_call("describeExecution", **{"ExecutionArn.$": "$.arn"}))
+
+    caught = json.loads(cloud.run(caller, {"arn": child["executionArn"]})["output"])
+
+    assert caught["Error"] == "States.Runtime"
+
+
+def test_a_described_execution_comes_back_in_the_asls_names(cloud: Cloud) -> None:
+    child = cloud.run(cloud.machine(CHILD_SUCCEEDS), {"a": 1})
+    caller = cloud.machine(sdk_call("describeExecution", **{"ExecutionArn.$": "$.arn"}))
+
+    with sdk_step_functions_calls(), redrivable_executions():
+        described = json.loads(cloud.run(caller, {"arn": child["executionArn"]})["output"])
+
+    assert described["ExecutionArn"] == child["executionArn"]
+    assert described["Status"] == "SUCCEEDED"
+    assert described["RedriveStatus"] == "NOT_REDRIVABLE"
+    # The executions' own data stays the JSON text the API gives.
+    assert json.loads(described["Input"]) == {"a": 1}
+    assert json.loads(described["Output"]) == CHILD_OUTPUT
+    assert isinstance(described["StartDate"], int)
+
+
+def test_a_redrive_through_the_sdk_runs_the_execution_again_and_a_refusal_has_aws_error_name(cloud: Cloud) -> None:
+    failed = cloud.run(cloud.machine(CHILD_FAILS))
+    caller = cloud.machine(sdk_call("redriveExecution", **{"ExecutionArn.$": "$.arn"}))
+
+    with sdk_step_functions_calls(), redrivable_executions():
+        redriven = json.loads(cloud.run(caller, {"arn": failed["executionArn"]})["output"])
+        again = cloud.wait(failed["executionArn"])
+        succeeded = cloud.run(cloud.machine(CHILD_SUCCEEDS))
+        refused = json.loads(cloud.run(caller, {"arn": succeeded["executionArn"]})["output"])
+
+    assert "RedriveDate" in redriven
+    assert again["status"] == "FAILED" and again["redriveCount"] == 1
+    assert refused["Error"] == "Sfn.ExecutionNotRedrivableException"

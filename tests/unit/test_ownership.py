@@ -326,11 +326,37 @@ def test_resuming_a_holder_redrives_it(ownership: ModuleType, record: ModuleType
     assert sfn.redriven == [HOLDER]
 
 
-def test_a_holder_with_a_child_workflow_is_not_resumed(ownership: ModuleType, record: ModuleType) -> None:
+def test_a_holder_with_a_child_workflow_is_resumed_by_redriving_the_parent_only(
+    ownership: ModuleType, record: ModuleType
+) -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW), CHILD: _ended("ABORTED", NOW)})
 
-    assert _checker(ownership, sfn).resume(_holder(record, HOLDER, CHILD)) is False
-    assert sfn.redriven == []
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER, CHILD)) is True
+    # The redriven parent follows its child itself (the child ASL): it is not redriven from here.
+    assert sfn.redriven == [HOLDER]
+
+
+@pytest.mark.parametrize(
+    ("child", "may_run_again"),
+    [
+        ({**_ended("ABORTED", NOW + 1), "redriveStatus": "REDRIVABLE"}, True),
+        ({"status": "RUNNING"}, True),
+        ({**_ended("ABORTED", NOW + 1), "redriveStatus": "NOT_REDRIVABLE"}, False),
+        ({"status": "SUCCEEDED", "redriveStatus": "NOT_REDRIVABLE"}, False),
+        (None, False),  # never started
+        (ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "DescribeExecution"), True),
+    ],
+)
+def test_a_parent_past_its_redrive_period_is_not_taken_over_while_its_child_may_still_run(
+    ownership: ModuleType, record: ModuleType, child: Any, may_run_again: bool
+) -> None:
+    executions = {HOLDER: _ended("ABORTED", NOW)}
+    if child is not None:
+        executions[CHILD] = child
+    sfn = FakeStepFunctions(executions, redrives={HOLDER: _not_redrivable()})
+
+    assert _checker(ownership, sfn).resume(_holder(record, HOLDER, CHILD)) is may_run_again
+    assert sfn.redriven == [HOLDER]
 
 
 def test_a_holder_someone_else_redrove_counts_as_resumed(ownership: ModuleType, record: ModuleType) -> None:

@@ -29,7 +29,7 @@ from idempotency.errors import (
 from idempotency.key import identify
 from idempotency.observability import METRIC_FOR_OUTCOME, TAKEOVERS, refusal_metric
 from idempotency.ownership import LivenessChecker, execution_arn_of_child
-from idempotency.record import BUSY, COMPLETED, LivenessCheck, Owner, ResumeHolder, RunningCheck, take_record
+from idempotency.record import ACQUIRED, BUSY, COMPLETED, LivenessCheck, Owner, ResumeHolder, RunningCheck, take_record
 from idempotency.settings import FAIL, SDK_CONFIG, WAIT_BY_POLLING, Settings
 from idempotency.wakeup import RECORD_CHANGED
 
@@ -90,6 +90,7 @@ def look_and_take(
     child = event.get("childStateMachine")
     if child and child_check is not None:
         child_check(child)
+    child_execution = execution_arn_of_child(child, event["executionId"]) if child else None
     outcome = take_record(
         client,
         config.table_name,
@@ -102,7 +103,7 @@ def look_and_take(
         # Rerunning the steps would only make the same too-large result again: waiters fail with it.
         reported_errors=(IdempotencyResultTooLargeError.__name__,) if waiting else (),
         payload_hash=identity.payload_hash,
-        child_execution=execution_arn_of_child(child, event["executionId"]) if child else None,
+        child_execution=child_execution,
         liveness=check if config.checks_liveness else None,
         still_running=running if config.checks_liveness else None,
         resume=resume if config.checks_liveness else None,
@@ -113,6 +114,9 @@ def look_and_take(
     output = {**outcome.as_output(), "runId": event["runId"]}
     if outcome.outcome == COMPLETED:
         output["result"] = outcome.result
+    if outcome.outcome == ACQUIRED and child_execution:
+        # Where the owner's child runs: a redriven owner looks for it there when its start is refused.
+        output["childExecution"] = child_execution
     if outcome.outcome == BUSY:
         due_in = None if outcome.look_again_at is None else max(1, outcome.look_again_at - now)
         recheck_after = config.recheck_after(rechecks, waited_seconds, due_in)

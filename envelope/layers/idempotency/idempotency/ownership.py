@@ -85,13 +85,13 @@ class LivenessChecker:
         True when the holder runs again, by this redrive or another one; False when Step Functions
         will never run it again, and then its record may be taken over. A doubt counts as running.
 
-        A holder with a child workflow (child variant) is not resumed: its redrive reruns its
-        ``startExecution.sync:2`` under the same name, which Step Functions refuses
-        (``ExecutionAlreadyExists``) unless the child is still running, so it would record a
-        failure rather than continue the child's run.
+        A holder with a child workflow (child variant) is resumed the same way: its redrive reruns
+        its start of the child under the same name, which Step Functions refuses once the child has
+        ended, and the holder then follows that child (redriving it if it was stopped with its
+        parent) instead of starting another. The child ends after its parent when the parent is
+        stopped, so it may still be redriven when its parent no longer can: its record is not taken
+        over before the child too can never run again.
         """
-        if holder.child_execution:
-            return False
         if self._client is None:
             self._client = self._make_client()
         try:
@@ -101,7 +101,21 @@ class LivenessChecker:
                 return True  # no answer: wait, and look again
         except BotoCoreError:
             return True
-        return self.runs(holder.execution_id)
+        if self.runs(holder.execution_id):
+            return True
+        return holder.child_execution is not None and self._may_run_again(holder.child_execution)
+
+    def _may_run_again(self, execution_arn: str) -> bool:
+        """Whether an execution runs or can still be redriven; a doubt counts as yes, an unknown one as no."""
+        assert self._client is not None
+        self.checks += 1
+        try:
+            description = self._client.describe_execution(executionArn=execution_arn)
+        except ClientError as error:
+            return error.response.get("Error", {}).get("Code") not in (*_UNKNOWN, *_UNANSWERABLE)
+        except BotoCoreError:
+            return True
+        return description["status"] in RUNNING or description.get("redriveStatus") == REDRIVABLE
 
     def runs(self, execution_arn: str) -> bool:
         """Whether the execution still runs (``record.RunningCheck``); a doubt, or no answer, counts as running."""
