@@ -16,9 +16,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-# pytest-xdist: on 2 CPUs the suite took ~27 s serial, ~19 s with -n auto, ~17 s with
-# -n auto --dist loadfile (each module's stack fixture is then deployed by one worker only).
-# PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
+# pytest-xdist, one worker per core, --dist loadfile: each module's stack fixture is then deployed
+# by one worker only. PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
 PYTEST_WORKERS ?= auto
 PYTEST_DIST ?= loadfile
 # e.g. make serve SERVE_ARGS="--time-scale 0.01 --parameter-overrides PollIntervalSeconds=2"
@@ -51,7 +50,7 @@ SHELL := bash
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
 
-.PHONY: help venv install demo serve records test test-slow lint validate validate-template validate-asl scan pytest bench build deploy invoke clean
+.PHONY: help venv install demo serve records test checks test-slow lint validate validate-template validate-asl scan pytest bench build deploy invoke clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,7 +76,22 @@ serve: $(STAMP) ## Serve the stack (or TEMPLATE=path/to/your/template.yaml) as a
 records: $(STAMP) ## The records tool: list, show, release, delete (make records ARGS="--stack-name NAME list")
 	$(PY) scripts/records.py $(ARGS)
 
-test: lint validate scan pytest ## Run every check: lint, validate, security scan, then the whole test suite
+# The suite spends much of its time waiting on executions (declared waits, held calls), which leaves
+# the cores idle: lint, validate and scan run beside it, each template's checks side by side, and
+# each check's output is printed whole once the suite's is (make --output-sync). Any failure fails
+# the target, and is named on the last line.
+CHECKS_LOG := .checks.log
+
+test: $(STAMP) $(SCAN_STAMP) ## Run every check: lint, validate and the security scan beside the whole test suite
+	@$(MAKE) --no-print-directory --keep-going --jobs=4 --output-sync=target checks > $(CHECKS_LOG) 2>&1 & checks=$$!; \
+	suite=0; $(MAKE) --no-print-directory pytest || suite=$$?; \
+	checked=0; wait $$checks || checked=$$?; \
+	echo; echo "---------------- lint, validate, scan (run beside the suite) ----------------"; cat $(CHECKS_LOG); rm -f $(CHECKS_LOG); \
+	if [ $$suite -ne 0 ] || [ $$checked -ne 0 ]; then \
+	  echo "make test FAILED:$$( [ $$suite -eq 0 ] || echo ' the suite;')$$( [ $$checked -eq 0 ] || echo ' lint, validate or scan (output above)')" >&2; exit 1; \
+	fi; echo "make test: lint, validate, scan and the suite passed"
+
+checks: lint validate scan
 
 lint: $(STAMP) ## ruff (lint, complexity and format), and mypy on the functions (each with its layers), the layer, the emulator and scripts
 	$(BIN)/ruff check .
@@ -96,21 +110,29 @@ validate: validate-template validate-asl ## Lint the templates (sam validate --l
 
 # template.yaml, the reusable envelope (envelope/template.yaml) that wraps a workflow by ARN, the alarms and
 # dashboard both nest (envelope/monitoring.yaml; cfn-lint checks resources under a false Condition too), and the examples.
-validate-template: $(STAMP)
-	$(BIN)/sam validate --lint --template template.yaml --region us-east-1
-	$(BIN)/sam validate --lint --template envelope/template.yaml --region us-east-1
-	$(BIN)/sam validate --lint --template envelope/monitoring.yaml --region us-east-1
-	for template in $(EXAMPLE_TEMPLATES); do $(BIN)/sam validate --lint --template $$template --region us-east-1; done
+# One target per template, so that make -j checks them side by side.
+LINTED_TEMPLATES := template.yaml envelope/template.yaml envelope/monitoring.yaml $(EXAMPLE_TEMPLATES)
+ASL_TEMPLATES := template.yaml envelope/template.yaml $(EXAMPLE_TEMPLATES)
+.PHONY: $(addprefix validate-template/,$(LINTED_TEMPLATES)) $(addprefix validate-asl/,$(ASL_TEMPLATES))
 
-validate-asl: $(STAMP)
-	$(PY) scripts/validate_asl.py
-	$(PY) scripts/validate_asl.py --template envelope/template.yaml \
-	  --parameter-overrides WorkflowArn=arn:aws:states:us-east-1:123456789012:stateMachine:WrappedWorkflow
-	for template in $(EXAMPLE_TEMPLATES); do $(PY) scripts/validate_asl.py --template $$template; done
+validate-template: $(addprefix validate-template/,$(LINTED_TEMPLATES))
+$(addprefix validate-template/,$(LINTED_TEMPLATES)): validate-template/%: $(STAMP)
+	$(BIN)/sam validate --lint --template $* --region us-east-1
+
+validate-asl: $(addprefix validate-asl/,$(ASL_TEMPLATES))
+# The reusable envelope wraps a workflow given by ARN: its parameter has no default.
+validate-asl/envelope/template.yaml: ASL_ARGS := \
+  --parameter-overrides WorkflowArn=arn:aws:states:us-east-1:123456789012:stateMachine:WrappedWorkflow
+$(addprefix validate-asl/,$(ASL_TEMPLATES)): validate-asl/%: $(STAMP)
+	$(PY) scripts/validate_asl.py --template $* $(ASL_ARGS)
 
 # The slow tier (tests marked slow: hundreds of concurrent executions) runs apart, with make test-slow.
+# Branch coverage of the envelope's layer, counted in the tests and inside the emulator's Lambda
+# functions alike (they run in the workers' processes); the floor is fail_under in pyproject.toml.
+# COVERAGE= leaves it out.
+COVERAGE ?= --cov --cov-report=term-missing:skip-covered
 pytest: $(STAMP)
-	$(PY) -m pytest tests examples -m "not slow" -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(PYTEST_ARGS)
+	$(PY) -m pytest tests examples -m "not slow" -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) $(COVERAGE) $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## Run only the slow tier: the tests at scale (e.g. 500 duplicates at a hot key), one process
 	$(PY) -m pytest tests examples -m slow -n 0 $(PYTEST_ARGS)

@@ -34,6 +34,7 @@ from moto import mock_aws
 
 from emulator.adapters import (
     DEFAULT_TASK_TOKEN_LENGTH,
+    FunctionsClock,
     LambdaRegistry,
     atomic_dynamodb_writes,
     aws_context_timestamps,
@@ -236,8 +237,11 @@ class OfflineStack:
         self.template = template.as_deployed(self._resolver)
         self._exit: ExitStack | None = None
         # Step Functions' clock for what it measures in days (the 14 days an execution can be
-        # redriven): a test moves it on instead of waiting. The functions read the real clock.
+        # redriven): a test moves it on instead of waiting. The functions read functions_clock.
         self.clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(tz=datetime.UTC)
+        # The clock the functions read (leases, quiet periods, TTLs): real time unless a test moves
+        # it on (with stack.functions_clock.moved_on(seconds): ...); a nested stack's functions share it.
+        self.functions_clock = FunctionsClock()
         # None: clients are intercepted in process by mock_aws; a URL: they call that endpoint.
         self._endpoint_url: str | None = None
 
@@ -391,6 +395,7 @@ class OfflineStack:
         for logical_id in functions:
             module_name, _, function_name = self.template.function_properties(logical_id)["Handler"].rpartition(".")
             module = load_module(self.template.import_roots(logical_id), module_name)
+            self.functions_clock.read_by(module)
             cold_start(module)
             self.lambdas.register(self.physical_id(logical_id), logical_id, getattr(module, function_name))
         for logical_id in self.template.resources_of_type(STATE_MACHINE):
@@ -453,6 +458,7 @@ class OfflineStack:
             environment=self._environment,
             task_token_length=self.task_token_length,
         )
+        nested.functions_clock = self.functions_clock
         nested._deploy_inside(self, exit_stack)
         self.applications[logical_id] = nested
         self._resolver.refs[logical_id] = (

@@ -36,6 +36,7 @@ Each adapter is a context manager that patches one named place in moto and undoe
   then fails) or an ``IndexError``; the timeout is now always a number.
 * ``scaled_waits``: ASL ``Wait`` states, ``Retry`` intervals and timeouts really take their time;
   this scales them by a factor so tests keep real timings in the ASL and still run fast.
+  ``FunctionsClock`` is the clock the functions read (real, unless a test moves it on).
 * ``step_functions_payload_limit``: moto counts Step Functions' 256 KiB in escaped JSON (six
   bytes per Cyrillic letter), checks only results and outputs, and lets ``Catch`` handle
   ``States.DataLimitExceeded``; here the count is UTF-8 bytes, inputs (execution, state, task
@@ -110,7 +111,7 @@ from emulator.adapters.task_tokens import (
     stoppable_task_token_waits,
     task_tokens_reach_started_executions,
 )
-from emulator.adapters.timing import MIN_TASK_TIMEOUT_SECONDS, scaled_waits
+from emulator.adapters.timing import MIN_TASK_TIMEOUT_SECONDS, FunctionsClock, scaled_waits
 
 __all__ = [
     "DEFAULT_TASK_TOKEN_LENGTH",
@@ -121,6 +122,7 @@ __all__ = [
     "REDRIVE_PERIOD",
     "SYNC_POLL_SECONDS",
     "ExecutionNotRedrivable",
+    "FunctionsClock",
     "Gate",
     "Handler",
     "InProcessFunction",

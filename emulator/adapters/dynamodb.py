@@ -23,19 +23,26 @@ _ITEM_OPERATIONS = ("put_item", "update_item", "delete_item", "get_item", "trans
 
 @contextlib.contextmanager
 def atomic_dynamodb_writes() -> Iterator[threading.RLock]:
-    """Serialize moto's DynamoDB item operations so each conditional write is atomic."""
+    """Serialize moto's DynamoDB item operations so each conditional write is atomic.
+
+    An update answers with a copy of the item taken inside the lock: moto builds UpdateItem's
+    ``ReturnValues`` from the live item after the backend returns, where another write may already
+    have changed it (two waiters incrementing one counter were both answered with the later number).
+    """
     lock = threading.RLock()
 
-    def locked(original: Callable[..., Any]) -> Callable[..., Any]:
+    def locked(original: Callable[..., Any], answers_with_a_copy: bool) -> Callable[..., Any]:
         def operation(*args: Any, **kwargs: Any) -> Any:
             with lock:
-                return original(*args, **kwargs)
+                result = original(*args, **kwargs)
+                return copy.deepcopy(result) if answers_with_a_copy else result
 
         return operation
 
     with contextlib.ExitStack() as patches:
         for name in _ITEM_OPERATIONS:
-            patches.enter_context(mock.patch.object(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name))))
+            operation = locked(getattr(DynamoDBBackend, name), answers_with_a_copy=name == "update_item")
+            patches.enter_context(mock.patch.object(DynamoDBBackend, name, operation))
         yield lock
 
 

@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -80,3 +81,50 @@ def scaled_waits(scale: float, execution_timeout_scale: float | None = None) -> 
         mock.patch.object(Program, "eval", program_eval),
     ):
         yield
+
+
+class FunctionsClock:
+    """The clock a stack's Lambda functions read: real time, plus however far a test moved it on.
+
+    Stands in for the ``time`` module inside each function's handler module (where the functions
+    read ``time.time()`` and pass ``now`` to the layer); every other name is the real module's, so
+    ``sleep`` and ``monotonic`` are untouched. The ASL's waits are scaled, the functions' seconds are
+    not: a test that must wait out a lease or a quiet period (``LongestCallSeconds``) moves this
+    clock once the execution waiting for it is parked, instead of letting it look again in a loop of
+    scaled waits until those real seconds pass. DynamoDB and Step Functions keep the real clock.
+    """
+
+    def __init__(self) -> None:
+        self._ahead_s = 0.0
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        with self._lock:
+            return time.time() + self._ahead_s
+
+    @contextlib.contextmanager
+    def moved_on(self, seconds: float) -> Iterator[None]:
+        """The functions' clock ``seconds`` ahead while inside; back to real time after (a stack shared
+        by several tests must not keep one test's future)."""
+        if seconds < 0:
+            raise ValueError(f"the functions' clock moves on, not back by {-seconds} s")
+        with self._lock:
+            self._ahead_s += seconds
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ahead_s -= seconds
+
+    @property
+    def ahead_s(self) -> float:
+        with self._lock:
+            return self._ahead_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def read_by(self, module: ModuleType) -> None:
+        """Make ``module`` (a function's handler module, loaded for one stack) read this clock as ``time``."""
+        if getattr(module, "time", None) is time:
+            module.time = self  # type: ignore[attr-defined]

@@ -123,6 +123,20 @@ def past_the_redrive_period(stack: OfflineStack) -> Iterator[None]:
         stack.clock = now
 
 
+# The states in which an execution waits for a record another execution holds: polling, or for a wake-up.
+WAITING_STATES = frozenset({"Wait before looking again", "Wait for the other execution to finish"})
+
+
+def wait_until_it_waits(stack: OfflineStack, execution_arn: str) -> None:
+    """Until the execution has started to wait for the record's holder (then a test may move the functions' clock)."""
+
+    def waits() -> bool:
+        history = stack.sfn.get_execution_history(executionArn=execution_arn)["events"]
+        return any(event.get("stateEnteredEventDetails", {}).get("name") in WAITING_STATES for event in history)
+
+    wait_until(waits, message=f"{execution_arn} to wait for the record's holder")
+
+
 def business_step_calls(stack: OfflineStack) -> int:
     """How many times the business steps' functions have been invoked so far."""
     return sum(stack.lambdas.invocations(name) for name in BUSINESS_STEP_FUNCTIONS)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench.clock import history_end, history_start
 from bench.cold_start import BARE, TAKE_FUNCTION, handler_subjects, measure_cold_start
 from bench.deployment import EXPRESS_PARAMETERS, MeteredStack, takes_task_token_length
 from bench.key_hash import HASH_INPUT_BYTES, measure_key_hash
@@ -283,11 +284,15 @@ def test_contention_runs_the_steps_once_and_counts_per_waiter(contention: tuple[
 def test_a_hit_on_a_key_that_had_waiters_runs_nothing_but_the_take(
     contention: tuple[ContentionSummary, PathResult],
 ) -> None:
-    _, hit = contention
+    summary, hit = contention
     assert hit.key == f"hit_after_{OPTIONS.contention_sizes[-1]}_waiters"
     assert sum(hit.usage.lambda_calls.values()) == 1
     assert hit.usage.step_states == 0
     assert hit.notes["record_bytes"] > 0
+    # Measured once the woken executions had all ended, not while they ran beside it.
+    (hit_execution,) = hit.executions
+    woken = summary.rows[-1].run.executions
+    assert history_start(hit_execution.history) >= max(history_end(execution.history) for execution in woken)
 
 
 def test_the_express_paths_are_priced_per_request(express: list[PathResult]) -> None:

@@ -39,6 +39,7 @@ from tests.integration.support import (
     past_the_redrive_period,
     start_registered_waiter,
     wait_until,
+    wait_until_it_waits,
 )
 
 pytestmark = pytest.mark.offline_only(reason="injects DynamoDB and Step Functions faults into the emulator")
@@ -56,6 +57,8 @@ FOUND_ON_ITS_OWN = "Return the stored result"
 SAVE_FUNCTION = "SaveOutcomeFunction"
 RUN_STEPS = "Run the business steps"
 TAKE_FUNCTION = "AcquireLockFunction"
+# LongestCallSeconds of short_call_stack: how long a failed owner's calls may run on after its stop.
+QUIET_SECONDS = 2
 
 
 def _task_failures(history: list[dict[str, Any]]) -> list[str]:
@@ -154,7 +157,7 @@ def short_call_stack() -> Iterator[OfflineStack]:
     of waiting last 15 s here): the wait bound must stay far longer than the calls' bound in real time.
     """
     parameters = {
-        "LongestCallSeconds": 2,
+        "LongestCallSeconds": QUIET_SECONDS,
         "ExecutionTimeoutSeconds": 2000,
         "RecordTtlSeconds": 3600,
         "WaitTimeoutSeconds": 1500,
@@ -350,11 +353,15 @@ def test_a_save_that_keeps_failing_is_recorded_failed_and_the_next_run_resumes_t
         "ThrottlingException",
     )
     # Not free before the owner's calls in flight can have ended: LongestCallSeconds after it stopped.
-    assert record["leaseexpiry"] >= int(stopped) + 2
+    assert record["leaseexpiry"] >= int(stopped) + QUIET_SECONDS
 
     # The owner's steps ran; Step Functions can still redrive it: the next execution resumes it
-    # (its save runs again and lands) instead of running the steps a second time.
-    rerun = stack.run(execution_input, timeout=90)
+    # (its save runs again and lands) instead of running the steps a second time. It waits out the
+    # owner's quiet period on the functions' clock, moved on once it waits.
+    rerun_arn = stack.start_execution(execution_input)
+    wait_until_it_waits(stack, rerun_arn)
+    with stack.functions_clock.moved_on(QUIET_SECONDS + 1):
+        rerun = stack.wait_for(rerun_arn, timeout=90)
     resumed = stack.wait_for(owner.execution_arn, timeout=60)
 
     assert rerun.status == "SUCCEEDED", rerun.cause
@@ -404,8 +411,9 @@ def test_a_duplicate_of_a_failed_owner_waits_out_its_calls_without_being_told_th
     owner, record = failed_by_its_save(stack, execution_input)
     assert owner.status == "FAILED" and record is not None and record["executionstatus"] == "FAILED"
     # The release dated the quiet period from the owner's stop; on a busy machine it may have run out
-    # already. Pushed a few seconds ahead, the rerun is sure to start while the owner's calls may still run.
-    quiet_until = max(int(record["leaseexpiry"]), int(time.time()) + 3)
+    # already. Pushed a minute ahead, the rerun is sure to start while the owner's calls may still run;
+    # once it waits, the functions' clock is moved past it.
+    quiet_until = max(int(record["leaseexpiry"]), int(time.time()) + 60)
     stack.dynamodb.update_item(
         TableName=stack.table_name,
         Key={"id": {"S": record["id"]}},
@@ -413,7 +421,10 @@ def test_a_duplicate_of_a_failed_owner_waits_out_its_calls_without_being_told_th
         ExpressionAttributeValues={":quiet_until": {"N": str(quiet_until)}},
     )
 
-    rerun = stack.run(execution_input)
+    rerun_arn = stack.start_execution(execution_input)
+    wait_until_it_waits(stack, rerun_arn)
+    with stack.functions_clock.moved_on(quiet_until - time.time() + 1):
+        rerun = stack.wait_for(rerun_arn)
 
     assert rerun.status == "SUCCEEDED", rerun.cause
     # The record stayed as it was (FAILED, the same owner, the same lease) until the rerun took it:
@@ -465,7 +476,7 @@ def test_a_failure_caught_while_other_steps_still_run_keeps_the_key_until_their_
     # Step Functions does not cancel the owner's other branches' Lambda calls: the key stays held
     # until they can have ended (LongestCallSeconds after the owner stopped), then runs again.
     # (at least LongestCallSeconds after the failure was recorded, which came after the owner's last call started)
-    assert record.get("leaseexpiry", 0) >= seen[STEP_CALLS - 1] + 2
+    assert record.get("leaseexpiry", 0) >= seen[STEP_CALLS - 1] + QUIET_SECONDS
     assert stopped >= seen[STEP_CALLS - 1]
     assert rerun.status == "FAILED" and RUN_STEPS in rerun.states_entered
     assert min(seen[STEP_CALLS:]) >= record["leaseexpiry"]

@@ -31,6 +31,7 @@ from tests.integration.support import (
     past_the_redrive_period,
     start_registered_waiter,
     wait_until,
+    wait_until_it_waits,
 )
 from tools.template import PROJECT_ROOT
 
@@ -149,7 +150,11 @@ def test_an_owner_stopped_while_it_takes_the_record_does_not_block_the_key(ended
         owner = stack.wait_for(owner_arn)
         stopped = _stop_date(stack, owner_arn)
     held = stack.get_record(key)
-    later = stack.run(execution_input, timeout=60)
+    # The later execution waits out the stopped owner's calls on the functions' clock, moved on once it waits.
+    later_arn = stack.start_execution(execution_input)
+    wait_until_it_waits(stack, later_arn)
+    with stack.functions_clock.moved_on(LONGEST_CALL_SECONDS + 1):
+        later = stack.wait_for(later_arn, timeout=60)
 
     assert owner.status == "ABORTED"
     # Whichever came first, the take or the release, the key is held only until the stop + the calls' bound,
@@ -196,16 +201,13 @@ def test_a_take_held_past_its_stopped_executions_quiet_period_takes_nothing(ende
         wait_until(lambda: stack.get_record(key) is not None, message="the release's record of the stopped owner")
         released = stack.get_record(key)
         assert released is not None
-        # The functions read the real clock: hold the take until that record has gone quiet.
-        wait_until(
-            lambda: time.time() > released["leaseexpiry"] + 1,
-            timeout=LONGEST_CALL_SECONDS + 60,
-            message="the quiet period to end",
-        )
-        take.let_through.set()
-        assert take.finished.wait(60), "the held take never finished"
-    after = stack.get_record(key)
-    later = stack.run(execution_input, timeout=60)
+        # Let the take through once that record has gone quiet, by the functions' clock (which the
+        # later execution reads too).
+        with stack.functions_clock.moved_on(max(0.0, float(released["leaseexpiry"]) + 1 - time.time())):
+            take.let_through.set()
+            assert take.finished.wait(60), "the held take never finished"
+            after = stack.get_record(key)
+            later = stack.run(execution_input, timeout=60)
 
     assert (released["executionstatus"], released["executionid"], released["leaseexpiry"]) == (
         "IN_PROGRESS",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -340,6 +341,57 @@ def test_racing_conditional_writes_have_exactly_one_winner(table: Any) -> None:
             winners_per_round.append(len(wins))
 
     assert winners_per_round == [1] * rounds
+
+
+# Bounds only against a hang: a paused writer is let go as soon as the other has written.
+HANG_GUARD_SECONDS = 60
+
+
+@pytest.mark.parametrize(
+    ("atomic", "first_answer"),
+    [
+        pytest.param(False, 2, id="moto alone: answered with the later write"),
+        pytest.param(True, 1, id="with the adapter: its own"),
+    ],
+)
+def test_an_update_is_answered_with_the_item_it_wrote_even_if_another_write_follows_at_once(
+    table: Any, atomic: bool, first_answer: int
+) -> None:
+    # Made to happen: the first increment is paused after its write, before moto reads its answer,
+    # while a second increment lands.
+    table.put_item(TableName="records", Item={"id": {"S": "counter"}, "n": {"N": "0"}})
+    answers: dict[str, int] = {}
+    first_wrote, second_answered = threading.Event(), threading.Event()
+
+    def increment() -> None:
+        answer = table.update_item(
+            TableName="records",
+            Key={"id": {"S": "counter"}},
+            UpdateExpression="ADD n :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        answers[threading.current_thread().name] = int(answer["Attributes"]["n"]["N"])
+
+    with atomic_dynamodb_writes() if atomic else contextlib.nullcontext():
+        update = DynamoDBBackend.update_item
+
+        def pause_the_first_answer(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+            item = update(self, *args, **kwargs)
+            if threading.current_thread().name == "first":
+                first_wrote.set()
+                second_answered.wait(HANG_GUARD_SECONDS)
+            return item
+
+        with mock.patch.object(DynamoDBBackend, "update_item", pause_the_first_answer):
+            first = threading.Thread(target=increment, name="first")
+            first.start()
+            assert first_wrote.wait(HANG_GUARD_SECONDS)
+            increment()  # the second, in this thread
+            second_answered.set()
+            first.join(HANG_GUARD_SECONDS)
+
+    assert answers == {"first": first_answer, threading.current_thread().name: 2}
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from idempotency import decision, ownership, record, take, vocabulary
+from idempotency.errors import IdempotencyConfigurationError
 from idempotency.store import RecordStore
 from tests.unit.conftest import RECORDS_TABLE as TABLE
 
@@ -339,3 +340,63 @@ def test_a_holder_past_its_redrive_period_is_not_resumed() -> None:
     sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)}, redrives={HOLDER: _not_redrivable()})
 
     assert _checker(sfn).resume(_holder(HOLDER)) is False
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "RedriveExecution"),
+        EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com"),
+    ],
+    ids=["throttled", "unreachable"],
+)
+def test_a_redrive_without_an_answer_counts_as_resumed(
+    fault: Exception,
+) -> None:
+    # The holder may be running again: its record is waited for and looked at again, never taken.
+    sfn = FakeStepFunctions({HOLDER: _ended("ABORTED", NOW)}, redrives={HOLDER: fault})
+
+    assert _checker(sfn).resume(_holder(HOLDER)) is True
+    assert sfn.redriven == [HOLDER] and sfn.described == []
+
+
+@pytest.mark.parametrize(
+    ("stop_date", "free_at"),
+    [(NOW + 0.25, NOW + 1 + LONGEST_CALL), (NOW, NOW + 1 + LONGEST_CALL), (None, NOW + 500 + LONGEST_CALL)],
+    ids=["epoch-seconds", "whole-epoch-seconds", "none"],
+)
+def test_a_stop_date_given_in_epoch_seconds_or_not_at_all_never_frees_a_key_early(
+    stop_date: float | None, free_at: int
+) -> None:
+    # A stop given as a number is rounded up; without one, the holder is taken as stopped at the look.
+    sfn = FakeStepFunctions({HOLDER: {"status": "ABORTED", "stopDate": stop_date}})
+
+    answer = _checker(sfn)(_holder(HOLDER), NOW + 500)
+
+    assert (answer.can_act, answer.free_at) == (False, free_at)
+
+
+class StateMachines:
+    """``describe_state_machine`` that fails ``failures`` times with a throttle, then answers ``machine_type``."""
+
+    def __init__(self, machine_type: str, failures: int) -> None:
+        self.machine_type, self.failures = machine_type, failures
+        self.described: list[str] = []
+
+    def describe_state_machine(self, stateMachineArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.described.append(stateMachineArn)
+        if len(self.described) <= self.failures:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "later"}}, "DescribeStateMachine")
+        return {"stateMachineArn": stateMachineArn, "type": self.machine_type}
+
+
+def test_a_child_state_machine_that_cannot_be_described_is_let_through_and_asked_about_again() -> None:
+    child_machine = "arn:aws:states:us-east-1:123456789012:stateMachine:child"
+    sfn = StateMachines("EXPRESS", failures=1)
+    checker = _checker(sfn)
+
+    checker.refuse_express_child(child_machine)  # no answer: the take goes on
+    with pytest.raises(IdempotencyConfigurationError, match="is an Express state machine"):
+        checker.refuse_express_child(child_machine)  # asked again, and refused
+
+    assert sfn.described == [child_machine, child_machine]

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from idempotency import record, store, vocabulary, waiter_slots, wakeup
 from tests.unit.conftest import RECORDS_TABLE as TABLE
@@ -295,3 +295,89 @@ def test_the_message_tells_the_waiters_the_result_or_to_look_again(status: str, 
     saved = _saved(1, status)
 
     assert wakeup.wake_up_message(saved, result={"a": 1}) == expected
+
+
+class LostReplies(FakeStepFunctions):
+    """The first ``lost`` sends to ``token`` are delivered, but their reply is lost (a read timeout);
+    a token already used answers ``InvalidToken``, as Step Functions does."""
+
+    def __init__(self, token: str, lost: int) -> None:
+        super().__init__()
+        self._token, self._lost = token, lost
+
+    def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803
+        if taskToken == self._token:
+            with self._lock:
+                self.attempts[taskToken] += 1
+                used = taskToken in self.sent
+                self.sent[taskToken] = json.loads(output)
+                lose = self.attempts[taskToken] <= self._lost
+            if used:
+                raise _error("InvalidToken")
+            if lose:
+                raise ReadTimeoutError(endpoint_url="https://states.us-east-1.amazonaws.com/")
+            return {}
+        return super().send_task_success(taskToken, output)
+
+
+def test_a_wake_up_whose_reply_was_lost_is_sent_again_and_then_counts_as_gone(dynamodb: Any) -> None:
+    _write_slots(dynamodb, {1: "token-1", 2: "token-2"})
+    sfn = LostReplies("token-2", lost=1)
+
+    report = wakeup.wake_waiters(_store(dynamodb, TABLE), as_step_functions(sfn), _saved(2), MESSAGE)
+
+    # The lost send did wake its waiter: the repeat finds the token used, and nothing is raised.
+    assert report == wakeup.WakeUps(woken=1, gone=1, failed=0)
+    assert sfn.sent == {"token-1": MESSAGE, "token-2": MESSAGE}
+    assert sfn.attempts["token-2"] == 2
+    assert _slots_left(dynamodb) == []
+
+
+class NoReplies(FakeStepFunctions):
+    """Every send times out before its reply (Step Functions never answers)."""
+
+    def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:  # noqa: N803
+        with self._lock:
+            self.attempts[taskToken] += 1
+        raise ReadTimeoutError(endpoint_url="https://states.us-east-1.amazonaws.com/")
+
+
+def test_a_wake_up_that_never_gets_a_reply_counts_as_failed_and_is_logged() -> None:
+    sfn = NoReplies()
+    logged: list[str] = []
+    logger = SimpleNamespace(warning=lambda message, **_: logged.append(message))
+
+    report = wakeup.send_to_tokens(as_step_functions(sfn), ["token-1"], MESSAGE, logger)
+
+    assert report == wakeup.WakeUps(failed=1)
+    assert sfn.attempts["token-1"] == 5  # as often as a throttled send
+    assert logged == ["A waiter could not be woken: it will look again on its own"]
+
+
+class SlotsNotCleared:
+    """The DynamoDB client, but every ``BatchWriteItem`` (the clearing of slots) is refused."""
+
+    def __init__(self, dynamodb: Any) -> None:
+        self._dynamodb = dynamodb
+
+    def batch_write_item(self, **_: Any) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}}, "BatchWriteItem")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dynamodb, name)
+
+
+def test_slots_that_cannot_be_cleared_are_left_to_expire_and_the_waiters_are_still_woken(dynamodb: Any) -> None:
+    _write_slots(dynamodb, {1: "token-1", 2: "token-2"})
+    sfn = FakeStepFunctions()
+    logged: list[str] = []
+    logger = SimpleNamespace(warning=lambda message, **_: logged.append(message))
+
+    report = wakeup.wake_waiters(
+        _store(SlotsNotCleared(dynamodb), TABLE), as_step_functions(sfn), _saved(2), MESSAGE, logger
+    )
+
+    assert report == wakeup.WakeUps(woken=2)
+    assert sfn.sent == {"token-1": MESSAGE, "token-2": MESSAGE}
+    assert len(_slots_left(dynamodb)) == 2  # they expire with the record's ttl
+    assert logged == ["Waiter slots could not be cleared"]
