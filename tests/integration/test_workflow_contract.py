@@ -101,14 +101,21 @@ def test_failed_steps_are_recorded_and_a_later_execution_runs_them_again(stack: 
 @pytest.mark.offline_only(reason="counts Lambda calls")
 def test_a_failure_repeated_runs_the_steps_each_time(stack: OfflineStack, unique: str) -> None:
     failing = {"orderId": unique, "forceFailure": False}
+    failing_step = BUSINESS_STEP_FUNCTIONS[-1]
     with failing_steps(stack):
+        calls_before = stack.lambdas.invocations(failing_step)
         first = stack.run(failing)
-        calls_between = business_step_calls(stack)
+        calls_between = stack.lambdas.invocations(failing_step)
         second = stack.run(failing)
 
     assert (first.status, second.status) == ("FAILED", "FAILED")
     assert second.error == first.error == "InjectedStepFailure"
-    assert business_step_calls(stack) - calls_between == STEP_CALLS
+    # The failing step is called again by the repeat, as often as by the first run. The other
+    # steps are not counted: the Parallel stops its other branches once one fails, so how many of
+    # them were called by then depends on timing (as on AWS).
+    first_calls = calls_between - calls_before
+    assert first_calls >= 1
+    assert stack.lambdas.invocations(failing_step) - calls_between == first_calls
 
 
 @pytest.mark.offline_only(reason="counts Lambda calls")
