@@ -204,21 +204,21 @@ def test_the_envelope_sample_events_tell_one_story_about_the_fresh_input() -> No
         return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
     fresh = load("execution_fresh.json")
-    acquire, wait, save, release = (
-        load(f"{name}.json") for name in ("acquire_lock", "wait_for_owner", "save_outcome", "release_abandoned_record")
+    take, wait, save, release = (
+        load(f"{name}.json") for name in ("take_record", "wait_for_owner", "save_outcome", "release_abandoned_record")
     )
     stack_name = tomllib.loads((PROJECT_ROOT / "samconfig.toml").read_text(encoding="utf-8"))["default"]["global"][
         "parameters"
     ]["stack_name"]
     # Scoped as the deployed envelope scopes it: by its state machine's name.
     key = f"{stack_name}-IdempotentWorkflow#{compute_idempotency_key(fresh)}"
-    owner = acquire["executionId"]
+    owner = take["executionId"]
 
-    assert acquire["input"] == fresh and json.loads(release["detail"]["input"]) == fresh
+    assert take["input"] == fresh and json.loads(release["detail"]["input"]) == fresh
     assert wait["key"] == save["key"] == key
     assert wait["heldBy"] == save["executionId"] == release["detail"]["executionArn"] == owner
     assert wait["executionId"] != owner and wait["taskToken"]
-    assert save["runId"] == acquire["runId"]
+    assert save["runId"] == take["runId"]
     # Named as sam deploy names them for the stack in samconfig.toml.
     assert f":execution:{stack_name}-IdempotentWorkflow:" in owner
     assert release["detail"]["stateMachineArn"].endswith(f":stateMachine:{stack_name}-IdempotentWorkflow")

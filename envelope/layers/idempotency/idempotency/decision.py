@@ -1,6 +1,6 @@
 """The take's decision on a record: a pure function of the record as read, the request and the clock.
 
-``decide`` reads nothing and writes nothing. It says what to do: answer at once (``LockOutcome``:
+``decide`` reads nothing and writes nothing. It says what to do: answer at once (``TakeOutcome``:
 a stored result, a holder to wait for, a failure to fail with), take the record while it is still
 as read (``Take``), ask Step Functions about its holder first (``AskHolder``: decide again with the
 answer), or redrive an ended holder rather than take its record over (``Resume``). ``take.take_record``
@@ -37,7 +37,7 @@ class TakeRequest:
 
 
 @dataclass(frozen=True)
-class LockOutcome:
+class TakeOutcome:
     """What happened when an execution tried to take the record of ``key``."""
 
     outcome: Outcome
@@ -84,7 +84,7 @@ class Resume:
     take: Take
 
 
-Decision = LockOutcome | Take | AskHolder | Resume
+Decision = TakeOutcome | Take | AskHolder | Resume
 
 
 def decide(
@@ -116,7 +116,7 @@ def decide(
     return _on_held(look)
 
 
-def completed_outcome(record: StoredRecord, payload_hash: str | None) -> LockOutcome | None:
+def completed_outcome(record: StoredRecord, payload_hash: str | None) -> TakeOutcome | None:
     """A live record's stored result (``COMPLETED``), or None when it holds none yet (IN_PROGRESS, FAILED).
 
     Raises:
@@ -128,7 +128,7 @@ def completed_outcome(record: StoredRecord, payload_hash: str | None) -> LockOut
         _check_payload(record, payload_hash)
     if status != Status.SUCCESS:
         return None
-    return LockOutcome(Outcome.COMPLETED, record.key, result=record.result())
+    return TakeOutcome(Outcome.COMPLETED, record.key, result=record.result())
 
 
 @dataclass(frozen=True)
@@ -147,19 +147,19 @@ def _on_failed(look: _Look) -> Decision:
     holder, key = record.holder, record.key
     error = record.error if record.error is not None else UNKNOWN_STEP_ERROR
     if not request.may_take_failed or error in request.reported_errors:
-        return LockOutcome(Outcome.FAILED, key, holder=holder, error=error, cause=record.cause or "")
+        return TakeOutcome(Outcome.FAILED, key, holder=holder, error=error, cause=record.cause or "")
     if record.ended_unsaved and holder.execution_id == request.owner.execution_id:
         return Take(record)  # that owner itself, redriven: it takes its record back (if it runs: take_record asks)
     if holder.lease_expiry >= now:
         # The failed owner's other calls may still run (a Parallel's branches): not yet.
-        return LockOutcome(Outcome.BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1, wakes_waiters=False)
+        return TakeOutcome(Outcome.BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1, wakes_waiters=False)
     if not (record.ended_unsaved and look.checks_liveness):
         return Take(record)
     # Its steps may have run; a redrive would continue it: resumed rather than run again.
     if liveness is None:
         return AskHolder(holder)
     if liveness.can_act:
-        return LockOutcome(Outcome.BUSY, key, holder=holder, wakes_waiters=False)  # redriven already: waited for
+        return TakeOutcome(Outcome.BUSY, key, holder=holder, wakes_waiters=False)  # redriven already: waited for
     if liveness.redrivable:
         return Resume(holder, Take(record))
     return Take(record)
@@ -173,15 +173,15 @@ def _on_held(look: _Look) -> Decision:
         # runs one run at a time) the record its release left, found by that execution redriven.
         return Take(record)
     if holder.lease_expiry >= now:
-        return LockOutcome(Outcome.BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1)
+        return TakeOutcome(Outcome.BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1)
     if not look.checks_liveness:
         return Take(record)
     if liveness is None:
         return AskHolder(holder)
     if liveness.can_act:
-        return LockOutcome(Outcome.BUSY, key, holder=holder)  # take_record extends the lease
+        return TakeOutcome(Outcome.BUSY, key, holder=holder)  # take_record extends the lease
     if liveness.free_at > now:
-        return LockOutcome(Outcome.BUSY, key, holder=holder, look_again_at=liveness.free_at + 1)
+        return TakeOutcome(Outcome.BUSY, key, holder=holder, look_again_at=liveness.free_at + 1)
     if liveness.redrivable and holder.run_id:  # no run: the record its release left for it, which it never took
         return Resume(holder, Take(record))
     return Take(record)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from idempotency.decision import (
     AskHolder,
     Decision,
-    LockOutcome,
     Resume,
     Take,
+    TakeOutcome,
     TakeRequest,
     completed_outcome,
     decide,
@@ -52,7 +52,7 @@ class HolderChecks:
 NO_CHECKS = HolderChecks()
 
 
-def take_record(store: RecordStore, request: TakeRequest, now: int, checks: HolderChecks = NO_CHECKS) -> LockOutcome:
+def take_record(store: RecordStore, request: TakeRequest, now: int, checks: HolderChecks = NO_CHECKS) -> TakeOutcome:
     """Look at the record of ``request.key`` and take it as IN_PROGRESS for ``request.owner`` if it is free.
 
     An expired lease is taken over only when ``checks.liveness`` says its holder can no longer act
@@ -78,14 +78,14 @@ def take_record(store: RecordStore, request: TakeRequest, now: int, checks: Hold
     seen = store.read_live(request.key, now)
     for _ in range(3):
         decision = _resolved(_decided(seen, request, now, checks), seen, request, checks)
-        if isinstance(decision, LockOutcome):
+        if isinstance(decision, TakeOutcome):
             if decision.outcome != Outcome.BUSY or decision.look_again_at is not None or seen is None:
                 return decision
             extended = store.extend_lease(seen, now + store.lease_seconds)
             if not extended.landed:  # the holder changed meanwhile: look at what is there now
                 seen = live(extended.record, now)
                 continue
-            return LockOutcome(
+            return TakeOutcome(
                 Outcome.BUSY,
                 request.key,
                 holder=decision.holder,
@@ -108,10 +108,10 @@ def take_record(store: RecordStore, request: TakeRequest, now: int, checks: Hold
                 and seen.status == Status.IN_PROGRESS
                 and seen.holder.execution_id != request.owner.execution_id
             )
-            return LockOutcome(Outcome.ACQUIRED, request.key, taken_over=taken_over)
+            return TakeOutcome(Outcome.ACQUIRED, request.key, taken_over=taken_over)
         seen = live(written.record, now)
     # Three races lost in a row: someone else keeps changing the record; wait like any waiter.
-    return LockOutcome(Outcome.BUSY, request.key, holder=seen.holder if seen else None, look_again_at=now + 1)
+    return TakeOutcome(Outcome.BUSY, request.key, holder=seen.holder if seen else None, look_again_at=now + 1)
 
 
 def _decided(seen: StoredRecord | None, request: TakeRequest, now: int, checks: HolderChecks) -> Decision:
@@ -124,7 +124,7 @@ def _decided(seen: StoredRecord | None, request: TakeRequest, now: int, checks: 
 
 def _resolved(
     decision: Decision, seen: StoredRecord | None, request: TakeRequest, checks: HolderChecks
-) -> LockOutcome | Take:
+) -> TakeOutcome | Take:
     """A ``Resume`` carried out: the holder waited for if it runs again, else its record taken over."""
     if isinstance(decision, AskHolder):  # unreachable: _decided answers it
         raise AssertionError(decision)
@@ -135,10 +135,10 @@ def _resolved(
     # Running again: waited for, its lease extended. Waiters register only on an IN_PROGRESS record; on a
     # failure it will save over, they poll.
     in_progress = seen is not None and seen.status == Status.IN_PROGRESS
-    return LockOutcome(Outcome.BUSY, request.key, holder=decision.holder, wakes_waiters=in_progress)
+    return TakeOutcome(Outcome.BUSY, request.key, holder=decision.holder, wakes_waiters=in_progress)
 
 
-def stored_result(store: RecordStore, key: str, now: int, payload_hash: str | None) -> LockOutcome | None:
+def stored_result(store: RecordStore, key: str, now: int, payload_hash: str | None) -> TakeOutcome | None:
     """The stored result of ``key`` if its record is live and SUCCESS (``COMPLETED``), by one strongly
     consistent read and no write; None when the record is absent, expired, IN_PROGRESS or FAILED.
 

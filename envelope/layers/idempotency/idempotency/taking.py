@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from idempotency.decision import LockOutcome, TakeRequest
+from idempotency.decision import TakeOutcome, TakeRequest
 from idempotency.deployment import Deployment
 from idempotency.errors import IdempotencyResultTooLargeError, IdempotencyWaitTimeoutError
 from idempotency.key import identify
@@ -60,7 +60,7 @@ class WaitSoFar:
 class TakeAnswer:
     """What the take found (``outcome``), the state machine's output, and how long the caller has waited."""
 
-    outcome: LockOutcome
+    outcome: TakeOutcome
     output: dict[str, Any]
     waited_seconds: int
 
@@ -113,7 +113,7 @@ def look_and_take(event: dict[str, Any], deployment: Deployment, now: int) -> Ta
     return TakeAnswer(outcome, output, waited.waited_seconds)
 
 
-def _how_to_wait(outcome: LockOutcome, waited: WaitSoFar, settings: Settings, now: int) -> dict[str, Any]:
+def _how_to_wait(outcome: TakeOutcome, waited: WaitSoFar, settings: Settings, now: int) -> dict[str, Any]:
     """How a BUSY execution waits, and for how long at most before it looks again.
 
     Raises:
