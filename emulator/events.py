@@ -74,6 +74,20 @@ class EventBus:
     deliveries: list[Delivery] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def connect(self) -> None:
+        """Make the clients deliveries use, now, on the caller's thread. botocore reads ``os.environ``
+        while it makes a client; made on a delivery thread, it raced a test changing the environment
+        (a ``KeyError`` in the thread, and the event was lost)."""
+        for service in ("lambda", "stepfunctions"):
+            self._client(service)
+
+    def _client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, region_name=self.region)
+            return self._clients[service]
 
     def add_rule(
         self, name: str, pattern: dict[str, Any], function_name: str, input_transformer: dict[str, Any] | None = None
@@ -122,9 +136,7 @@ class EventBus:
         else:
             assert rule.function_name is not None  # a rule has one target or the other
             payload = transform_input(rule.input_transformer, event) if rule.input_transformer else json.dumps(event)
-            response = boto3.client("lambda", region_name=self.region).invoke(
-                FunctionName=rule.function_name, Payload=payload.encode()
-            )
+            response = self._client("lambda").invoke(FunctionName=rule.function_name, Payload=payload.encode())
             delivery = Delivery(
                 rule=rule.name,
                 event=event,
@@ -139,7 +151,7 @@ class EventBus:
             transform_input(rule.input_transformer, event) if rule.input_transformer else json.dumps(event)
         )
         # EventBridge names the execution itself; each delivery is a new execution.
-        response = boto3.client("stepfunctions", region_name=self.region).start_execution(
+        response = self._client("stepfunctions").start_execution(
             stateMachineArn=state_machine_arn, name=uuid.uuid4().hex, input=execution_input
         )
         return Delivery(rule=rule.name, event=event, payload={"executionArn": response["executionArn"]})

@@ -280,6 +280,7 @@ class OfflineStack:
             exit_stack.enter_context(metric_alarms_checked())
             self.sfn = self._client("stepfunctions")
             self.dynamodb = self._client("dynamodb")
+            self.events.connect()
             self._deploy(exit_stack)
             exit_stack.callback(self._stop_running_executions)
             self._exit = exit_stack.pop_all()

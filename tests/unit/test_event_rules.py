@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,3 +139,29 @@ def test_a_versioned_bucket_names_the_version(s3: Any) -> None:
 
     (created,) = bus.published
     assert created["detail"]["object"]["version-id"] == version
+
+
+def test_deliveries_use_the_clients_made_when_the_bus_connected(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore reads os.environ while it makes a client: made on a delivery thread, it raced a test
+    # changing the environment, and the event was lost. Every client is made on the connecting thread.
+    made_on: list[str] = []
+
+    class Client:
+        def start_execution(self, **request: Any) -> dict[str, Any]:
+            return {"executionArn": f"{request['stateMachineArn']}:{request['name']}"}
+
+    def make_client(service: str, region_name: str) -> Client:
+        made_on.append(threading.current_thread().name)
+        return Client()
+
+    monkeypatch.setattr(boto3, "client", make_client)
+    bus = EventBus(region="us-east-1", account_id="123456789012")
+    bus.add_state_machine_rule("rule", {"source": ["files"]}, "arn:aws:states:us-east-1:123456789012:stateMachine:m")
+    bus.connect()
+    for number in range(5):
+        bus.put_event("files", "Object Created", {"number": number}, [])
+
+    deliveries = bus.wait_until_delivered()
+
+    assert len(deliveries) == 5
+    assert made_on == [threading.current_thread().name] * 2
