@@ -51,6 +51,7 @@ from emulator.adapters import (
     nested_workflows,
     outcome_before_status,
     parsed_definitions,
+    parsed_json_paths,
     realistic_task_tokens,
     redrivable_executions,
     scaled_waits,
@@ -256,6 +257,7 @@ class OfflineStack:
             exit_stack.enter_context(_quiet_interpreter())
             exit_stack.enter_context(shared_service_models())
             exit_stack.enter_context(parsed_definitions())
+            exit_stack.enter_context(parsed_json_paths())
             exit_stack.enter_context(task_clients_reused())
             exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))

@@ -68,10 +68,11 @@ Each adapter is a context manager that patches one named place in moto and undoe
   fails as shipped: the ASL's PascalCase parameters reach Step Functions' camelCase API, and the
   state gets a camelCase response; here each gets the names it has on AWS.
 
-Three more change no answer, only the CPU time the suite spends (``emulator.adapters.speed``):
+Four more change no answer, only the CPU time the suite spends (``emulator.adapters.speed``):
 ``shared_service_models`` (botocore's JSON models parsed once per process, not per session),
-``task_clients_reused`` (one client per service for moto's tasks, not one per task) and
-``parsed_definitions`` (each definition lexed and parsed once, fresh components per execution).
+``task_clients_reused`` (one client per service for moto's tasks, not one per task),
+``parsed_json_paths`` (each JSONPath parsed once) and ``parsed_definitions`` (each definition
+lexed and parsed once, fresh components per execution).
 """
 
 from emulator.adapters.cloudwatch import alarm_refusal, metric_alarms_checked
@@ -107,7 +108,12 @@ from emulator.adapters.nested import (
 )
 from emulator.adapters.redrive import REDRIVE_PERIOD, ExecutionNotRedrivable, redrivable_executions
 from emulator.adapters.sdk import sdk_bodies_as_text, sdk_step_functions_calls
-from emulator.adapters.speed import parsed_definitions, shared_service_models, task_clients_reused
+from emulator.adapters.speed import (
+    parsed_definitions,
+    parsed_json_paths,
+    shared_service_models,
+    task_clients_reused,
+)
 from emulator.adapters.stops import immediate_stops, outcome_before_status, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
     DEFAULT_TASK_TOKEN_LENGTH,
@@ -153,6 +159,7 @@ __all__ = [
     "nested_workflows",
     "outcome_before_status",
     "parsed_definitions",
+    "parsed_json_paths",
     "payload_size_bytes",
     "realistic_task_tokens",
     "redrivable_executions",

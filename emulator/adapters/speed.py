@@ -12,6 +12,9 @@ on two cores spent again and again (profiled: a quarter of the suite's CPU time)
   (each Lambda call, each SDK call): an event system copied, an SSL context, the endpoint rules.
   Here one client per region, service and endpoint serves every task (botocore's clients are
   thread-safe), made as moto makes it.
+* ``parsed_json_paths``: moto parses each JSONPath (``InputPath``, ``ResultSelector``'s ``.$`` fields,
+  ...) with jsonpath-ng on every use, building a new LR parser each time. Here each path is parsed
+  once; a parsed path is an immutable expression that ``find`` only reads.
 * ``parsed_definitions``: moto parses a state machine's definition with ANTLR on every execution
   (and when it is created). Here the parse tree of each definition is kept, and each execution
   still builds its own evaluation components from it (moto's ``Preprocessor``), so no state is
@@ -21,6 +24,7 @@ on two cores spent again and again (profiled: a quarter of the suite's CPU time)
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
 from collections.abc import Iterator
@@ -33,7 +37,7 @@ from moto.core.models import botocore_stubber
 from moto.settings import moto_server_port
 from moto.stepfunctions.parser.asl.parse import asl_parser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
-from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 
 _LOADERS: dict[str | None, botocore.loaders.Loader] = {}
 _LOADERS_LOCK = threading.Lock()
@@ -81,6 +85,14 @@ def task_clients_reused() -> Iterator[None]:
     with contextlib.ExitStack() as patches:
         for module in importers:
             patches.enter_context(mock.patch.object(module, "boto_client_for", boto_client_for))
+        yield
+
+
+@contextlib.contextmanager
+def parsed_json_paths() -> Iterator[None]:
+    """moto's ``extract_json`` parses each JSONPath once per process."""
+    parse = vars(json_path)["parse"]  # jsonpath-ng's parse, imported there by name
+    with mock.patch.object(json_path, "parse", functools.lru_cache(maxsize=4096)(parse)):
         yield
 
 

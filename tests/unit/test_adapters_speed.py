@@ -17,8 +17,9 @@ from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_dynamodb
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+from moto.stepfunctions.parser.asl.utils import json_path
 
-from emulator.adapters import parsed_definitions, shared_service_models, task_clients_reused
+from emulator.adapters import parsed_definitions, parsed_json_paths, shared_service_models, task_clients_reused
 from emulator.events import ExecutionEnds
 
 
@@ -111,3 +112,23 @@ def test_moto_tasks_share_one_client_per_service_made_as_moto_makes_it() -> None
         assert other is not first
         assert first.meta.config.retries["total_max_attempts"] == 1  # moto's own settings
         assert other.list_tables()["TableNames"] == []  # answered by the mock
+
+
+def test_a_json_path_is_parsed_once_and_still_finds_what_it_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    original = vars(json_path)["parse"]  # jsonpath-ng's parse, imported there by name
+
+    def parse(path: str) -> Any:
+        parsed.append(path)
+        return original(path)
+
+    monkeypatch.setattr(json_path, "parse", parse)
+    path = f"$.order.n{uuid.uuid4().hex[:8]}"  # a path no other test parsed
+    name = path.rsplit(".", 1)[1]
+    with parsed_json_paths():
+        found = [json_path.extract_json(path, {"order": {name: number}}) for number in range(3)]
+        with pytest.raises(json_path.NoSuchJsonPathError):
+            json_path.extract_json(path, {"order": {}})
+
+    assert found == [0, 1, 2]
+    assert parsed == [path]
