@@ -36,6 +36,7 @@ from tests.integration.support import (
 )
 
 # The same fixtures (a stack of this module's own): the test-only stack and its nested envelope.
+from tests.integration.test_records_tool import run_tool
 from tests.integration.test_reusable_envelope import (  # noqa: F401
     FRESH_RUN_STATES,
     STEP,
@@ -256,6 +257,15 @@ def _waits(stack: OfflineStack, execution_arn: str) -> bool:
     )
 
 
+def _next_run_says(envelope: OfflineStack, name: str) -> str:
+    """What the records tool says the next run does with the key's record."""
+    record = envelope.get_record(compute_idempotency_key({"name": name}))
+    assert record is not None
+    status, _, notes = run_tool(["--table", envelope.table_name], "show", str(record["id"]))
+    assert status == 0
+    return notes
+
+
 def _quiet_period_over(stack: OfflineStack, envelope: OfflineStack) -> contextlib.AbstractContextManager[None]:
     """The functions' clock past a failure's quiet period (its calls may still run): the next run looks at once."""
     return stack.functions_clock.moved_on(int(envelope.parameters["LongestCallSeconds"]) + 2)
@@ -274,6 +284,7 @@ def test_the_next_run_of_a_key_whose_child_failed_resumes_that_child_and_later_r
 ) -> None:
     failed, child = _failed_on_its_own(stack, envelope, unique)
     calls = stack.lambdas.invocations(STEP)
+    said = _next_run_says(envelope, unique)
 
     with _quiet_period_over(stack, envelope):
         rerun = envelope.run({"name": unique})
@@ -284,6 +295,7 @@ def test_the_next_run_of_a_key_whose_child_failed_resumes_that_child_and_later_r
     stack.sfn.redrive_execution(executionArn=failed.execution_arn)
     redriven = envelope.wait_for(failed.execution_arn, timeout=60)
 
+    assert f"The next run resumes child {child}" in said
     assert rerun.status == "SUCCEEDED", rerun.cause
     assert rerun.output == {"greeting": GREETING.format(unique), "name": unique}
     # The rerun redrove the failed child (its failed step ran again, once) instead of starting its own.
@@ -433,10 +445,12 @@ def test_a_failed_child_that_can_no_longer_be_redriven_is_replaced_by_a_new_one(
     calls = stack.lambdas.invocations(STEP)
 
     with past_the_redrive_period(stack), _quiet_period_over(stack, envelope):
+        said = _next_run_says(envelope, unique)
         rerun = envelope.run({"name": unique})
         refused = _refusal(stack, child)
 
     assert rerun.status == "SUCCEEDED", rerun.cause
+    assert f"The next run starts a new child: {child} can no longer be redriven" in said
     assert rerun.states_entered == FRESH_RUN_STATES  # its own child, started as on a first run
     assert refused == "ExecutionNotRedrivable"
     assert stack.lambdas.invocations(STEP) - calls == 1
