@@ -52,12 +52,21 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_LAYER = PROJECT_ROOT / "envelope" / "layers" / "idempotency"
-if str(_LAYER) not in sys.path:  # run as a file (python scripts/child_envelope.py), not only in the tests
-    sys.path.insert(0, str(_LAYER))
+if str(PROJECT_ROOT) not in sys.path:  # run as a file (python scripts/child_envelope.py), not only with -m
+    sys.path.insert(0, str(PROJECT_ROOT))
 
-from idempotency.ownership import STARTED_BY_FIELD  # noqa: E402
-from idempotency.taking import CHILD_EXECUTION, CHILD_NAME, CHILD_REDRIVE_COUNT, CHILD_STARTED_BY  # noqa: E402
+from tools.layer_import import load_modules  # noqa: E402
+
+# The names the take function and Step Functions give the child, read from the layer that uses them.
+_ownership, _taking = load_modules(
+    PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.ownership", "idempotency.taking"
+)
+# Step Functions links an execution to the one that started it through this input field.
+STARTED_BY_FIELD: str = _ownership.STARTED_BY_FIELD
+CHILD_EXECUTION: str = _taking.CHILD_EXECUTION
+CHILD_NAME: str = _taking.CHILD_NAME
+CHILD_STARTED_BY: str = _taking.CHILD_STARTED_BY
+CHILD_REDRIVE_COUNT: str = _taking.CHILD_REDRIVE_COUNT
 
 ENVELOPE_PATH = PROJECT_ROOT / "statemachine" / "idempotent_workflow.asl.json"
 CHILD_ENVELOPE_PATH = PROJECT_ROOT / "envelope" / "statemachine" / "idempotent_child_workflow.asl.json"

@@ -362,7 +362,7 @@ def test_an_operator_redrive_of_the_child_beside_the_next_runs_own_is_refused_an
     _, child = _failed_on_its_own(stack, envelope, unique)
     calls = stack.lambdas.invocations(STEP)
     answers: list[str] = []
-    redrive = StepFunctionResponse.redrive_execution
+    redrive: Any = StepFunctionResponse.redrive_execution  # type: ignore[attr-defined]  # the emulator adds it
 
     def operator_first(response: StepFunctionResponse) -> Any:
         # The rerun's redrive of the child arrives just after an operator's: the operator's lands, the rerun's
