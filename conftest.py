@@ -9,9 +9,12 @@ CPU time. So their test bodies run untraced (pytest-cov's ``no_cover``), as do t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from emulator.adapters import parsed_definitions, shared_service_models
 
 UNIT_TESTS = Path(__file__).parent / "tests" / "unit"
 # The unit tests of the emulator itself (its adapters, the execution API, event rules, nested
@@ -34,3 +37,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not _traced(item.path):
             item.add_marker(pytest.mark.no_cover)
+
+
+def _untraced_while(item: pytest.Item) -> Iterator[None]:
+    # pytest-cov's no_cover pauses the test's body only; its fixtures (a stack deployed into moto,
+    # the executions a module fixture runs) were traced, a third of the suite's coverage cost.
+    coverage = item.config.pluginmanager.getplugin("_cov")
+    controller = getattr(coverage, "cov_controller", None)
+    if controller is None or not item.get_closest_marker("no_cover") or not controller.started:
+        yield
+        return
+    controller.pause()
+    try:
+        yield
+    finally:
+        controller.resume()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    return (yield from _untraced_while(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    return (yield from _untraced_while(item))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _work_done_once_per_process() -> Iterator[None]:
+    """botocore's service models and moto's parse trees, made once per test process rather than
+    per stack, client and execution (a quarter of the suite's CPU time): the unit tests that
+    start moto themselves (``mock_aws``) get it too, not only the emulator's stacks."""
+    with shared_service_models(), parsed_definitions():
+        yield

@@ -50,11 +50,13 @@ from emulator.adapters import (
     metrics_per_function,
     nested_workflows,
     outcome_before_status,
+    parsed_definitions,
     realistic_task_tokens,
     redrivable_executions,
     scaled_waits,
     sdk_bodies_as_text,
     sdk_step_functions_calls,
+    shared_service_models,
     step_functions_payload_limit,
     stop_express_execution,
     stoppable_task_token_waits,
@@ -62,7 +64,7 @@ from emulator.adapters import (
     task_tokens_reach_started_executions,
     timeouts_evaluated_once_stopped,
 )
-from emulator.events import EventBus, execution_status_events, publish_status_change, s3_object_events
+from emulator.events import EventBus, ExecutionEnds, execution_status_events, publish_status_change, s3_object_events
 from emulator.execution_api import named_and_checked_executions
 from tools.executions import FINISHED as FINISHED
 from tools.executions import ExecutionDidNotFinish as ExecutionDidNotFinish
@@ -214,6 +216,7 @@ class OfflineStack:
         self.stack_name = stack_name or f"idempotent-workflow-{self._suffix.lower()}"
         self.lambdas = LambdaRegistry()
         self.events = EventBus(region=REGION, account_id=ACCOUNT_ID)
+        self._ends = ExecutionEnds()
         self.outputs: dict[str, str] = {}
         # Nested applications (AWS::Serverless::Application with a local Location), by logical id.
         self.applications: dict[str, OfflineStack] = {}
@@ -250,6 +253,8 @@ class OfflineStack:
         with ExitStack() as exit_stack:
             exit_stack.enter_context(mock.patch.dict(os.environ, _fake_aws_environment()))
             exit_stack.enter_context(_quiet_interpreter())
+            exit_stack.enter_context(shared_service_models())
+            exit_stack.enter_context(parsed_definitions())
             exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(metrics_per_function())
@@ -262,7 +267,7 @@ class OfflineStack:
             exit_stack.enter_context(sdk_step_functions_calls())
             exit_stack.enter_context(aws_context_timestamps())
             exit_stack.enter_context(step_functions_payload_limit())
-            exit_stack.enter_context(execution_status_events(self.events))
+            exit_stack.enter_context(execution_status_events(self.events, self._ends))
             exit_stack.enter_context(immediate_stops())
             exit_stack.enter_context(outcome_before_status())
             exit_stack.enter_context(
@@ -475,6 +480,7 @@ class OfflineStack:
         self.sfn, self.dynamodb = parent.sfn, parent.dynamodb
         self.lambdas = parent.lambdas.nested()
         self.events = parent.events
+        self._ends = parent._ends
         self._state_machine_types = parent._state_machine_types
         self._function_environment = parent._function_environment
         self._deploy(exit_stack)
@@ -722,10 +728,15 @@ class OfflineStack:
         read where an operator reads it (CloudWatch Logs), which here is moto's own record.
         """
         deadline = time.monotonic() + timeout
-        while (description := self.execution_description(execution_arn))["status"] in UNFINISHED:
+        while True:
+            ended = self._ends.count
+            description = self.execution_description(execution_arn)
+            if description["status"] not in UNFINISHED:
+                break
             if time.monotonic() > deadline:
                 raise ExecutionDidNotFinish(f"{execution_arn} still {description['status']} after {timeout}s")
-            time.sleep(0.005)
+            # Woken by any execution's end; looks again after 50 ms anyway, for an end not counted.
+            self._ends.wait_after(ended, timeout=0.05)
         return finished_execution(self.sfn, description, with_history=not is_express_arn(execution_arn))
 
     def execution_description(self, execution_arn: str) -> dict[str, Any]:

@@ -67,6 +67,10 @@ Each adapter is a context manager that patches one named place in moto and undoe
 * ``sdk_step_functions_calls``: ``aws-sdk:sfn:<action>`` (``describeExecution``, ``redriveExecution``)
   fails as shipped: the ASL's PascalCase parameters reach Step Functions' camelCase API, and the
   state gets a camelCase response; here each gets the names it has on AWS.
+
+Two more change no answer, only the CPU time the suite spends (``emulator.adapters.speed``):
+``shared_service_models`` (botocore's JSON models parsed once per process, not per session) and
+``parsed_definitions`` (each definition lexed and parsed once, fresh components per execution).
 """
 
 from emulator.adapters.cloudwatch import alarm_refusal, metric_alarms_checked
@@ -102,6 +106,7 @@ from emulator.adapters.nested import (
 )
 from emulator.adapters.redrive import REDRIVE_PERIOD, ExecutionNotRedrivable, redrivable_executions
 from emulator.adapters.sdk import sdk_bodies_as_text, sdk_step_functions_calls
+from emulator.adapters.speed import parsed_definitions, shared_service_models
 from emulator.adapters.stops import immediate_stops, outcome_before_status, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
     DEFAULT_TASK_TOKEN_LENGTH,
@@ -146,12 +151,14 @@ __all__ = [
     "metrics_per_function",
     "nested_workflows",
     "outcome_before_status",
+    "parsed_definitions",
     "payload_size_bytes",
     "realistic_task_tokens",
     "redrivable_executions",
     "scaled_waits",
     "sdk_bodies_as_text",
     "sdk_step_functions_calls",
+    "shared_service_models",
     "stack_trace",
     "step_functions_parameters",
     "step_functions_payload_limit",

@@ -1,0 +1,73 @@
+"""Work moto and botocore repeat for every stack, client and execution, done once per process instead.
+
+Neither changes what any call answers; they only take out CPU time that a suite of a thousand tests
+on two cores spent again and again (profiled: a quarter of the suite's CPU time):
+
+* ``shared_service_models``: moto's mock gives each stack (and each unit test's ``mock_aws``) a new
+  default boto3 session, and each session loads the service models, endpoints and partitions again
+  from botocore's JSON files; moto's Step Functions makes a new client (so a new session's worth of
+  loading, when the session is new) for every task it runs. Here every session reads one loader,
+  whose cache keeps each file parsed once per process.
+* ``parsed_definitions``: moto parses a state machine's definition with ANTLR on every execution
+  (and when it is created). Here the parse tree of each definition is kept, and each execution
+  still builds its own evaluation components from it (moto's ``Preprocessor``), so no state is
+  shared between executions: only the lexing and parsing, which read the text and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import botocore.loaders
+import botocore.session
+from moto.stepfunctions.parser.asl.parse import asl_parser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+_LOADERS: dict[str | None, botocore.loaders.Loader] = {}
+_LOADERS_LOCK = threading.Lock()
+# Definitions are few (a stack's state machines, the tests' own); bounded anyway.
+MAX_PARSED_DEFINITIONS = 256
+
+
+@contextlib.contextmanager
+def shared_service_models() -> Iterator[None]:
+    """Every botocore session of the process reads its service models through one loader per data path."""
+    original = botocore.loaders.create_loader
+
+    def create_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        with _LOADERS_LOCK:
+            if search_path_string not in _LOADERS:
+                _LOADERS[search_path_string] = original(search_path_string)
+            return _LOADERS[search_path_string]
+
+    with mock.patch.object(botocore.session, "create_loader", create_loader):
+        yield
+
+
+@contextlib.contextmanager
+def parsed_definitions() -> Iterator[None]:
+    """moto's ASL parser lexes and parses each definition once; every call still gets fresh components."""
+    parser = asl_parser.AmazonStateLanguageParser
+    original_parse = parser.parse
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with lock:
+            tree = trees.get(definition)
+        if tree is None:
+            # A definition that does not parse raises here, every time, as before.
+            program, tree = original_parse(definition)
+            with lock:
+                if len(trees) >= MAX_PARSED_DEFINITIONS:
+                    trees.clear()
+                trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    with mock.patch.object(parser, "parse", staticmethod(parse)):
+        yield
