@@ -298,8 +298,19 @@ def test_the_next_run_of_a_key_whose_child_failed_resumes_that_child_and_later_r
     assert f"The next run resumes child {child}" in said
     assert rerun.status == "SUCCEEDED", rerun.cause
     assert rerun.output == {"greeting": GREETING.format(unique), "name": unique}
-    # The rerun redrove the failed child (its failed step ran again, once) instead of starting its own.
-    assert child_envelope.REDRIVE_CHILD in rerun.states_entered
+    # The rerun redrove the failed child (its failed step ran again, once) instead of starting its own: its
+    # start under the child's name is refused, the child looked at and redriven, and a start after the wait
+    # follows it (or, once it has finished, is refused again and takes its output).
+    assert rerun.states_entered[:9] == [
+        *FRESH_RUN_STATES[:4],
+        child_envelope.FIND_CHILD,
+        child_envelope.IS_IT_OURS,
+        child_envelope.REDRIVE_CHILD,
+        child_envelope.WAIT_FOR_REDRIVE,
+        child_envelope.RUN_CHILD,
+    ]
+    assert rerun.states_entered[-2:] == FRESH_RUN_STATES[-2:]
+    assert rerun.states_entered.count(child_envelope.REDRIVE_CHILD) == 1
     assert calls_of_the_rerun == 1
     assert stack.sfn.describe_execution(executionArn=child)["redriveCount"] == 1
     _resumed_once(stack, envelope, unique, child, saved_by=rerun.execution_arn)
