@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.adapters import parsed_definitions, shared_service_models
+from emulator.adapters import parsed_definitions, shared_service_models, task_clients_reused
 
 UNIT_TESTS = Path(__file__).parent / "tests" / "unit"
 # The unit tests of the emulator itself (its adapters, the execution API, event rules, nested
@@ -66,8 +66,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _work_done_once_per_process() -> Iterator[None]:
-    """botocore's service models and moto's parse trees, made once per test process rather than
-    per stack, client and execution (a quarter of the suite's CPU time): the unit tests that
+    """botocore's service models, moto's task clients and parse trees, made once per test process
+    rather than per stack, task and execution (a quarter of the suite's CPU time): the unit tests that
     start moto themselves (``mock_aws``) get it too, not only the emulator's stacks."""
-    with shared_service_models(), parsed_definitions():
+    with shared_service_models(), parsed_definitions(), task_clients_reused():
         yield

@@ -61,6 +61,7 @@ from emulator.adapters import (
     stop_express_execution,
     stoppable_task_token_waits,
     sync_children_stop_with_their_task,
+    task_clients_reused,
     task_tokens_reach_started_executions,
     timeouts_evaluated_once_stopped,
 )
@@ -255,6 +256,7 @@ class OfflineStack:
             exit_stack.enter_context(_quiet_interpreter())
             exit_stack.enter_context(shared_service_models())
             exit_stack.enter_context(parsed_definitions())
+            exit_stack.enter_context(task_clients_reused())
             exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(metrics_per_function())

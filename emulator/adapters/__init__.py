@@ -68,8 +68,9 @@ Each adapter is a context manager that patches one named place in moto and undoe
   fails as shipped: the ASL's PascalCase parameters reach Step Functions' camelCase API, and the
   state gets a camelCase response; here each gets the names it has on AWS.
 
-Two more change no answer, only the CPU time the suite spends (``emulator.adapters.speed``):
-``shared_service_models`` (botocore's JSON models parsed once per process, not per session) and
+Three more change no answer, only the CPU time the suite spends (``emulator.adapters.speed``):
+``shared_service_models`` (botocore's JSON models parsed once per process, not per session),
+``task_clients_reused`` (one client per service for moto's tasks, not one per task) and
 ``parsed_definitions`` (each definition lexed and parsed once, fresh components per execution).
 """
 
@@ -106,7 +107,7 @@ from emulator.adapters.nested import (
 )
 from emulator.adapters.redrive import REDRIVE_PERIOD, ExecutionNotRedrivable, redrivable_executions
 from emulator.adapters.sdk import sdk_bodies_as_text, sdk_step_functions_calls
-from emulator.adapters.speed import parsed_definitions, shared_service_models
+from emulator.adapters.speed import parsed_definitions, shared_service_models, task_clients_reused
 from emulator.adapters.stops import immediate_stops, outcome_before_status, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
     DEFAULT_TASK_TOKEN_LENGTH,
@@ -166,6 +167,7 @@ __all__ = [
     "stop_express_execution",
     "stoppable_task_token_waits",
     "sync_children_stop_with_their_task",
+    "task_clients_reused",
     "task_tokens_reach_started_executions",
     "timeouts_evaluated_once_stopped",
 ]

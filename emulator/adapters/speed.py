@@ -8,6 +8,10 @@ on two cores spent again and again (profiled: a quarter of the suite's CPU time)
   from botocore's JSON files; moto's Step Functions makes a new client (so a new session's worth of
   loading, when the session is new) for every task it runs. Here every session reads one loader,
   whose cache keeps each file parsed once per process.
+* ``task_clients_reused``: moto's Step Functions makes a new boto3 client for every task it runs
+  (each Lambda call, each SDK call): an event system copied, an SSL context, the endpoint rules.
+  Here one client per region, service and endpoint serves every task (botocore's clients are
+  thread-safe), made as moto makes it.
 * ``parsed_definitions``: moto parses a state machine's definition with ANTLR on every execution
   (and when it is created). Here the parse tree of each definition is kept, and each execution
   still builds its own evaluation components from it (moto's ``Preprocessor``), so no state is
@@ -17,6 +21,7 @@ on two cores spent again and again (profiled: a quarter of the suite's CPU time)
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -24,8 +29,11 @@ from unittest import mock
 
 import botocore.loaders
 import botocore.session
+from moto.core.models import botocore_stubber
+from moto.settings import moto_server_port
 from moto.stepfunctions.parser.asl.parse import asl_parser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+from moto.stepfunctions.parser.asl.utils import boto_client
 
 _LOADERS: dict[str | None, botocore.loaders.Loader] = {}
 _LOADERS_LOCK = threading.Lock()
@@ -45,6 +53,34 @@ def shared_service_models() -> Iterator[None]:
             return _LOADERS[search_path_string]
 
     with mock.patch.object(botocore.session, "create_loader", create_loader):
+        yield
+
+
+@contextlib.contextmanager
+def task_clients_reused() -> Iterator[None]:
+    """moto's ``boto_client_for`` hands out one client per region, service and endpoint, made once."""
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str, str | None], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto's own choice of endpoint: in process while its mock intercepts, else its server's port.
+        endpoint = None if botocore_stubber.enabled else str(moto_server_port())
+        with lock:
+            key = (region, service, endpoint)
+            if key not in clients:
+                clients[key] = original(region, service, state_credentials)
+            return clients[key]
+
+    # Each of moto's task modules imported the function by name: each name is replaced.
+    importers = [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("moto.stepfunctions") and getattr(module, "boto_client_for", None) is original
+    ]
+    with contextlib.ExitStack() as patches:
+        for module in importers:
+            patches.enter_context(mock.patch.object(module, "boto_client_for", boto_client_for))
         yield
 
 

@@ -64,7 +64,12 @@ def scaled_waits(scale: float, execution_timeout_scale: float | None = None) -> 
         env.stack.append(seconds)
 
     def program_eval(self: Program, env: Any) -> None:
-        # Program.eval of the pinned moto, with the execution timeout scaled.
+        # Program.eval of the pinned moto, with the execution timeout scaled; and nothing to do for a
+        # Parallel branch whose worker starts after its Parallel was stopped or failed (moto raised RuntimeError
+        # "Could not set NextState value when in state ProgramStopped" in the thread; on AWS the
+        # branch never starts).
+        if env.program_state() is not None and not env.is_running():
+            return
         timeout = self.timeout_seconds.timeout_seconds * execution_scale if self.timeout_seconds else None
         env.next_state_name = self.start_at.start_at_name
         worker_thread = threading.Thread(target=EvalComponent.eval, args=(self, env), daemon=True)

@@ -19,6 +19,7 @@ import boto3
 import pytest
 
 from emulator import OfflineStack
+from emulator.adapters import Gate
 from emulator.stack import REGION
 from idempotency.key import compute_idempotency_key
 from tests.integration.support import QUIET, held_owner, start_registered_waiter, wait_until
@@ -369,9 +370,14 @@ def test_release_of_an_owner_still_running_cuts_its_lease_but_the_envelope_keeps
     record_id = stack.record_id(compute_idempotency_key(execution_input))
     with held_owner(stack, execution_input) as (owner_arn, gate):
         waiter_arn = start_registered_waiter(stack, execution_input)
-        before = int(time.time())
-        released = tool(stack, "release", record_id, "--owner", owner_arn, "--yes")
-        after_release = stack.get_record(record_id)
+        # Woken by the release, the waiter looks again and, finding the owner running, gives it a new
+        # lease: held until the record is read as the release left it.
+        looks_again = Gate()
+        with stack.lambdas.intercept("AcquireLockFunction", looks_again):
+            before = int(time.time())
+            released = tool(stack, "release", record_id, "--owner", owner_arn, "--yes")
+            after_release = stack.get_record(record_id)
+            looks_again.open()
         gate.open()
         owner = stack.wait_for(owner_arn)
         waiter = stack.wait_for(waiter_arn)

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,7 +22,14 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.stepfunctions.parser.api import StateMachineType
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.evaluation_details import AWSExecutionDetails
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventHistoryContext
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+from moto.stepfunctions.parser.asl.eval.states import ContextObjectData, ExecutionData, StateMachineData
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from emulator.adapters import Gate, LambdaRegistry, atomic_dynamodb_writes, load_handler, load_module, scaled_waits
 
@@ -450,6 +458,35 @@ def stepfunctions(aws_credentials: None) -> Iterator[Any]:
     """A Step Functions client in moto with execution turned on (its DynamoDB integration calls moto too)."""
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield boto3.client("stepfunctions", region_name=REGION)
+
+
+def test_a_parallel_branch_whose_worker_starts_after_the_stop_runs_nothing_and_raises_nothing() -> None:
+    # A Parallel stopped (or failed) before one branch's worker thread began: moto raised
+    # RuntimeError("Could not set NextState value ...") in that thread. The branch never starts.
+    arn = f"arn:aws:states:{REGION}:123456789012:execution:machine:run"
+    branch = Environment(
+        aws_execution_details=AWSExecutionDetails("123456789012", REGION, "arn:aws:iam::123456789012:role/r"),
+        execution_type=StateMachineType.STANDARD,
+        context=ContextObjectData(
+            Execution=ExecutionData(Id=arn, Input={}, Name="run", RoleArn="r", StartTime="2026-12-07T00:00:00Z"),
+            State=None,
+            StateMachine=StateMachineData(Id=arn, Name="machine"),
+            Task=None,
+            Map=None,
+        ),
+        event_history_context=EventHistoryContext.of_program_start(),
+        cloud_watch_logging_session=None,
+        activity_store={},
+    )
+    branch.next_state_name = "Step"
+    branch.set_stop(stop_date=datetime.now(UTC), cause=None, error=None)
+    definition = {"StartAt": "Step", "States": {"Step": {"Type": "Pass", "End": True}}}
+    program, _ = AmazonStateLanguageParser.parse(json.dumps(definition))
+
+    with scaled_waits(0.01):
+        program.eval(branch)
+
+    assert isinstance(branch.program_state(), ProgramStopped)
 
 
 CLOSING_EVENTS = ("ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted")

@@ -12,10 +12,13 @@ import boto3
 import botocore.loaders
 import botocore.session
 import pytest
+from moto import mock_aws
 from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_dynamodb
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
 
-from emulator.adapters import parsed_definitions, shared_service_models
+from emulator.adapters import parsed_definitions, shared_service_models, task_clients_reused
 from emulator.events import ExecutionEnds
 
 
@@ -93,3 +96,18 @@ def test_a_wait_for_an_end_returns_when_an_execution_ends_and_not_before() -> No
 
     assert woken.is_set()
     assert ends.count == seen + 1
+
+
+def test_moto_tasks_share_one_client_per_service_made_as_moto_makes_it() -> None:
+    # Each of moto's task modules imported the function by name; two of them are asked here.
+    lambda_tasks: Any = lambda_eval_utils
+    dynamodb_tasks: Any = state_task_service_dynamodb
+    with mock_aws(), task_clients_reused():
+        first = lambda_tasks.boto_client_for("us-east-1", "lambda")
+        again = dynamodb_tasks.boto_client_for("us-east-1", "lambda")
+        other = dynamodb_tasks.boto_client_for("us-east-1", "dynamodb")
+
+        assert again is first
+        assert other is not first
+        assert first.meta.config.retries["total_max_attempts"] == 1  # moto's own settings
+        assert other.list_tables()["TableNames"] == []  # answered by the mock
