@@ -18,8 +18,8 @@ same ``ResultPath``:
   ``AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID``, with which Step Functions links the child to
   its parent (JSONPath cannot add a field to the input inside the Task's own parameters).
 * **Run the child workflow** (Task) starts the child with the protected work's input plus that
-  field, under the parent execution's name: a retried start can only find the child already
-  started (a second start of one name is refused), never start a second one.
+  field, under the name the take gives (the parent execution's own): a retried start can only find
+  the child already started (a second start of one name is refused), never start a second one.
 * **Take the child workflow's output** (Pass) puts the child's ``Output``, unchanged, where the
   protected work's result went: that is what is stored and returned.
 * On failure, a failed, timed-out or stopped child fails the Task with ``States.TaskFailed`` and
@@ -32,8 +32,13 @@ same ``ResultPath``:
   a redrive of this execution reruns its start once its child has ended) does not fail: the
   states from **Look at the child workflow already started under this name** on follow the child
   this execution started (by the ARN the take returned): its output if it succeeded, a redrive of
-  it if it was stopped or timed out, its failure otherwise. A child of that name started by another
-  execution keeps the start refused. The first run and a hit never enter them.
+  it if it failed, was stopped or timed out and has not been redriven since the take looked, its
+  failure otherwise. A child of that name started by another execution keeps the start refused. The
+  first run and a hit never enter them.
+* **Resuming a failed child.** When the record is a child's failure and that child can still run
+  again, the take hands the next execution that child instead of a new one (``childExecution``,
+  ``childName``, ``childStartedBy``: the failed owner's): the link and the start then name that
+  child, whose start is refused once it has ended, and the same states redrive it and follow it.
 """
 
 from __future__ import annotations
@@ -47,13 +52,27 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:  # run as a file (python scripts/child_envelope.py), not only with -m
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from tools.layer_import import load_modules  # noqa: E402
+
+# The names the take function and Step Functions give the child, read from the layer that uses them.
+_ownership, _taking = load_modules(
+    PROJECT_ROOT / "envelope" / "layers" / "idempotency", "idempotency.ownership", "idempotency.taking"
+)
+# Step Functions links an execution to the one that started it through this input field.
+STARTED_BY_FIELD: str = _ownership.STARTED_BY_FIELD
+CHILD_EXECUTION: str = _taking.CHILD_EXECUTION
+CHILD_NAME: str = _taking.CHILD_NAME
+CHILD_STARTED_BY: str = _taking.CHILD_STARTED_BY
+CHILD_REDRIVE_COUNT: str = _taking.CHILD_REDRIVE_COUNT
+
 ENVELOPE_PATH = PROJECT_ROOT / "statemachine" / "idempotent_workflow.asl.json"
 CHILD_ENVELOPE_PATH = PROJECT_ROOT / "envelope" / "statemachine" / "idempotent_child_workflow.asl.json"
 PROTECTED_WORK = "Run the business steps"
 CHILD_STATE_MACHINE_PLACEHOLDER = "${ChildStateMachineArn}"
 START_CHILD_AND_WAIT = "arn:aws:states:::states:startExecution.sync:2"
-# Step Functions links an execution to the one that started it through this input field.
-STARTED_BY_FIELD = "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"
 CHILD_FAILED = "States.TaskFailed"
 
 LINK = "Link the child workflow to this execution"
@@ -77,8 +96,12 @@ READ_HOW_CHILD_ENDED = "Read how the child workflow ended"
 DESCRIBE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:describeExecution"
 REDRIVE_EXECUTION = "arn:aws:states:::aws-sdk:sfn:redriveExecution"
 NOT_REDRIVABLE = "Sfn.ExecutionNotRedrivableException"
-# The child's execution ARN, as the take function derives it (ownership.execution_arn_of_child).
-CHILD_EXECUTION_PATH = "$.idempotency.childExecution"
+# The child the owner runs, as the take function names it: its own (ownership.execution_arn_of_child), or the
+# failed owner's it resumes. Its ARN, its name, its parent (its input's started-by field), its redrives then.
+CHILD_EXECUTION_PATH = f"$.idempotency.{CHILD_EXECUTION}"
+CHILD_NAME_PATH = f"$.idempotency.{CHILD_NAME}"
+CHILD_STARTED_BY_PATH = f"$.idempotency.{CHILD_STARTED_BY}"
+CHILD_REDRIVE_COUNT_PATH = f"$.idempotency.{CHILD_REDRIVE_COUNT}"
 # How long a parent waits before looking again at a child whose redrive Step Functions is still scheduling.
 REDRIVE_POLL_SECONDS = 5
 # The take function is told which child the owner will start, so a look at the record can ask whether it still runs.
@@ -176,12 +199,13 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
         "Type": "Task",
         "Comment": (
             "Starts the child state machine with the execution input and waits for its end. Named after this "
-            "execution: a retried start finds the child already there instead of starting another."
+            "execution (or the failed one whose child it resumes): a retried start finds the child already "
+            "there instead of starting another."
         ),
         "Resource": START_CHILD_AND_WAIT,
         "Parameters": {
             "StateMachineArn": CHILD_STATE_MACHINE_PLACEHOLDER,
-            "Name.$": "$$.Execution.Name",
+            "Name.$": CHILD_NAME_PATH,
             "Input.$": f"States.JsonMerge({input_path}, {LINK_PATH}, false)",
         },
         "ResultSelector": {"output.$": "$.Output"},
@@ -199,8 +223,11 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
     return {
         LINK: {
             "Type": "Pass",
-            "Comment": f"The field {STARTED_BY_FIELD} links the child execution to this one in Step Functions.",
-            "Parameters": {f"{STARTED_BY_FIELD}.$": "$$.Execution.Id"},
+            "Comment": (
+                f"The field {STARTED_BY_FIELD} links the child execution to the one that starts it in Step Functions "
+                "(this execution, or the failed one whose child it resumes)."
+            ),
+            "Parameters": {f"{STARTED_BY_FIELD}.$": CHILD_STARTED_BY_PATH},
             "ResultPath": LINK_PATH,
             "Next": RUN_CHILD,
         },
@@ -283,12 +310,14 @@ def _chain(protected: dict[str, Any], catcher: dict[str, Any]) -> dict[str, Any]
 def _following_chain(catcher: dict[str, Any], result_path: str, failure: str) -> dict[str, Any]:
     """The states that follow a child this execution started before (it is being redriven) instead of starting one.
 
-    Entered when the start is refused because the name is taken: the child, named after this
-    execution, has ended (a redrive of this execution reruns the start), or another execution took
-    the name. The child is found by its ARN; one started by another execution is refused as the
-    start was. A child that succeeded gives its output; one that was stopped or timed out (with
-    this execution) is redriven and followed like a running one (the start then returns it); one
-    that failed, or can no longer be redriven, fails the task as a failed child does.
+    Entered when the start is refused because the name is taken: the child has ended (a redrive of
+    this execution reruns the start; an execution resuming a failed owner's child starts it under
+    that name), or it runs with another input (the resuming execution's input differs), or another
+    execution took the name. The child is found by its ARN; one started by another execution is
+    refused as the start was. A child that succeeded gives its output; one that failed, was stopped
+    or timed out and whose redrive count is still the one the take saw is redriven and followed like
+    a running one (the start then returns it, or is refused again and looks again); one redriven since
+    (it ended again) or that can no longer be redriven fails the task as a failed child does.
     """
     recorded = catcher["Next"]
     started_by = f"{failure}.input.{STARTED_BY_FIELD}"
@@ -303,6 +332,7 @@ def _following_chain(catcher: dict[str, Any], result_path: str, failure: str) ->
             "ResultSelector": {
                 "status.$": "$.Status",
                 "redriveStatus.$": "$.RedriveStatus",
+                "redriveCount.$": "$.RedriveCount",
                 "input.$": "States.StringToJson($.Input)",
             },
             "ResultPath": failure,
@@ -332,11 +362,14 @@ def _following_chain(catcher: dict[str, Any], result_path: str, failure: str) ->
                     "And": [
                         {
                             "Or": [
+                                {"Variable": status, "StringEquals": "FAILED"},
                                 {"Variable": status, "StringEquals": "ABORTED"},
                                 {"Variable": status, "StringEquals": "TIMED_OUT"},
                             ]
                         },
                         {"Variable": f"{failure}.redriveStatus", "StringEquals": "REDRIVABLE"},
+                        # Not redriven since the take looked: a child that ended again after a redrive is final.
+                        {"Variable": f"{failure}.redriveCount", "NumericEqualsPath": CHILD_REDRIVE_COUNT_PATH},
                     ],
                     "Next": REDRIVE_CHILD,
                 },
@@ -381,7 +414,7 @@ def _following_chain(catcher: dict[str, Any], result_path: str, failure: str) ->
         REDRIVE_CHILD: {
             "Type": "Task",
             "Comment": (
-                "The child was stopped or timed out with this execution: it continues from its unsuccessful state."
+                "The child failed, was stopped or timed out: it continues from its unsuccessful state, with its input."
             ),
             "Resource": REDRIVE_EXECUTION,
             "Parameters": {"ExecutionArn.$": CHILD_EXECUTION_PATH},
@@ -396,8 +429,8 @@ def _following_chain(catcher: dict[str, Any], result_path: str, failure: str) ->
         READ_HOW_CHILD_ENDED: {
             "Type": "Task",
             "Comment": (
-                "A child that failed, or can no longer be redriven: its description is the cause, as a failed start "
-                "gives it."
+                "A child that ended again after its redrive, or can no longer be redriven: its description is the "
+                "cause, as a failed start gives it."
             ),
             "Resource": DESCRIBE_EXECUTION,
             "Parameters": {"ExecutionArn.$": CHILD_EXECUTION_PATH},

@@ -444,6 +444,9 @@ def command_show(table: RecordTable, deployment: Deployment, args: argparse.Name
             "an execution with it would fail with IdempotencyPayloadMismatchError."
         )
     print(as_json(shown), file=console.out)
+    next_run = next_run_of_a_failed_child(table, deployment, shown["record"])
+    if next_run is not None:
+        console.note(next_run)
     return DONE
 
 
@@ -524,6 +527,31 @@ def when_free(table: RecordTable, deployment: Deployment, plain: Mapping[str, An
     if state.free_at > now:
         return f"The owner has stopped: the envelope frees the key {when}."
     return "The owner no longer runs: a waiter, or the next execution with this input, takes the key now."
+
+
+def next_run_of_a_failed_child(table: RecordTable, deployment: Deployment, plain: Mapping[str, Any]) -> str | None:
+    """What the next run does with a FAILED record of the child variant, by the take's own question to Step
+    Functions about the child (None: not such a record, or an Express deployment, where it is never asked)."""
+    child, owner = plain.get(record.CHILD_EXECUTION), plain.get(record.EXECUTION_ID)
+    if (
+        plain.get(record.STATUS) != _vocabulary.Status.FAILED
+        or plain.get(record.ENDED_UNSAVED)
+        or not child
+        or not owner
+        or deployment.parameters.get(WORKFLOW_TYPE_PARAMETER, _vocabulary.WorkflowType.STANDARD)
+        != _vocabulary.WorkflowType.STANDARD
+    ):
+        return None
+    longest_call = int(deployment.parameters.get(LONGEST_CALL_PARAMETER, "60"))
+    state = _ownership.LivenessChecker(lambda: table.stepfunctions, longest_call).child_to_resume(child, owner)
+    if state.in_doubt:
+        return f"Step Functions did not say how child {child} is: the next run asks again before it does anything."
+    if state.may_run_again:
+        return (
+            f"The next run resumes child {child} (RedriveExecution, or follows it if it runs or succeeded): only its "
+            "unsuccessful states run again, with its first input, instead of a new child (docs/contract.md, Redrive)."
+        )
+    return f"The next run starts a new child: {child} can no longer be redriven (or is not its owner's)."
 
 
 def command_delete(table: RecordTable, deployment: Deployment, args: argparse.Namespace, console: Console) -> int:

@@ -144,7 +144,7 @@ def test_concurrent_duplicates_start_the_workflow_once(
     assert len(wrapped_executions(stack, unique)) == 1
 
 
-def test_a_failure_of_the_workflow_is_recorded_with_its_error_and_runs_again_next_time(
+def test_a_failure_of_the_workflow_is_recorded_with_its_error_and_resumed_where_it_failed_next_time(
     stack: OfflineStack, envelope: OfflineStack, unique: str
 ) -> None:
     refused = {"name": unique, "refuse": "not today"}
@@ -161,13 +161,14 @@ def test_a_failure_of_the_workflow_is_recorded_with_its_error_and_runs_again_nex
     assert "not today" in record["cause"]
     assert "executionresult" not in record
 
-    # A failure is not an answer: the same input runs the workflow again (at once: the failed run
-    # left no call running).
+    # A failure is not an answer: the same input resumes the failed workflow where it failed (a redrive of
+    # that execution, not a second one): its failed step runs again, with the first input.
     again = envelope.run(refused)
 
     assert (again.status, again.error) == ("FAILED", "GreetingRefusedError")
     assert stack.lambdas.invocations(STEP) - calls == 2
-    assert len(wrapped_executions(stack, unique)) == 2
+    (child,) = wrapped_executions(stack, unique)
+    assert child["redriveCount"] == 1
 
 
 def test_an_express_workflow_is_refused_by_name_before_any_record_or_run() -> None:

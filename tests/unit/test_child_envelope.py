@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from idempotency import ownership, taking
 from scripts import child_envelope
 from scripts.validate_asl import validate_definition
 from tools.template import substitute_definition
@@ -115,14 +116,19 @@ def test_a_refused_start_follows_the_child_already_there_and_leaves_only_where_t
             assert states[name]["Parameters"] == {"ExecutionArn.$": child_envelope.CHILD_EXECUTION_PATH}, name
 
 
-def test_the_child_is_started_with_the_protected_works_input_under_the_parents_name(variant: dict[str, Any]) -> None:
+def test_the_child_is_started_with_the_protected_works_input_under_the_name_and_parent_the_take_gives(
+    variant: dict[str, Any],
+) -> None:
     parameters = variant["States"][child_envelope.RUN_CHILD]["Parameters"]
+    link = variant["States"][child_envelope.LINK]
     protected_input = child_envelope.load()["States"][child_envelope.PROTECTED_WORK]["InputPath"]
 
     assert variant["States"][child_envelope.RUN_CHILD]["Resource"] == "arn:aws:states:::states:startExecution.sync:2"
     assert parameters["StateMachineArn"] == "${ChildStateMachineArn}"
-    assert parameters["Name.$"] == "$$.Execution.Name"
-    assert parameters["Input.$"].startswith(f"States.JsonMerge({protected_input}, ")
+    # The take's answer names the child: this execution's own (its name), or a failed owner's it resumes.
+    assert parameters["Name.$"] == f"$.idempotency.{taking.CHILD_NAME}"
+    assert parameters["Input.$"] == f"States.JsonMerge({protected_input}, {link['ResultPath']}, false)"
+    assert link["Parameters"] == {f"{ownership.STARTED_BY_FIELD}.$": f"$.idempotency.{taking.CHILD_STARTED_BY}"}
 
 
 def test_the_variant_passes_both_asl_validators(variant: dict[str, Any]) -> None:

@@ -658,6 +658,17 @@ def test_the_owner_is_told_where_its_child_runs(envelope: Envelope) -> None:
     assert owner["outcome"] == "ACQUIRED"
     assert owner["childExecution"] in recorded
     assert owner["childExecution"].startswith(standard.replace(":stateMachine:", ":execution:") + ":")
+    # Its own child: named after it, started by it, never redriven yet.
+    execution = next(
+        item["executionid"]["S"]
+        for item in envelope.dynamodb.scan(TableName=TABLE)["Items"]
+        if "childexecution" in item
+    )
+    assert (owner["childName"], owner["childStartedBy"], owner["childRedriveCount"]) == (
+        execution.rsplit(":", 1)[1],
+        execution,
+        0,
+    )
 
 
 # --------------------------------------------------------------------------- importing a handler

@@ -400,3 +400,78 @@ def test_a_child_state_machine_that_cannot_be_described_is_let_through_and_asked
         checker.refuse_express_child(child_machine)  # asked again, and refused
 
     assert sfn.described == [child_machine, child_machine]
+
+
+# --------------------------------------------------------------------------- the child a failed owner ran
+RESUMER = f"{PREFIX}:wf:rerun"
+
+
+def _child_of(parent: str | None, **description: Any) -> dict[str, Any]:
+    """A description of CHILD, whose input says ``parent`` started it (None: nobody did)."""
+    started_by = {} if parent is None else {ownership.STARTED_BY_FIELD: parent}
+    return {"input": json.dumps({"orderId": "1", **started_by}), **description}
+
+
+@pytest.mark.parametrize(
+    ("description", "may_run_again"),
+    [
+        ({"status": "FAILED", "redriveStatus": "REDRIVABLE", "redriveCount": 2}, True),
+        ({"status": "TIMED_OUT", "redriveStatus": "REDRIVABLE"}, True),
+        ({"status": "RUNNING", "redriveStatus": "NOT_REDRIVABLE", "redriveCount": 1}, True),  # an operator redrove it
+        ({"status": "SUCCEEDED", "redriveStatus": "NOT_REDRIVABLE", "redriveCount": 1}, True),  # and it finished
+        ({"status": "FAILED", "redriveStatus": "NOT_REDRIVABLE"}, False),  # past the 14 days
+    ],
+)
+def test_a_failed_owners_child_may_run_again_while_it_runs_succeeded_or_can_be_redriven(
+    description: dict[str, Any], may_run_again: bool
+) -> None:
+    sfn = FakeStepFunctions({CHILD: _child_of(HOLDER, **description)})
+
+    answer = _checker(sfn).child_to_resume(CHILD, RESUMER)
+
+    assert (answer.may_run_again, answer.in_doubt) == (may_run_again, False)
+    if may_run_again:
+        assert (answer.started_by, answer.redrive_count) == (HOLDER, description.get("redriveCount", 0))
+    assert sfn.described == [CHILD]
+
+
+@pytest.mark.parametrize(
+    "started_by",
+    [None, f"{PREFIX}:other-envelope:holder", RESUMER],
+    ids=["started directly", "by another state machine's execution", "by an execution of another name"],
+)
+def test_a_child_of_that_name_started_by_another_execution_is_never_resumed(started_by: str | None) -> None:
+    sfn = FakeStepFunctions({CHILD: _child_of(started_by, status="FAILED", redriveStatus="REDRIVABLE")})
+
+    answer = _checker(sfn).child_to_resume(CHILD, RESUMER)
+
+    assert answer == record.ChildState(may_run_again=False)
+
+
+@pytest.mark.parametrize(
+    ("fault", "in_doubt"),
+    [
+        (None, False),  # never started: nothing to resume
+        (ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeExecution"), False),
+        (ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "DescribeExecution"), True),
+        (EndpointConnectionError(endpoint_url="https://states"), True),
+    ],
+)
+def test_a_child_step_functions_does_not_describe_is_not_resumed_and_a_passing_doubt_is_said(
+    fault: Exception | None, in_doubt: bool
+) -> None:
+    sfn = FakeStepFunctions({} if fault is None else {CHILD: fault})
+
+    answer = _checker(sfn).child_to_resume(CHILD, RESUMER)
+
+    assert (answer.may_run_again, answer.in_doubt) == (False, in_doubt)
+
+
+def test_a_childs_parent_is_the_execution_of_the_askers_state_machine_named_as_the_child() -> None:
+    assert ownership.parent_of_child(CHILD, RESUMER) == HOLDER
+    assert (
+        ownership.parent_of_child(
+            ownership.execution_arn_of_child(f"{PREFIX[:-10]}:stateMachine:child", HOLDER), RESUMER
+        )
+        == HOLDER
+    )

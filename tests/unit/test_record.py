@@ -35,7 +35,7 @@ Calls = list[tuple[str, dict[str, Any]]]
 
 
 # What take_record is asked about the record's holder (take.HolderChecks), among a take's keywords.
-HOLDER_CHECKS = ("liveness", "still_running", "resume")
+HOLDER_CHECKS = ("liveness", "still_running", "resume", "child")
 
 
 def _store(client: Any, record_ttl_seconds: int = TTL_SECONDS) -> Any:
@@ -47,7 +47,7 @@ def _store(client: Any, record_ttl_seconds: int = TTL_SECONDS) -> Any:
 def take(dynamodb: Any) -> Callable[..., Any]:
     """``take(execution_id, now=..., run_id=..., client=..., **keywords)``: one look at ``KEY``'s record.
 
-    The keywords are ``take.HolderChecks``'s (``liveness``, ``still_running``, ``resume``) and
+    The keywords are ``take.HolderChecks``'s (``liveness``, ``still_running``, ``resume``, ``child``) and
     ``decision.TakeRequest``'s (``may_take_failed``, ``payload_hash``, ...).
     """
 
@@ -384,6 +384,119 @@ def test_a_payload_hash_is_not_compared_with_a_failed_record(take: Any, dynamodb
 
     assert outcome.outcome == vocabulary.Outcome.ACQUIRED
     assert _stored(dynamodb)[record.PAYLOAD_HASH] == {"S": "hash-of-another"}
+
+
+# --------------------------------------------------------------------------- a child that failed on its own
+CHILD_OF_OWNER = "arn:aws:states:us-east-1:123456789012:execution:child:owner"
+CHILD_OF_OTHER = "arn:aws:states:us-east-1:123456789012:execution:child:other"
+# Step Functions answers about the records' holder: it ended, and nothing it started still runs.
+ENDED = record.Liveness(can_act=False)
+
+
+class RecordingChildCheck:
+    """A ``take.ChildCheck`` that answers what it is told and remembers what it was asked."""
+
+    def __init__(self, answer: record.ChildState) -> None:
+        self.answer = answer
+        self.asked: list[tuple[str, str]] = []
+
+    def __call__(self, child_execution: str, asking_execution: str) -> record.ChildState:
+        self.asked.append((child_execution, asking_execution))
+        return self.answer
+
+
+def _child_failed(take: Any, dynamodb: Any, payload_hash: str | None = None) -> None:
+    """OWNER took the record for its child, and the child failed: the record is FAILED with that child."""
+    take(child_execution=CHILD_OF_OWNER, payload_hash=payload_hash)
+    _store(dynamodb).save_outcome(KEY, record.Owner(OWNER, RUN), failure=record.Failure("StepFailed", "why"))
+
+
+def test_the_record_of_a_failed_child_that_may_run_again_is_taken_with_that_child(take: Any, dynamodb: Any) -> None:
+    _child_failed(take, dynamodb)
+    child = RecordingChildCheck(record.ChildState(may_run_again=True, started_by=OWNER, redrive_count=1))
+
+    outcome = take(OTHER, child_execution=CHILD_OF_OTHER, liveness=RecordingLiveness(ENDED), child=child)
+
+    assert outcome.outcome == vocabulary.Outcome.ACQUIRED
+    assert outcome.resumed_child == decision.ChildRun(CHILD_OF_OWNER, OWNER, redrive_count=1)
+    assert child.asked == [(CHILD_OF_OWNER, OTHER)]
+    item = _stored(dynamodb)
+    assert (item[record.STATUS], item[record.EXECUTION_ID], item[record.CHILD_EXECUTION]) == (
+        {"S": vocabulary.Status.IN_PROGRESS},
+        {"S": OTHER},
+        {"S": CHILD_OF_OWNER},
+    )
+
+
+def test_the_record_of_a_failed_child_that_can_never_run_again_is_taken_with_a_new_child(
+    take: Any, dynamodb: Any
+) -> None:
+    _child_failed(take, dynamodb)
+    child = RecordingChildCheck(record.ChildState(may_run_again=False))
+
+    outcome = take(OTHER, child_execution=CHILD_OF_OTHER, liveness=RecordingLiveness(ENDED), child=child)
+
+    assert (outcome.outcome, outcome.resumed_child) == (vocabulary.Outcome.ACQUIRED, None)
+    assert _stored(dynamodb)[record.CHILD_EXECUTION] == {"S": CHILD_OF_OTHER}
+
+
+def test_a_failed_child_step_functions_says_nothing_about_is_looked_at_again_and_nothing_is_written(
+    take: Any, dynamodb: Any, dynamodb_calls: Calls
+) -> None:
+    _child_failed(take, dynamodb)
+    before = _stored(dynamodb)
+    dynamodb_calls.clear()
+    child = RecordingChildCheck(record.ChildState(may_run_again=False, in_doubt=True))
+
+    outcome = take(OTHER, child_execution=CHILD_OF_OTHER, liveness=RecordingLiveness(ENDED), child=child)
+
+    assert (outcome.outcome, outcome.look_again_at, outcome.wakes_waiters) == (vocabulary.Outcome.BUSY, NOW + 1, False)
+    assert _operations(dynamodb_calls) == ["GetItem"]
+    assert _stored(dynamodb) == before
+
+
+def test_a_repeat_with_another_payload_does_not_resume_a_failed_child_and_changes_nothing(
+    take: Any, dynamodb: Any
+) -> None:
+    _child_failed(take, dynamodb, payload_hash="hash-of-the-first")
+    before = _stored(dynamodb)
+    child = RecordingChildCheck(record.ChildState(may_run_again=True, started_by=OWNER))
+
+    # The child would rerun with the first run's input: another payload is another request.
+    with pytest.raises(errors.IdempotencyPayloadMismatchError):
+        take(
+            OTHER,
+            child_execution=CHILD_OF_OTHER,
+            payload_hash="hash-of-another",
+            liveness=RecordingLiveness(ENDED),
+            child=child,
+        )
+    assert _stored(dynamodb) == before
+
+
+def test_without_step_functions_to_ask_a_failed_childs_record_is_taken_with_a_new_child(
+    take: Any, dynamodb: Any
+) -> None:
+    _child_failed(take, dynamodb)
+
+    outcome = take(OTHER, child_execution=CHILD_OF_OTHER)
+
+    assert (outcome.outcome, outcome.resumed_child) == (vocabulary.Outcome.ACQUIRED, None)
+    assert _stored(dynamodb)[record.CHILD_EXECUTION] == {"S": CHILD_OF_OTHER}
+
+
+def test_a_waiter_whose_policy_is_to_fail_fails_with_a_failed_childs_error_without_asking_about_it(
+    take: Any, dynamodb: Any
+) -> None:
+    _child_failed(take, dynamodb)
+    child = RecordingChildCheck(record.ChildState(may_run_again=True, started_by=OWNER))
+
+    outcome = take(
+        OTHER, child_execution=CHILD_OF_OTHER, may_take_failed=False, liveness=RecordingLiveness(ENDED), child=child
+    )
+
+    assert (outcome.outcome, outcome.error) == (vocabulary.Outcome.FAILED, "StepFailed")
+    assert child.asked == []
 
 
 @pytest.mark.parametrize(("status", "expected"), [("SUCCESS", "COMPLETED"), ("IN_PROGRESS", "BUSY")])

@@ -51,6 +51,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.info(
         "Idempotency record looked at", extra={"outcome": outcome.outcome, "waited_seconds": answer.waited_seconds}
     )
+    if outcome.resumed_child is not None:
+        logger.info("A failed owner's child is resumed", extra={"child_execution": outcome.resumed_child.execution_arn})
     if outcome.taken_over:
         metrics.add_metric(name=TAKEOVERS, unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=METRIC_FOR_OUTCOME[outcome.outcome], unit=MetricUnit.Count, value=1)

@@ -212,10 +212,17 @@ def test_a_rejected_registration_rolls_back_and_is_recorded_with_the_childs_erro
     assert (record["executionstatus"], record["error"]) == ("FAILED", "RegistrationRejectedError")
     assert record["cause"] == failed.cause
 
-    # A FAILED record does not block: the same event registers again, and now succeeds.
-    retried = envelope.run(registration(unique))
-    assert retried.status == "SUCCEEDED"
-    assert len(all_children_for(stack, unique)) == 2
+    # The same event resumes the failed child (docs/contract.md, Redrive): only the state it failed in
+    # runs again, with its first input, and that is the Fail state after the rollback. It fails the same
+    # way: no system is called and nothing is rolled back again. Registering again takes another key.
+    registrations, rollbacks = stack.lambdas.invocations(REGISTER), stack.lambdas.invocations(ROLLBACK)
+    with stack.functions_clock.moved_on(LONGEST_CALL_SECONDS + 2):  # past the failure's quiet period
+        retried = envelope.run(registration(unique))
+    assert (retried.status, retried.error) == ("FAILED", "RegistrationRejectedError")
+    assert stack.lambdas.invocations(REGISTER) == registrations
+    assert stack.lambdas.invocations(ROLLBACK) == rollbacks
+    assert [execution["executionArn"] for execution in all_children_for(stack, unique)] == [child["executionArn"]]
+    assert stack.sfn.describe_execution(executionArn=child["executionArn"])["redriveCount"] == 1
 
 
 def test_a_system_down_for_a_moment_is_retried_and_the_registration_succeeds(

@@ -3,8 +3,8 @@
 ``decide`` reads nothing and writes nothing. It says what to do: answer at once (``TakeOutcome``:
 a stored result, a holder to wait for, a failure to fail with), take the record while it is still
 as read (``Take``), ask Step Functions about its holder first (``AskHolder``: decide again with the
-answer), or redrive an ended holder rather than take its record over (``Resume``). ``take.take_record``
-carries the decision out through the store.
+answer) or about the child a failed holder ran (``AskChild``), or redrive an ended holder rather than
+take its record over (``Resume``). ``take.take_record`` carries the decision out through the store.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from idempotency.errors import IdempotencyPayloadMismatchError
 from idempotency.key import mismatch_message
-from idempotency.record import UNKNOWN_STEP_ERROR, Holder, Liveness, Owner, StoredRecord
+from idempotency.record import UNKNOWN_STEP_ERROR, ChildState, Holder, Liveness, Owner, StoredRecord
 from idempotency.vocabulary import Outcome, Status
 
 
@@ -37,6 +37,24 @@ class TakeRequest:
 
 
 @dataclass(frozen=True)
+class ChildRun:
+    """The child execution an owner runs its work in (child variant): one it starts, or a failed one it resumes.
+
+    ``started_by``: the execution whose name the child has, and whose ARN its input carries (the one that
+    started it). ``redrive_count``: how often it was redriven when the take looked: the owner redrives it
+    only while that is still so (one redrive per look, never a loop on a child that keeps failing).
+    """
+
+    execution_arn: str
+    started_by: str
+    redrive_count: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.execution_arn.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
 class TakeOutcome:
     """What happened when an execution tried to take the record of ``key``."""
 
@@ -49,6 +67,8 @@ class TakeOutcome:
     # A BUSY record held under a lease that says when to look again at the latest (epoch seconds).
     look_again_at: int | None = None
     taken_over: bool = False
+    # ACQUIRED on a failed owner's record whose child may run again (child variant): the child to resume.
+    resumed_child: ChildRun | None = None
     # BUSY on an IN_PROGRESS record: its owner (or the release) wakes waiters. A FAILED record whose
     # owner's calls may still run is BUSY too, but nobody will wake anyone: its waiters poll.
     wakes_waiters: bool = True
@@ -64,9 +84,13 @@ class TakeOutcome:
 
 @dataclass(frozen=True)
 class Take:
-    """Put the caller's IN_PROGRESS record while the record is still ``seen`` (None: while none is live)."""
+    """Put the caller's IN_PROGRESS record while the record is still ``seen`` (None: while none is live).
+
+    ``child``: the failed owner's child that the caller resumes instead of starting its own (child variant).
+    """
 
     seen: StoredRecord | None
+    child: ChildRun | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +108,14 @@ class Resume:
     take: Take
 
 
-Decision = TakeOutcome | Take | AskHolder | Resume
+@dataclass(frozen=True)
+class AskChild:
+    """Whether the child a failed ``holder`` ran may run again decides: ask Step Functions, then decide again."""
+
+    holder: Holder
+
+
+Decision = TakeOutcome | Take | AskHolder | AskChild | Resume
 
 
 def decide(
@@ -94,15 +125,18 @@ def decide(
     liveness: Liveness | None = None,
     *,
     checks_liveness: bool = False,
+    child_state: ChildState | None = None,
 ) -> Decision:
     """What to do with the live ``record`` (None: there is none) of ``request.key`` at ``now``.
 
     ``checks_liveness``: Step Functions can be asked whether a holder still acts (Standard
     workflows); without it, the lease alone decides. ``liveness``: its answer about the record's
-    holder, once an ``AskHolder`` asked for it.
+    holder, once an ``AskHolder`` asked for it. ``child_state``: its answer about the child a failed
+    holder ran, once an ``AskChild`` asked for it.
 
     Raises:
-        IdempotencyPayloadMismatchError: a SUCCESS or IN_PROGRESS record was written for another payload.
+        IdempotencyPayloadMismatchError: a SUCCESS or IN_PROGRESS record was written for another payload, or
+            a FAILED one whose child the caller would resume (the child reruns with the first run's input).
         IdempotencyRecordStateError: the stored record is in no state the envelope knows.
     """
     if record is None:
@@ -110,7 +144,7 @@ def decide(
     completed = completed_outcome(record, request.payload_hash)
     if completed is not None:
         return completed
-    look = _Look(record, request, now, liveness, checks_liveness)
+    look = _Look(record, request, now, liveness, checks_liveness, child_state)
     if record.known_status() == Status.FAILED:
         return _on_failed(look)
     return _on_held(look)
@@ -140,6 +174,7 @@ class _Look:
     now: int
     liveness: Liveness | None
     checks_liveness: bool
+    child_state: ChildState | None = None
 
 
 def _on_failed(look: _Look) -> Decision:
@@ -153,6 +188,8 @@ def _on_failed(look: _Look) -> Decision:
     if holder.lease_expiry >= now:
         # The failed owner's other calls may still run (a Parallel's branches): not yet.
         return TakeOutcome(Outcome.BUSY, key, holder=holder, look_again_at=holder.lease_expiry + 1, wakes_waiters=False)
+    if not record.ended_unsaved and look.checks_liveness and holder.child_execution and request.child_execution:
+        return _on_failed_child(look)
     if not (record.ended_unsaved and look.checks_liveness):
         return Take(record)
     # Its steps may have run; a redrive would continue it: resumed rather than run again.
@@ -163,6 +200,27 @@ def _on_failed(look: _Look) -> Decision:
     if liveness.redrivable:
         return Resume(holder, Take(record))
     return Take(record)
+
+
+def _on_failed_child(look: _Look) -> Decision:
+    """A child that failed on its own (child variant): resumed while Step Functions can still run it again.
+
+    Its redrive reruns only its unsuccessful states, with its first input; a new child would run the
+    work again, beside anything an operator redrives of the old one later. So the record is taken with
+    that child: the caller redrives it (or follows it, if an operator already did) instead of starting
+    its own. Only once it can never run again (past the redrive period, or gone) is a new child started.
+    """
+    record, request, now, child_state = look.record, look.request, look.now, look.child_state
+    holder = record.holder
+    if child_state is None:
+        return AskChild(holder)
+    if child_state.in_doubt:  # no answer: never start a second child beside one that may run
+        return TakeOutcome(Outcome.BUSY, record.key, holder=holder, look_again_at=now + 1, wakes_waiters=False)
+    if not child_state.may_run_again or holder.child_execution is None:
+        return Take(record)
+    # The resumed child runs with the first run's input: a repeat must be the same request.
+    _check_payload(record, request.payload_hash)
+    return Take(record, ChildRun(holder.child_execution, child_state.started_by, child_state.redrive_count))
 
 
 def _on_held(look: _Look) -> Decision:

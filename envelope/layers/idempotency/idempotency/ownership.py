@@ -11,19 +11,23 @@ after the last of them stopped. Express executions cannot be described: their le
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from idempotency.errors import IdempotencyConfigurationError
-from idempotency.record import Holder, Liveness
+from idempotency.record import ChildState, Holder, Liveness
 from idempotency.vocabulary import WorkflowType
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
 
 RUNNING = ("RUNNING", "PENDING_REDRIVE")
+SUCCEEDED = "SUCCEEDED"
+# The input field with which Step Functions links a child execution to the execution that started it.
+STARTED_BY_FIELD = "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"
 # DescribeExecution's redriveStatus of an ended execution Step Functions can still redrive.
 REDRIVABLE = "REDRIVABLE"
 # How long after its end Step Functions can redrive a Standard execution ("Redrive eligibility").
@@ -117,6 +121,31 @@ class LivenessChecker:
             return True
         return description["status"] in RUNNING or description.get("redriveStatus") == REDRIVABLE
 
+    def child_to_resume(self, child_arn: str, asking_execution: str) -> ChildState:
+        """What the child a failed holder ran can still do (``take.ChildCheck``), asked by ``asking_execution``.
+
+        It may run again when it is the child its name's parent started (an execution of the asker's
+        state machine, named as the child: its input's started-by field says so; a child of that name
+        started otherwise is never resumed), and it runs, succeeded, or can still be redriven. A child
+        Step Functions does not know, or will not describe, cannot; a passing doubt is ``in_doubt``.
+        """
+        if self._client is None:
+            self._client = self._make_client()
+        self.checks += 1
+        try:
+            description = self._client.describe_execution(executionArn=child_arn)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            return ChildState(may_run_again=False, in_doubt=code not in (*_UNKNOWN, *_UNANSWERABLE))
+        except BotoCoreError:
+            return ChildState(may_run_again=False, in_doubt=True)
+        parent = parent_of_child(child_arn, asking_execution)
+        if _started_by(description.get("input")) != parent:
+            return ChildState(may_run_again=False)
+        status = description["status"]
+        may_run_again = status in RUNNING or status == SUCCEEDED or description.get("redriveStatus") == REDRIVABLE
+        return ChildState(may_run_again, started_by=parent, redrive_count=int(description.get("redriveCount", 0)))
+
     def runs(self, execution_arn: str) -> bool:
         """Whether the execution still runs (``take.RunningCheck``); a doubt, or no answer, counts as running."""
         if self._client is None:
@@ -162,6 +191,21 @@ def execution_arn_of_child(child_state_machine_arn: str, parent_execution_arn: s
     prefix, _, machine = child_state_machine_arn.rpartition(":stateMachine:")
     parent_name = parent_execution_arn.rsplit(":", 1)[-1]
     return f"{prefix}:execution:{machine}:{parent_name}"
+
+
+def parent_of_child(child_execution_arn: str, sibling_execution_arn: str) -> str:
+    """The execution that started a child (child variant): the execution of ``sibling_execution_arn``'s state
+    machine named as the child (the inverse of ``execution_arn_of_child``)."""
+    return f"{sibling_execution_arn.rsplit(':', 1)[0]}:{child_execution_arn.rsplit(':', 1)[-1]}"
+
+
+def _started_by(execution_input: Any) -> Any:
+    """The started-by field of an execution's input (JSON text), or None."""
+    try:
+        parsed = json.loads(execution_input) if isinstance(execution_input, str) else None
+    except ValueError:
+        return None
+    return parsed.get(STARTED_BY_FIELD) if isinstance(parsed, dict) else None
 
 
 def _epoch_seconds(moment: Any, default: int) -> int:

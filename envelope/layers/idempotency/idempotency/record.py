@@ -100,6 +100,22 @@ class Liveness:
 
 
 @dataclass(frozen=True)
+class ChildState:
+    """What Step Functions says of the child execution a failed owner ran (child variant), asked by the next run.
+
+    ``may_run_again``: the child is the one its name's parent started (its input's started-by field), and
+    it runs, succeeded (an operator redrove it), or ended and can still be redriven: the next run resumes it
+    rather than start another. ``started_by``: that parent. ``redrive_count``: how often it was redriven
+    so far. ``in_doubt``: Step Functions did not answer; the next run looks again rather than guess.
+    """
+
+    may_run_again: bool
+    started_by: str = ""
+    redrive_count: int = 0
+    in_doubt: bool = False
+
+
+@dataclass(frozen=True)
 class Failure:
     """A failure to record: the error and cause the steps failed with, and how long the record stays quiet.
 

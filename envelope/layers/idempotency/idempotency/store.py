@@ -130,8 +130,10 @@ class RecordStore:
         )
         if request.payload_hash is not None:
             item[PAYLOAD_HASH] = _text(request.payload_hash)
-        if request.child_execution is not None:
-            item[CHILD_EXECUTION] = _text(request.child_execution)
+        # The child it runs: a failed owner's it resumes, or its own.
+        child_execution = take.child.execution_arn if take.child is not None else request.child_execution
+        if child_execution is not None:
+            item[CHILD_EXECUTION] = _text(child_execution)
         condition, values = _NOT_LIVE, {":now": _number(now)}
         if take.seen is not None:
             still_so, same_holder = _unchanged(take.seen)

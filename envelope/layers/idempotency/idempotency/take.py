@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from idempotency.decision import (
+    AskChild,
     AskHolder,
     Decision,
     Resume,
@@ -22,7 +23,7 @@ from idempotency.decision import (
     decide,
 )
 from idempotency.errors import IdempotencyExecutionEndedError
-from idempotency.record import Holder, Liveness, StoredRecord, live
+from idempotency.record import ChildState, Holder, Liveness, StoredRecord, live
 from idempotency.store import RecordStore
 from idempotency.vocabulary import Outcome, Status
 
@@ -33,6 +34,11 @@ RunningCheck = Callable[[str], bool]
 # Redrives an ended holder that can still be redriven (RedriveExecution): True when it runs again
 # (by this call or another), False when it can never run again (then its record may be taken over).
 ResumeHolder = Callable[[Holder], bool]
+# What the child a failed holder ran can still do (child variant; asks Step Functions), given that child's ARN
+# and the caller's own execution ARN (the child's parent is the caller's state machine's execution of its name).
+ChildCheck = Callable[[str, str], ChildState]
+# A holder's child that nobody can ask about: it is never resumed.
+_NOT_RESUMABLE = ChildState(may_run_again=False)
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,14 @@ class HolderChecks:
 
     ``liveness``: whether the holder of an expired lease can still act. ``still_running``: whether
     the caller's own execution still runs before it replaces a record. ``resume``: redrive an ended
-    holder that can still be redriven instead of taking its record over.
+    holder that can still be redriven instead of taking its record over. ``child``: whether the child
+    a failed holder ran may run again (child variant): then the caller resumes it.
     """
 
     liveness: LivenessCheck | None = None
     still_running: RunningCheck | None = None
     resume: ResumeHolder | None = None
+    child: ChildCheck | None = None
 
 
 NO_CHECKS = HolderChecks()
@@ -68,7 +76,8 @@ def take_record(store: RecordStore, request: TakeRequest, now: int, checks: Hold
     operator or not, would continue its steps beside the new owner's. Once its calls can have
     ended, ``checks.resume`` redrives it instead, and the caller waits for it like any live
     holder (its lease is extended); the record changes owner only once the holder can never run
-    again.
+    again. In the child variant, a FAILED record whose child ``checks.child`` says may run again is
+    taken with that child (``TakeOutcome.resumed_child``): the caller resumes it rather than start one.
 
     Raises:
         IdempotencyExecutionEndedError: the caller's execution has ended; nothing was written.
@@ -108,7 +117,7 @@ def take_record(store: RecordStore, request: TakeRequest, now: int, checks: Hold
                 and seen.status == Status.IN_PROGRESS
                 and seen.holder.execution_id != request.owner.execution_id
             )
-            return TakeOutcome(Outcome.ACQUIRED, request.key, taken_over=taken_over)
+            return TakeOutcome(Outcome.ACQUIRED, request.key, taken_over=taken_over, resumed_child=decision.child)
         seen = live(written.record, now)
     # Three races lost in a row: someone else keeps changing the record; wait like any waiter.
     return TakeOutcome(Outcome.BUSY, request.key, holder=seen.holder if seen else None, look_again_at=now + 1)
@@ -119,6 +128,11 @@ def _decided(seen: StoredRecord | None, request: TakeRequest, now: int, checks: 
     decision = decide(seen, request, now, checks_liveness=checks.liveness is not None)
     if isinstance(decision, AskHolder) and checks.liveness is not None:
         decision = decide(seen, request, now, checks.liveness(decision.holder, now), checks_liveness=True)
+    if isinstance(decision, AskChild) and decision.holder.child_execution is not None:
+        asked = _NOT_RESUMABLE
+        if checks.child is not None:
+            asked = checks.child(decision.holder.child_execution, request.owner.execution_id)
+        decision = decide(seen, request, now, checks_liveness=True, child_state=asked)
     return decision
 
 
@@ -126,7 +140,7 @@ def _resolved(
     decision: Decision, seen: StoredRecord | None, request: TakeRequest, checks: HolderChecks
 ) -> TakeOutcome | Take:
     """A ``Resume`` carried out: the holder waited for if it runs again, else its record taken over."""
-    if isinstance(decision, AskHolder):  # unreachable: _decided answers it
+    if isinstance(decision, (AskHolder, AskChild)):  # unreachable: _decided answers them
         raise AssertionError(decision)
     if not isinstance(decision, Resume):
         return decision

@@ -7,7 +7,8 @@ execution), ``childStateMachine`` (child variant) and, when looking again after 
 token: a wake-up message or a timeout). The answer branches the state machine: ``ACQUIRED`` (run
 the steps), ``COMPLETED`` (return the stored ``result``), ``BUSY`` (wait, at most
 ``recheckAfterSeconds`` before looking again) or, for a waiter whose policy is
-``WaitersOnFailure=Fail``, ``FAILED`` (fail with the owner's ``error`` and ``cause``).
+``WaitersOnFailure=Fail``, ``FAILED`` (fail with the owner's ``error`` and ``cause``). In the child
+variant, ``ACQUIRED`` also names the child to run: the owner's own, or a failed owner's child to resume.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from idempotency.decision import TakeOutcome, TakeRequest
+from idempotency.decision import ChildRun, TakeOutcome, TakeRequest
 from idempotency.deployment import Deployment
 from idempotency.errors import IdempotencyResultTooLargeError, IdempotencyWaitTimeoutError
 from idempotency.key import identify
@@ -27,6 +28,11 @@ from idempotency.vocabulary import FailurePolicy, Outcome, WaitMode
 
 # The error Step Functions puts in the result of a Task state that timed out.
 _TIMEOUT_ERROR = "States.Timeout"
+# The fields of an ACQUIRED output that name the child the owner runs (child variant; its ASL reads them).
+CHILD_EXECUTION = "childExecution"
+CHILD_NAME = "childName"
+CHILD_STARTED_BY = "childStartedBy"
+CHILD_REDRIVE_COUNT = "childRedriveCount"
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ def look_and_take(event: dict[str, Any], deployment: Deployment, now: int) -> Ta
     holder_checks = NO_CHECKS
     if settings.checks_liveness:
         liveness = deployment.liveness
-        holder_checks = HolderChecks(liveness, liveness.runs, liveness.resume)
+        holder_checks = HolderChecks(liveness, liveness.runs, liveness.resume, liveness.child_to_resume)
     request = TakeRequest(
         key=identity.key,
         owner=Owner(execution_id=event["executionId"], run_id=event["runId"], start_time=event["startTime"]),
@@ -106,11 +112,23 @@ def look_and_take(event: dict[str, Any], deployment: Deployment, now: int) -> Ta
     if outcome.outcome == Outcome.COMPLETED:
         output["result"] = outcome.result
     if outcome.outcome == Outcome.ACQUIRED and child_execution:
-        # Where the owner's child runs: a redriven owner looks for it there when its start is refused.
-        output["childExecution"] = child_execution
+        output.update(_child_to_run(outcome.resumed_child or ChildRun(child_execution, event["executionId"])))
     if outcome.outcome == Outcome.BUSY:
         output.update(_how_to_wait(outcome, waited, settings, now))
     return TakeAnswer(outcome, output, waited.waited_seconds)
+
+
+def _child_to_run(child: ChildRun) -> dict[str, Any]:
+    """The child the owner runs, as the state machine reads it: where it runs (a redriven owner, or one that
+    resumes a failed owner's child, looks for it there when its start is refused), its name and the started-by
+    field of its input (a start with the same name and input while it runs follows it), and how often it was
+    redriven when the take looked (it is redriven again only while that is so)."""
+    return {
+        CHILD_EXECUTION: child.execution_arn,
+        CHILD_NAME: child.name,
+        CHILD_STARTED_BY: child.started_by,
+        CHILD_REDRIVE_COUNT: child.redrive_count,
+    }
 
 
 def _how_to_wait(outcome: TakeOutcome, waited: WaitSoFar, settings: Settings, now: int) -> dict[str, Any]:
