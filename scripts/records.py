@@ -551,7 +551,10 @@ def next_run_of_a_failed_child(table: RecordTable, deployment: Deployment, plain
             f"The next run resumes child {child} (RedriveExecution, or follows it if it runs or succeeded): only its "
             "unsuccessful states run again, with its first input, instead of a new child (docs/contract.md, Redrive)."
         )
-    return f"The next run starts a new child: {child} can no longer be redriven (or is not its owner's)."
+    return (
+        f"The next run starts a new child: {child} ended in a Fail state of its own (a redrive of it reruns only "
+        "that state), can no longer be redriven, or is not its owner's."
+    )
 
 
 def command_delete(table: RecordTable, deployment: Deployment, args: argparse.Namespace, console: Console) -> int:

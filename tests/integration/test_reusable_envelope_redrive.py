@@ -459,7 +459,7 @@ def test_a_failed_child_that_can_no_longer_be_redriven_is_replaced_by_a_new_one(
         refused = _refusal(stack, child)
 
     assert rerun.status == "SUCCEEDED", rerun.cause
-    assert f"The next run starts a new child: {child} can no longer be redriven" in said
+    assert f"The next run starts a new child: {child} ended in a Fail state of its own" in said
     assert rerun.states_entered == FRESH_RUN_STATES  # its own child, started as on a first run
     assert refused == "ExecutionNotRedrivable"
     assert stack.lambdas.invocations(STEP) - calls == 1

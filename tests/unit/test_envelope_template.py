@@ -150,6 +150,8 @@ def test_the_wrapped_workflow_may_be_started_followed_and_stopped_by_the_envelop
         ("IdempotentWorkflow", "states:RedriveExecution"),
         # Whether the child of a record's holder still runs (DESIGN: liveness of holder and child).
         ("AcquireLockFunction", "states:DescribeExecution"),
+        # Whether a failed child ended in a Fail state, which is not resumed (its redrive would rerun only that).
+        ("AcquireLockFunction", "states:GetExecutionHistory"),
     }
 
 

@@ -64,8 +64,15 @@ def _holder(execution_id: str, child: str | None = None) -> Any:
 class FakeStepFunctions:
     """``describe_execution`` answering from ``executions`` (ARN -> description, or an exception to raise)."""
 
-    def __init__(self, executions: dict[str, Any], redrives: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        executions: dict[str, Any],
+        redrives: dict[str, Any] | None = None,
+        histories: dict[str, list[str]] | None = None,
+    ) -> None:
         self.executions = executions
+        # GetExecutionHistory's answers: ARN -> the types of its events, oldest first (else refused).
+        self.histories = histories or {}
         self.described: list[str] = []
         # RedriveExecution's answers: ARN -> an exception to raise (else the redrive succeeds).
         self.redrives = redrives or {}
@@ -79,6 +86,18 @@ class FakeStepFunctions:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    def get_execution_history(
+        self,
+        executionArn: str,  # noqa: N803 - boto3's names
+        reverseOrder: bool = False,  # noqa: N803
+        maxResults: int = 1000,  # noqa: N803
+    ) -> dict[str, Any]:
+        types = self.histories.get(executionArn)
+        if types is None:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetExecutionHistory")
+        events = [{"id": number, "type": kind} for number, kind in enumerate(types, start=1)]
+        return {"events": (events[::-1] if reverseOrder else events)[:maxResults]}
 
     def redrive_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
         self.redriven.append(executionArn)
@@ -433,6 +452,30 @@ def test_a_failed_owners_child_may_run_again_while_it_runs_succeeded_or_can_be_r
     if may_run_again:
         assert (answer.started_by, answer.redrive_count) == (HOLDER, description.get("redriveCount", 0))
     assert sfn.described == [CHILD]
+
+
+@pytest.mark.parametrize(
+    ("last_events", "may_run_again"),
+    [
+        # A workflow that caught its error (a rollback) and failed on purpose: a redrive runs that Fail state
+        # alone, no step, so the next run starts a new child with its own input.
+        (["TaskStateExited", "FailStateEntered", "ExecutionFailed"], False),
+        (["TaskScheduled", "TaskStarted", "TaskFailed", "ExecutionFailed"], True),  # a redrive reruns the task
+        (["FailStateEntered", "ParallelStateFailed", "ExecutionFailed"], True),  # and the Parallel's other branches
+        (None, True),  # the history cannot be read: resumed, the side that never runs a step twice
+    ],
+    ids=["fail state", "task failed", "fail state in a parallel", "history refused"],
+)
+def test_a_failed_child_is_resumed_unless_it_ended_in_a_fail_state(
+    last_events: list[str] | None, may_run_again: bool
+) -> None:
+    description = _child_of(HOLDER, status="FAILED", redriveStatus="REDRIVABLE")
+    histories = {} if last_events is None else {CHILD: ["ExecutionStarted", "TaskStateEntered", *last_events]}
+    sfn = FakeStepFunctions({CHILD: description}, histories=histories)
+
+    answer = _checker(sfn).child_to_resume(CHILD, RESUMER)
+
+    assert (answer.may_run_again, answer.in_doubt) == (may_run_again, False)
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 RUNNING = ("RUNNING", "PENDING_REDRIVE")
 SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+# An execution that ended in a top-level Fail state: these are its last two history events (a Fail
+# state inside a Parallel or Map is followed by that state's own failure event).
+_FAIL_STATE_ENTERED, _EXECUTION_FAILED = "FailStateEntered", "ExecutionFailed"
 # The input field with which Step Functions links a child execution to the execution that started it.
 STARTED_BY_FIELD = "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"
 # DescribeExecution's redriveStatus of an ended execution Step Functions can still redrive.
@@ -144,7 +148,23 @@ class LivenessChecker:
             return ChildState(may_run_again=False)
         status = description["status"]
         may_run_again = status in RUNNING or status == SUCCEEDED or description.get("redriveStatus") == REDRIVABLE
+        if may_run_again and status == FAILED and self._ended_in_a_fail_state(child_arn):
+            # A redrive would run its Fail state alone, whoever asks for it: no step. The next run starts
+            # a new child with its own input, as after any failure (a workflow that catches an error and
+            # fails on purpose can then succeed next time).
+            may_run_again = False
         return ChildState(may_run_again, started_by=parent, redrive_count=int(description.get("redriveCount", 0)))
+
+    def _ended_in_a_fail_state(self, execution_arn: str) -> bool:
+        """Whether the execution's last state was a top-level Fail state (its redrive would rerun only that).
+        A history that cannot be read counts as "no": resuming is the side that never runs a step twice."""
+        assert self._client is not None
+        try:
+            page = self._client.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=2)
+        except (ClientError, BotoCoreError):
+            return False
+        last_two = sorted(page["events"], key=lambda event: int(event["id"]))[-2:]
+        return [event["type"] for event in last_two] == [_FAIL_STATE_ENTERED, _EXECUTION_FAILED]
 
     def runs(self, execution_arn: str) -> bool:
         """Whether the execution still runs (``take.RunningCheck``); a doubt, or no answer, counts as running."""
