@@ -16,9 +16,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-# pytest-xdist, one worker per core, --dist loadfile: each module's stack fixture is then deployed
-# by one worker only. PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
-PYTEST_WORKERS ?= auto
+# pytest-xdist, one worker more than the cores, --dist loadfile: each module's stack fixture is then
+# deployed by one worker only. The extra worker runs while the others wait on executions (scaled waits,
+# held calls): on two idle cores make test took 2 min 57 s with three workers, 3 min 48 s with two and
+# 3 min 6 s with four. PYTEST_WORKERS=0 runs it serially in one process (easier to debug).
+PYTEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)) + 1 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) + 1)')
 PYTEST_DIST ?= loadfile
 # e.g. make serve SERVE_ARGS="--time-scale 0.01 --parameter-overrides PollIntervalSeconds=2"
 # make serve TEMPLATE=/path/to/your-app/template.yaml serves an app of your own (the envelope nested in it).
