@@ -79,13 +79,14 @@ records: $(STAMP) ## The records tool: list, show, release, delete (make records
 	$(PY) scripts/records.py $(ARGS)
 
 # The suite spends much of its time waiting on executions (declared waits, held calls), which leaves
-# the cores idle: lint, validate and scan run beside it, each template's checks side by side, and
+# the cores idle: lint, validate and scan run beside it, at a lower priority (nice) so that they take
+# what the suite leaves, each template's checks side by side, and
 # each check's output is printed whole once the suite's is (make --output-sync). Any failure fails
 # the target, and is named on the last line.
 CHECKS_LOG := .checks.log
 
 test: $(STAMP) $(SCAN_STAMP) ## Run every check: lint, validate and the security scan beside the whole test suite
-	@$(MAKE) --no-print-directory --keep-going --jobs=4 --output-sync=target checks > $(CHECKS_LOG) 2>&1 & checks=$$!; \
+	@nice -n 10 $(MAKE) --no-print-directory --keep-going --jobs=4 --output-sync=target checks > $(CHECKS_LOG) 2>&1 & checks=$$!; \
 	suite=0; $(MAKE) --no-print-directory pytest || suite=$$?; \
 	checked=0; wait $$checks || checked=$$?; \
 	echo; echo "---------------- lint, validate, scan (run beside the suite) ----------------"; cat $(CHECKS_LOG); rm -f $(CHECKS_LOG); \
