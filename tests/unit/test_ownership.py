@@ -96,7 +96,11 @@ class FakeStepFunctions:
         types = self.histories.get(executionArn)
         if types is None:
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetExecutionHistory")
-        events = [{"id": number, "type": kind} for number, kind in enumerate(types, start=1)]
+        events = [
+            {"id": number, "previousEventId": number - 1, "type": kind} for number, kind in enumerate(types, start=1)
+        ]
+        if types[-1] == "LateBranchCall":  # a call of an aborted branch that ended after the execution did
+            events[-1]["previousEventId"] = 2
         return {"events": (events[::-1] if reverseOrder else events)[:maxResults]}
 
     def redrive_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
@@ -460,11 +464,18 @@ def test_a_failed_owners_child_may_run_again_while_it_runs_succeeded_or_can_be_r
         # A workflow that caught its error (a rollback) and failed on purpose: a redrive runs that Fail state
         # alone, no step, so the next run starts a new child with its own input.
         (["TaskStateExited", "FailStateEntered", "ExecutionFailed"], False),
+        (["FailStateEntered", "ExecutionFailed", "LateBranchCall"], False),
         (["TaskScheduled", "TaskStarted", "TaskFailed", "ExecutionFailed"], True),  # a redrive reruns the task
         (["FailStateEntered", "ParallelStateFailed", "ExecutionFailed"], True),  # and the Parallel's other branches
         (None, True),  # the history cannot be read: resumed, the side that never runs a step twice
     ],
-    ids=["fail state", "task failed", "fail state in a parallel", "history refused"],
+    ids=[
+        "fail state",
+        "fail state then a late branch call",
+        "task failed",
+        "fail state in a parallel",
+        "history refused",
+    ],
 )
 def test_a_failed_child_is_resumed_unless_it_ended_in_a_fail_state(
     last_events: list[str] | None, may_run_again: bool

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 RUNNING = ("RUNNING", "PENDING_REDRIVE")
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
-# An execution that ended in a top-level Fail state: these are its last two history events (a Fail
-# state inside a Parallel or Map is followed by that state's own failure event).
+# An execution that ended in a top-level Fail state: its ExecutionFailed event follows a FailStateEntered
+# (a Fail state inside a Parallel or Map is followed by that state's own failure event).
 _FAIL_STATE_ENTERED, _EXECUTION_FAILED = "FailStateEntered", "ExecutionFailed"
 # The input field with which Step Functions links a child execution to the execution that started it.
 STARTED_BY_FIELD = "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"
@@ -160,11 +160,18 @@ class LivenessChecker:
         A history that cannot be read counts as "no": resuming is the side that never runs a step twice."""
         assert self._client is not None
         try:
-            page = self._client.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=2)
+            # The newest events, with room for calls that logged their end after the execution's.
+            page = self._client.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=100)
         except (ClientError, BotoCoreError):
             return False
-        last_two = sorted(page["events"], key=lambda event: int(event["id"]))[-2:]
-        return [event["type"] for event in last_two] == [_FAIL_STATE_ENTERED, _EXECUTION_FAILED]
+        # The state ExecutionFailed follows (its previousEventId), not merely the event before it by number:
+        # the calls of a failed Parallel's other branches can still log their end around it.
+        events = {int(event["id"]): event for event in page["events"]}
+        ends = [event for event in events.values() if event["type"] == _EXECUTION_FAILED]
+        if not ends:
+            return False
+        before = events.get(int(max(ends, key=lambda event: int(event["id"])).get("previousEventId", 0)))
+        return before is not None and before["type"] == _FAIL_STATE_ENTERED
 
     def runs(self, execution_arn: str) -> bool:
         """Whether the execution still runs (``take.RunningCheck``); a doubt, or no answer, counts as running."""
