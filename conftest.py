@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.adapters import parsed_definitions, parsed_json_paths, shared_service_models, task_clients_reused
+from emulator.adapters import work_done_once
 
 UNIT_TESTS = Path(__file__).parent / "tests" / "unit"
 # The unit tests of the emulator itself (its adapters, the execution API, event rules, nested
@@ -69,5 +69,5 @@ def _work_done_once_per_process() -> Iterator[None]:
     """botocore's service models, moto's task clients, parsed JSONPaths and definitions, made once per test process
     rather than per stack, task and execution (a quarter of the suite's CPU time): the unit tests that
     start moto themselves (``mock_aws``) get it too, not only the emulator's stacks."""
-    with shared_service_models(), parsed_definitions(), parsed_json_paths(), task_clients_reused():
+    with work_done_once():
         yield

@@ -50,21 +50,18 @@ from emulator.adapters import (
     metrics_per_function,
     nested_workflows,
     outcome_before_status,
-    parsed_definitions,
-    parsed_json_paths,
     realistic_task_tokens,
     redrivable_executions,
     scaled_waits,
     sdk_bodies_as_text,
     sdk_step_functions_calls,
-    shared_service_models,
     step_functions_payload_limit,
     stop_express_execution,
     stoppable_task_token_waits,
     sync_children_stop_with_their_task,
-    task_clients_reused,
     task_tokens_reach_started_executions,
     timeouts_evaluated_once_stopped,
+    work_done_once,
 )
 from emulator.events import EventBus, ExecutionEnds, execution_status_events, publish_status_change, s3_object_events
 from emulator.execution_api import named_and_checked_executions
@@ -255,10 +252,7 @@ class OfflineStack:
         with ExitStack() as exit_stack:
             exit_stack.enter_context(mock.patch.dict(os.environ, _fake_aws_environment()))
             exit_stack.enter_context(_quiet_interpreter())
-            exit_stack.enter_context(shared_service_models())
-            exit_stack.enter_context(parsed_definitions())
-            exit_stack.enter_context(parsed_json_paths())
-            exit_stack.enter_context(task_clients_reused())
+            exit_stack.enter_context(work_done_once())
             exit_stack.enter_context(self._aws_backend())
             exit_stack.enter_context(in_process_lambdas(self.lambdas))
             exit_stack.enter_context(metrics_per_function())

@@ -72,7 +72,7 @@ Four more change no answer, only the CPU time the suite spends (``emulator.adapt
 ``shared_service_models`` (botocore's JSON models parsed once per process, not per session),
 ``task_clients_reused`` (one client per service for moto's tasks, not one per task),
 ``parsed_json_paths`` (each JSONPath parsed once) and ``parsed_definitions`` (each definition
-lexed and parsed once, fresh components per execution).
+lexed and parsed once, fresh components per execution); ``work_done_once`` enters all four.
 """
 
 from emulator.adapters.cloudwatch import alarm_refusal, metric_alarms_checked
@@ -113,6 +113,7 @@ from emulator.adapters.speed import (
     parsed_json_paths,
     shared_service_models,
     task_clients_reused,
+    work_done_once,
 )
 from emulator.adapters.stops import immediate_stops, outcome_before_status, timeouts_evaluated_once_stopped
 from emulator.adapters.task_tokens import (
@@ -177,4 +178,5 @@ __all__ = [
     "task_clients_reused",
     "task_tokens_reach_started_executions",
     "timeouts_evaluated_once_stopped",
+    "work_done_once",
 ]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -39,24 +38,23 @@ from moto.stepfunctions.parser.asl.parse import asl_parser
 from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 
-_LOADERS: dict[str | None, botocore.loaders.Loader] = {}
-_LOADERS_LOCK = threading.Lock()
+# One loader per data path for the whole process: every stack's session shares its parsed files.
+_shared_loader = functools.cache(botocore.loaders.create_loader)
 # Definitions are few (a stack's state machines, the tests' own); bounded anyway.
 MAX_PARSED_DEFINITIONS = 256
 
 
 @contextlib.contextmanager
+def work_done_once() -> Iterator[None]:
+    """All four, as a stack (and the test session) enters them."""
+    with shared_service_models(), task_clients_reused(), parsed_json_paths(), parsed_definitions():
+        yield
+
+
+@contextlib.contextmanager
 def shared_service_models() -> Iterator[None]:
     """Every botocore session of the process reads its service models through one loader per data path."""
-    original = botocore.loaders.create_loader
-
-    def create_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
-        with _LOADERS_LOCK:
-            if search_path_string not in _LOADERS:
-                _LOADERS[search_path_string] = original(search_path_string)
-            return _LOADERS[search_path_string]
-
-    with mock.patch.object(botocore.session, "create_loader", create_loader):
+    with mock.patch.object(botocore.session, "create_loader", _shared_loader):
         yield
 
 
@@ -64,17 +62,15 @@ def shared_service_models() -> Iterator[None]:
 def task_clients_reused() -> Iterator[None]:
     """moto's ``boto_client_for`` hands out one client per region, service and endpoint, made once."""
     original = boto_client.boto_client_for
-    clients: dict[tuple[str, str, str | None], Any] = {}
-    lock = threading.Lock()
+
+    @functools.cache
+    def client(region: str, service: str, endpoint: str | None) -> Any:
+        return original(region, service)
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        # moto's own choice of endpoint: in process while its mock intercepts, else its server's port.
-        endpoint = None if botocore_stubber.enabled else str(moto_server_port())
-        with lock:
-            key = (region, service, endpoint)
-            if key not in clients:
-                clients[key] = original(region, service, state_credentials)
-            return clients[key]
+        # moto's own choice of endpoint (it ignores state_credentials): in process while its mock
+        # intercepts, else its server's port.
+        return client(region, service, None if botocore_stubber.enabled else str(moto_server_port()))
 
     # Each of moto's task modules imported the function by name: each name is replaced.
     importers = [
@@ -101,20 +97,14 @@ def parsed_definitions() -> Iterator[None]:
     """moto's ASL parser lexes and parses each definition once; every call still gets fresh components."""
     parser = asl_parser.AmazonStateLanguageParser
     original_parse = parser.parse
-    trees: dict[str, Any] = {}
-    lock = threading.Lock()
+
+    # A definition that does not parse raises here, every time, as before (exceptions are not cached).
+    @functools.lru_cache(maxsize=MAX_PARSED_DEFINITIONS)
+    def tree_of(definition: str) -> Any:
+        return original_parse(definition)[1]
 
     def parse(definition: str) -> tuple[Any, Any]:
-        with lock:
-            tree = trees.get(definition)
-        if tree is None:
-            # A definition that does not parse raises here, every time, as before.
-            program, tree = original_parse(definition)
-            with lock:
-                if len(trees) >= MAX_PARSED_DEFINITIONS:
-                    trees.clear()
-                trees[definition] = tree
-            return program, tree
+        tree = tree_of(definition)
         return Preprocessor().visit(tree), tree
 
     with mock.patch.object(parser, "parse", staticmethod(parse)):
